@@ -1,0 +1,506 @@
+package allocator
+
+import (
+	"cmp"
+	"fmt"
+	"math/big"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/plexus-net/plexus/internal/iprange"
+)
+
+// Allocate decides the addresses of every Service and the status of every
+// pool. It never mutates its arguments, and the same input gives the same
+// output.
+func Allocate(cfg Config, pools []Pool, services []Service) Result {
+	a := newAllocation(pools)
+	svcs := make([]*serviceState, len(services))
+	for i := range services {
+		svcs[i] = &serviceState{Service: &services[i]}
+	}
+	// Oldest first, so that when two Services claim one address the older
+	// keeps it, and so that new addresses are handed out in a stable order.
+	slices.SortStableFunc(svcs, func(x, y *serviceState) int {
+		if c := x.Created.Compare(y.Created); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Key.String(), y.Key.String())
+	})
+	for _, s := range svcs {
+		s.wanted, s.familyErr = wantedFamilies(cfg, s.Service)
+	}
+	// Phase 1 keeps every valid holding before phase 2 makes any new one.
+	for _, s := range svcs {
+		a.restore(s)
+	}
+	for _, s := range svcs {
+		a.allocateMissing(s)
+	}
+
+	res := Result{
+		Services: make(map[types.NamespacedName]ServiceResult, len(svcs)),
+		Pools:    make(map[string]PoolResult, len(a.pools)),
+	}
+	for _, s := range svcs {
+		res.Services[s.Key] = s.result()
+	}
+	for _, p := range a.pools {
+		res.Pools[p.Name] = PoolResult{
+			Conflict:    p.conflict,
+			BlockErrors: p.blockErrors,
+			Total:       iprange.TotalSize(p.ranges),
+			Used:        big.NewInt(int64(p.used)),
+		}
+	}
+	return res
+}
+
+type poolState struct {
+	*Pool
+	// ranges are the allocatable addresses: blocks after first/last
+	// reservation, merged so no address appears twice.
+	ranges []iprange.Range
+	// next[i]: every address of ranges[i] below it is taken.
+	next        []netip.Addr
+	conflict    string
+	blockErrors []string
+	used        int
+}
+
+// allocatesNew says whether the pool may hand out addresses it has not
+// handed out before.
+func (p *poolState) allocatesNew() bool {
+	return p.conflict == "" && !p.Disabled && p.SelectorErr == nil
+}
+
+func (p *poolState) selects(s *Service) bool {
+	return p.Selector != nil && p.Selector.Matches(s.Labels)
+}
+
+func (p *poolState) contains(addr netip.Addr) bool {
+	for _, r := range p.ranges {
+		if r.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// keeps says whether a Service may go on holding addr from this pool: the
+// pool still has the address and still selects the Service. Disabled and
+// conflicting pools keep what they gave; a pool whose selector is invalid keeps
+// everything, since no one can tell whom it selects.
+func (p *poolState) keeps(s *Service, addr netip.Addr) bool {
+	return p.contains(addr) && (p.SelectorErr != nil || p.selects(s))
+}
+
+type holding struct {
+	pool    *poolState
+	holders []*serviceState
+}
+
+type allocation struct {
+	pools []*poolState // oldest first
+	held  map[netip.Addr]*holding
+	// shared lists, per sharing key, the addresses its Services hold, in the
+	// order they were taken.
+	shared map[string][]netip.Addr
+}
+
+func newAllocation(pools []Pool) *allocation {
+	a := &allocation{held: map[netip.Addr]*holding{}, shared: map[string][]netip.Addr{}}
+	for i := range pools {
+		a.pools = append(a.pools, &poolState{Pool: &pools[i]})
+	}
+	slices.SortStableFunc(a.pools, func(x, y *poolState) int {
+		if c := x.Created.Compare(y.Created); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Name, y.Name)
+	})
+	type block struct {
+		iprange.Range
+		label, pool string
+	}
+	var winners []block // blocks of the pools that do not conflict
+	for _, p := range a.pools {
+		var blocks []block
+		for _, b := range p.Blocks {
+			full, usable, err := parseBlock(b, p.AllowFirstLastIPs)
+			if err != nil {
+				p.blockErrors = append(p.blockErrors, err.Error())
+				continue
+			}
+			blocks = append(blocks, block{full, blockLabel(b), p.Name})
+			if usable != nil {
+				p.ranges = append(p.ranges, *usable)
+			}
+		}
+		p.ranges = iprange.Merge(p.ranges)
+		p.next = make([]netip.Addr, len(p.ranges))
+		for i, r := range p.ranges {
+			p.next[i] = r.First
+		}
+		// Of two pools that overlap, the later one is the conflicting one.
+	overlap:
+		for _, b := range blocks {
+			for _, w := range winners {
+				if b.Overlaps(w.Range) {
+					p.conflict = fmt.Sprintf("Pool conflicts since CIDR '%s' overlaps CIDR '%s' from IP Pool '%s'", b.label, w.label, w.pool)
+					break overlap
+				}
+			}
+		}
+		if p.conflict == "" {
+			winners = append(winners, blocks...)
+		}
+	}
+	return a
+}
+
+func blockLabel(b Block) string {
+	switch {
+	case b.CIDR != "":
+		return b.CIDR
+	case b.Stop != "":
+		return b.Start + "-" + b.Stop
+	default:
+		return b.Start
+	}
+}
+
+// parseBlock returns the whole block (for conflict checks) and the part of it
+// that may be allocated (nil when reservation leaves nothing).
+func parseBlock(b Block, allowFirstLast bool) (iprange.Range, *iprange.Range, error) {
+	if b.CIDR != "" {
+		prefix, err := netip.ParsePrefix(b.CIDR)
+		if err != nil {
+			return iprange.Range{}, nil, fmt.Errorf("block %q is not a CIDR", b.CIDR)
+		}
+		full, _ := iprange.FromPrefix(prefix, false)
+		usable, ok := iprange.FromPrefix(prefix, !allowFirstLast)
+		if !ok {
+			return full, nil, nil
+		}
+		return full, &usable, nil
+	}
+	r, err := iprange.Parse(b.Start, b.Stop)
+	if err != nil {
+		return iprange.Range{}, nil, fmt.Errorf("block %s: %v", blockLabel(b), err)
+	}
+	return r, &r, nil
+}
+
+type serviceState struct {
+	*Service
+	wanted    []Family
+	familyErr string
+	assigned  []Assignment
+	// first reason the Service could not be satisfied, if any
+	failReason, failMessage string
+}
+
+func (s *serviceState) fail(reason, format string, args ...any) {
+	if s.failReason == "" {
+		s.failReason, s.failMessage = reason, fmt.Sprintf(format, args...)
+	}
+}
+
+func (s *serviceState) holds(addr netip.Addr) bool {
+	return slices.ContainsFunc(s.assigned, func(x Assignment) bool { return x.Addr == addr })
+}
+
+func (s *serviceState) holdsFamily(f Family) bool {
+	return slices.ContainsFunc(s.assigned, func(x Assignment) bool { return familyOf(x.Addr) == f })
+}
+
+// hasRequests: the Service names its addresses (even if only invalid ones),
+// so none is picked for it.
+func (s *serviceState) hasRequests() bool {
+	return len(s.Requested) > 0 || len(s.RequestErrors) > 0
+}
+
+func (s *serviceState) requests(addr netip.Addr) bool {
+	return slices.Contains(s.Requested, addr)
+}
+
+// wantedFamilies applies spec.ipFamilyPolicy: SingleStack wants its first
+// family (IPv4 first when none is given), PreferDualStack every enabled family
+// it lists, RequireDualStack both. The order of spec.ipFamilies does not
+// matter for dual stack.
+func wantedFamilies(cfg Config, s *Service) ([]Family, string) {
+	enabled := func(f Family) bool { return (f == IPv4 && cfg.IPv4Enabled) || (f == IPv6 && cfg.IPv6Enabled) }
+	switch s.FamilyPolicy {
+	case RequireDualStack:
+		for _, f := range []Family{IPv4, IPv6} {
+			if !enabled(f) {
+				return nil, fmt.Sprintf("ipFamilyPolicy RequireDualStack needs %s, which is not enabled for LB-IPAM", f)
+			}
+		}
+		return []Family{IPv4, IPv6}, ""
+	case PreferDualStack:
+		listed := s.Families
+		if len(listed) == 0 {
+			listed = []Family{IPv4, IPv6}
+		}
+		var out []Family
+		for _, f := range []Family{IPv4, IPv6} {
+			if slices.Contains(listed, f) && enabled(f) {
+				out = append(out, f)
+			}
+		}
+		if len(out) == 0 {
+			return nil, "none of the Service's IP families is enabled for LB-IPAM"
+		}
+		return out, ""
+	default:
+		f := IPv4
+		switch {
+		case len(s.Families) > 0:
+			f = s.Families[0]
+		case !cfg.IPv4Enabled && cfg.IPv6Enabled:
+			f = IPv6
+		}
+		if !enabled(f) {
+			return nil, fmt.Sprintf("the Service asks for %s, which is not enabled for LB-IPAM", f)
+		}
+		return []Family{f}, ""
+	}
+}
+
+// restore keeps the addresses s already holds that are still valid.
+func (a *allocation) restore(s *serviceState) {
+	for _, addr := range s.Held {
+		addr = addr.Unmap()
+		if !addr.IsValid() || s.holds(addr) {
+			continue
+		}
+		if s.hasRequests() {
+			// With explicit requests, only requested addresses are held.
+			if !s.requests(addr) {
+				continue
+			}
+		} else if !slices.Contains(s.wanted, familyOf(addr)) || s.holdsFamily(familyOf(addr)) {
+			continue
+		}
+		pool := a.keepingPool(s, addr)
+		if pool == nil {
+			continue
+		}
+		if h := a.held[addr]; h != nil {
+			if ok, _ := compatibleWithAll(s.Service, h.holders); !ok {
+				continue // an older Service holds it; this one gets another
+			}
+		}
+		a.assign(s, addr, pool)
+	}
+}
+
+func (a *allocation) keepingPool(s *serviceState, addr netip.Addr) *poolState {
+	if h := a.held[addr]; h != nil {
+		if h.pool.keeps(s.Service, addr) {
+			return h.pool
+		}
+		return nil
+	}
+	for _, p := range a.pools {
+		if p.keeps(s.Service, addr) {
+			return p
+		}
+	}
+	return nil
+}
+
+func (a *allocation) assign(s *serviceState, addr netip.Addr, pool *poolState) {
+	h := a.held[addr]
+	if h == nil {
+		h = &holding{pool: pool}
+		a.held[addr] = h
+		pool.used++
+		if s.SharingKey != "" {
+			a.shared[s.SharingKey] = append(a.shared[s.SharingKey], addr)
+		}
+	}
+	h.holders = append(h.holders, s)
+	s.assigned = append(s.assigned, Assignment{Addr: addr, Pool: pool.Name})
+}
+
+// allocateMissing gives s what it still lacks after restore.
+func (a *allocation) allocateMissing(s *serviceState) {
+	if len(s.RequestErrors) > 0 {
+		s.fail(ReasonInvalidRequestedIP, "Requested IPs %s are not IP addresses", quoteAll(s.RequestErrors))
+	}
+	if s.hasRequests() {
+		for _, addr := range s.Requested {
+			if !s.holds(addr) {
+				a.allocateRequested(s, addr)
+			}
+		}
+		return
+	}
+	if s.familyErr != "" {
+		s.fail(ReasonFamilyDisabled, "%s", s.familyErr)
+		return
+	}
+	for _, f := range s.wanted {
+		if !s.holdsFamily(f) && !a.joinSharedAddress(s, f) {
+			a.allocateAny(s, f)
+		}
+	}
+}
+
+func (a *allocation) allocateRequested(s *serviceState, addr netip.Addr) {
+	if h := a.held[addr]; h != nil {
+		if !h.pool.selects(s.Service) {
+			s.fail(ReasonPoolSelectorMismatch, "The pool with the CIDR containing '%s', doesn't select this service", addr)
+			return
+		}
+		ok, why := compatibleWithAll(s.Service, h.holders)
+		switch {
+		case ok:
+			a.assign(s, addr, h.pool)
+		case s.SharingKey != "" && slices.ContainsFunc(h.holders, func(o *serviceState) bool { return o.SharingKey == s.SharingKey }):
+			s.fail(ReasonAlreadyAllocatedIncompat, "The IP '%s' is already allocated to an incompatible service. Reason: %s", addr, why)
+		default:
+			s.fail(ReasonAlreadyAllocated, "The IP '%s' is already allocated to another service", addr)
+		}
+		return
+	}
+	var containing, selecting *poolState
+	for _, p := range a.pools {
+		if !p.contains(addr) {
+			continue
+		}
+		containing = cmp.Or(containing, p)
+		if !p.selects(s.Service) {
+			continue
+		}
+		selecting = cmp.Or(selecting, p)
+		if p.allocatesNew() {
+			a.assign(s, addr, p)
+			return
+		}
+	}
+	switch {
+	case selecting != nil:
+		s.fail(ReasonNoPool, "The pool '%s' containing '%s' allocates nothing new: %s", selecting.Name, addr, selecting.whyNoNew())
+	case containing != nil:
+		s.fail(ReasonPoolSelectorMismatch, "The pool with the CIDR containing '%s', doesn't select this service", addr)
+	default:
+		if p := a.reservingPool(addr); p != nil {
+			s.fail(ReasonNoPool, "No pool exists with a CIDR containing '%s': pool '%s' reserves the first and last address of its CIDRs (allowFirstLastIPs: No)", addr, p.Name)
+			return
+		}
+		s.fail(ReasonNoPool, "No pool exists with a CIDR containing '%s'", addr)
+	}
+}
+
+func (p *poolState) whyNoNew() string {
+	switch {
+	case p.conflict != "":
+		return "it conflicts with another pool"
+	case p.Disabled:
+		return "it is disabled"
+	default:
+		return "its serviceSelector is invalid"
+	}
+}
+
+// reservingPool finds the pool whose CIDR reservation excluded addr.
+func (a *allocation) reservingPool(addr netip.Addr) *poolState {
+	for _, p := range a.pools {
+		for _, b := range p.Blocks {
+			if full, _, err := parseBlock(b, true); err == nil && b.CIDR != "" && full.Contains(addr) {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
+// joinSharedAddress gives s an address of family f already held under its
+// sharing key, if a compatible one exists in a pool that selects s.
+func (a *allocation) joinSharedAddress(s *serviceState, f Family) bool {
+	if s.SharingKey == "" {
+		return false
+	}
+	for _, addr := range a.shared[s.SharingKey] {
+		h := a.held[addr]
+		if familyOf(addr) != f || !h.pool.selects(s.Service) {
+			continue
+		}
+		if ok, _ := compatibleWithAll(s.Service, h.holders); ok {
+			a.assign(s, addr, h.pool)
+			return true
+		}
+	}
+	return false
+}
+
+// allocateAny takes the lowest free address of family f from the oldest pool
+// that selects s and allocates.
+func (a *allocation) allocateAny(s *serviceState, f Family) {
+	anyPool := false
+	for _, p := range a.pools {
+		if !p.allocatesNew() || !p.selects(s.Service) {
+			continue
+		}
+		for i, r := range p.ranges {
+			if familyOf(r.First) != f {
+				continue
+			}
+			anyPool = true
+			for addr := p.next[i]; addr.IsValid() && r.Contains(addr); addr = addr.Next() {
+				if a.held[addr] == nil {
+					p.next[i] = addr.Next()
+					a.assign(s, addr, p)
+					return
+				}
+			}
+			p.next[i] = netip.Addr{} // exhausted
+		}
+	}
+	if anyPool {
+		s.fail(ReasonOutOfIPs, "%s", "All enabled CiliumLoadBalancerIPPools that match this service ran out of allocatable IPs")
+	} else {
+		s.fail(ReasonNoPool, "%s", "There are no enabled CiliumLoadBalancerIPPools that match this service")
+	}
+}
+
+func (s *serviceState) result() ServiceResult {
+	addrs := slices.Clone(s.assigned)
+	slices.SortFunc(addrs, func(x, y Assignment) int {
+		if fx, fy := familyOf(x.Addr), familyOf(y.Addr); fx != fy {
+			return cmp.Compare(fx, fy)
+		}
+		return x.Addr.Compare(y.Addr)
+	})
+	r := ServiceResult{Addresses: addrs}
+	switch {
+	case s.failReason != "" && !(s.FamilyPolicy == PreferDualStack && !s.hasRequests() && len(addrs) > 0):
+		r.Reason, r.Message = s.failReason, s.failMessage
+	case len(addrs) == 0:
+		// Nothing failed and nothing is held: only when no family is wanted.
+		r.Reason, r.Message = ReasonNoPool, "There are no enabled CiliumLoadBalancerIPPools that match this service"
+	default:
+		r.Satisfied, r.Reason = true, ReasonSatisfied
+		if s.failReason != "" {
+			// PreferDualStack with one family served: satisfied, and says why
+			// the other is missing.
+			r.Message = "Only " + familyOf(addrs[0].Addr).String() + " allocated: " + s.failMessage
+		}
+	}
+	return r
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = "'" + s + "'"
+	}
+	return strings.Join(q, ", ")
+}

@@ -504,3 +504,14 @@ func quoteAll(ss []string) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// PoolCovers says whether addr lies in one of p's blocks, reserved first and
+// last addresses included.
+func PoolCovers(p Pool, addr netip.Addr) bool {
+	for _, b := range p.Blocks {
+		if full, _, err := parseBlock(b, true); err == nil && full.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}

@@ -319,8 +319,8 @@ func TestAllocateSharing(t *testing.T) {
 	}
 	res := Allocate(v4Only, pools, []Service{
 		svc("a", 0, sharing("k", 1234)), svc("b", 1, sharing("k", 2345)), // L33
-		svc("c", 2, sharing("k", 1234)),                                   // L34: conflicts with a, shares with... b? b has 2345: yes
-		svc("d", 3, sharing("k", 1234)),                                   // conflicts with a and c: new address
+		svc("c", 2, sharing("k", 1234)), // L34: conflicts with a, shares with... b? b has 2345: yes
+		svc("d", 3, sharing("k", 1234)), // conflicts with a and c: new address
 		svc("x", 4, sharing("other", 9)),
 	})
 	expect(t, res, map[string][2]string{

@@ -1,0 +1,70 @@
+# Plexus. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+export GOTOOLCHAIN := local
+
+TOOLS := $(CURDIR)/bin/tools
+CONTROLLER_GEN_VERSION := v0.21.0
+HELM_VERSION := v3.22.0
+CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
+HELM := $(TOOLS)/helm-$(HELM_VERSION)
+# Controllers that have a binary, a ServiceAccount and a ClusterRole of their own.
+CONTROLLERS := lbipam
+# Kinds served at older versions too, with the same schema: file:version...
+EXTRA_VERSIONS := cilium.io_ciliumloadbalancerippools.yaml:v2alpha1
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(CONTROLLER_GEN):
+	GOBIN=$(TOOLS) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(TOOLS)/controller-gen $@
+
+$(HELM):
+	GOBIN=$(TOOLS) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(TOOLS)/helm $@
+
+.PHONY: tools
+tools: $(CONTROLLER_GEN) $(HELM) ## build controller-gen and helm from their Go modules
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, and their copies in the chart
+	$(CONTROLLER_GEN) object paths=./apis/...
+	rm -rf config/crd/bases && $(CONTROLLER_GEN) crd paths=./apis/... output:crd:artifacts:config=config/crd/bases
+	for spec in $(EXTRA_VERSIONS); do go run ./hack/crdversions config/crd/bases/$${spec%%:*} $${spec#*:}; done
+	for c in $(CONTROLLERS); do \
+	  rm -rf config/rbac/$$c; \
+	  $(CONTROLLER_GEN) rbac:roleName=plexus-$$c paths=./controllers/$$c/... output:rbac:artifacts:config=config/rbac/$$c; \
+	done
+	rm -rf charts/plexus/crds charts/plexus/files/rbac && mkdir -p charts/plexus/crds charts/plexus/files/rbac
+	cp config/crd/bases/*.yaml charts/plexus/crds/
+	for c in $(CONTROLLERS); do cp config/rbac/$$c/role.yaml charts/plexus/files/rbac/$$c.yaml; done
+
+.PHONY: verify-generated
+verify-generated: generate ## fail when generated files differ from what is committed
+	@if [ -n "$$(git status --porcelain -- apis config charts/plexus/crds charts/plexus/files)" ]; then \
+	  git status --porcelain -- apis config charts/plexus/crds charts/plexus/files; \
+	  echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; fi
+
+.PHONY: controlplane
+controlplane: ## build kube-apiserver, etcd and kubectl from their Go modules into bin/ (once)
+	hack/build-controlplane.sh etcd kube-apiserver kubectl >/dev/null
+
+.PHONY: build
+build: ## build the controller binaries into bin/
+	for c in $(CONTROLLERS); do go build -o bin/$$c ./controllers/$$c; done
+
+.PHONY: test
+test: tools controlplane verify-generated ## the whole test suite: generation check, vet, unit, envtest and chart tests
+	go vet ./...
+	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) HELM=$(HELM) \
+	  go test -count=1 ./...
+
+.PHONY: run
+run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up
+	hack/run.sh
+
+.PHONY: bench
+bench: controlplane ## LB-IPAM benchmark against the real API server (see docs/benchmarks.md)
+	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/lbipam $(BENCH_ARGS)

@@ -1,0 +1,302 @@
+// Package controller is LB-IPAM's reconciler: it reads every pool and
+// Service from the cache, lets the allocator decide, and writes the Service
+// and pool statuses that changed.
+//
+// Allocation is one decision over the whole cluster (addresses are shared
+// between Services, pools conflict with each other), so every event enqueues
+// the same key and each reconcile recomputes everything; events that arrive
+// during a reconcile collapse into one more. Recomputing 10,000 Services takes
+// about 15 ms, far below the cost of the writes.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	"github.com/plexus-net/plexus/controllers/lbipam/allocator"
+	"github.com/plexus-net/plexus/internal/statuswrite"
+)
+
+// What LB-IPAM reads and writes; nothing else.
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumloadbalancerippools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumloadbalancerippools/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconciler allocates LoadBalancer addresses from CiliumLoadBalancerIPPools.
+type Reconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	// Families enabled for LB-IPAM.
+	Families allocator.Config
+	// ServeClassless: Services without spec.loadBalancerClass are served
+	// (the default). Off, only Plexus's classes are.
+	ServeClassless bool
+	// StatusWorkers is how many status writes run at once.
+	StatusWorkers int
+
+	status statuswrite.Writer
+	// decided holds, per Service, the addresses the last reconcile decided.
+	// It is authoritative over the cache, which may not show a write yet, so
+	// an address just handed out is never handed out twice. After a restart
+	// it is empty and Service status is the record.
+	decided map[types.UID][]netip.Addr
+}
+
+// worldKey is the one request every event maps to.
+var worldKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "lbipam"}}
+
+// SetupWithManager registers the reconciler.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil || r.Recorder == nil {
+		return errors.New("lbipam: Client and Recorder must be set")
+	}
+	if r.StatusWorkers < 1 {
+		r.StatusWorkers = 1
+	}
+	r.status.Client = r.Client
+	r.decided = map[types.UID][]netip.Addr{}
+	toWorld := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{worldKey}
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("lbipam").
+		Watches(&ciliumv2.CiliumLoadBalancerIPPool{}, toWorld).
+		Watches(&corev1.Service{}, toWorld).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Complete(r)
+}
+
+// Reconcile reads all pools and Services, decides, and writes what changed.
+func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.Result, error) {
+	start := time.Now()
+	defer func() { reconcileDuration.Observe(time.Since(start).Seconds()) }()
+
+	var pools ciliumv2.CiliumLoadBalancerIPPoolList
+	if err := r.Client.List(ctx, &pools); err != nil {
+		return ctrl.Result{}, err
+	}
+	var services corev1.ServiceList
+	if err := r.Client.List(ctx, &services); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	in := r.buildInput(pools.Items, services.Items)
+	res := allocator.Allocate(r.Families, in.pools, in.services)
+
+	var writes []func(context.Context) error
+	live := map[types.UID]bool{}
+	satisfied := 0
+	for i := range services.Items {
+		svc := &services.Items[i]
+		live[svc.UID] = true
+		if in.served[svc.UID] {
+			sr := res.Services[keyOf(svc)]
+			r.decided[svc.UID] = addrsOf(sr.Addresses)
+			if sr.Satisfied {
+				satisfied++
+			}
+			writes = append(writes, r.serviceWrite(svc, sr))
+		} else if r.marked(svc) {
+			writes = append(writes, r.serviceRelease(svc, in.ours))
+		}
+	}
+	for uid := range r.decided {
+		if !in.served[uid] {
+			delete(r.decided, uid)
+		}
+	}
+	for i := range pools.Items {
+		p := &pools.Items[i]
+		live[p.UID] = true
+		writes = append(writes, r.poolWrite(p, res.Pools[p.Name], in.selectorErrs[p.Name]))
+	}
+	servicesGauge.WithLabelValues("satisfied").Set(float64(satisfied))
+	servicesGauge.WithLabelValues("unsatisfied").Set(float64(len(in.services) - satisfied))
+
+	err := runAll(ctx, r.StatusWorkers, writes)
+	r.status.Retain(func(uid types.UID) bool { return live[uid] })
+	return ctrl.Result{}, err
+}
+
+type input struct {
+	pools        []allocator.Pool
+	services     []allocator.Service
+	served       map[types.UID]bool
+	selectorErrs map[string]error
+	// ours reports whether an address is inside any pool.
+	ours func(netip.Addr) bool
+}
+
+func (r *Reconciler) buildInput(pools []ciliumv2.CiliumLoadBalancerIPPool, services []corev1.Service) input {
+	in := input{served: map[types.UID]bool{}, selectorErrs: map[string]error{}}
+	for i := range pools {
+		p := toAllocatorPool(&pools[i])
+		in.pools = append(in.pools, p)
+		if p.SelectorErr != nil {
+			in.selectorErrs[p.Name] = p.SelectorErr
+		}
+	}
+	in.ours = func(a netip.Addr) bool {
+		for _, p := range in.pools {
+			if allocator.PoolCovers(p, a) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range services {
+		svc := &services[i]
+		if !responsible(svc, r.ServeClassless) {
+			continue
+		}
+		// Dormant without pools: Services LB-IPAM never touched stay
+		// untouched; those it served learn that no pool is left.
+		if len(pools) == 0 && !r.marked(svc) {
+			continue
+		}
+		held, decided := r.decided[svc.UID]
+		in.services = append(in.services, toAllocatorService(svc, held, decided))
+		in.served[svc.UID] = true
+	}
+	return in
+}
+
+// marked says whether LB-IPAM has left its marks on svc.
+func (r *Reconciler) marked(svc *corev1.Service) bool {
+	_, decided := r.decided[svc.UID]
+	return decided || meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionType) != nil
+}
+
+func (r *Reconciler) serviceWrite(svc *corev1.Service, res allocator.ServiceResult) func(context.Context) error {
+	return func(ctx context.Context) error {
+		before := meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionType)
+		beforeAddrs := ingressAddrs(svc)
+		wrote, err := r.status.Patch(ctx, svc, func(o client.Object) { setServiceStatus(o.(*corev1.Service), res) })
+		if err != nil || !wrote {
+			return ignoreGone(err)
+		}
+		// One Event per change the user can see, none on resyncs.
+		addrs := addrsOf(res.Addresses)
+		switch {
+		case res.Satisfied && !slices.Equal(addrs, beforeAddrs):
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, eventReasonAllocated, eventActionAllocate, "Allocated %s", joinAddrs(addrs))
+		case !res.Satisfied && (before == nil || before.Reason != res.Reason || before.Message != res.Message):
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, res.Reason, eventActionAllocate, "%s", res.Message)
+		}
+		return nil
+	}
+}
+
+func (r *Reconciler) serviceRelease(svc *corev1.Service, inPools func(netip.Addr) bool) func(context.Context) error {
+	decided := r.decided[svc.UID]
+	ours := func(a netip.Addr) bool { return slices.Contains(decided, a) || inPools(a) }
+	return func(ctx context.Context) error {
+		wrote, err := r.status.Patch(ctx, svc, func(o client.Object) { clearServiceStatus(o.(*corev1.Service), ours) })
+		if wrote {
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, eventReasonReleased, eventActionRelease, "LB-IPAM no longer serves this Service (type %s, class %s); its addresses are released", svc.Spec.Type, classOf(svc))
+		}
+		return ignoreGone(err)
+	}
+}
+
+func (r *Reconciler) poolWrite(pool *ciliumv2.CiliumLoadBalancerIPPool, res allocator.PoolResult, selectorErr error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		before := meta.FindStatusCondition(pool.Status.Conditions, "Ready")
+		var after *ciliumv2.CiliumLoadBalancerIPPool
+		wrote, err := r.status.Patch(ctx, pool, func(o client.Object) {
+			after = o.(*ciliumv2.CiliumLoadBalancerIPPool)
+			setPoolStatus(after, res, selectorErr)
+		})
+		if err != nil || !wrote {
+			return ignoreGone(err)
+		}
+		ready := meta.FindStatusCondition(after.Status.Conditions, "Ready")
+		if ready.Status != "True" && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
+			r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, ready.Reason, eventActionValidate, "%s", ready.Message)
+		}
+		return nil
+	}
+}
+
+// runAll runs the writes with at most n at once and joins their errors.
+func runAll(ctx context.Context, n int, writes []func(context.Context) error) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		next = make(chan func(context.Context) error)
+	)
+	for range min(n, len(writes)) {
+		wg.Go(func() {
+			for w := range next {
+				if err := w(ctx); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, w := range writes {
+		next <- w
+	}
+	close(next)
+	wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("%d status writes failed, first: %w", len(errs), errs[0])
+	}
+	return nil
+}
+
+func ignoreGone(err error) error {
+	if err != nil && client.IgnoreNotFound(err) == nil {
+		return nil
+	}
+	return err
+}
+
+func keyOf(svc *corev1.Service) types.NamespacedName {
+	return types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+}
+
+func addrsOf(as []allocator.Assignment) []netip.Addr {
+	out := make([]netip.Addr, len(as))
+	for i, a := range as {
+		out[i] = a.Addr
+	}
+	return out
+}
+
+func joinAddrs(addrs []netip.Addr) string {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func classOf(svc *corev1.Service) string {
+	if svc.Spec.LoadBalancerClass == nil {
+		return "unset"
+	}
+	return *svc.Spec.LoadBalancerClass
+}

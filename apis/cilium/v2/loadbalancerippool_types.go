@@ -51,6 +51,7 @@ type CiliumLoadBalancerIPPoolSpec struct {
 
 	// Disabled stops new allocations from this pool; Services keep the addresses
 	// they already hold.
+	// +kubebuilder:default=false
 	// +optional
 	Disabled bool `json:"disabled,omitempty"`
 }

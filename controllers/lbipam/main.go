@@ -5,6 +5,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"time"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	"github.com/plexus-net/plexus/controllers/lbipam/allocator"
@@ -18,12 +19,14 @@ func main() {
 		families      allocator.Config
 		defaultIPAM   string
 		statusWorkers int
+		passInterval  time.Duration
 	)
 	flags.Bind(flag.CommandLine, "lbipam")
 	flag.BoolVar(&families.IPv4Enabled, "enable-ipv4", true, "allocate IPv4 addresses")
 	flag.BoolVar(&families.IPv6Enabled, "enable-ipv6", false, "allocate IPv6 addresses (for dual-stack and IPv6 Services)")
 	flag.StringVar(&defaultIPAM, "default-lb-service-ipam", "lbipam", `who serves LoadBalancer Services without spec.loadBalancerClass: "lbipam" or "none"`)
 	flag.IntVar(&statusWorkers, "status-workers", 16, "Service and pool status writes in flight at once")
+	flag.DurationVar(&passInterval, "min-pass-interval", 100*time.Millisecond, "least time between two allocation passes while events keep coming; an event after a quiet spell is handled at once")
 	flag.Parse()
 
 	if defaultIPAM != "lbipam" && defaultIPAM != "none" {
@@ -38,11 +41,12 @@ func main() {
 		operator.Fatal(err, "creating the manager")
 	}
 	r := &controller.Reconciler{
-		Client:         mgr.GetClient(),
-		Recorder:       mgr.GetEventRecorder("plexus-lbipam"),
-		Families:       families,
-		ServeClassless: defaultIPAM == "lbipam",
-		StatusWorkers:  statusWorkers,
+		Client:          mgr.GetClient(),
+		Recorder:        mgr.GetEventRecorder("plexus-lbipam"),
+		Families:        families,
+		ServeClassless:  defaultIPAM == "lbipam",
+		StatusWorkers:   statusWorkers,
+		MinPassInterval: passInterval,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		operator.Fatal(err, "setting up the LB-IPAM controller")

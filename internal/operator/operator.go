@@ -29,6 +29,8 @@ type Flags struct {
 	LeaseDuration           time.Duration
 	RenewDeadline           time.Duration
 	RetryPeriod             time.Duration
+	KubeAPIQPS              float64
+	KubeAPIBurst            int
 	Log                     zap.Options
 }
 
@@ -42,6 +44,8 @@ func (f *Flags) Bind(fs *flag.FlagSet, name string) {
 	fs.DurationVar(&f.LeaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a leader's Lease lasts without renewal")
 	fs.DurationVar(&f.RenewDeadline, "leader-election-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it steps down")
 	fs.DurationVar(&f.RetryPeriod, "leader-election-retry-period", 2*time.Second, "how often candidates try to take or renew the Lease")
+	fs.Float64Var(&f.KubeAPIQPS, "kube-api-qps", 100, "client-side limit of API requests per second (a negative value turns it off; the API server's priority and fairness still apply)")
+	fs.IntVar(&f.KubeAPIBurst, "kube-api-burst", 200, "burst above --kube-api-qps")
 	f.Log.BindFlags(fs)
 }
 
@@ -65,6 +69,7 @@ func NewManager(name string, f *Flags, scheme *runtime.Scheme) (ctrl.Manager, er
 	if err != nil {
 		return nil, fmt.Errorf("no Kubernetes configuration: %w", err)
 	}
+	cfg.QPS, cfg.Burst = float32(f.KubeAPIQPS), f.KubeAPIBurst
 	leaseDuration, renewDeadline, retryPeriod := f.LeaseDuration, f.RenewDeadline, f.RetryPeriod
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,

@@ -52,6 +52,10 @@ type Reconciler struct {
 	ServeClassless bool
 	// StatusWorkers is how many status writes run at once.
 	StatusWorkers int
+	// MinPassInterval spaces passes under a stream of events, so that a burst
+	// of new Services costs one pass per interval instead of one per event. An
+	// event after a quiet spell is handled at once.
+	MinPassInterval time.Duration
 
 	status statuswrite.Writer
 	// decided holds, per Service, the addresses the last reconcile decided.
@@ -59,6 +63,8 @@ type Reconciler struct {
 	// an address just handed out is never handed out twice. After a restart
 	// it is empty and Service status is the record.
 	decided map[types.UID][]netip.Addr
+	// lastPass is when the last pass started.
+	lastPass time.Time
 }
 
 // worldKey is the one request every event maps to.
@@ -88,14 +94,20 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile reads all pools and Services, decides, and writes what changed.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.Result, error) {
 	start := time.Now()
+	if wait := r.lastPass.Add(r.MinPassInterval).Sub(start); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	r.lastPass = start
 	defer func() { reconcileDuration.Observe(time.Since(start).Seconds()) }()
 
+	// The cached objects are read-only here: status writes copy before they
+	// change anything, and only the few objects that need a write are copied.
 	var pools ciliumv2.CiliumLoadBalancerIPPoolList
-	if err := r.Client.List(ctx, &pools); err != nil {
+	if err := r.Client.List(ctx, &pools, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	var services corev1.ServiceList
-	if err := r.Client.List(ctx, &services); err != nil {
+	if err := r.Client.List(ctx, &services, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -114,7 +126,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 			if sr.Satisfied {
 				satisfied++
 			}
-			writes = append(writes, r.serviceWrite(svc, sr))
+			if !serviceStatusCurrent(svc, sr) {
+				writes = append(writes, r.serviceWrite(svc, sr))
+			}
 		} else if r.marked(svc) {
 			writes = append(writes, r.serviceRelease(svc, in.ours))
 		}
@@ -248,7 +262,7 @@ func runAll(ctx context.Context, n int, writes []func(context.Context) error) er
 	for range min(n, len(writes)) {
 		wg.Go(func() {
 			for w := range next {
-				if err := w(ctx); err != nil {
+				if err := w(ctx); err != nil && ctx.Err() == nil {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
@@ -33,6 +34,24 @@ func setServiceStatus(svc *corev1.Service, res allocator.ServiceResult) {
 		Reason:  res.Reason,
 		Message: res.Message,
 	})
+}
+
+// serviceStatusCurrent says, without copying, whether svc already shows res;
+// with thousands of Services a pass must not copy each one to find out.
+func serviceStatusCurrent(svc *corev1.Service, res allocator.ServiceResult) bool {
+	ing := svc.Status.LoadBalancer.Ingress
+	if len(ing) != len(res.Addresses) {
+		return false
+	}
+	for i, a := range res.Addresses {
+		if ing[i].IP != a.Addr.String() || ing[i].Hostname != "" {
+			return false
+		}
+	}
+	c := meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionType)
+	return c != nil && c.Status == conditions.Status(res.Satisfied) && c.Reason == res.Reason &&
+		c.Message == res.Message && c.ObservedGeneration == svc.Generation &&
+		meta.FindStatusCondition(svc.Status.Conditions, legacyServiceConditionType) == nil
 }
 
 // ingressFor keeps an existing entry for addr as it is (the API server fills in

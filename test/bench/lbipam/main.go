@@ -1,0 +1,362 @@
+// Command lbipam measures how long LB-IPAM takes to give addresses to a burst
+// of new LoadBalancer Services on a real API server, beside a ceiling: a
+// writer that puts the same status on each Service with no allocation logic,
+// through the same informer, the same merge patch and the same number of
+// concurrent writers. The LB-IPAM controller runs as its own process (the
+// bin/lbipam binary), so its peak RSS is its own.
+//
+// Each run starts a fresh kube-apiserver and etcd. Usage (see make bench):
+//
+//	go run ./test/bench/lbipam -sizes 1000,10000 -runs 3
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	"github.com/plexus-net/plexus/internal/operator"
+)
+
+type result struct {
+	size      int
+	mode      string
+	total     time.Duration // first create until every Service holds an address
+	tail      time.Duration // last create until every Service holds an address
+	peakRSSKB int
+}
+
+func main() {
+	sizes := flag.String("sizes", "1000,10000", "numbers of Services per run")
+	runs := flag.Int("runs", 3, "runs per size and mode; the median is reported")
+	workers := flag.Int("workers", 16, "concurrent status writers (controller and ceiling alike)")
+	creators := flag.Int("creators", 32, "concurrent Service creators")
+	controllerBin := flag.String("controller", "bin/lbipam", "the LB-IPAM controller binary")
+	flag.Parse()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fail(errors.New("KUBEBUILDER_ASSETS must point at etcd and kube-apiserver (make bench sets it)"))
+	}
+	if err := exec.Command("go", "build", "-o", *controllerBin, "./controllers/lbipam").Run(); err != nil {
+		fail(fmt.Errorf("building the controller: %w", err))
+	}
+	var all []result
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			fail(err)
+		}
+		for _, mode := range []string{"ceiling", "lbipam"} {
+			for i := range *runs {
+				r, err := runOnce(n, mode, *workers, *creators, *controllerBin)
+				if err != nil {
+					fail(fmt.Errorf("%s with %d Services, run %d: %w", mode, n, i+1, err))
+				}
+				fmt.Fprintf(os.Stderr, "%-8s n=%-6d run %d: total %v, after last create %v, controller peak RSS %d MiB\n", mode, n, i+1, r.total.Round(time.Millisecond), r.tail.Round(time.Millisecond), r.peakRSSKB/1024)
+				all = append(all, r)
+			}
+		}
+	}
+	report(all)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func runOnce(n int, mode string, workers, creators int, controllerBin string) (result, error) {
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
+	cfg, err := env.Start()
+	if err != nil {
+		return result{}, err
+	}
+	defer func() { _ = env.Stop() }()
+	cfg.QPS, cfg.Burst = -1, -1
+	scheme, err := operator.NewScheme(ciliumv2.AddToScheme)
+	if err != nil {
+		return result{}, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return result{}, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pool := &ciliumv2.CiliumLoadBalancerIPPool{ObjectMeta: metav1.ObjectMeta{Name: "bench"}, Spec: ciliumv2.CiliumLoadBalancerIPPoolSpec{
+		Blocks: []ciliumv2.CiliumLoadBalancerIPPoolIPBlock{{Cidr: "10.128.0.0/14"}},
+	}}
+	if err := c.Create(ctx, pool); err != nil {
+		return result{}, err
+	}
+	for _, ns := range []string{"bench", "plexus-system"} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return result{}, err
+		}
+	}
+
+	var stopWriter func() (int, error)
+	switch mode {
+	case "lbipam":
+		stopWriter, err = startController(env, controllerBin, workers)
+	case "ceiling":
+		stopWriter, err = startCeiling(ctx, cfg, workers)
+	}
+	if err != nil {
+		return result{}, err
+	}
+
+	done, err := watchServed(ctx, cfg, n)
+	if err != nil {
+		return result{}, err
+	}
+	start := time.Now()
+	lastCreate, err := createServices(ctx, c, n, creators)
+	if err != nil {
+		return result{}, err
+	}
+	select {
+	case at := <-done:
+		rss, err := stopWriter()
+		return result{size: n, mode: mode, total: at.Sub(start), tail: at.Sub(lastCreate), peakRSSKB: rss}, err
+	case <-time.After(15 * time.Minute):
+		_, _ = stopWriter()
+		return result{}, errors.New("Services not all served after 15 minutes")
+	}
+}
+
+// createServices creates n LoadBalancer Services with creators workers and
+// returns when the last create returned.
+func createServices(ctx context.Context, c client.Client, n, creators int) (time.Time, error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, creators)
+	for range creators {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				svc := &corev1.Service{
+					ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: fmt.Sprintf("svc-%05d", i)},
+					Spec: corev1.ServiceSpec{
+						Type:     corev1.ServiceTypeLoadBalancer,
+						Selector: map[string]string{"app": "bench"},
+						Ports:    []corev1.ServicePort{{Port: 80}},
+						// Node ports would run out first; they are not what is
+						// measured.
+						AllocateLoadBalancerNodePorts: new(bool),
+					},
+				}
+				if err := c.Create(ctx, svc); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return time.Now(), <-errs
+}
+
+// watchServed reports on the returned channel the moment n Services hold an
+// address.
+func watchServed(ctx context.Context, cfg *rest.Config, n int) (<-chan time.Time, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace("bench"))
+	inf := f.Core().V1().Services().Informer()
+	var mu sync.Mutex
+	served := map[types.UID]bool{}
+	done := make(chan time.Time, 1)
+	check := func(obj any) {
+		svc, ok := obj.(*corev1.Service)
+		if !ok || len(svc.Status.LoadBalancer.Ingress) == 0 {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !served[svc.UID] {
+			served[svc.UID] = true
+			if len(served) == n {
+				done <- time.Now()
+			}
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: check, UpdateFunc: func(_, o any) { check(o) }}); err != nil {
+		return nil, err
+	}
+	f.Start(ctx.Done())
+	f.WaitForCacheSync(ctx.Done())
+	return done, nil
+}
+
+// startController runs bin/lbipam against the control plane.
+func startController(env *envtest.Environment, bin string, workers int) (func() (int, error), error) {
+	user, err := env.AddUser(envtest.User{Name: "lbipam", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "plexus-bench")
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--kubeconfig", path, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+		"--kube-api-qps=-1", fmt.Sprintf("--status-workers=%d", workers), "--zap-log-level=error")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return func() (int, error) {
+		defer os.RemoveAll(dir)
+		rss := peakRSS(cmd.Process.Pid)
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		return rss, nil
+	}, nil
+}
+
+func peakRSS(pid int) int {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return kb
+		}
+	}
+	return 0
+}
+
+// startCeiling writes, for each new Service, an address and a satisfied
+// condition, with nothing computed: the cost of the writes alone.
+func startCeiling(ctx context.Context, cfg *rest.Config, workers int) (func() (int, error), error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace("bench"))
+	inf := f.Core().V1().Services().Informer()
+	queue := make(chan *corev1.Service, 1<<16)
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: func(o any) { queue <- o.(*corev1.Service) }}); err != nil {
+		return nil, err
+	}
+	var next atomic.Uint32
+	base := netip.MustParseAddr("10.128.0.0").As4()
+	var wg sync.WaitGroup
+	wctx, stop := context.WithCancel(ctx)
+	for range workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case svc := <-queue:
+					i := next.Add(1) - 1
+					ip := netip.AddrFrom4([4]byte{base[0], base[1] + byte(i>>16), byte(i >> 8), byte(i)})
+					desired := svc.DeepCopy()
+					vip := corev1.LoadBalancerIPModeVIP
+					desired.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip.String(), IPMode: &vip}}
+					desired.Status.Conditions = append(desired.Status.Conditions, metav1.Condition{
+						Type: "cilium.io/IPAMRequestSatisfied", Status: metav1.ConditionTrue, Reason: "satisfied", LastTransitionTime: metav1.Now(),
+					})
+					patch := client.MergeFromWithOptions(svc, client.MergeFromWithOptimisticLock{})
+					if err := c.Status().Patch(wctx, desired, patch); err != nil && wctx.Err() == nil {
+						fmt.Fprintln(os.Stderr, "ceiling write:", err)
+					}
+				}
+			}
+		})
+	}
+	f.Start(wctx.Done())
+	f.WaitForCacheSync(wctx.Done())
+	return func() (int, error) {
+		stop()
+		wg.Wait()
+		return 0, nil
+	}, nil
+}
+
+func report(all []result) {
+	type key struct {
+		size int
+		mode string
+	}
+	groups := map[key][]result{}
+	for _, r := range all {
+		k := key{r.size, r.mode}
+		groups[k] = append(groups[k], r)
+	}
+	median := func(rs []result, f func(result) time.Duration) time.Duration {
+		ds := make([]time.Duration, len(rs))
+		for i, r := range rs {
+			ds[i] = f(r)
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	var sizes []int
+	for k := range groups {
+		if !slices.Contains(sizes, k.size) {
+			sizes = append(sizes, k.size)
+		}
+	}
+	slices.SortFunc(sizes, cmp.Compare)
+	fmt.Printf("\nMachine: %d CPUs (%s/%s), %s; median of %d runs.\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), len(groups[key{sizes[0], "lbipam"}]))
+	fmt.Println("| Services | ceiling: all served | LB-IPAM: all served | ratio | ceiling: after last create | LB-IPAM: after last create | LB-IPAM peak RSS |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|")
+	for _, n := range sizes {
+		ceil, lb := groups[key{n, "ceiling"}], groups[key{n, "lbipam"}]
+		total := func(r result) time.Duration { return r.total }
+		tail := func(r result) time.Duration { return r.tail }
+		peak := 0
+		for _, r := range lb {
+			peak = max(peak, r.peakRSSKB)
+		}
+		ct, lt := median(ceil, total), median(lb, total)
+		fmt.Printf("| %d | %.2f s | %.2f s | %.2f | %.2f s | %.2f s | %d MiB |\n", n, ct.Seconds(), lt.Seconds(), lt.Seconds()/ct.Seconds(),
+			median(ceil, tail).Seconds(), median(lb, tail).Seconds(), peak/1024)
+	}
+}

@@ -1,0 +1,508 @@
+// Package chart_test renders the Helm chart charts/plexus with the helm binary
+// named by $HELM (make test sets it) and checks the objects it produces.
+package chart_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	release   = "plexus"
+	namespace = "plexus-system"
+	component = "lbipam"
+	fullname  = "plexus-lbipam"
+	crdName   = "ciliumloadbalancerippools.cilium.io"
+)
+
+var chartDir = filepath.Join("..", "..", "charts", "plexus")
+
+// helm returns the helm binary to use, or skips the test without one.
+func helm(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("HELM")
+	if bin == "" {
+		t.Skip("HELM is not set: run `make test`, which builds helm and points HELM at it")
+	}
+	return bin
+}
+
+// render runs helm template on the chart with the given extra arguments
+// (--set ..., --skip-schema-validation) and parses what it prints. The error
+// holds helm's stderr.
+func render(t *testing.T, args ...string) (objects, error) {
+	t.Helper()
+	cmd := exec.Command(helm(t), append([]string{"template", release, chartDir,
+		"--namespace", namespace, "--include-crds"}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, errors.New(err.Error() + ": " + stderr.String())
+	}
+	return parse(t, stdout.Bytes()), nil
+}
+
+// parse splits a multi-document YAML stream into objects, skipping documents
+// that hold only comments.
+func parse(t *testing.T, data []byte) objects {
+	t.Helper()
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var out objects
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("reading the rendered YAML: %v", err)
+		}
+		var m map[string]any
+		if err := yaml.Unmarshal(doc, &m); err != nil {
+			t.Fatalf("rendered document is not YAML: %v\n%s", err, doc)
+		}
+		if m == nil {
+			continue
+		}
+		u := &unstructured.Unstructured{Object: m}
+		if u.GetAPIVersion() == "" || u.GetKind() == "" || u.GetName() == "" {
+			t.Fatalf("rendered document lacks apiVersion, kind or name:\n%s", doc)
+		}
+		out = append(out, u)
+	}
+}
+
+type objects []*unstructured.Unstructured
+
+// ids lists the objects as Kind/name, sorted.
+func (o objects) ids() []string {
+	var ids []string
+	for _, u := range o {
+		ids = append(ids, u.GetKind()+"/"+u.GetName())
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// of returns the objects of a controller: its component label or its name.
+func (o objects) of(name string) objects {
+	var out objects
+	for _, u := range o {
+		if u.GetLabels()["app.kubernetes.io/component"] == name || u.GetName() == "plexus-"+name {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// get returns the object kind/name, failing the test when there is none.
+func (o objects) get(t *testing.T, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, u := range o {
+		if u.GetKind() == kind && u.GetName() == name {
+			return u
+		}
+	}
+	t.Fatalf("no %s %s among %v", kind, name, o.ids())
+	return nil
+}
+
+// typed converts u into a typed API object; unknown fields fail the test, so
+// a misspelt field in a template is caught.
+func typed[T any](t *testing.T, u *unstructured.Unstructured) *T {
+	t.Helper()
+	data, err := json.Marshal(u.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	out := new(T)
+	if err := dec.Decode(out); err != nil {
+		t.Fatalf("%s %s does not decode into %T: %v", u.GetKind(), u.GetName(), out, err)
+	}
+	return out
+}
+
+// get returns the object kind/name of o as a typed object.
+func get[T any](t *testing.T, o objects, kind, name string) *T {
+	t.Helper()
+	return typed[T](t, o.get(t, kind, name))
+}
+
+// flags turns --name=value arguments into a map; a flag given twice fails.
+func flags(t *testing.T, args []string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, a := range args {
+		name, value, ok := strings.Cut(a, "=")
+		if !ok || !strings.HasPrefix(name, "--") {
+			t.Fatalf("argument %q is not --name=value", a)
+		}
+		if _, dup := out[name]; dup {
+			t.Fatalf("flag %s given twice in %v", name, args)
+		}
+		out[name] = value
+	}
+	return out
+}
+
+// defaultFlags are the controller's flags with the chart's default values.
+func defaultFlags() map[string]string {
+	return map[string]string{
+		"--metrics-bind-address":           ":8080",
+		"--health-probe-bind-address":      ":8081",
+		"--leader-elect":                   "true",
+		"--leader-election-namespace":      namespace,
+		"--leader-election-id":             fullname,
+		"--leader-election-lease-duration": "15s",
+		"--leader-election-renew-deadline": "10s",
+		"--leader-election-retry-period":   "2s",
+		"--zap-log-level":                  "info",
+		"--enable-ipv4":                    "true",
+		"--enable-ipv6":                    "false",
+		"--default-lb-service-ipam":        "lbipam",
+		"--status-workers":                 "16",
+	}
+}
+
+// withFlags returns the default flags changed by set and without drop.
+func withFlags(set map[string]string, drop ...string) map[string]string {
+	f := defaultFlags()
+	maps.Copy(f, set)
+	for _, d := range drop {
+		delete(f, d)
+	}
+	return f
+}
+
+// rbacFileRules are the rules of the ClusterRole that controller-gen wrote
+// into the chart, the one source of truth the chart must follow.
+func rbacFileRules(t *testing.T, name string) []rbacv1.PolicyRule {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(chartDir, "files", "rbac", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict(data, &role); err != nil {
+		t.Fatal(err)
+	}
+	if len(role.Rules) == 0 {
+		t.Fatalf("files/rbac/%s.yaml has no rules", name)
+	}
+	return role.Rules
+}
+
+func equal[T any](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\n got  %+v\n want %+v", what, got, want)
+	}
+}
+
+func TestChart(t *testing.T) {
+	helm(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		// wantErr, when set, is a part of the error message the render must fail with.
+		wantErr string
+		// check looks at the objects of a successful render.
+		check func(t *testing.T, o objects)
+	}{{
+		name: "defaults",
+		check: func(t *testing.T, o objects) {
+			checkController(t, o, true)
+			d := get[appsv1.Deployment](t, o, "Deployment", fullname)
+			equal(t, "replicas", d.Spec.Replicas, new(int32(2)))
+			equal(t, "flags", flags(t, container(t, d).Args), defaultFlags())
+			equal(t, "image", container(t, d).Image, "ghcr.io/plexus-net/plexus:0.1.0")
+		},
+	}, {
+		name: "lbipam disabled",
+		args: []string{"--set", "lbipam.enabled=false"},
+		check: func(t *testing.T, o objects) {
+			o.get(t, "CustomResourceDefinition", crdName)
+			equal(t, "objects", o.ids(), []string{"CustomResourceDefinition/" + crdName})
+		},
+	}, {
+		name: "IPv6 and no default IPAM",
+		args: []string{"--set", "ipv6.enabled=true", "--set", "lbipam.defaultLBServiceIPAM=none"},
+		check: func(t *testing.T, o objects) {
+			checkController(t, o, true)
+			d := get[appsv1.Deployment](t, o, "Deployment", fullname)
+			equal(t, "flags", flags(t, container(t, d).Args), withFlags(map[string]string{
+				"--enable-ipv6":             "true",
+				"--default-lb-service-ipam": "none",
+			}))
+		},
+	}, {
+		name: "IPv6 only, tuned",
+		args: []string{"--set", "ipv4.enabled=false", "--set", "ipv6.enabled=true",
+			"--set", "lbipam.statusWorkers=4", "--set", "lbipam.logLevel=debug",
+			"--set", "lbipam.leaderElection.leaseDuration=1m30s"},
+		check: func(t *testing.T, o objects) {
+			d := get[appsv1.Deployment](t, o, "Deployment", fullname)
+			equal(t, "flags", flags(t, container(t, d).Args), withFlags(map[string]string{
+				"--enable-ipv4":                    "false",
+				"--enable-ipv6":                    "true",
+				"--status-workers":                 "4",
+				"--zap-log-level":                  "debug",
+				"--leader-election-lease-duration": "1m30s",
+			}))
+		},
+	}, {
+		name: "one replica without leader election",
+		args: []string{"--set", "lbipam.leaderElection.enabled=false", "--set", "lbipam.replicas=1"},
+		check: func(t *testing.T, o objects) {
+			checkController(t, o, false)
+			d := get[appsv1.Deployment](t, o, "Deployment", fullname)
+			equal(t, "replicas", d.Spec.Replicas, new(int32(1)))
+			equal(t, "flags", flags(t, container(t, d).Args), withFlags(
+				map[string]string{"--leader-elect": "false"},
+				"--leader-election-namespace", "--leader-election-id", "--leader-election-lease-duration",
+				"--leader-election-renew-deadline", "--leader-election-retry-period"))
+		},
+	}, {
+		name:    "two replicas without leader election",
+		args:    []string{"--set", "lbipam.leaderElection.enabled=false"},
+		wantErr: "lbipam.replicas is 2 but lbipam.leaderElection.enabled is false",
+	}, {
+		name:    "bogus default IPAM, caught by the schema",
+		args:    []string{"--set", "lbipam.defaultLBServiceIPAM=bogus"},
+		wantErr: "at '/lbipam/defaultLBServiceIPAM': value must be one of 'lbipam', 'none'",
+	}, {
+		name:    "bogus default IPAM, caught by the template",
+		args:    []string{"--set", "lbipam.defaultLBServiceIPAM=bogus", "--skip-schema-validation"},
+		wantErr: `lbipam.defaultLBServiceIPAM is "bogus": it must be "lbipam"`,
+	}, {
+		name:    "misspelt value",
+		args:    []string{"--set", "lbipam.replica=1"},
+		wantErr: "at '/lbipam/replica'",
+	}, {
+		name:    "bad duration",
+		args:    []string{"--set", "lbipam.leaderElection.renewDeadline=10"},
+		wantErr: "at '/lbipam/leaderElection/renewDeadline'",
+	}, {
+		name: "image and pod placement",
+		args: []string{"--set", "image.tag=v9.9.9", "--set", "image.repository=registry.example/plexus",
+			"--set", "image.pullPolicy=Always",
+			"--set", "lbipam.nodeSelector.kubernetes\\.io/os=linux",
+			"--set", "lbipam.tolerations[0].operator=Exists",
+			"--set-string", "lbipam.podAnnotations.prometheus\\.io/scrape=false",
+			"--set", "lbipam.podAnnotations.team=net"},
+		check: func(t *testing.T, o objects) {
+			d := get[appsv1.Deployment](t, o, "Deployment", fullname)
+			c := container(t, d)
+			equal(t, "image", c.Image, "registry.example/plexus:v9.9.9")
+			equal(t, "pull policy", c.ImagePullPolicy, corev1.PullAlways)
+			pod := d.Spec.Template.Spec
+			equal(t, "node selector", pod.NodeSelector, map[string]string{"kubernetes.io/os": "linux"})
+			equal(t, "tolerations", pod.Tolerations, []corev1.Toleration{{Operator: corev1.TolerationOpExists}})
+			equal(t, "pod annotations", d.Spec.Template.Annotations, map[string]string{
+				"prometheus.io/scrape": "false",
+				"prometheus.io/port":   "8080",
+				"prometheus.io/path":   "/metrics",
+				"team":                 "net",
+			})
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := render(t, tc.args...)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("render failed: %v", err)
+			case tc.wantErr != "" && err == nil:
+				t.Fatalf("render succeeded, want an error with %q; objects: %v", tc.wantErr, o.ids())
+			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
+				t.Fatalf("render failed with\n%v\nwant an error with %q", err, tc.wantErr)
+			case tc.check != nil:
+				tc.check(t, o)
+			}
+		})
+	}
+}
+
+// TestLint runs helm lint --strict on the chart.
+func TestLint(t *testing.T) {
+	out, err := exec.Command(helm(t), "lint", "--strict", chartDir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm lint: %v\n%s", err, out)
+	}
+}
+
+// container returns the only container of d, which must be named after the controller.
+func container(t *testing.T, d *appsv1.Deployment) corev1.Container {
+	t.Helper()
+	cs := d.Spec.Template.Spec.Containers
+	if len(cs) != 1 || cs[0].Name != component {
+		t.Fatalf("want one container named %s, got %+v", component, cs)
+	}
+	return cs[0]
+}
+
+// checkController checks what every render of the LB-IPAM controller has, whatever
+// the values: the CRD, the set of objects, labels, namespaces, RBAC, and the
+// pod's probes, ports and security. leaderElection says whether the Role and
+// RoleBinding for the Lease must be there.
+func checkController(t *testing.T, o objects, leaderElection bool) {
+	t.Helper()
+	o.get(t, "CustomResourceDefinition", crdName)
+
+	want := []string{"ClusterRole/", "ClusterRoleBinding/", "Deployment/", "ServiceAccount/"}
+	if leaderElection {
+		want = append(want, "Role/", "RoleBinding/")
+	}
+	for i := range want {
+		want[i] += fullname
+	}
+	slices.Sort(want)
+	mine := o.of(component)
+	equal(t, "objects of "+component, mine.ids(), want)
+
+	for _, u := range mine {
+		labels := u.GetLabels()
+		for k, v := range map[string]string{
+			"app.kubernetes.io/name":       "plexus",
+			"app.kubernetes.io/component":  component,
+			"app.kubernetes.io/instance":   release,
+			"app.kubernetes.io/managed-by": "Helm",
+			"helm.sh/chart":                "plexus-0.1.0",
+		} {
+			if labels[k] != v {
+				t.Errorf("%s %s: label %s is %q, want %q", u.GetKind(), u.GetName(), k, labels[k], v)
+			}
+		}
+		wantNS := namespace
+		if strings.HasPrefix(u.GetKind(), "Cluster") {
+			wantNS = ""
+		}
+		if u.GetNamespace() != wantNS {
+			t.Errorf("%s %s: namespace %q, want %q", u.GetKind(), u.GetName(), u.GetNamespace(), wantNS)
+		}
+	}
+
+	sa := []rbacv1.Subject{{Kind: "ServiceAccount", Name: fullname, Namespace: namespace}}
+	cr := get[rbacv1.ClusterRole](t, o, "ClusterRole", fullname)
+	equal(t, "ClusterRole rules", cr.Rules, rbacFileRules(t, component))
+	crb := get[rbacv1.ClusterRoleBinding](t, o, "ClusterRoleBinding", fullname)
+	equal(t, "ClusterRoleBinding roleRef", crb.RoleRef,
+		rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: fullname})
+	equal(t, "ClusterRoleBinding subjects", crb.Subjects, sa)
+	if leaderElection {
+		checkLeaseRole(t, get[rbacv1.Role](t, o, "Role", fullname))
+		rb := get[rbacv1.RoleBinding](t, o, "RoleBinding", fullname)
+		equal(t, "RoleBinding roleRef", rb.RoleRef,
+			rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: fullname})
+		equal(t, "RoleBinding subjects", rb.Subjects, sa)
+	}
+
+	d := get[appsv1.Deployment](t, o, "Deployment", fullname)
+	pod := d.Spec.Template.Spec
+	for k, v := range d.Spec.Selector.MatchLabels {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("Deployment selector %s=%s does not match the pod's labels %v", k, v, d.Spec.Template.Labels)
+		}
+	}
+	equal(t, "serviceAccountName", pod.ServiceAccountName, fullname)
+	equal(t, "automountServiceAccountToken", pod.AutomountServiceAccountToken, new(true))
+	if pod.SecurityContext == nil {
+		t.Fatal("pod has no securityContext")
+	}
+	equal(t, "pod runAsNonRoot", pod.SecurityContext.RunAsNonRoot, new(true))
+	equal(t, "pod seccompProfile", pod.SecurityContext.SeccompProfile,
+		&corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault})
+
+	c := container(t, d)
+	equal(t, "command", c.Command, []string{"/usr/local/bin/plexus-" + component})
+	equal(t, "ports", c.Ports, []corev1.ContainerPort{
+		{Name: "metrics", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
+		{Name: "health", ContainerPort: 8081, Protocol: corev1.ProtocolTCP},
+	})
+	checkProbe(t, "liveness", c.LivenessProbe, "/healthz")
+	checkProbe(t, "readiness", c.ReadinessProbe, "/readyz")
+	sc := c.SecurityContext
+	if sc == nil {
+		t.Fatal("container has no securityContext")
+	}
+	equal(t, "runAsNonRoot", sc.RunAsNonRoot, new(true))
+	equal(t, "readOnlyRootFilesystem", sc.ReadOnlyRootFilesystem, new(true))
+	equal(t, "allowPrivilegeEscalation", sc.AllowPrivilegeEscalation, new(false))
+	equal(t, "capabilities", sc.Capabilities, &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}})
+	equal(t, "seccompProfile", sc.SeccompProfile,
+		&corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault})
+	checkResources(t, "requests", c.Resources.Requests, map[string]string{"cpu": "50m", "memory": "64Mi"})
+	checkResources(t, "limits", c.Resources.Limits, map[string]string{"memory": "256Mi"})
+	equal(t, "prometheus.io/scrape", d.Spec.Template.Annotations["prometheus.io/scrape"], "true")
+	equal(t, "prometheus.io/port", d.Spec.Template.Annotations["prometheus.io/port"], "8080")
+}
+
+// checkLeaseRole checks that the leader-election Role grants the Lease named
+// after the controller, and leases beyond that only create, which
+// resourceNames cannot restrict.
+func checkLeaseRole(t *testing.T, role *rbacv1.Role) {
+	t.Helper()
+	var byName, create bool
+	for _, r := range role.Rules {
+		if !slices.Contains(r.Resources, "leases") {
+			continue
+		}
+		equal(t, "lease rule apiGroups", r.APIGroups, []string{"coordination.k8s.io"})
+		switch {
+		case reflect.DeepEqual(r.ResourceNames, []string{fullname}):
+			byName = true
+			equal(t, "verbs on the Lease", r.Verbs, []string{"get", "list", "watch", "update", "patch", "delete"})
+		case len(r.ResourceNames) == 0:
+			create = true
+			equal(t, "verbs on any Lease", r.Verbs, []string{"create"})
+		default:
+			t.Errorf("lease rule with resourceNames %v", r.ResourceNames)
+		}
+	}
+	if !byName || !create {
+		t.Errorf("Role lacks the Lease rule by name (%t) or the create rule (%t): %+v", byName, create, role.Rules)
+	}
+}
+
+func checkProbe(t *testing.T, what string, p *corev1.Probe, path string) {
+	t.Helper()
+	if p == nil || p.HTTPGet == nil {
+		t.Errorf("%s probe: want httpGet %s, got %+v", what, path, p)
+		return
+	}
+	equal(t, what+" probe path", p.HTTPGet.Path, path)
+	equal(t, what+" probe port", p.HTTPGet.Port.IntValue(), 8081)
+}
+
+// checkResources compares a resource list with quantities given as strings.
+func checkResources(t *testing.T, what string, got corev1.ResourceList, want map[string]string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("resource %s: got %v, want %v", what, got, want)
+	}
+	for name, q := range want {
+		g, ok := got[corev1.ResourceName(name)]
+		if !ok || g.Cmp(resource.MustParse(q)) != 0 {
+			t.Errorf("resource %s %s: got %v, want %s", what, name, got, q)
+		}
+	}
+}

@@ -25,8 +25,11 @@ func TestL1_L2_DormantUntilFirstPool(t *testing.T) {
 		}
 		return nil
 	})
-	h.pool("first", []string{"20.0.10.0/24"})
+	first := h.pool("first", []string{"20.0.10.0/24"})
 	h.expect("web", "20.0.10.0", "satisfied") // L2, L3, L19
+	// Deleting the last pool releases the address and says so.
+	h.delete(first)
+	h.expect("web", "", "no_pool")
 }
 
 func TestL3_L4_L5_Blocks(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -35,6 +36,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -57,6 +59,7 @@ func main() {
 	creators := flag.Int("creators", 32, "concurrent Service creators")
 	controllerBin := flag.String("controller", "bin/lbipam", "the LB-IPAM controller binary")
 	flag.Parse()
+	ctrl.SetLogger(logr.Discard()) // envtest logs through controller-runtime
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		fail(errors.New("KUBEBUILDER_ASSETS must point at etcd and kube-apiserver (make bench sets it)"))
 	}

@@ -20,6 +20,7 @@ func main() {
 		defaultIPAM   string
 		statusWorkers int
 		passInterval  time.Duration
+		allocEvents   bool
 	)
 	flags.Bind(flag.CommandLine, "lbipam")
 	flag.BoolVar(&families.IPv4Enabled, "enable-ipv4", true, "allocate IPv4 addresses")
@@ -27,6 +28,7 @@ func main() {
 	flag.StringVar(&defaultIPAM, "default-lb-service-ipam", "lbipam", `who serves LoadBalancer Services without spec.loadBalancerClass: "lbipam" or "none"`)
 	flag.IntVar(&statusWorkers, "status-workers", 16, "Service and pool status writes in flight at once")
 	flag.DurationVar(&passInterval, "min-pass-interval", 100*time.Millisecond, "least time between two allocation passes while events keep coming; an event after a quiet spell is handled at once")
+	flag.BoolVar(&allocEvents, "allocation-events", true, "emit a Normal IPAllocated Event when a Service's addresses change (warnings are always emitted); off, a burst of new Services costs one API write each instead of two")
 	flag.Parse()
 
 	if defaultIPAM != "lbipam" && defaultIPAM != "none" {
@@ -41,12 +43,13 @@ func main() {
 		operator.Fatal(err, "creating the manager")
 	}
 	r := &controller.Reconciler{
-		Client:          mgr.GetClient(),
-		Recorder:        mgr.GetEventRecorder("plexus-lbipam"),
-		Families:        families,
-		ServeClassless:  defaultIPAM == "lbipam",
-		StatusWorkers:   statusWorkers,
-		MinPassInterval: passInterval,
+		Client:           mgr.GetClient(),
+		Recorder:         mgr.GetEventRecorder("plexus-lbipam"),
+		Families:         families,
+		ServeClassless:   defaultIPAM == "lbipam",
+		StatusWorkers:    statusWorkers,
+		MinPassInterval:  passInterval,
+		AllocationEvents: allocEvents,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		operator.Fatal(err, "setting up the LB-IPAM controller")

@@ -83,11 +83,12 @@ func (h *harness) startController(opts ...func(*controller.Reconciler)) (stop fu
 		h.t.Fatal(err)
 	}
 	r := &controller.Reconciler{
-		Client:         mgr.GetClient(),
-		Recorder:       mgr.GetEventRecorder("plexus-lbipam"),
-		Families:       allocator.Config{IPv4Enabled: true, IPv6Enabled: true},
-		ServeClassless: true,
-		StatusWorkers:  4,
+		Client:           mgr.GetClient(),
+		Recorder:         mgr.GetEventRecorder("plexus-lbipam"),
+		Families:         allocator.Config{IPv4Enabled: true, IPv6Enabled: true},
+		ServeClassless:   true,
+		StatusWorkers:    4,
+		AllocationEvents: true,
 	}
 	for _, o := range opts {
 		o(r)

@@ -52,6 +52,9 @@ type Reconciler struct {
 	ServeClassless bool
 	// StatusWorkers is how many status writes run at once.
 	StatusWorkers int
+	// AllocationEvents: emit a Normal IPAllocated Event when a Service's
+	// addresses change. Warnings are always emitted.
+	AllocationEvents bool
 	// MinPassInterval spaces passes under a stream of events, so that a burst
 	// of new Services costs one pass per interval instead of one per event. An
 	// event after a quiet spell is handled at once.
@@ -211,7 +214,7 @@ func (r *Reconciler) serviceWrite(svc *corev1.Service, res allocator.ServiceResu
 		// One Event per change the user can see, none on resyncs.
 		addrs := addrsOf(res.Addresses)
 		switch {
-		case res.Satisfied && !slices.Equal(addrs, beforeAddrs):
+		case res.Satisfied && r.AllocationEvents && !slices.Equal(addrs, beforeAddrs):
 			r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, eventReasonAllocated, eventActionAllocate, "Allocated %s", joinAddrs(addrs))
 		case !res.Satisfied && (before == nil || before.Reason != res.Reason || before.Message != res.Message):
 			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, res.Reason, eventActionAllocate, "%s", res.Message)

@@ -12,42 +12,57 @@ import (
 	"github.com/plexus-net/plexus/internal/selectors"
 )
 
-// Service annotations LB-IPAM reads; each current name has a deprecated alias
-// that is still honoured.
+// Service annotations LB-IPAM reads; each has a deprecated alias that is
+// still honoured.
 const (
-	AnnotationIPs                = "lbipam.cilium.io/ips"
-	AnnotationIPsLegacy          = "io.cilium/lb-ipam-ips"
-	AnnotationSharingKey         = "lbipam.cilium.io/sharing-key"
-	AnnotationSharingKeyLegacy   = "io.cilium/lb-ipam-sharing-key"
-	AnnotationCrossNamespace     = "lbipam.cilium.io/sharing-cross-namespace"
-	AnnotationCrossNamespaceOld  = "io.cilium/lb-ipam-sharing-cross-namespace"
-	ClassBGP                     = "io.cilium/bgp-control-plane"
-	ClassL2                      = "io.cilium/l2-announcer"
-	ServiceConditionType         = "cilium.io/IPAMRequestSatisfied"
-	legacyServiceConditionType   = "io.cilium/lb-ipam-request-satisfied"
-	poolReasonNoCondition        = "noreason"
-	poolReasonConflict           = "cidr_overlap"
-	poolReasonNoConflict         = "no_conflict"
-	readyReasonReady             = "Ready"
-	readyReasonDisabled          = "Disabled"
-	readyReasonConflict          = "PoolConflict"
-	readyReasonInvalidSelector   = "InvalidServiceSelector"
-	readyReasonInvalidBlock      = "InvalidBlock"
-	eventReasonAllocated         = "IPAllocated"
-	eventReasonReleased          = "IPReleased"
-	eventActionAllocate          = "Allocate"
-	eventActionValidate          = "Validate"
-	eventActionRelease           = "Release"
-	defaultClassServe            = "lbipam"
-	defaultClassNone             = "none"
-	serviceTypeLoadBalancerValue = corev1.ServiceTypeLoadBalancer
+	AnnotationIPs               = "lbipam.cilium.io/ips"
+	AnnotationIPsLegacy         = "io.cilium/lb-ipam-ips"
+	AnnotationSharingKey        = "lbipam.cilium.io/sharing-key"
+	AnnotationSharingKeyLegacy  = "io.cilium/lb-ipam-sharing-key"
+	AnnotationCrossNamespace    = "lbipam.cilium.io/sharing-cross-namespace"
+	AnnotationCrossNamespaceOld = "io.cilium/lb-ipam-sharing-cross-namespace"
+)
+
+// The loadBalancerClass values LB-IPAM serves (besides unset).
+const (
+	ClassBGP = "io.cilium/bgp-control-plane"
+	ClassL2  = "io.cilium/l2-announcer"
+)
+
+// ServiceConditionType is the condition LB-IPAM sets on the Services it
+// serves: the name the seed system uses since 1.17. The older name is removed
+// when LB-IPAM writes its own.
+const (
+	ServiceConditionType       = "cilium.io/IPAMRequestSatisfied"
+	legacyServiceConditionType = "io.cilium/lb-ipam-request-satisfied"
+)
+
+// Reasons of the pool conditions.
+const (
+	poolReasonNoCondition      = "noreason" // count conditions, as the seed writes them
+	poolReasonConflict         = "cidr_overlap"
+	poolReasonNoConflict       = "no_conflict"
+	readyReasonReady           = "Ready"
+	readyReasonDisabled        = "Disabled"
+	readyReasonConflict        = "PoolConflict"
+	readyReasonInvalidSelector = "InvalidServiceSelector"
+	readyReasonInvalidBlock    = "InvalidBlock"
+)
+
+// Event reasons and actions.
+const (
+	eventReasonAllocated = "IPAllocated"
+	eventReasonReleased  = "IPReleased"
+	eventActionAllocate  = "Allocate"
+	eventActionValidate  = "Validate"
+	eventActionRelease   = "Release"
 )
 
 // responsible says whether LB-IPAM serves svc: a LoadBalancer Service whose
 // class is one of Plexus's, or unset when class-less Services are served.
 // Any other class belongs to someone else and is left entirely alone.
 func responsible(svc *corev1.Service, serveClassless bool) bool {
-	if svc.Spec.Type != serviceTypeLoadBalancerValue || svc.DeletionTimestamp != nil {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
 		return false
 	}
 	if svc.Spec.LoadBalancerClass == nil {

@@ -58,6 +58,7 @@ func main() {
 	workers := flag.Int("workers", 16, "concurrent status writers (controller and ceiling alike)")
 	creators := flag.Int("creators", 32, "concurrent Service creators")
 	controllerBin := flag.String("controller", "bin/lbipam", "the LB-IPAM controller binary")
+	modes := flag.String("modes", "ceiling,lbipam,lbipam-quiet", "what writes the statuses: ceiling, lbipam (defaults), lbipam-quiet (--allocation-events=false)")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard()) // envtest logs through controller-runtime
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
@@ -72,7 +73,7 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
-		for _, mode := range []string{"ceiling", "lbipam"} {
+		for _, mode := range strings.Split(*modes, ",") {
 			for i := range *runs {
 				r, err := runOnce(n, mode, *workers, *creators, *controllerBin)
 				if err != nil {
@@ -126,8 +127,12 @@ func runOnce(n int, mode string, workers, creators int, controllerBin string) (r
 	switch mode {
 	case "lbipam":
 		stopWriter, err = startController(env, controllerBin, workers)
+	case "lbipam-quiet":
+		stopWriter, err = startController(env, controllerBin, workers, "--allocation-events=false")
 	case "ceiling":
 		stopWriter, err = startCeiling(ctx, cfg, workers)
+	default:
+		return result{}, fmt.Errorf("unknown mode %q", mode)
 	}
 	if err != nil {
 		return result{}, err
@@ -223,7 +228,7 @@ func watchServed(ctx context.Context, cfg *rest.Config, n int) (<-chan time.Time
 }
 
 // startController runs bin/lbipam against the control plane.
-func startController(env *envtest.Environment, bin string, workers int) (func() (int, error), error) {
+func startController(env *envtest.Environment, bin string, workers int, extraArgs ...string) (func() (int, error), error) {
 	user, err := env.AddUser(envtest.User{Name: "lbipam", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return nil, err
@@ -240,8 +245,9 @@ func startController(env *envtest.Environment, bin string, workers int) (func() 
 	if err := os.WriteFile(path, kc, 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--kubeconfig", path, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
-		"--kube-api-qps=-1", fmt.Sprintf("--status-workers=%d", workers), "--zap-log-level=error")
+	args := append([]string{"--kubeconfig", path, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+		"--kube-api-qps=-1", fmt.Sprintf("--status-workers=%d", workers), "--zap-log-level=error"}, extraArgs...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -348,18 +354,30 @@ func report(all []result) {
 	}
 	slices.SortFunc(sizes, cmp.Compare)
 	fmt.Printf("\nMachine: %d CPUs (%s/%s), %s; median of %d runs.\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), len(groups[key{sizes[0], "lbipam"}]))
-	fmt.Println("| Services | ceiling: all served | LB-IPAM: all served | ratio | ceiling: after last create | LB-IPAM: after last create | LB-IPAM peak RSS |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| Services | writer | all served (median) | ratio to ceiling | after last create (median) | controller peak RSS |")
+	fmt.Println("|---:|---|---:|---:|---:|---:|")
+	total := func(r result) time.Duration { return r.total }
+	tail := func(r result) time.Duration { return r.tail }
 	for _, n := range sizes {
-		ceil, lb := groups[key{n, "ceiling"}], groups[key{n, "lbipam"}]
-		total := func(r result) time.Duration { return r.total }
-		tail := func(r result) time.Duration { return r.tail }
-		peak := 0
-		for _, r := range lb {
-			peak = max(peak, r.peakRSSKB)
+		ceil := groups[key{n, "ceiling"}]
+		for _, mode := range []string{"ceiling", "lbipam", "lbipam-quiet"} {
+			rs := groups[key{n, mode}]
+			if len(rs) == 0 {
+				continue
+			}
+			peak := 0
+			for _, r := range rs {
+				peak = max(peak, r.peakRSSKB)
+			}
+			ratio := "–"
+			if len(ceil) > 0 {
+				ratio = fmt.Sprintf("%.2f", median(rs, total).Seconds()/median(ceil, total).Seconds())
+			}
+			rss := "–"
+			if peak > 0 {
+				rss = fmt.Sprintf("%d MiB", peak/1024)
+			}
+			fmt.Printf("| %d | %s | %.2f s | %s | %.3f s | %s |\n", n, mode, median(rs, total).Seconds(), ratio, median(rs, tail).Seconds(), rss)
 		}
-		ct, lt := median(ceil, total), median(lb, total)
-		fmt.Printf("| %d | %.2f s | %.2f s | %.2f | %.2f s | %.2f s | %d MiB |\n", n, ct.Seconds(), lt.Seconds(), lt.Seconds()/ct.Seconds(),
-			median(ceil, tail).Seconds(), median(lb, tail).Seconds(), peak/1024)
 	}
 }

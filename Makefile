@@ -41,11 +41,15 @@ generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, and the
 	cp config/crd/bases/*.yaml charts/plexus/crds/
 	for c in $(CONTROLLERS); do cp config/rbac/$$c/role.yaml charts/plexus/files/rbac/$$c.yaml; done
 
+GENERATED := apis config/crd config/rbac charts/plexus/crds charts/plexus/files
+generated_hash = find $(GENERATED) -type f | LC_ALL=C sort | xargs sha256sum | sha256sum
+
 .PHONY: verify-generated
-verify-generated: generate ## fail when generated files differ from what is committed
-	@if [ -n "$$(git status --porcelain -- apis config charts/plexus/crds charts/plexus/files)" ]; then \
-	  git status --porcelain -- apis config charts/plexus/crds charts/plexus/files; \
-	  echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; fi
+verify-generated: $(CONTROLLER_GEN) ## fail when `make generate` would change any generated file
+	@before=$$($(generated_hash)); $(MAKE) --no-print-directory generate >/dev/null; \
+	if [ "$$before" != "$$($(generated_hash))" ]; then \
+	  git status --short -- $(GENERATED); \
+	  echo "generated files were stale and have been regenerated: review and commit them" >&2; exit 1; fi
 
 .PHONY: controlplane
 controlplane: ## build kube-apiserver, etcd and kubectl from their Go modules into bin/ (once)

@@ -99,7 +99,6 @@ func (p *poolState) keeps(s *Service, addr netip.Addr) bool {
 }
 
 type holding struct {
-	pool    *poolState
 	holders []*serviceState
 }
 
@@ -287,8 +286,7 @@ func (a *allocation) restore(s *serviceState) {
 		} else if !slices.Contains(s.wanted, familyOf(addr)) || s.holdsFamily(familyOf(addr)) {
 			continue
 		}
-		pool := a.keepingPool(s, addr)
-		if pool == nil {
+		if !a.anyPool(addr, func(p *poolState) bool { return p.keeps(s.Service, addr) }) {
 			continue
 		}
 		if h := a.held[addr]; h != nil {
@@ -296,29 +294,36 @@ func (a *allocation) restore(s *serviceState) {
 				continue // an older Service holds it; this one gets another
 			}
 		}
-		a.assign(s, addr, pool)
+		a.assign(s, addr)
 	}
 }
 
-func (a *allocation) keepingPool(s *serviceState, addr netip.Addr) *poolState {
-	if h := a.held[addr]; h != nil {
-		if h.pool.keeps(s.Service, addr) {
-			return h.pool
-		}
-		return nil
-	}
+// anyPool says whether some pool that contains addr satisfies ok.
+func (a *allocation) anyPool(addr netip.Addr, ok func(*poolState) bool) bool {
+	return slices.ContainsFunc(a.pools, func(p *poolState) bool { return p.contains(addr) && ok(p) })
+}
+
+// owner is the pool an address counts against: the pool that has it and does
+// not conflict (at most one), else the oldest that has it. It depends on the
+// pools alone, so counts do not depend on which Service took the address first.
+func (a *allocation) owner(addr netip.Addr) *poolState {
+	var first *poolState
 	for _, p := range a.pools {
-		if p.keeps(s.Service, addr) {
-			return p
+		if p.contains(addr) {
+			if p.conflict == "" {
+				return p
+			}
+			first = cmp.Or(first, p)
 		}
 	}
-	return nil
+	return first
 }
 
-func (a *allocation) assign(s *serviceState, addr netip.Addr, pool *poolState) {
+func (a *allocation) assign(s *serviceState, addr netip.Addr) {
+	pool := a.owner(addr)
 	h := a.held[addr]
 	if h == nil {
-		h = &holding{pool: pool}
+		h = &holding{}
 		a.held[addr] = h
 		pool.used++
 		if s.SharingKey != "" {
@@ -353,39 +358,41 @@ func (a *allocation) allocateMissing(s *serviceState) {
 	}
 }
 
+// allocateRequested gives s the address it asked for, or records why not.
+// A held address is shared when the holders are compatible; otherwise what
+// the pools allow is judged first, and "already allocated" is the answer only
+// where a pool would have given the address.
 func (a *allocation) allocateRequested(s *serviceState, addr netip.Addr) {
-	if h := a.held[addr]; h != nil {
-		if !h.pool.selects(s.Service) {
-			s.fail(ReasonPoolSelectorMismatch, "The pool with the CIDR containing '%s', doesn't select this service", addr)
-			return
-		}
-		ok, why := compatibleWithAll(s.Service, h.holders)
-		switch {
-		case ok:
-			a.assign(s, addr, h.pool)
-		case s.SharingKey != "" && slices.ContainsFunc(h.holders, func(o *serviceState) bool { return o.SharingKey == s.SharingKey }):
-			s.fail(ReasonAlreadyAllocatedIncompat, "The IP '%s' is already allocated to an incompatible service. Reason: %s", addr, why)
-		default:
-			s.fail(ReasonAlreadyAllocated, "The IP '%s' is already allocated to another service", addr)
-		}
-		return
-	}
-	var containing, selecting *poolState
+	var containing, selecting, allocating *poolState
 	for _, p := range a.pools {
 		if !p.contains(addr) {
 			continue
 		}
 		containing = cmp.Or(containing, p)
-		if !p.selects(s.Service) {
-			continue
-		}
-		selecting = cmp.Or(selecting, p)
-		if p.allocatesNew() {
-			a.assign(s, addr, p)
-			return
+		if p.selects(s.Service) {
+			selecting = cmp.Or(selecting, p)
+			if p.allocatesNew() {
+				allocating = cmp.Or(allocating, p)
+			}
 		}
 	}
+	h := a.held[addr]
+	var compatible bool
+	var why string
+	if h != nil {
+		compatible, why = compatibleWithAll(s.Service, h.holders)
+	}
 	switch {
+	case h != nil && selecting != nil && compatible:
+		a.assign(s, addr) // share it
+	case h != nil && allocating != nil:
+		if s.SharingKey != "" && slices.ContainsFunc(h.holders, func(o *serviceState) bool { return o.SharingKey == s.SharingKey }) {
+			s.fail(ReasonAlreadyAllocatedIncompat, "The IP '%s' is already allocated to an incompatible service. Reason: %s", addr, why)
+		} else {
+			s.fail(ReasonAlreadyAllocated, "The IP '%s' is already allocated to another service", addr)
+		}
+	case allocating != nil:
+		a.assign(s, addr)
 	case selecting != nil:
 		s.fail(ReasonNoPool, "The pool '%s' containing '%s' allocates nothing new: %s", selecting.Name, addr, selecting.whyNoNew())
 	case containing != nil:
@@ -429,12 +436,11 @@ func (a *allocation) joinSharedAddress(s *serviceState, f Family) bool {
 		return false
 	}
 	for _, addr := range a.shared[s.SharingKey] {
-		h := a.held[addr]
-		if familyOf(addr) != f || !h.pool.selects(s.Service) {
+		if familyOf(addr) != f || !a.anyPool(addr, func(p *poolState) bool { return p.selects(s.Service) }) {
 			continue
 		}
-		if ok, _ := compatibleWithAll(s.Service, h.holders); ok {
-			a.assign(s, addr, h.pool)
+		if ok, _ := compatibleWithAll(s.Service, a.held[addr].holders); ok {
+			a.assign(s, addr)
 			return true
 		}
 	}
@@ -457,7 +463,7 @@ func (a *allocation) allocateAny(s *serviceState, f Family) {
 			for addr := p.next[i]; addr.IsValid() && r.Contains(addr); addr = addr.Next() {
 				if a.held[addr] == nil {
 					p.next[i] = addr.Next()
-					a.assign(s, addr, p)
+					a.assign(s, addr)
 					return
 				}
 			}

@@ -50,6 +50,7 @@ type result struct {
 	total     time.Duration // first create until every Service holds an address
 	tail      time.Duration // last create until every Service holds an address
 	peakRSSKB int
+	cpu       time.Duration // controller process CPU time (user+system)
 }
 
 func main() {
@@ -79,7 +80,7 @@ func main() {
 				if err != nil {
 					fail(fmt.Errorf("%s with %d Services, run %d: %w", mode, n, i+1, err))
 				}
-				fmt.Fprintf(os.Stderr, "%-8s n=%-6d run %d: total %v, after last create %v, controller peak RSS %d MiB\n", mode, n, i+1, r.total.Round(time.Millisecond), r.tail.Round(time.Millisecond), r.peakRSSKB/1024)
+				fmt.Fprintf(os.Stderr, "%-12s n=%-6d run %d: total %v, after last create %v, controller CPU %v, peak RSS %d MiB\n", mode, n, i+1, r.total.Round(time.Millisecond), r.tail.Round(time.Millisecond), r.cpu, r.peakRSSKB/1024)
 				all = append(all, r)
 			}
 		}
@@ -123,7 +124,7 @@ func runOnce(n int, mode string, workers, creators int, controllerBin string) (r
 		}
 	}
 
-	var stopWriter func() (int, error)
+	var stopWriter func() (processUsage, error)
 	switch mode {
 	case "lbipam":
 		stopWriter, err = startController(env, controllerBin, workers)
@@ -149,8 +150,8 @@ func runOnce(n int, mode string, workers, creators int, controllerBin string) (r
 	}
 	select {
 	case at := <-done:
-		rss, err := stopWriter()
-		return result{size: n, mode: mode, total: at.Sub(start), tail: at.Sub(lastCreate), peakRSSKB: rss}, err
+		usage, err := stopWriter()
+		return result{size: n, mode: mode, total: at.Sub(start), tail: at.Sub(lastCreate), peakRSSKB: usage.peakRSSKB, cpu: usage.cpu}, err
 	case <-time.After(15 * time.Minute):
 		_, _ = stopWriter()
 		return result{}, errors.New("Services not all served after 15 minutes")
@@ -228,7 +229,12 @@ func watchServed(ctx context.Context, cfg *rest.Config, n int) (<-chan time.Time
 }
 
 // startController runs bin/lbipam against the control plane.
-func startController(env *envtest.Environment, bin string, workers int, extraArgs ...string) (func() (int, error), error) {
+type processUsage struct {
+	peakRSSKB int
+	cpu       time.Duration
+}
+
+func startController(env *envtest.Environment, bin string, workers int, extraArgs ...string) (func() (processUsage, error), error) {
 	user, err := env.AddUser(envtest.User{Name: "lbipam", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return nil, err
@@ -252,13 +258,26 @@ func startController(env *envtest.Environment, bin string, workers int, extraArg
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	return func() (int, error) {
+	return func() (processUsage, error) {
 		defer os.RemoveAll(dir)
-		rss := peakRSS(cmd.Process.Pid)
+		u := processUsage{peakRSSKB: peakRSS(cmd.Process.Pid), cpu: cpuTime(cmd.Process.Pid)}
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
-		return rss, nil
+		return u, nil
 	}, nil
+}
+
+// cpuTime is the user and system time pid has used (clock ticks of 10 ms).
+func cpuTime(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, _ := strconv.Atoi(fields[11])
+	stime, _ := strconv.Atoi(fields[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 func peakRSS(pid int) int {
@@ -277,7 +296,7 @@ func peakRSS(pid int) int {
 
 // startCeiling writes, for each new Service, an address and a satisfied
 // condition, with nothing computed: the cost of the writes alone.
-func startCeiling(ctx context.Context, cfg *rest.Config, workers int) (func() (int, error), error) {
+func startCeiling(ctx context.Context, cfg *rest.Config, workers int) (func() (processUsage, error), error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -321,10 +340,10 @@ func startCeiling(ctx context.Context, cfg *rest.Config, workers int) (func() (i
 	}
 	f.Start(wctx.Done())
 	f.WaitForCacheSync(wctx.Done())
-	return func() (int, error) {
+	return func() (processUsage, error) {
 		stop()
 		wg.Wait()
-		return 0, nil
+		return processUsage{}, nil
 	}, nil
 }
 
@@ -354,8 +373,8 @@ func report(all []result) {
 	}
 	slices.SortFunc(sizes, cmp.Compare)
 	fmt.Printf("\nMachine: %d CPUs (%s/%s), %s; median of %d runs.\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), len(groups[key{sizes[0], "lbipam"}]))
-	fmt.Println("| Services | writer | all served (median) | ratio to ceiling | after last create (median) | controller peak RSS |")
-	fmt.Println("|---:|---|---:|---:|---:|---:|")
+	fmt.Println("| Services | writer | all served (median) | ratio to ceiling | after last create (median) | controller CPU (median) | controller peak RSS |")
+	fmt.Println("|---:|---|---:|---:|---:|---:|---:|")
 	total := func(r result) time.Duration { return r.total }
 	tail := func(r result) time.Duration { return r.tail }
 	for _, n := range sizes {
@@ -373,11 +392,12 @@ func report(all []result) {
 			if len(ceil) > 0 {
 				ratio = fmt.Sprintf("%.2f", median(rs, total).Seconds()/median(ceil, total).Seconds())
 			}
-			rss := "–"
+			rss, cpu := "–", "–"
 			if peak > 0 {
 				rss = fmt.Sprintf("%d MiB", peak/1024)
+				cpu = fmt.Sprintf("%.2f s", median(rs, func(r result) time.Duration { return r.cpu }).Seconds())
 			}
-			fmt.Printf("| %d | %s | %.2f s | %s | %.3f s | %s |\n", n, mode, median(rs, total).Seconds(), ratio, median(rs, tail).Seconds(), rss)
+			fmt.Printf("| %d | %s | %.2f s | %s | %.3f s | %s | %s |\n", n, mode, median(rs, total).Seconds(), ratio, median(rs, tail).Seconds(), cpu, rss)
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 type Flags struct {
 	MetricsAddr             string
 	ProbeAddr               string
+	PprofAddr               string
 	LeaderElect             bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
@@ -38,6 +39,7 @@ type Flags struct {
 func (f *Flags) Bind(fs *flag.FlagSet, name string) {
 	fs.StringVar(&f.MetricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (/metrics); \"0\" turns it off")
 	fs.StringVar(&f.ProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
+	fs.StringVar(&f.PprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints for profiling; \"0\" (the default) turns them off")
 	fs.BoolVar(&f.LeaderElect, "leader-elect", true, "elect a leader so that only one replica acts at a time")
 	fs.StringVar(&f.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (default: the pod's own namespace)")
 	fs.StringVar(&f.LeaderElectionID, "leader-election-id", "plexus-"+name, "name of the leader-election Lease")
@@ -75,6 +77,7 @@ func NewManager(name string, f *Flags, scheme *runtime.Scheme) (ctrl.Manager, er
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: f.MetricsAddr},
 		HealthProbeBindAddress:        f.ProbeAddr,
+		PprofBindAddress:              f.PprofAddr,
 		LeaderElection:                f.LeaderElect,
 		LeaderElectionID:              f.LeaderElectionID,
 		LeaderElectionNamespace:       f.LeaderElectionNamespace,

@@ -59,9 +59,13 @@ func main() {
 	workers := flag.Int("workers", 16, "concurrent status writers (controller and ceiling alike)")
 	creators := flag.Int("creators", 32, "concurrent Service creators")
 	controllerBin := flag.String("controller", "bin/lbipam", "the LB-IPAM controller binary")
+	pprofAddr := flag.String("pprof", "", "if set, the controller serves /debug/pprof on this address (to profile a run by hand)")
 	modes := flag.String("modes", "ceiling,lbipam,lbipam-quiet", "what writes the statuses: ceiling, lbipam (defaults), lbipam-quiet (--allocation-events=false)")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard()) // envtest logs through controller-runtime
+	if *pprofAddr != "" {
+		extraControllerArgs = append(extraControllerArgs, "--pprof-bind-address="+*pprofAddr)
+	}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		fail(errors.New("KUBEBUILDER_ASSETS must point at etcd and kube-apiserver (make bench sets it)"))
 	}
@@ -92,6 +96,9 @@ func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
 }
+
+// extraControllerArgs are passed to every controller run.
+var extraControllerArgs []string
 
 func runOnce(n int, mode string, workers, creators int, controllerBin string) (result, error) {
 	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
@@ -127,9 +134,9 @@ func runOnce(n int, mode string, workers, creators int, controllerBin string) (r
 	var stopWriter func() (processUsage, error)
 	switch mode {
 	case "lbipam":
-		stopWriter, err = startController(env, controllerBin, workers)
+		stopWriter, err = startController(env, controllerBin, workers, extraControllerArgs...)
 	case "lbipam-quiet":
-		stopWriter, err = startController(env, controllerBin, workers, "--allocation-events=false")
+		stopWriter, err = startController(env, controllerBin, workers, append(extraControllerArgs, "--allocation-events=false")...)
 	case "ceiling":
 		stopWriter, err = startCeiling(ctx, cfg, workers)
 	default:

@@ -394,3 +394,21 @@ func TestL43_OperatorDown(t *testing.T) {
 	h.expect("while-down", "20.0.10.1", "satisfied")
 	h.expect("existing", "20.0.10.0", "satisfied")
 }
+
+// The seed system's older condition name is replaced by the current one.
+func TestLegacyConditionReplaced(t *testing.T) {
+	h := newHarness(t)
+	s := h.service("old-style")
+	s.Status.Conditions = []metav1.Condition{{
+		Type: "io.cilium/lb-ipam-request-satisfied", Status: metav1.ConditionFalse, Reason: "no_pool",
+		Message: "left by an older implementation", LastTransitionTime: metav1.Now(),
+	}}
+	if err := h.c.Status().Update(h.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	h.pool("p", []string{"20.0.10.0/24"})
+	got := h.expect("old-style", "20.0.10.0", "satisfied")
+	if len(got.Status.Conditions) != 1 {
+		t.Errorf("conditions = %+v, want only %s", got.Status.Conditions, controller.ServiceConditionType)
+	}
+}

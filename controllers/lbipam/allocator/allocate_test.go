@@ -373,18 +373,7 @@ func TestAllocateStability(t *testing.T) {
 		svcs = append(svcs, svc(fmt.Sprintf("s%d", i), i))
 	}
 	first := Allocate(v4Only, base, svcs)
-	heldNow := func(res Result, svcs []Service) []Service {
-		out := make([]Service, len(svcs))
-		for i, s := range svcs {
-			s.Held = nil
-			for _, a := range res.Services[s.Key].Addresses {
-				s.Held = append(s.Held, a.Addr)
-			}
-			out[i] = s
-		}
-		return out
-	}
-	restored := heldNow(first, svcs)
+	restored := feedBack(svcs, first)
 	check := func(name string, res Result, svcs []Service) {
 		t.Helper()
 		for _, s := range svcs {

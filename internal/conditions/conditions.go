@@ -5,8 +5,15 @@
 package conditions
 
 import (
+	"strings"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const (
+	maxMessage = 4096
+	truncated  = " …(truncated)"
 )
 
 // TypeReady is the kstatus readiness condition that Argo CD and Flux read.
@@ -16,6 +23,11 @@ const TypeReady = "Ready"
 // anything but the transition time changed.
 func Set(conds *[]metav1.Condition, generation int64, c metav1.Condition) bool {
 	c.ObservedGeneration = generation
+	if len(c.Message) > maxMessage {
+		// The API server refuses longer messages, and would refuse the
+		// whole status with them.
+		c.Message = strings.ToValidUTF8(c.Message[:maxMessage-len(truncated)], "") + truncated
+	}
 	return meta.SetStatusCondition(conds, c)
 }
 

@@ -55,9 +55,13 @@ func (w *Writer) Patch(ctx context.Context, cached client.Object, mutate func(cl
 	if err := w.Client.Status().Patch(ctx, desired, patch); err != nil {
 		return false, err
 	}
-	w.mu.Lock()
-	w.inFlight[uid] = cached.GetResourceVersion()
-	w.mu.Unlock()
+	// A write the server found to change nothing keeps the resourceVersion
+	// and brings no watch event: then there is nothing to wait for.
+	if desired.GetResourceVersion() != cached.GetResourceVersion() {
+		w.mu.Lock()
+		w.inFlight[uid] = cached.GetResourceVersion()
+		w.mu.Unlock()
+	}
 	return true, nil
 }
 

@@ -18,6 +18,7 @@ import (
 // output.
 func Allocate(cfg Config, pools []Pool, services []Service) Result {
 	a := newAllocation(pools)
+	a.cfg = cfg
 	svcs := make([]*serviceState, len(services))
 	for i := range services {
 		svcs[i] = &serviceState{Service: &services[i]}
@@ -33,12 +34,24 @@ func Allocate(cfg Config, pools []Pool, services []Service) Result {
 	for _, s := range svcs {
 		s.wanted, s.familyErr = wantedFamilies(cfg, s.Service)
 	}
-	// Phase 1 keeps every valid holding before phase 2 makes any new one.
-	for _, s := range svcs {
-		a.restore(s)
+	// Phase 1 keeps every valid holding before phase 2 makes any new one:
+	// decided holdings first, then those recorded in status, then imported
+	// ones, each oldest first.
+	for _, from := range []HeldSource{HeldDecided, HeldRecorded, HeldImported} {
+		for _, s := range svcs {
+			if s.HeldFrom == from {
+				a.restore(s)
+			}
+		}
 	}
-	for _, s := range svcs {
-		a.allocateMissing(s)
+	// Phase 2 serves the addresses Services ask for by name before it picks
+	// any address for the others, so that no pick takes a requested address.
+	for _, requests := range []bool{true, false} {
+		for _, s := range svcs {
+			if s.hasRequests() == requests && !s.Terminating {
+				a.allocateMissing(s)
+			}
+		}
 	}
 
 	res := Result{
@@ -103,6 +116,7 @@ type holding struct {
 }
 
 type allocation struct {
+	cfg   Config
 	pools []*poolState // oldest first
 	held  map[netip.Addr]*holding
 	// shared lists, per sharing key, the addresses its Services hold, in the
@@ -227,12 +241,16 @@ func (s *serviceState) requests(addr netip.Addr) bool {
 	return slices.Contains(s.Requested, addr)
 }
 
+func (c Config) enabled(f Family) bool {
+	return (f == IPv4 && c.IPv4Enabled) || (f == IPv6 && c.IPv6Enabled)
+}
+
 // wantedFamilies applies spec.ipFamilyPolicy: SingleStack wants its first
 // family (IPv4 first when none is given), PreferDualStack every enabled family
 // it lists, RequireDualStack both. The order of spec.ipFamilies does not
 // matter for dual stack.
 func wantedFamilies(cfg Config, s *Service) ([]Family, string) {
-	enabled := func(f Family) bool { return (f == IPv4 && cfg.IPv4Enabled) || (f == IPv6 && cfg.IPv6Enabled) }
+	enabled := cfg.enabled
 	switch s.FamilyPolicy {
 	case RequireDualStack:
 		for _, f := range []Family{IPv4, IPv6} {
@@ -278,7 +296,7 @@ func (a *allocation) restore(s *serviceState) {
 		if !addr.IsValid() || s.holds(addr) {
 			continue
 		}
-		if s.hasRequests() {
+		if len(s.Requested) > 0 {
 			// With explicit requests, only requested addresses are held.
 			if !s.requests(addr) {
 				continue
@@ -337,11 +355,17 @@ func (a *allocation) assign(s *serviceState, addr netip.Addr) {
 // allocateMissing gives s what it still lacks after restore.
 func (a *allocation) allocateMissing(s *serviceState) {
 	if len(s.RequestErrors) > 0 {
+		// A typo keeps what the Service holds (restore kept it) and adds
+		// nothing it did not name.
 		s.fail(ReasonInvalidRequestedIP, "Requested IPs %s are not IP addresses", quoteAll(s.RequestErrors))
 	}
 	if s.hasRequests() {
 		for _, addr := range s.Requested {
-			if !s.holds(addr) {
+			switch {
+			case s.holds(addr):
+			case !a.cfg.enabled(familyOf(addr)):
+				s.fail(ReasonFamilyDisabled, "The requested IP '%s' is %s, which is not enabled for LB-IPAM", addr, familyOf(addr))
+			default:
 				a.allocateRequested(s, addr)
 			}
 		}
@@ -369,7 +393,9 @@ func (a *allocation) allocateRequested(s *serviceState, addr netip.Addr) {
 			continue
 		}
 		containing = cmp.Or(containing, p)
-		if p.selects(s.Service) {
+		// A pool whose selector is invalid may select s for all anyone
+		// knows; it answers "allocates nothing new", not "doesn't select".
+		if p.selects(s.Service) || p.SelectorErr != nil {
 			selecting = cmp.Or(selecting, p)
 			if p.allocatesNew() {
 				allocating = cmp.Or(allocating, p)

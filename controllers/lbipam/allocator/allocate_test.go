@@ -428,3 +428,48 @@ func BenchmarkAllocate10k(b *testing.B) {
 		Allocate(v4Only, pools, svcs)
 	}
 }
+
+// Findings from review, each a way an address could go to the wrong Service.
+func TestAllocateContestedAddresses(t *testing.T) {
+	base := []Pool{pool("p", 0, "10.0.0.0/29")}
+	from := func(src HeldSource) func(*Service) { return func(s *Service) { s.HeldFrom = src } }
+
+	// A requested address is not picked for an older Service that asked for
+	// nothing in particular.
+	res := Allocate(v4Only, base, []Service{svc("old", 0), svc("req", 1, requested("10.0.0.0"))})
+	expect(t, res, map[string][2]string{"old": {"10.0.0.1", ReasonSatisfied}, "req": {"10.0.0.0", ReasonSatisfied}})
+
+	// What LB-IPAM decided beats what an older Service's status says, and
+	// what it recorded beats what someone else wrote.
+	res = Allocate(v4Only, base, []Service{svc("imp", 0, held("10.0.0.0"), from(HeldImported)), svc("holder", 1, held("10.0.0.0"))})
+	expect(t, res, map[string][2]string{"holder": {"10.0.0.0", ReasonSatisfied}, "imp": {"10.0.0.1", ReasonSatisfied}})
+	res = Allocate(v4Only, base, []Service{svc("imp", 0, held("10.0.0.0"), from(HeldImported)), svc("rec", 1, held("10.0.0.0"), from(HeldRecorded))})
+	expect(t, res, map[string][2]string{"rec": {"10.0.0.0", ReasonSatisfied}, "imp": {"10.0.0.1", ReasonSatisfied}})
+
+	// A typo in the annotation keeps the address held, adds nothing, and says why.
+	res = Allocate(v4Only, base, []Service{svc("typo", 0, held("10.0.0.3"), func(s *Service) { s.RequestErrors = []string{"10.0.0.300"} }), svc("other", 1)})
+	expect(t, res, map[string][2]string{"typo": {"10.0.0.3", ReasonInvalidRequestedIP}, "other": {"10.0.0.0", ReasonSatisfied}})
+
+	// A requested address of a family LB-IPAM does not allocate.
+	res = Allocate(v4Only, []Pool{pool("p", 0, "10.0.0.0/29", "2004::/64")}, []Service{svc("v6", 0, family(SingleStack, IPv6), requested("2004::1"))})
+	expect(t, res, map[string][2]string{"v6": {"", ReasonFamilyDisabled}})
+
+	// A Service being deleted keeps what it holds and gets nothing new.
+	res = Allocate(v4Only, base, []Service{
+		svc("going", 0, held("10.0.0.0"), func(s *Service) { s.Terminating = true }),
+		svc("going-empty", 1, func(s *Service) { s.Terminating = true }), svc("new", 2),
+	})
+	expect(t, res, map[string][2]string{"going": {"10.0.0.0", ReasonSatisfied}, "new": {"10.0.0.1", ReasonSatisfied}})
+	if got := addrsOf(res.Services[key("going-empty")]); got != "" {
+		t.Errorf("a terminating Service got %s", got)
+	}
+
+	// A pool with an invalid selector is named as such for a requested address.
+	bad := pool("bad", 0, "10.0.1.0/29")
+	bad.Selector, bad.SelectorErr = nil, fmt.Errorf("bad")
+	res = Allocate(v4Only, []Pool{bad}, []Service{svc("a", 0, requested("10.0.1.1"))})
+	expect(t, res, map[string][2]string{"a": {"", ReasonNoPool}})
+	if m := res.Services[key("a")].Message; !strings.Contains(m, "serviceSelector is invalid") {
+		t.Errorf("message %q does not name the invalid selector", m)
+	}
+}

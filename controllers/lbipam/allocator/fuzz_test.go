@@ -62,7 +62,7 @@ func FuzzAllocateInvariants(f *testing.F) {
 func feedBack(svcs []Service, res Result) []Service {
 	out := make([]Service, len(svcs))
 	for i, s := range svcs {
-		s.Held = nil
+		s.Held, s.HeldFrom = nil, HeldDecided
 		for _, a := range res.Services[s.Key].Addresses {
 			s.Held = append(s.Held, a.Addr)
 		}
@@ -110,6 +110,11 @@ func randomWorld(rng *rand.Rand) ([]Pool, []Service) {
 		}
 		if rng.IntN(3) == 0 {
 			mods = append(mods, held(fmt.Sprintf("10.0.%d.%d", rng.IntN(2), rng.IntN(12))))
+			src := HeldSource(rng.IntN(3))
+			mods = append(mods, func(s *Service) { s.HeldFrom = src })
+		}
+		if rng.IntN(8) == 0 {
+			mods = append(mods, func(s *Service) { s.RequestErrors = []string{"typo"} })
 		}
 		if rng.IntN(4) == 0 {
 			mods = append(mods, ns(fmt.Sprintf("ns%d", rng.IntN(2)), "*"))

@@ -124,9 +124,31 @@ type Service struct {
 
 	// Held are the addresses the Service holds now: what LB-IPAM last decided,
 	// or, for a Service it has not decided on yet (after a restart, or one that
-	// just became eligible), its status.loadBalancer.ingress.
-	Held []netip.Addr
+	// just became eligible), its status.loadBalancer.ingress. HeldFrom says
+	// which, and so how far it is trusted when two Services claim one address.
+	Held     []netip.Addr
+	HeldFrom HeldSource
+
+	// Terminating: the Service is being deleted (a finalizer holds it). It
+	// keeps what it holds until it is gone, and gets nothing new.
+	Terminating bool
 }
+
+// HeldSource ranks where a Service's holdings come from. When two Services
+// claim one address, the better source wins, and between equal sources the
+// older Service.
+type HeldSource int
+
+const (
+	// HeldDecided: LB-IPAM decided it in this process's lifetime.
+	HeldDecided HeldSource = iota
+	// HeldRecorded: in status beside LB-IPAM's condition, so LB-IPAM wrote
+	// it (before a restart, say).
+	HeldRecorded
+	// HeldImported: in status with no LB-IPAM condition: set by someone else,
+	// adopted only if free.
+	HeldImported
+)
 
 // Assignment is one address a Service holds and the pool it counts against.
 type Assignment struct {

@@ -21,6 +21,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,6 +32,7 @@ import (
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	"github.com/plexus-net/plexus/controllers/lbipam/allocator"
+	"github.com/plexus-net/plexus/internal/conditions"
 	"github.com/plexus-net/plexus/internal/statuswrite"
 )
 
@@ -133,7 +135,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 			if sr.Satisfied {
 				satisfied++
 			}
-			if !serviceStatusCurrent(svc, sr) {
+			if svc.DeletionTimestamp == nil && !serviceStatusCurrent(svc, sr) {
 				writes = append(writes, r.serviceWrite(svc, sr))
 			}
 		} else if r.marked(svc) {
@@ -187,7 +189,7 @@ func (r *Reconciler) buildInput(pools []ciliumv2.CiliumLoadBalancerIPPool, servi
 	}
 	for i := range services {
 		svc := &services[i]
-		if !responsible(svc, r.ServeClassless) {
+		if !responsible(svc, r.ServeClassless) || (svc.DeletionTimestamp != nil && !r.marked(svc)) {
 			continue
 		}
 		// Dormant without pools: Services LB-IPAM never touched stay
@@ -242,7 +244,7 @@ func (r *Reconciler) serviceRelease(svc *corev1.Service, inPools func(netip.Addr
 
 func (r *Reconciler) poolWrite(pool *ciliumv2.CiliumLoadBalancerIPPool, res allocator.PoolResult, selectorErr error) func(context.Context) error {
 	return func(ctx context.Context) error {
-		before := meta.FindStatusCondition(pool.Status.Conditions, "Ready")
+		before := meta.FindStatusCondition(pool.Status.Conditions, conditions.TypeReady)
 		var after *ciliumv2.CiliumLoadBalancerIPPool
 		wrote, err := r.status.Patch(ctx, pool, func(o client.Object) {
 			after = o.(*ciliumv2.CiliumLoadBalancerIPPool)
@@ -251,8 +253,8 @@ func (r *Reconciler) poolWrite(pool *ciliumv2.CiliumLoadBalancerIPPool, res allo
 		if err != nil || !wrote {
 			return ignoreGone(err)
 		}
-		ready := meta.FindStatusCondition(after.Status.Conditions, "Ready")
-		if ready.Status != "True" && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
+		ready := meta.FindStatusCondition(after.Status.Conditions, conditions.TypeReady)
+		if ready != nil && ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
 			r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, ready.Reason, eventActionValidate, "%s", ready.Message)
 		}
 		return nil
@@ -267,7 +269,7 @@ func runAll(ctx context.Context, n int, writes []func(context.Context) error) er
 		errs []error
 		next = make(chan func(context.Context) error)
 	)
-	for range min(n, len(writes)) {
+	for range min(max(n, 1), len(writes)) {
 		wg.Go(func() {
 			for w := range next {
 				if err := w(ctx); err != nil && ctx.Err() == nil {

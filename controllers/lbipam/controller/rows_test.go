@@ -412,3 +412,21 @@ func TestLegacyConditionReplaced(t *testing.T) {
 		t.Errorf("conditions = %+v, want only %s", got.Status.Conditions, controller.ServiceConditionType)
 	}
 }
+
+// A Service held by a finalizer keeps its address until it is really gone.
+func TestTerminatingServiceKeepsItsAddress(t *testing.T) {
+	h := newHarness(t)
+	h.pool("p", []string{"20.0.10.0/31"})
+	s := h.service("going", func(s *corev1.Service) { s.Finalizers = []string{"example.com/hold"} })
+	h.expect("going", "20.0.10.0", "satisfied")
+	h.delete(s)
+	h.service("new")
+	h.expect("new", "20.0.10.1", "satisfied")
+	h.service("newer")
+	h.expect("newer", "", "out_of_ips")
+	if got := ingressOf(h.get("going")); got != "20.0.10.0" {
+		t.Fatalf("a terminating Service lost its address: %q", got)
+	}
+	h.update(s, func() { s.Finalizers = nil })
+	h.expect("newer", "20.0.10.0", "satisfied")
+}

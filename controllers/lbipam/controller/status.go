@@ -54,11 +54,12 @@ func serviceStatusCurrent(svc *corev1.Service, res allocator.ServiceResult) bool
 		meta.FindStatusCondition(svc.Status.Conditions, legacyServiceConditionType) == nil
 }
 
-// ingressFor keeps an existing entry for addr as it is (the API server fills in
-// ipMode), and makes a VIP entry otherwise.
+// ingressFor keeps an existing entry for addr (the API server fills in ipMode)
+// with the address written canonically, and makes a VIP entry otherwise.
 func ingressFor(svc *corev1.Service, addr netip.Addr) corev1.LoadBalancerIngress {
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
 		if a, err := netip.ParseAddr(ing.IP); err == nil && a.Unmap() == addr {
+			ing.IP = addr.String()
 			return ing
 		}
 	}

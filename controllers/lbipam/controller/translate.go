@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	"github.com/plexus-net/plexus/controllers/lbipam/allocator"
@@ -62,7 +63,7 @@ const (
 // class is one of Plexus's, or unset when class-less Services are served.
 // Any other class belongs to someone else and is left entirely alone.
 func responsible(svc *corev1.Service, serveClassless bool) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return false
 	}
 	if svc.Spec.LoadBalancerClass == nil {
@@ -90,6 +91,9 @@ func toAllocatorService(svc *corev1.Service, held []netip.Addr, decided bool) al
 		ExternalTrafficPolicy: string(svc.Spec.ExternalTrafficPolicy),
 		PodSelector:           svc.Spec.Selector,
 		Held:                  held,
+		HeldFrom:              allocator.HeldDecided,
+		// Held until the Service is gone (a finalizer may keep it a while).
+		Terminating: svc.DeletionTimestamp != nil,
 	}
 	if p := svc.Spec.IPFamilyPolicy; p != nil {
 		s.FamilyPolicy = allocator.FamilyPolicy(*p)
@@ -115,7 +119,7 @@ func toAllocatorService(svc *corev1.Service, held []netip.Addr, decided bool) al
 	for _, r := range requested {
 		addr, err := netip.ParseAddr(r)
 		switch {
-		case err != nil:
+		case err != nil || addr.Zone() != "": // a zone is no address for a load balancer
 			if !slices.Contains(s.RequestErrors, r) {
 				s.RequestErrors = append(s.RequestErrors, r)
 			}
@@ -125,6 +129,10 @@ func toAllocatorService(svc *corev1.Service, held []netip.Addr, decided bool) al
 	}
 	if !decided {
 		s.Held = ingressAddrs(svc)
+		s.HeldFrom = allocator.HeldImported
+		if meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionType) != nil {
+			s.HeldFrom = allocator.HeldRecorded
+		}
 	}
 	return s
 }
@@ -132,7 +140,7 @@ func toAllocatorService(svc *corev1.Service, held []netip.Addr, decided bool) al
 func ingressAddrs(svc *corev1.Service) []netip.Addr {
 	var out []netip.Addr
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		if addr, err := netip.ParseAddr(ing.IP); err == nil {
+		if addr, err := netip.ParseAddr(ing.IP); err == nil && addr.Zone() == "" {
 			out = append(out, addr.Unmap())
 		}
 	}

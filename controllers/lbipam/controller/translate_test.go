@@ -31,7 +31,7 @@ func TestResponsible(t *testing.T) {
 		{"node ipam class", lb(ptr.To("io.cilium/node")), true, false},
 		{"foreign class", lb(ptr.To("example.com/lb")), true, false},
 		{"ClusterIP", &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP}}, true, false},
-		{"being deleted", deleting, true, false},
+		{"being deleted (keeps what it holds until gone)", deleting, true, true},
 	} {
 		if got := responsible(tc.svc, tc.serveClassless); got != tc.want {
 			t.Errorf("%s: responsible = %v, want %v", tc.name, got, tc.want)
@@ -79,5 +79,19 @@ func TestToAllocatorServiceRequests(t *testing.T) {
 	}
 	if got := toAllocatorService(&corev1.Service{}, nil, false).FamilyPolicy; got != allocator.SingleStack {
 		t.Errorf("default family policy = %s", got)
+	}
+	// Where holdings come from decides who wins a contested address.
+	if got := s.HeldFrom; got != allocator.HeldImported {
+		t.Errorf("status without LB-IPAM's condition: HeldFrom = %v, want imported", got)
+	}
+	svc.Status.Conditions = []metav1.Condition{{Type: ServiceConditionType, Status: metav1.ConditionTrue, Reason: "satisfied"}}
+	if got := toAllocatorService(svc, nil, false).HeldFrom; got != allocator.HeldRecorded {
+		t.Errorf("status with LB-IPAM's condition: HeldFrom = %v, want recorded", got)
+	}
+	// A zone makes no load-balancer address.
+	zoned := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationIPs: "2004::5%eth0"}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "2004::6%eth0"}}}}}
+	if z := toAllocatorService(zoned, nil, false); len(z.Requested) != 0 || fmt.Sprint(z.RequestErrors) != "[2004::5%eth0]" || len(z.Held) != 0 {
+		t.Errorf("zoned addresses: requested %v, errors %v, held %v", z.Requested, z.RequestErrors, z.Held)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/internal/operator"
 )
 
@@ -48,7 +49,7 @@ func Start() (*Env, error) {
 		return nil, fmt.Errorf("starting envtest: %w", err)
 	}
 	cfg.QPS, cfg.Burst = -1, -1 // no client-side throttling in tests
-	scheme, err := operator.NewScheme(ciliumv2.AddToScheme)
+	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, ciliumv2alpha1.AddToScheme)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,12 @@
+// Command kube-scheduler is k8s.io/kubernetes's kube-scheduler, built from its Go module for
+// the lab (see hack/build-controlplane.sh).
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+)
+
+func main() { os.Exit(cli.Run(app.NewSchedulerCommand())) }

@@ -12,11 +12,9 @@ package controller
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +31,7 @@ import (
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	"github.com/plexus-net/plexus/controllers/lbipam/allocator"
 	"github.com/plexus-net/plexus/internal/conditions"
+	"github.com/plexus-net/plexus/internal/passes"
 	"github.com/plexus-net/plexus/internal/statuswrite"
 )
 
@@ -70,10 +69,7 @@ type Reconciler struct {
 	// an address just handed out is never handed out twice. After a restart
 	// it is empty and Service status is the record.
 	decided map[types.UID][]netip.Addr
-	// lastPass is when the last pass started; lastCompute how long its
-	// reading and deciding took (its writes excluded).
-	lastPass    time.Time
-	lastCompute time.Duration
+	pacer   passes.Pacer
 }
 
 // worldKey is the one request every event maps to.
@@ -103,10 +99,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Reconcile reads all pools and Services, decides, and writes what changed.
 func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.Result, error) {
 	start := time.Now()
-	if wait := r.lastPass.Add(max(r.MinPassInterval, 4*r.lastCompute)).Sub(start); wait > 0 {
+	r.pacer.MinInterval = r.MinPassInterval
+	if wait := r.pacer.Start(start); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	r.lastPass = start
 	defer func() { reconcileDuration.Observe(time.Since(start).Seconds()) }()
 
 	// The cached objects are read-only here: status writes copy before they
@@ -152,11 +148,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 		live[p.UID] = true
 		writes = append(writes, r.poolWrite(p, res.Pools[p.Name], in.selectorErrs[p.Name]))
 	}
-	r.lastCompute = time.Since(start)
+	r.pacer.Cost(time.Since(start))
 	servicesGauge.WithLabelValues("satisfied").Set(float64(satisfied))
 	servicesGauge.WithLabelValues("unsatisfied").Set(float64(len(in.services) - satisfied))
 
-	err := runAll(ctx, r.StatusWorkers, writes)
+	err := passes.RunAll(ctx, r.StatusWorkers, writes)
 	r.status.Retain(func(uid types.UID) bool { return live[uid] })
 	return ctrl.Result{}, err
 }
@@ -259,36 +255,6 @@ func (r *Reconciler) poolWrite(pool *ciliumv2.CiliumLoadBalancerIPPool, res allo
 		}
 		return nil
 	}
-}
-
-// runAll runs the writes with at most n at once and joins their errors.
-func runAll(ctx context.Context, n int, writes []func(context.Context) error) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		next = make(chan func(context.Context) error)
-	)
-	for range min(max(n, 1), len(writes)) {
-		wg.Go(func() {
-			for w := range next {
-				if err := w(ctx); err != nil && ctx.Err() == nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for _, w := range writes {
-		next <- w
-	}
-	close(next)
-	wg.Wait()
-	if len(errs) > 0 {
-		return fmt.Errorf("%d status writes failed, first: %w", len(errs), errs[0])
-	}
-	return nil
 }
 
 func ignoreGone(err error) error {

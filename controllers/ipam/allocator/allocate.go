@@ -1,0 +1,361 @@
+package allocator
+
+import (
+	"cmp"
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Allocate decides every node's CIDRs. nodes and pools may come in any order.
+func Allocate(cfg Config, pools []Pool, nodes []Node) Result {
+	res := Result{Nodes: map[string]*NodeResult{}, Pools: map[string]*PoolResult{}}
+	nodes = slices.Clone(nodes)
+	slices.SortFunc(nodes, func(a, b Node) int {
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.Name, b.Name))
+	})
+	for _, n := range nodes {
+		res.Nodes[n.Name] = &NodeResult{}
+	}
+	switch cfg.Mode {
+	case ModeKubernetes:
+		kubernetesMode(cfg, nodes, res)
+	case ModeMultiPool:
+		multiPool(pools, nodes, res)
+	default:
+		clusterPool(cfg, nodes, res)
+	}
+	return res
+}
+
+func newPoolResult() *PoolResult {
+	return &PoolResult{Holders: map[string][]string{}, RemovedInUse: map[string][]string{}}
+}
+
+// kubernetesMode mirrors the Node's CIDRs; kube-controller-manager decided them.
+func kubernetesMode(cfg Config, nodes []Node, res Result) {
+	for _, n := range nodes {
+		nr := res.Nodes[n.Name]
+		var has4, has6 bool
+		for _, c := range n.KubePodCIDRs {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				nr.Errors = append(nr.Errors, fmt.Sprintf("Node pod CIDR %q is not a CIDR", c))
+				continue
+			}
+			if (p.Addr().Is4() && has4) || (p.Addr().Is6() && has6) {
+				continue // one per family, as the Node API allows
+			}
+			has4, has6 = has4 || p.Addr().Is4(), has6 || p.Addr().Is6()
+			nr.PodCIDRs = append(nr.PodCIDRs, p.Masked().String())
+		}
+		for _, f := range []struct {
+			want, has bool
+			name, ann string
+		}{{cfg.IPv4, has4, "IPv4", "network.cilium.io/ipv4-pod-cidr"}, {cfg.IPv6, has6, "IPv6", "network.cilium.io/ipv6-pod-cidr"}} {
+			if f.want && !f.has {
+				nr.Errors = append(nr.Errors, fmt.Sprintf("the Node has no %s pod CIDR in spec.podCIDRs or annotation %s: run kube-controller-manager with --allocate-node-cidrs and a %s --cluster-cidr, or set the annotation", f.name, f.ann, f.name))
+			}
+		}
+	}
+}
+
+func clusterPool(cfg Config, nodes []Node, res Result) {
+	var blocked []netip.Prefix
+	pr := newPoolResult()
+	res.Pools[ClusterPoolName] = pr
+	spaces := map[bool]*Space{ // keyed by "is IPv4"
+		true:  NewSpace(cfg.ClusterPoolIPv4.CIDRs, cfg.ClusterPoolIPv4.MaskSize, &blocked),
+		false: NewSpace(cfg.ClusterPoolIPv6.CIDRs, cfg.ClusterPoolIPv6.MaskSize, &blocked),
+	}
+	want := map[bool]bool{true: cfg.IPv4, false: cfg.IPv6}
+	owner := map[netip.Prefix]string{}
+
+	// Restore: every node keeps what it holds, oldest node first.
+	for _, n := range nodes {
+		nr := res.Nodes[n.Name]
+		held := map[bool]bool{}
+		for _, c := range n.PodCIDRs {
+			p, err := netip.ParsePrefix(c)
+			if err != nil || p != p.Masked() {
+				nr.Errors = append(nr.Errors, fmt.Sprintf("dropped %q from spec.ipam.podCIDRs: not a network CIDR", c))
+				continue
+			}
+			v4 := p.Addr().Is4()
+			if held[v4] {
+				nr.Errors = append(nr.Errors, fmt.Sprintf("dropped %s from spec.ipam.podCIDRs: the node already holds a CIDR of that family", c))
+				continue
+			}
+			if other, clash := overlapOwner(owner, p); clash {
+				nr.Errors = append(nr.Errors, fmt.Sprintf("dropped %s from spec.ipam.podCIDRs: it overlaps %s's CIDR; this node gets another", c, other))
+				continue
+			}
+			sp := spaces[v4]
+			if !sp.Take(p) {
+				// Outside the configured list or of another mask: the node may
+				// have pods on it, so it keeps it, and nothing overlapping is
+				// handed out.
+				blocked = append(blocked, p)
+				pr.RemovedInUse[n.Name] = append(pr.RemovedInUse[n.Name], c)
+				nr.Notes = append(nr.Notes, fmt.Sprintf("keeps %s, which the cluster pool's CIDR list or mask size no longer covers", c))
+			}
+			owner[p] = n.Name
+			held[v4] = true
+			nr.PodCIDRs = append(nr.PodCIDRs, p.String())
+			pr.Holders[n.Name] = append(pr.Holders[n.Name], c)
+		}
+	}
+	// Allocate what is missing, oldest node first.
+	for _, n := range nodes {
+		nr := res.Nodes[n.Name]
+		for _, v4 := range []bool{true, false} {
+			if !want[v4] || slices.ContainsFunc(nr.PodCIDRs, func(c string) bool { return netip.MustParsePrefix(c).Addr().Is4() == v4 }) {
+				continue
+			}
+			p, ok := spaces[v4].Next()
+			if !ok {
+				fam, flag := "IPv4", "--cluster-pool-ipv4-cidr"
+				if !v4 {
+					fam, flag = "IPv6", "--cluster-pool-ipv6-cidr"
+				}
+				nr.Errors = append(nr.Errors, fmt.Sprintf("cluster pool exhausted: no free %s /%d CIDR; append a CIDR to %s", fam, spaces[v4].Mask(), flag))
+				pr.Exhausted = append(pr.Exhausted, n.Name)
+				continue
+			}
+			owner[p] = n.Name
+			nr.PodCIDRs = append(nr.PodCIDRs, p.String())
+			pr.Holders[n.Name] = append(pr.Holders[n.Name], p.String())
+		}
+		slices.SortFunc(nr.PodCIDRs, func(a, b string) int { // IPv4 first
+			return cmp.Compare(netip.MustParsePrefix(a).Addr().BitLen(), netip.MustParsePrefix(b).Addr().BitLen())
+		})
+	}
+	pr.FreeIPv4, pr.FreeIPv6 = spaces[true].Free(), spaces[false].Free()
+}
+
+// overlapOwner finds a held prefix overlapping p.
+func overlapOwner(owner map[netip.Prefix]string, p netip.Prefix) (string, bool) {
+	if o, ok := owner[p]; ok {
+		return o, true
+	}
+	for q, o := range owner {
+		if q.Overlaps(p) {
+			return o, true
+		}
+	}
+	return "", false
+}
+
+type poolState struct {
+	pool   Pool
+	v4, v6 *Space
+	res    *PoolResult
+}
+
+func (ps *poolState) space(v4 bool) *Space {
+	if v4 {
+		return ps.v4
+	}
+	return ps.v6
+}
+
+func (ps *poolState) family(v4 bool) *Family {
+	if v4 {
+		return ps.pool.IPv4
+	}
+	return ps.pool.IPv6
+}
+
+func multiPool(pools []Pool, nodes []Node, res Result) {
+	var blocked []netip.Prefix
+	pools = slices.Clone(pools)
+	slices.SortFunc(pools, func(a, b Pool) int {
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.Name, b.Name))
+	})
+	states := map[string]*poolState{}
+	var order []*poolState
+	for _, p := range pools {
+		ps := &poolState{pool: p, res: newPoolResult()}
+		fam := func(f *Family) *Space {
+			if f == nil {
+				return NewSpace(nil, 0, &blocked)
+			}
+			return NewSpace(f.CIDRs, f.MaskSize, &blocked)
+		}
+		ps.v4, ps.v6 = fam(p.IPv4), fam(p.IPv6)
+		// Pod addresses must be unique in the cluster: an overlapping newer
+		// pool hands out nothing until the overlap is gone.
+		for _, older := range order {
+			if c, oc, ok := poolsOverlap(p, older.pool); ok {
+				ps.res.Overlap = fmt.Sprintf("%s overlaps %s of pool %q", c, oc, older.pool.Name)
+				break
+			}
+		}
+		states[p.Name] = ps
+		order = append(order, ps)
+		res.Pools[p.Name] = ps.res
+	}
+	owner := map[netip.Prefix]string{}
+
+	// Restore every holding, oldest node first, including CIDRs of pools that
+	// are gone or no longer cover them: pods may use them.
+	for _, n := range nodes {
+		nr := res.Nodes[n.Name]
+		for _, a := range n.Allocated {
+			ps := states[a.Pool]
+			kept := PoolCIDRs{Pool: a.Pool}
+			for _, c := range a.CIDRs {
+				p, err := netip.ParsePrefix(c)
+				if err != nil || p != p.Masked() {
+					nr.Errors = append(nr.Errors, fmt.Sprintf("dropped %q from pool %q's allocation: not a network CIDR", c, a.Pool))
+					continue
+				}
+				if other, clash := overlapOwner(owner, p); clash {
+					nr.Errors = append(nr.Errors, fmt.Sprintf("dropped %s from pool %q's allocation: it overlaps a CIDR of node %s", c, a.Pool, other))
+					continue
+				}
+				owner[p] = n.Name
+				kept.CIDRs = append(kept.CIDRs, p.String())
+				if ps == nil {
+					blocked = append(blocked, p)
+					nr.Notes = append(nr.Notes, fmt.Sprintf("keeps %s of pool %q, which no longer exists, until its pods are gone", c, a.Pool))
+					continue
+				}
+				ps.res.Holders[n.Name] = append(ps.res.Holders[n.Name], p.String())
+				if !ps.space(p.Addr().Is4()).Take(p) {
+					blocked = append(blocked, p)
+					ps.res.RemovedInUse[n.Name] = append(ps.res.RemovedInUse[n.Name], p.String())
+					nr.Notes = append(nr.Notes, fmt.Sprintf("keeps %s of pool %q, which the pool's spec no longer covers, until its pods are gone", c, a.Pool))
+				}
+			}
+			if len(kept.CIDRs) > 0 {
+				nr.Allocated = append(nr.Allocated, kept)
+			}
+		}
+	}
+
+	// Meet every request, oldest node first.
+	for _, n := range nodes {
+		nr := res.Nodes[n.Name]
+		for _, req := range n.Requested {
+			ps := states[req.Pool]
+			switch {
+			case ps == nil:
+				nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q requested by the node does not exist", req.Pool))
+				continue
+			case ps.pool.Deleting:
+				nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q is being deleted: it hands out no new CIDRs", req.Pool))
+				continue
+			case ps.res.Overlap != "":
+				nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q hands out nothing: %s", req.Pool, ps.res.Overlap))
+				continue
+			}
+			idx := slices.IndexFunc(nr.Allocated, func(a PoolCIDRs) bool { return a.Pool == req.Pool })
+			if idx < 0 {
+				nr.Allocated = append(nr.Allocated, PoolCIDRs{Pool: req.Pool})
+				idx = len(nr.Allocated) - 1
+			}
+			alloc := &nr.Allocated[idx]
+			for _, v4 := range []bool{true, false} {
+				need, fam := req.IPv4, "IPv4"
+				if !v4 {
+					need, fam = req.IPv6, "IPv6"
+				}
+				if need <= 0 {
+					continue
+				}
+				f := ps.family(v4)
+				if f == nil {
+					nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q has no %s CIDRs, but the node requests %d %s addresses", req.Pool, fam, need, fam))
+					continue
+				}
+				have := uint64(0)
+				for _, c := range alloc.CIDRs {
+					if p := netip.MustParsePrefix(c); p.Addr().Is4() == v4 {
+						have = satAdd(have, Capacity(p, f.CIDRs))
+					}
+				}
+				for have < uint64(need) {
+					p, ok := ps.space(v4).Next()
+					if !ok {
+						nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q is exhausted: no free %s /%d CIDR for the %d addresses the node needs (it has room for %d); append a CIDR to spec.%s.cidrs", req.Pool, fam, f.MaskSize, need, have, strings.ToLower(fam)))
+						ps.res.Exhausted = append(ps.res.Exhausted, n.Name)
+						break
+					}
+					owner[p] = n.Name
+					alloc.CIDRs = append(alloc.CIDRs, p.String())
+					ps.res.Holders[n.Name] = append(ps.res.Holders[n.Name], p.String())
+					have = satAdd(have, Capacity(p, f.CIDRs))
+				}
+			}
+			if len(alloc.CIDRs) == 0 {
+				nr.Allocated = slices.Delete(nr.Allocated, idx, idx+1)
+			}
+		}
+		slices.SortFunc(nr.Allocated, func(a, b PoolCIDRs) int { return strings.Compare(a.Pool, b.Pool) })
+	}
+	for _, ps := range order {
+		ps.res.FreeIPv4, ps.res.FreeIPv6 = ps.v4.Free(), ps.v6.Free()
+	}
+}
+
+func poolsOverlap(a, b Pool) (netip.Prefix, netip.Prefix, bool) {
+	for _, fa := range []*Family{a.IPv4, a.IPv6} {
+		for _, fb := range []*Family{b.IPv4, b.IPv6} {
+			if fa == nil || fb == nil {
+				continue
+			}
+			for _, x := range fa.CIDRs {
+				for _, y := range fb.CIDRs {
+					if x.Overlaps(y) {
+						return x, y, true
+					}
+				}
+			}
+		}
+	}
+	return netip.Prefix{}, netip.Prefix{}, false
+}
+
+// Capacity is how many pod addresses a node CIDR yields: all of them but the
+// node's gateway (the CIDR's first address, or its second when the first is
+// the pool's network address) and the first and last address of the pool
+// CIDR it comes from. CIDRs of 2 addresses or fewer are used whole. The CNI
+// agent reserves exactly these.
+func Capacity(c netip.Prefix, poolCIDRs []netip.Prefix) uint64 {
+	hostBits := c.Addr().BitLen() - c.Bits()
+	if hostBits <= 1 {
+		return uint64(1) << hostBits
+	}
+	size := uint64(1) << min(hostBits, 62)
+	reserved := uint64(1) // the gateway
+	for _, pc := range poolCIDRs {
+		if pc.Bits() >= pc.Addr().BitLen()-1 || !pc.Overlaps(c) {
+			continue
+		}
+		if c.Contains(pc.Masked().Addr()) {
+			reserved++
+		}
+		if c.Contains(lastAddr(pc)) {
+			reserved++
+		}
+	}
+	return size - reserved
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	hostBits := p.Addr().BitLen() - p.Bits()
+	all := u128{hi: ^uint64(0), lo: ^uint64(0)}.shr(128 - hostBits)
+	base := toU128(p.Masked().Addr())
+	return fromU128(u128{hi: base.hi | all.hi, lo: base.lo | all.lo}, p.Addr().Is4())
+}
+
+func satAdd(a, b uint64) uint64 {
+	s, carry := bits.Add64(a, b, 0)
+	if carry != 0 {
+		return ^uint64(0)
+	}
+	return s
+}

@@ -243,7 +243,11 @@ func TestChart(t *testing.T) {
 		args: []string{"--set", "lbipam.enabled=false"},
 		check: func(t *testing.T, o objects) {
 			o.get(t, "CustomResourceDefinition", crdName)
-			equal(t, "objects", o.ids(), []string{"CustomResourceDefinition/" + crdName})
+			for _, u := range o {
+				if u.GetKind() != "CustomResourceDefinition" {
+					t.Errorf("rendered %s/%s with every controller off", u.GetKind(), u.GetName())
+				}
+			}
 		},
 	}, {
 		name: "IPv6 and no default IPAM",
@@ -356,8 +360,9 @@ func TestLint(t *testing.T) {
 func container(t *testing.T, d *appsv1.Deployment) corev1.Container {
 	t.Helper()
 	cs := d.Spec.Template.Spec.Containers
-	if len(cs) != 1 || cs[0].Name != component {
-		t.Fatalf("want one container named %s, got %+v", component, cs)
+	name := d.Labels["app.kubernetes.io/component"]
+	if len(cs) != 1 || cs[0].Name != name {
+		t.Fatalf("want one container named %s, got %+v", name, cs)
 	}
 	return cs[0]
 }
@@ -369,6 +374,14 @@ func container(t *testing.T, d *appsv1.Deployment) corev1.Container {
 func checkController(t *testing.T, o objects, leaderElection bool) {
 	t.Helper()
 	o.get(t, "CustomResourceDefinition", crdName)
+	checkControllerOf(t, o, component, leaderElection)
+}
+
+// checkControllerOf checks the objects every controller gets, for the
+// controller named component.
+func checkControllerOf(t *testing.T, o objects, component string, leaderElection bool) {
+	t.Helper()
+	fullname := "plexus-" + component
 
 	want := []string{"ClusterRole/", "ClusterRoleBinding/", "Deployment/", "ServiceAccount/"}
 	if leaderElection {
@@ -470,7 +483,7 @@ func checkLeaseRole(t *testing.T, role *rbacv1.Role) {
 		}
 		equal(t, "lease rule apiGroups", r.APIGroups, []string{"coordination.k8s.io"})
 		switch {
-		case reflect.DeepEqual(r.ResourceNames, []string{fullname}):
+		case reflect.DeepEqual(r.ResourceNames, []string{role.Name}):
 			byName = true
 			equal(t, "verbs on the Lease", r.Verbs, []string{"get", "list", "watch", "update", "patch", "delete"})
 		case len(r.ResourceNames) == 0:
@@ -506,5 +519,45 @@ func checkResources(t *testing.T, what string, got corev1.ResourceList, want map
 		if !ok || g.Cmp(resource.MustParse(q)) != 0 {
 			t.Errorf("resource %s %s: got %v, want %s", what, name, got, q)
 		}
+	}
+}
+
+func TestChartIPAM(t *testing.T) {
+	helm(t)
+	o, err := render(t, "--set", "ipam.enabled=true", "--set", "ipam.mode=multi-pool",
+		"--set", "ipam.operator.autoCreateCiliumPodIPPools.default.ipv4.cidrs={10.10.0.0/16,10.11.0.0/16}",
+		"--set", "ipam.operator.autoCreateCiliumPodIPPools.default.ipv4.maskSize=27",
+		"--set", "ipam.operator.autoCreateCiliumPodIPPools.mars.ipv6.cidrs={fd00:20::/104}",
+		"--set", "ipam.operator.autoCreateCiliumPodIPPools.mars.ipv6.maskSize=120")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, crd := range []string{"ciliumnodes.cilium.io", "ciliumpodippools.cilium.io"} {
+		o.get(t, "CustomResourceDefinition", crd)
+	}
+	checkControllerOf(t, o, "ipam", true)
+	d := get[appsv1.Deployment](t, o, "Deployment", "plexus-ipam")
+	got := container(t, d).Args
+	want := []string{
+		"--ipam-mode=multi-pool", "--enable-ipv4=true", "--enable-ipv6=false",
+		"--cluster-pool-ipv4-cidr=10.0.0.0/8", "--cluster-pool-ipv4-mask-size=24",
+		"--cluster-pool-ipv6-cidr=fd00::/104", "--cluster-pool-ipv6-mask-size=120", "--workers=16",
+		"--auto-create-pool=default=ipv4-cidrs:10.10.0.0/16,10.11.0.0/16;ipv4-mask-size:27",
+		"--auto-create-pool=mars=ipv6-cidrs:fd00:20::/104;ipv6-mask-size:120",
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("args lack %q: %v", w, got)
+		}
+	}
+
+	if _, err := render(t, "--set", "ipam.enabled=true", "--set", "ipam.mode=crd"); err == nil || !strings.Contains(err.Error(), "/ipam/mode") {
+		t.Errorf("mode crd: %v", err)
+	}
+	if _, err := render(t, "--set", "ipam.enabled=true", "--set", "ipam.operator.clusterPoolIPv4MaskSize=31"); err == nil || !strings.Contains(err.Error(), "clusterPoolIPv4MaskSize") {
+		t.Errorf("mask 31: %v", err)
+	}
+	if o, err := render(t); err != nil || len(o.of("ipam")) != 0 {
+		t.Errorf("ipam is off by default: %v, %v", err, o.of("ipam").ids())
 	}
 }

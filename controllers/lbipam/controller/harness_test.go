@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,11 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	"github.com/plexus-net/plexus/controllers/lbipam/allocator"
@@ -73,42 +69,20 @@ func newHarness(t *testing.T, opts ...func(*controller.Reconciler)) *harness {
 // does; the returned func stops it (as does the end of the test).
 func (h *harness) startController(opts ...func(*controller.Reconciler)) (stop func()) {
 	h.t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 env.Client.Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	stop = env.RunManager(h.t, func(mgr ctrl.Manager) error {
+		r := &controller.Reconciler{
+			Client:           mgr.GetClient(),
+			Recorder:         mgr.GetEventRecorder("plexus-lbipam"),
+			Families:         allocator.Config{IPv4Enabled: true, IPv6Enabled: true},
+			ServeClassless:   true,
+			StatusWorkers:    4,
+			AllocationEvents: true,
+		}
+		for _, o := range opts {
+			o(r)
+		}
+		return r.SetupWithManager(mgr)
 	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	r := &controller.Reconciler{
-		Client:           mgr.GetClient(),
-		Recorder:         mgr.GetEventRecorder("plexus-lbipam"),
-		Families:         allocator.Config{IPv4Enabled: true, IPv6Enabled: true},
-		ServeClassless:   true,
-		StatusWorkers:    4,
-		AllocationEvents: true,
-	}
-	for _, o := range opts {
-		o(r)
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				h.t.Errorf("manager: %v", err)
-			}
-		})
-	}
-	h.t.Cleanup(stop)
 	h.stop = stop
 	return stop
 }

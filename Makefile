@@ -69,6 +69,11 @@ test: tools controlplane verify-generated ## the whole test suite: generation ch
 run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up
 	hack/run.sh
 
-.PHONY: bench
-bench: controlplane ## LB-IPAM benchmark against the real API server (see docs/benchmarks.md)
+.PHONY: bench bench-lbipam bench-ipam
+bench: bench-lbipam bench-ipam ## every scale benchmark against the real API server (see docs/benchmarks.md)
+
+bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/lbipam $(BENCH_ARGS)
+
+bench-ipam: controlplane ## IPAM: pod CIDRs for a burst of Nodes, beside the API server's write ceiling
+	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/ipam $(BENCH_ARGS)

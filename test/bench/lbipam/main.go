@@ -19,7 +19,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -38,10 +37,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
-	"github.com/plexus-net/plexus/internal/operator"
+	"github.com/plexus-net/plexus/test/bench/benchutil"
 )
 
 type result struct {
@@ -101,22 +99,12 @@ func fail(err error) {
 var extraControllerArgs []string
 
 func runOnce(n int, mode string, workers, creators int, controllerBin string) (result, error) {
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
-	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
-	cfg, err := env.Start()
+	cp, err := benchutil.Start()
 	if err != nil {
 		return result{}, err
 	}
-	defer func() { _ = env.Stop() }()
-	cfg.QPS, cfg.Burst = -1, -1
-	scheme, err := operator.NewScheme(ciliumv2.AddToScheme)
-	if err != nil {
-		return result{}, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return result{}, err
-	}
+	defer cp.Stop()
+	cfg, c := cp.Config, cp.Client
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pool := &ciliumv2.CiliumLoadBalancerIPPool{ObjectMeta: metav1.ObjectMeta{Name: "bench"}, Spec: ciliumv2.CiliumLoadBalancerIPPoolSpec{
@@ -131,12 +119,12 @@ func runOnce(n int, mode string, workers, creators int, controllerBin string) (r
 		}
 	}
 
-	var stopWriter func() (processUsage, error)
+	var stopWriter func() benchutil.Usage
 	switch mode {
 	case "lbipam":
-		stopWriter, err = startController(env, controllerBin, workers, extraControllerArgs...)
+		stopWriter, err = startController(cp, controllerBin, workers, extraControllerArgs...)
 	case "lbipam-quiet":
-		stopWriter, err = startController(env, controllerBin, workers, append(extraControllerArgs, "--allocation-events=false")...)
+		stopWriter, err = startController(cp, controllerBin, workers, append(extraControllerArgs, "--allocation-events=false")...)
 	case "ceiling":
 		stopWriter, err = startCeiling(ctx, cfg, workers)
 	default:
@@ -157,10 +145,10 @@ func runOnce(n int, mode string, workers, creators int, controllerBin string) (r
 	}
 	select {
 	case at := <-done:
-		usage, err := stopWriter()
-		return result{size: n, mode: mode, total: at.Sub(start), tail: at.Sub(lastCreate), peakRSSKB: usage.peakRSSKB, cpu: usage.cpu}, err
+		usage := stopWriter()
+		return result{size: n, mode: mode, total: at.Sub(start), tail: at.Sub(lastCreate), peakRSSKB: usage.PeakRSSKB, cpu: usage.CPU}, nil
 	case <-time.After(15 * time.Minute):
-		_, _ = stopWriter()
+		stopWriter()
 		return result{}, errors.New("Services not all served after 15 minutes")
 	}
 }
@@ -236,74 +224,14 @@ func watchServed(ctx context.Context, cfg *rest.Config, n int) (<-chan time.Time
 }
 
 // startController runs bin/lbipam against the control plane.
-type processUsage struct {
-	peakRSSKB int
-	cpu       time.Duration
-}
-
-func startController(env *envtest.Environment, bin string, workers int, extraArgs ...string) (func() (processUsage, error), error) {
-	user, err := env.AddUser(envtest.User{Name: "lbipam", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return nil, err
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "plexus-bench")
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(path, kc, 0o600); err != nil {
-		return nil, err
-	}
-	args := append([]string{"--kubeconfig", path, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
-		"--kube-api-qps=-1", fmt.Sprintf("--status-workers=%d", workers), "--zap-log-level=error"}, extraArgs...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	return func() (processUsage, error) {
-		defer os.RemoveAll(dir)
-		u := processUsage{peakRSSKB: peakRSS(cmd.Process.Pid), cpu: cpuTime(cmd.Process.Pid)}
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		return u, nil
-	}, nil
-}
-
-// cpuTime is the user and system time pid has used (clock ticks of 10 ms).
-func cpuTime(pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses.
-	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	utime, _ := strconv.Atoi(fields[11])
-	stime, _ := strconv.Atoi(fields[12])
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-func peakRSS(pid int) int {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			return kb
-		}
-	}
-	return 0
+func startController(cp *benchutil.ControlPlane, bin string, workers int, extraArgs ...string) (func() benchutil.Usage, error) {
+	return cp.StartBinary(bin, append([]string{"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+		"--kube-api-qps=-1", fmt.Sprintf("--status-workers=%d", workers), "--zap-log-level=error"}, extraArgs...)...)
 }
 
 // startCeiling writes, for each new Service, an address and a satisfied
 // condition, with nothing computed: the cost of the writes alone.
-func startCeiling(ctx context.Context, cfg *rest.Config, workers int) (func() (processUsage, error), error) {
+func startCeiling(ctx context.Context, cfg *rest.Config, workers int) (func() benchutil.Usage, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -347,10 +275,10 @@ func startCeiling(ctx context.Context, cfg *rest.Config, workers int) (func() (p
 	}
 	f.Start(wctx.Done())
 	f.WaitForCacheSync(wctx.Done())
-	return func() (processUsage, error) {
+	return func() benchutil.Usage {
 		stop()
 		wg.Wait()
-		return processUsage{}, nil
+		return benchutil.Usage{}
 	}, nil
 }
 
@@ -369,8 +297,7 @@ func report(all []result) {
 		for i, r := range rs {
 			ds[i] = f(r)
 		}
-		slices.Sort(ds)
-		return ds[len(ds)/2]
+		return benchutil.Median(ds)
 	}
 	var sizes []int
 	for k := range groups {

@@ -1,0 +1,166 @@
+// Package benchutil holds what the scale benchmarks share: a fresh control
+// plane per run, a controller binary run as its own process with its CPU time
+// and peak RSS read from /proc, and medians.
+package benchutil
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
+	"github.com/plexus-net/plexus/internal/operator"
+)
+
+// ControlPlane is a fresh kube-apiserver and etcd with Plexus's CRDs.
+type ControlPlane struct {
+	Env    *envtest.Environment
+	Config *rest.Config
+	Client client.Client
+}
+
+// Start starts a control plane from KUBEBUILDER_ASSETS (make bench sets it).
+func Start() (*ControlPlane, error) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return nil, fmt.Errorf("KUBEBUILDER_ASSETS must point at etcd and kube-apiserver (make bench sets it)")
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = -1, -1
+	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, ciliumv2alpha1.AddToScheme)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	return &ControlPlane{Env: env, Config: cfg, Client: c}, nil
+}
+
+// Scheme is the scheme of the control plane's client.
+func (cp *ControlPlane) Scheme() *runtime.Scheme { return cp.Client.Scheme() }
+
+// Stop stops it.
+func (cp *ControlPlane) Stop() { _ = cp.Env.Stop() }
+
+// Usage is what a process used.
+type Usage struct {
+	PeakRSSKB int
+	CPU       time.Duration
+}
+
+// StartBinary runs bin as a cluster admin with the given flags (after
+// --kubeconfig); the returned func reads its usage, interrupts it and waits.
+func (cp *ControlPlane) StartBinary(bin string, args ...string) (stop func() Usage, err error) {
+	user, err := cp.Env.AddUser(envtest.User{Name: filepath.Base(bin), Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "plexus-bench")
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, append([]string{"--kubeconfig", path}, args...)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return func() Usage {
+		defer os.RemoveAll(dir)
+		u := Usage{PeakRSSKB: peakRSS(cmd.Process.Pid), CPU: cpuTime(cmd.Process.Pid)}
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		return u
+	}, nil
+}
+
+// cpuTime is the user and system time pid has used (clock ticks of 10 ms).
+func cpuTime(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, _ := strconv.Atoi(fields[11])
+	stime, _ := strconv.Atoi(fields[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func peakRSS(pid int) int {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return kb
+		}
+	}
+	return 0
+}
+
+// Median of ds (the upper one for an even count).
+func Median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+// FreeAddr returns a loopback address with a free port.
+func FreeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// WaitReady polls http://addr/readyz until it answers 200 (the controller's
+// caches are synced), for at most a minute.
+func WaitReady(addr string) error {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("http://%s/readyz did not answer 200 within a minute", addr)
+}

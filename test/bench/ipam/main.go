@@ -1,0 +1,296 @@
+// Command ipam measures how long the IPAM controller takes to give pod CIDRs
+// to a burst of new Nodes on a real API server: from the first Node created
+// until every node's CiliumNode holds a CIDR. Beside it runs a ceiling: a
+// writer that does the same API writes per Node (create the CiliumNode with a
+// CIDR, then write its status) with no allocation logic, through the same
+// kind of informer and the same number of concurrent writers. The controller
+// runs as its own process (bin/ipam), so its CPU time and peak RSS are its own.
+//
+// Each run starts a fresh kube-apiserver and etcd. Usage (see make bench):
+//
+//	go run ./test/bench/ipam -sizes 5000 -runs 3
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	"github.com/plexus-net/plexus/test/bench/benchutil"
+)
+
+type result struct {
+	size  int
+	mode  string
+	total time.Duration // first Node created until every CiliumNode holds a CIDR
+	tail  time.Duration // last Node created until then
+	usage benchutil.Usage
+}
+
+func main() {
+	sizes := flag.String("sizes", "5000", "numbers of Nodes per run")
+	runs := flag.Int("runs", 3, "runs per size and mode; the median is reported")
+	workers := flag.Int("workers", 16, "concurrent writers (controller and ceiling alike)")
+	creators := flag.Int("creators", 32, "concurrent Node creators")
+	controllerBin := flag.String("controller", "bin/ipam", "the IPAM controller binary")
+	modes := flag.String("modes", "ceiling,ipam", "who writes the CiliumNodes: ceiling or ipam")
+	flag.Parse()
+	ctrl.SetLogger(logr.Discard())
+	if out, err := exec.Command("go", "build", "-o", *controllerBin, "./controllers/ipam").CombinedOutput(); err != nil {
+		fail(fmt.Errorf("building the controller: %w\n%s", err, out))
+	}
+	var all []result
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			fail(err)
+		}
+		for _, mode := range strings.Split(*modes, ",") {
+			for i := range *runs {
+				r, err := runOnce(n, mode, *workers, *creators, *controllerBin)
+				if err != nil {
+					fail(fmt.Errorf("%s with %d Nodes, run %d: %w", mode, n, i+1, err))
+				}
+				fmt.Fprintf(os.Stderr, "%-8s n=%-6d run %d: total %v, after last create %v, controller CPU %v, peak RSS %d MiB\n",
+					mode, n, i+1, r.total.Round(time.Millisecond), r.tail.Round(time.Millisecond), r.usage.CPU, r.usage.PeakRSSKB/1024)
+				all = append(all, r)
+			}
+		}
+	}
+	report(all, *runs)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func runOnce(n int, mode string, workers, creators int, bin string) (result, error) {
+	cp, err := benchutil.Start()
+	if err != nil {
+		return result{}, err
+	}
+	defer cp.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var stopWriter func() benchutil.Usage
+	switch mode {
+	case "ipam":
+		// Measured from a ready controller, as the ceiling starts synced.
+		probes, perr := benchutil.FreeAddr()
+		if perr != nil {
+			return result{}, perr
+		}
+		stopWriter, err = cp.StartBinary(bin, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address="+probes,
+			"--kube-api-qps=-1", fmt.Sprintf("--workers=%d", workers), "--zap-log-level=error")
+		if err == nil {
+			if err = benchutil.WaitReady(probes); err != nil {
+				stopWriter()
+			}
+		}
+	case "ceiling":
+		stopWriter, err = startCeiling(ctx, cp, workers)
+	default:
+		return result{}, fmt.Errorf("unknown mode %q", mode)
+	}
+	if err != nil {
+		return result{}, err
+	}
+	done, err := watchAllocated(ctx, cp, n)
+	if err != nil {
+		return result{}, err
+	}
+	start := time.Now()
+	lastCreate, err := createNodes(ctx, cp.Client, n, creators)
+	if err != nil {
+		return result{}, err
+	}
+	select {
+	case at := <-done:
+		return result{size: n, mode: mode, total: at.Sub(start), tail: at.Sub(lastCreate), usage: stopWriter()}, nil
+	case <-time.After(15 * time.Minute):
+		stopWriter()
+		return result{}, errors.New("CiliumNodes not all allocated after 15 minutes")
+	}
+}
+
+func createNodes(ctx context.Context, c client.Client, n, creators int) (time.Time, error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, creators)
+	for range creators {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if err := c.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%05d", i)}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return time.Now(), <-errs
+}
+
+// watchAllocated reports on the returned channel the moment n CiliumNodes
+// hold a pod CIDR.
+func watchAllocated(ctx context.Context, cp *benchutil.ControlPlane, n int) (<-chan time.Time, error) {
+	inf, err := informerFor(ctx, cp, &ciliumv2.CiliumNode{})
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	done := make(chan time.Time, 1)
+	check := func(obj any) {
+		cn, ok := obj.(*ciliumv2.CiliumNode)
+		if !ok || len(cn.Spec.IPAM.PodCIDRs) == 0 {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !seen[cn.Name] {
+			seen[cn.Name] = true
+			if len(seen) == n {
+				done <- time.Now()
+			}
+		}
+	}
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: check, UpdateFunc: func(_, o any) { check(o) }})
+	return done, err
+}
+
+func informerFor(ctx context.Context, cp *benchutil.ControlPlane, obj client.Object) (cache.Informer, error) {
+	c, err := cache.New(cp.Config, cache.Options{Scheme: cp.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	inf, err := c.GetInformer(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		return nil, errors.New("cache did not sync")
+	}
+	return inf, nil
+}
+
+// startCeiling gives each new Node a CiliumNode holding the next /24 and then
+// writes its status: the controller's writes with nothing decided.
+func startCeiling(ctx context.Context, cp *benchutil.ControlPlane, workers int) (func() benchutil.Usage, error) {
+	inf, err := informerFor(ctx, cp, &corev1.Node{})
+	if err != nil {
+		return nil, err
+	}
+	queue := make(chan string, 1<<16)
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: func(o any) { queue <- o.(*corev1.Node).Name }}); err != nil {
+		return nil, err
+	}
+	var next atomic.Uint32
+	var wg sync.WaitGroup
+	wctx, stop := context.WithCancel(ctx)
+	for range workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case name := <-queue:
+					i := next.Add(1) - 1
+					cn := &ciliumv2.CiliumNode{ObjectMeta: metav1.ObjectMeta{Name: name},
+						Spec: ciliumv2.NodeSpec{IPAM: ciliumv2.IPAMSpec{PodCIDRs: []string{fmt.Sprintf("10.%d.%d.0/24", i>>8, i&255)}}}}
+					if err := cp.Client.Create(wctx, cn); err != nil {
+						if wctx.Err() == nil {
+							fmt.Fprintln(os.Stderr, "ceiling create:", err)
+						}
+						continue
+					}
+					orig := cn.DeepCopy()
+					cn.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Allocated", LastTransitionTime: metav1.Now()}}
+					if err := cp.Client.Status().Patch(wctx, cn, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && wctx.Err() == nil {
+						fmt.Fprintln(os.Stderr, "ceiling status:", err)
+					}
+				}
+			}
+		})
+	}
+	return func() benchutil.Usage {
+		stop()
+		wg.Wait()
+		return benchutil.Usage{}
+	}, nil
+}
+
+func report(all []result, runs int) {
+	fmt.Printf("\nMachine: %d CPUs (%s/%s), %s; median of %d runs.\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runs)
+	fmt.Println("| Nodes | writer | all allocated (median) | ratio to ceiling | after last create (median) | controller CPU (median) | controller peak RSS |")
+	fmt.Println("|---:|---|---:|---:|---:|---:|---:|")
+	type key struct {
+		size int
+		mode string
+	}
+	groups := map[key][]result{}
+	var sizes []int
+	for _, r := range all {
+		k := key{r.size, r.mode}
+		if len(groups[k]) == 0 && r.mode == all[0].mode {
+			sizes = append(sizes, r.size)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	med := func(rs []result, f func(result) time.Duration) time.Duration {
+		ds := make([]time.Duration, len(rs))
+		for i, r := range rs {
+			ds[i] = f(r)
+		}
+		return benchutil.Median(ds)
+	}
+	total := func(r result) time.Duration { return r.total }
+	for _, n := range sizes {
+		ceil := groups[key{n, "ceiling"}]
+		for _, mode := range []string{"ceiling", "ipam"} {
+			rs := groups[key{n, mode}]
+			if len(rs) == 0 {
+				continue
+			}
+			ratio, cpu, rss := "–", "–", "–"
+			if len(ceil) > 0 {
+				ratio = fmt.Sprintf("%.2f", med(rs, total).Seconds()/med(ceil, total).Seconds())
+			}
+			if mode != "ceiling" {
+				peak := 0
+				for _, r := range rs {
+					peak = max(peak, r.usage.PeakRSSKB)
+				}
+				cpu = fmt.Sprintf("%.2f s", med(rs, func(r result) time.Duration { return r.usage.CPU }).Seconds())
+				rss = fmt.Sprintf("%d MiB", peak/1024)
+			}
+			fmt.Printf("| %d | %s | %.2f s | %s | %.3f s | %s | %s |\n", n, mode, med(rs, total).Seconds(), ratio, med(rs, func(r result) time.Duration { return r.tail }).Seconds(), cpu, rss)
+		}
+	}
+}

@@ -10,6 +10,8 @@ CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 HELM := $(TOOLS)/helm-$(HELM_VERSION)
 # Controllers that have a binary, a ServiceAccount and a ClusterRole of their own.
 CONTROLLERS := lbipam ipam
+# Node plugins with a ServiceAccount and a ClusterRole of their own.
+NODEPLUGINS := datapath
 # Kinds served at older versions too, with the same schema: file:version...
 EXTRA_VERSIONS := cilium.io_ciliumloadbalancerippools.yaml:v2alpha1
 
@@ -37,9 +39,13 @@ generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, and the
 	  rm -rf config/rbac/$$c; \
 	  $(CONTROLLER_GEN) rbac:roleName=plexus-$$c paths=./controllers/$$c/... output:rbac:artifacts:config=config/rbac/$$c; \
 	done
+	for p in $(NODEPLUGINS); do \
+	  rm -rf config/rbac/$$p; \
+	  $(CONTROLLER_GEN) rbac:roleName=plexus-$$p paths=./nodeplugins/$$p/... output:rbac:artifacts:config=config/rbac/$$p; \
+	done
 	rm -rf charts/plexus/crds charts/plexus/files/rbac && mkdir -p charts/plexus/crds charts/plexus/files/rbac
 	cp config/crd/bases/*.yaml charts/plexus/crds/
-	for c in $(CONTROLLERS); do cp config/rbac/$$c/role.yaml charts/plexus/files/rbac/$$c.yaml; done
+	for c in $(CONTROLLERS) $(NODEPLUGINS); do cp config/rbac/$$c/role.yaml charts/plexus/files/rbac/$$c.yaml; done
 
 GENERATED := apis config/crd config/rbac charts/plexus/crds charts/plexus/files
 generated_hash = find $(GENERATED) -type f | LC_ALL=C sort | xargs sha256sum | sha256sum
@@ -58,6 +64,7 @@ controlplane: ## build kube-apiserver, etcd and kubectl from their Go modules in
 .PHONY: build
 build: ## build the controller binaries into bin/
 	for c in $(CONTROLLERS); do go build -o bin/$$c ./controllers/$$c; done
+	for p in nodeplugins/*/cmd/*; do go build -o bin/$$(basename $$p) ./$$p; done
 
 .PHONY: test
 test: tools controlplane verify-generated ## the whole test suite: generation check, vet, unit, envtest and chart tests

@@ -38,9 +38,9 @@ func setNodeStatus(cn *ciliumv2.CiliumNode, mode allocator.Mode, res *allocator.
 	case len(res.Errors) > 0:
 		alloc.Status, alloc.Reason, alloc.Message = metav1.ConditionFalse, ReasonAllocationFailed, cn.Status.IPAM.OperatorStatus.Error
 	case mode == allocator.ModeMultiPool:
-		alloc.Message = "holds " + describeAllocated(res.Allocated)
+		alloc.Message = string(mode) + ": holds " + describeAllocated(res.Allocated)
 	default:
-		alloc.Message = "holds " + strings.Join(res.PodCIDRs, ", ")
+		alloc.Message = string(mode) + ": holds " + strings.Join(res.PodCIDRs, ", ")
 	}
 	if len(res.Notes) > 0 {
 		alloc.Message += "; " + strings.Join(res.Notes, "; ")

@@ -11,7 +11,7 @@ HELM := $(TOOLS)/helm-$(HELM_VERSION)
 # Controllers that have a binary, a ServiceAccount and a ClusterRole of their own.
 CONTROLLERS := lbipam ipam
 # Node plugins with a ServiceAccount and a ClusterRole of their own.
-NODEPLUGINS := datapath
+NODEPLUGINS := datapath cni
 # Kinds served at older versions too, with the same schema: file:version...
 EXTRA_VERSIONS := cilium.io_ciliumloadbalancerippools.yaml:v2alpha1
 
@@ -84,3 +84,29 @@ bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside
 
 bench-ipam: controlplane ## IPAM: pod CIDRs for a burst of Nodes, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/ipam $(BENCH_ARGS)
+
+LAB_NODES ?= 3
+LAB_ARGS ?=
+
+.PHONY: lab
+lab: $(HELM) ## a whole cluster on this machine (no docker): control plane, Plexus, 3 node namespaces, a demo; see docs/lab.md
+	@[[ $$(id -u) == 0 ]] || { echo "make lab needs root (network namespaces, links)" >&2; exit 1; }
+	for t in nft conntrack ip nsenter; do command -v $$t >/dev/null || missing=1; done; \
+	  if [[ -n "$${missing:-}" ]]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables conntrack iproute2 util-linux; fi
+	hack/build-controlplane.sh etcd kube-apiserver kubectl kube-controller-manager kube-scheduler kube-proxy >/dev/null
+	hack/build-cniplugins.sh >/dev/null
+	nice $(MAKE) --no-print-directory build
+	nice go build -o bin/lab ./hack/lab
+	nice go build -o bin/lab-image ./test/lab/images
+	bin/lab up --nodes $(LAB_NODES) $(LAB_ARGS)
+	hack/lab/demo.sh $$(hack/build-controlplane.sh kubectl)/kubectl
+	@echo
+	@echo "== the lab keeps running. Use it with:"
+	@echo "   export KUBECONFIG=/run/plexus-lab/plxlab/kubeconfig"
+	@echo "   $$(hack/build-controlplane.sh kubectl)/kubectl get pods -o wide"
+	@echo "   bin/lab status; bin/lab logs default/<pod>; docs/lab.md explains the rest"
+	@echo "== remove it with: make lab-down"
+
+.PHONY: lab-down
+lab-down: ## stop and remove everything `make lab` made
+	@if [[ -x bin/lab ]]; then bin/lab down; else go build -o bin/lab ./hack/lab && bin/lab down; fi

@@ -274,7 +274,7 @@ func multiPool(pools []Pool, nodes []Node, res Result) {
 				have := uint64(0)
 				for _, c := range alloc.CIDRs {
 					if p := netip.MustParsePrefix(c); p.Addr().Is4() == v4 {
-						have = satAdd(have, Capacity(p, f.CIDRs))
+						have = satAdd(have, Capacity(p))
 					}
 				}
 				for have < uint64(need) {
@@ -287,7 +287,7 @@ func multiPool(pools []Pool, nodes []Node, res Result) {
 					owner[p] = n.Name
 					alloc.CIDRs = append(alloc.CIDRs, p.String())
 					ps.res.Holders[n.Name] = append(ps.res.Holders[n.Name], p.String())
-					have = satAdd(have, Capacity(p, f.CIDRs))
+					have = satAdd(have, Capacity(p))
 				}
 			}
 			if len(alloc.CIDRs) == 0 {
@@ -319,37 +319,18 @@ func poolsOverlap(a, b Pool) (netip.Prefix, netip.Prefix, bool) {
 	return netip.Prefix{}, netip.Prefix{}, false
 }
 
-// Capacity is how many pod addresses a node CIDR yields: all of them but the
-// node's gateway (the CIDR's first address, or its second when the first is
-// the pool's network address) and the first and last address of the pool
-// CIDR it comes from. CIDRs of 2 addresses or fewer are used whole. The CNI
-// agent reserves exactly these.
-func Capacity(c netip.Prefix, poolCIDRs []netip.Prefix) uint64 {
+// Capacity is how many pod addresses a node CIDR yields: all but its
+// network, broadcast and gateway (first usable) addresses; CIDRs of two
+// addresses or one are used whole. The CNI agent reserves exactly these
+// (nodeplugins/cni/ipam), so what the controller hands out covers what the
+// node asked for. A pool's first and last address are the network and
+// broadcast address of the node CIDRs at its edges, so they are never used.
+func Capacity(c netip.Prefix) uint64 {
 	hostBits := c.Addr().BitLen() - c.Bits()
 	if hostBits <= 1 {
 		return uint64(1) << hostBits
 	}
-	size := uint64(1) << min(hostBits, 62)
-	reserved := uint64(1) // the gateway
-	for _, pc := range poolCIDRs {
-		if pc.Bits() >= pc.Addr().BitLen()-1 || !pc.Overlaps(c) {
-			continue
-		}
-		if c.Contains(pc.Masked().Addr()) {
-			reserved++
-		}
-		if c.Contains(lastAddr(pc)) {
-			reserved++
-		}
-	}
-	return size - reserved
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	hostBits := p.Addr().BitLen() - p.Bits()
-	all := u128{hi: ^uint64(0), lo: ^uint64(0)}.shr(128 - hostBits)
-	base := toU128(p.Masked().Addr())
-	return fromU128(u128{hi: base.hi | all.hi, lo: base.lo | all.lo}, p.Addr().Is4())
+	return uint64(1)<<min(hostBits, 62) - 3
 }
 
 func satAdd(a, b uint64) uint64 {

@@ -2,12 +2,15 @@ package allocator
 
 import (
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	cniipam "github.com/plexus-net/plexus/nodeplugins/cni/ipam"
 )
 
 func pfx(s ...string) []netip.Prefix {
@@ -182,9 +185,9 @@ func TestI16_MultiPoolMeetsRequestsWithMaskSizedCIDRs(t *testing.T) {
 	if fmt.Sprint(res.Nodes["a"].Allocated) != fmt.Sprint(want) {
 		t.Fatalf("allocated = %v, want %v", res.Nodes["a"].Allocated, want)
 	}
-	// 10.10.0.0/27 yields 30 (network of the pool and gateway reserved):
-	// 40 addresses need a second /27.
-	if c := Capacity(netip.MustParsePrefix("10.10.0.0/27"), pfx("10.10.0.0/16")); c != 30 {
+	// A /27 yields 29 (network, broadcast and gateway reserved): 40
+	// addresses need a second one.
+	if c := Capacity(netip.MustParsePrefix("10.10.0.0/27")); c != 29 {
 		t.Fatalf("capacity = %d", c)
 	}
 }
@@ -250,18 +253,18 @@ func TestMultiPoolRefusals(t *testing.T) {
 
 func TestCapacity(t *testing.T) {
 	for _, tc := range []struct {
-		cidr, pool string
-		want       uint64
+		cidr string
+		want uint64
 	}{
-		{"10.0.1.0/24", "10.0.0.0/16", 255},   // gateway only
-		{"10.0.0.0/24", "10.0.0.0/16", 254},   // gateway and the pool's network address
-		{"10.0.255.0/24", "10.0.0.0/16", 254}, // gateway and the pool's broadcast
-		{"10.0.0.0/24", "10.0.0.0/24", 253},
-		{"10.0.0.0/31", "10.0.0.0/16", 2},
-		{"fd00::/120", "fd00::/104", 254},
+		{"10.0.1.0/24", 253},
+		{"10.0.0.0/30", 1},
+		{"10.0.0.0/31", 2},
+		{"10.0.0.7/32", 1},
+		{"fd00::/120", 253},
+		{"fd00::/64", 1<<62 - 3},
 	} {
-		if got := Capacity(netip.MustParsePrefix(tc.cidr), pfx(tc.pool)); got != tc.want {
-			t.Errorf("Capacity(%s in %s) = %d, want %d", tc.cidr, tc.pool, got, tc.want)
+		if got := Capacity(netip.MustParsePrefix(tc.cidr)); got != tc.want {
+			t.Errorf("Capacity(%s) = %d, want %d", tc.cidr, got, tc.want)
 		}
 	}
 }
@@ -330,6 +333,17 @@ func TestInvariantsOverRandomHistories(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// The controller sizes a node's CIDRs by what the node's CNI agent will hand
+// out of them; the two must agree, or nodes ask for more than they get.
+func TestCapacityAgreesWithTheAgent(t *testing.T) {
+	for _, c := range []string{"10.0.0.0/24", "10.0.0.0/27", "10.0.0.0/29", "10.0.0.0/30", "10.0.0.0/31", "10.0.0.1/32", "fd00::/120", "fd00::/112", "fd00::/127"} {
+		p := netip.MustParsePrefix(c)
+		if mine, agent := Capacity(p), cniipam.Capacity(p, nil); agent.Cmp(new(big.Int).SetUint64(mine)) != 0 {
+			t.Errorf("%s: controller counts %d, agent %s", c, mine, agent)
 		}
 	}
 }

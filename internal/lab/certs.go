@@ -1,0 +1,94 @@
+package lab
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/plexus-net/plexus/internal/lab/pki"
+)
+
+// componentKubeconfig is where the kubeconfig of one component lives.
+func componentKubeconfig(l Layout, component, node string) string {
+	if node != "" {
+		return filepath.Join(l.PKIDir(), node+"-"+component+".kubeconfig")
+	}
+	return filepath.Join(l.PKIDir(), component+".kubeconfig")
+}
+
+// writePKI writes the CA, the API server's serving certificate, the
+// service-account key pair, the admin kubeconfig, and a kubeconfig for every
+// component that talks to the API server.
+func writePKI(l Layout, s *State) error {
+	dir := l.PKIDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	ca, err := pki.NewCA("plexus-lab-" + l.Name)
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{"ca.crt": ca.CertPEM, "ca.key": ca.KeyPEM}
+	serving, err := ca.Issue(pki.Spec{
+		CommonName: "kube-apiserver",
+		DNSNames:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
+		IPs:        []net.IP{net.IP(l.GatewayIP().AsSlice()), net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1")},
+		Server:     true,
+	})
+	if err != nil {
+		return err
+	}
+	files["apiserver.crt"], files["apiserver.key"] = serving.CertPEM, serving.KeyPEM
+	sa, err := pki.NewServiceAccountKey()
+	if err != nil {
+		return err
+	}
+	files["sa.pub"], files["sa.key"] = sa.CertPEM, sa.KeyPEM
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	if err := writeKubeconfig(l, ca, Identity{User: "lab-admin", Groups: []string{"system:masters"}}, l.Kubeconfig()); err != nil {
+		return err
+	}
+	for _, c := range append(controlPlaneComponents(), plexusControllers()...) {
+		if c.Identity.User == "" {
+			continue
+		}
+		if err := writeKubeconfig(l, ca, c.Identity, componentKubeconfig(l, c.Name, "")); err != nil {
+			return err
+		}
+	}
+	for _, n := range s.Nodes {
+		if err := writeNodeKubeconfigs(l, s, ca, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeNodeKubeconfigs(l Layout, s *State, ca *pki.CA, n Node) error {
+	for _, c := range nodeComponents(s) {
+		if err := writeKubeconfig(l, ca, identityFor(c, n.Name), componentKubeconfig(l, c.Name, n.Name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeKubeconfig(l Layout, ca *pki.CA, id Identity, path string) error {
+	kp, err := ca.Issue(pki.Spec{CommonName: id.User, Organizations: id.Groups, Client: true})
+	if err != nil {
+		return err
+	}
+	b, err := pki.Kubeconfig(l.APIServer(), ca.CertPEM, id.User, kp)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}

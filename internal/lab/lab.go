@@ -1,0 +1,181 @@
+// Package lab runs a whole Kubernetes cluster on one machine without
+// containers: etcd, kube-apiserver, kube-controller-manager and
+// kube-scheduler as processes in the host network namespace, the Plexus
+// controllers next to them, and N nodes, each a network namespace on a lab
+// bridge that runs kube-proxy, the Plexus node plugins and a pod runner (the
+// lab's kubelet, package podrunner). Everything the lab makes is listed in a
+// state file, so `lab down` removes exactly that, and a name prefix lets it
+// sweep what a crashed run left.
+//
+// Lab traffic stays between loopback, the lab bridge and the lab's own
+// namespaces: the bridge has an address of the 198.18.0.0/15 benchmarking
+// range, no namespace gets a default route, and nothing is NATed out.
+package lab
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+)
+
+// Options are what `lab up` is given.
+type Options struct {
+	Name        string // prefix of every namespace, link and process; [a-z][a-z0-9]{0,9}
+	Nodes       int
+	RoutingMode string // native | vxlan
+	IPAMMode    string // cluster-pool | multi-pool | kubernetes
+	// CNI picks the pod network plugin: "plexus" (plexus-cni with the
+	// plexus-cni-agent on each node), "standin" (the reference ptp +
+	// host-local plugins), or "auto": plexus when its binaries are in BinDir
+	// and its RBAC exists.
+	CNI string
+	// Datapath picks how nodes reach each other's pod CIDRs: "plexus" (the
+	// plexus-datapath plugin on each node), "standin" (static routes the lab
+	// adds itself), or "auto" as for CNI.
+	Datapath string
+	// Segment is the third octet of the lab's underlay 198.18.<Segment>.0/24;
+	// two labs on one machine need different segments.
+	Segment int
+
+	StateRoot       string // state dirs are <StateRoot>/<Name>
+	Repo            string // repository root: charts/, config/
+	BinDir          string // lab, lab-image, and the Plexus binaries that exist
+	ControlPlaneBin string // etcd, kube-apiserver, kubectl, kube-controller-manager, kube-scheduler, kube-proxy
+	CNIBin          string // reference CNI plugins (loopback, ptp, host-local, bridge)
+	Helm            string // helm binary, for rendering the chart's RBAC
+
+	Out io.Writer // progress messages
+}
+
+// Defaults for Options fields left empty.
+const (
+	DefaultName      = "plxlab"
+	DefaultStateRoot = "/run/plexus-lab"
+	// PodCIDR is the pod range: the IPAM pool and kube-proxy's cluster CIDR.
+	PodCIDR = "10.0.0.0/8"
+	// ServiceCIDR is the Service range; its first address is the API server's.
+	ServiceCIDR = "10.96.0.0/16"
+	// PodCIDRMaskSize is the size of each node's pod CIDR.
+	PodCIDRMaskSize = 24
+	apiServerPort   = 6443
+)
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
+
+func (o *Options) setDefaults() {
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	if o.Nodes == 0 {
+		o.Nodes = 3
+	}
+	if o.RoutingMode == "" {
+		o.RoutingMode = "native"
+	}
+	if o.IPAMMode == "" {
+		o.IPAMMode = "cluster-pool"
+	}
+	if o.CNI == "" {
+		o.CNI = "auto"
+	}
+	if o.Datapath == "" {
+		o.Datapath = "auto"
+	}
+	if o.StateRoot == "" {
+		o.StateRoot = DefaultStateRoot
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+}
+
+// Validate reports the first bad option, naming the flag.
+func (o *Options) Validate() error {
+	o.setDefaults()
+	switch {
+	case !nameRE.MatchString(o.Name):
+		return fmt.Errorf("--name %q: use 1 to 10 lower-case letters and digits, starting with a letter (it prefixes link names, which have 15 bytes)", o.Name)
+	case o.Nodes < 1 || o.Nodes > 50:
+		return fmt.Errorf("--nodes %d: between 1 and 50", o.Nodes)
+	case o.RoutingMode != "native" && o.RoutingMode != "vxlan":
+		return fmt.Errorf("--routing-mode %q: native or vxlan", o.RoutingMode)
+	case o.IPAMMode != "cluster-pool" && o.IPAMMode != "multi-pool" && o.IPAMMode != "kubernetes":
+		return fmt.Errorf("--ipam-mode %q: cluster-pool, multi-pool or kubernetes", o.IPAMMode)
+	case o.CNI != "auto" && o.CNI != "plexus" && o.CNI != "standin":
+		return fmt.Errorf("--cni %q: auto, plexus or standin", o.CNI)
+	case o.Datapath != "auto" && o.Datapath != "plexus" && o.Datapath != "standin":
+		return fmt.Errorf("--datapath %q: auto, plexus or standin", o.Datapath)
+	case o.Segment < 0 || o.Segment > 199:
+		return fmt.Errorf("--segment %d: between 0 and 199", o.Segment)
+	}
+	for flag, dir := range map[string]string{"--bin-dir": o.BinDir, "--controlplane-bin": o.ControlPlaneBin, "--cni-bin": o.CNIBin, "--repo": o.Repo} {
+		if dir == "" {
+			return fmt.Errorf("%s is required", flag)
+		}
+		if _, err := os.Stat(dir); err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+	}
+	return nil
+}
+
+// Layout is where one lab keeps its files and which names and addresses it
+// uses; all of it follows from the name and the segment.
+type Layout struct {
+	Name    string
+	Dir     string
+	Segment int
+}
+
+// LayoutFor returns the layout of lab name under stateRoot.
+func LayoutFor(stateRoot, name string, segment int) Layout {
+	return Layout{Name: name, Dir: filepath.Join(stateRoot, name), Segment: segment}
+}
+
+func (l Layout) StateFile() string       { return filepath.Join(l.Dir, "state.json") }
+func (l Layout) PKIDir() string          { return filepath.Join(l.Dir, "pki") }
+func (l Layout) LogDir() string          { return filepath.Join(l.Dir, "logs") }
+func (l Layout) Kubeconfig() string      { return filepath.Join(l.Dir, "kubeconfig") }
+func (l Layout) NodeDir(n string) string { return filepath.Join(l.Dir, "nodes", n) }
+func (l Layout) Bridge() string          { return l.Name + "br0" }
+
+// NodeName is the Node object and the network namespace of node i (1-based).
+func (l Layout) NodeName(i int) string { return fmt.Sprintf("%s-n%d", l.Name, i) }
+
+// HostVeth is the host-side (bridge port) end of node i's eth0.
+func (l Layout) HostVeth(i int) string { return fmt.Sprintf("%sn%d", l.Name, i) }
+
+// GatewayIP is the bridge's address, where the API server listens.
+func (l Layout) GatewayIP() netip.Addr { return netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), 1}) }
+
+// NodeIP is node i's eth0 address.
+func (l Layout) NodeIP(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), byte(10 + i)})
+}
+
+// UnderlayPrefix is the lab segment.
+func (l Layout) UnderlayPrefix() netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), 0}), 24)
+}
+
+// APIServer is the API server's URL.
+func (l Layout) APIServer() string { return fmt.Sprintf("https://%s:%d", l.GatewayIP(), apiServerPort) }
+
+// EtcdPorts are etcd's client and peer ports on 127.0.0.1: below the
+// ephemeral range, so envtest's random ports never take them.
+func (l Layout) EtcdPorts() (client, peer int) { return 22379 + 10*l.Segment, 22380 + 10*l.Segment }
+
+// StandinPodCIDR is node i's static pod CIDR, used when no IPAM controller
+// hands out CIDRs.
+func (l Layout) StandinPodCIDR(i int) netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i), 0}), PodCIDRMaskSize)
+}
+
+// VXLANIP is node i's address on the stand-in VXLAN device (198.19/16, the
+// second half of the benchmarking range).
+func (l Layout) VXLANIP(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{198, 19, byte(l.Segment), byte(10 + i)})
+}

@@ -1,0 +1,230 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// ip runs an iproute2 command and returns its error with the output.
+func ip(args ...string) error {
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// inNetns runs a command inside a namespace (sysctl, bridge, nft).
+func inNetns(ns string, name string, args ...string) error {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s in %s: %v: %s", name, strings.Join(args, " "), ns, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func linkExists(name string) bool {
+	_, err := os.Stat("/sys/class/net/" + name)
+	return err == nil
+}
+
+func netnsExists(name string) bool {
+	_, err := os.Stat("/run/netns/" + name)
+	return err == nil
+}
+
+// setupBridge creates the lab segment's bridge in the host namespace. It
+// carries only the lab's own addresses: the host's uplink and routes are
+// not touched, and nothing forwards or NATs lab traffic out.
+func setupBridge(l Layout, s *State) error {
+	br := l.Bridge()
+	if !linkExists(br) {
+		if err := ip("link", "add", br, "type", "bridge"); err != nil {
+			return err
+		}
+	}
+	if err := s.addLink(br); err != nil {
+		return err
+	}
+	if err := ip("addr", "replace", l.GatewayIP().String()+"/24", "dev", br); err != nil {
+		return err
+	}
+	return ip("link", "set", br, "up")
+}
+
+// setupNode creates node i's namespace with eth0 on the lab bridge.
+func setupNode(l Layout, s *State, n Node) error {
+	if !netnsExists(n.Name) {
+		if err := ip("netns", "add", n.Name); err != nil {
+			return err
+		}
+	}
+	if err := s.addNetns(n.Name); err != nil {
+		return err
+	}
+	host := l.HostVeth(n.Index)
+	if !linkExists(host) {
+		if err := ip("link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", n.Name); err != nil {
+			return err
+		}
+	}
+	if err := s.addLink(host); err != nil {
+		return err
+	}
+	steps := [][]string{
+		{"link", "set", host, "master", l.Bridge(), "up"},
+		{"-n", n.Name, "link", "set", "lo", "up"},
+		{"-n", n.Name, "addr", "replace", n.IP + "/24", "dev", "eth0"},
+		{"-n", n.Name, "link", "set", "eth0", "up"},
+	}
+	for _, a := range steps {
+		if err := ip(a...); err != nil {
+			return err
+		}
+	}
+	// A node forwards for its pods. No default route: the node reaches only
+	// the lab segment and what the network plugins route.
+	return inNetns(n.Name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+}
+
+// --- stand-in datapath -------------------------------------------------
+//
+// STAND-IN: with --datapath standin the lab routes pod CIDRs between nodes
+// itself (s.PodCIDRs: the CiliumNodes' CIDRs when the IPAM controller runs,
+// else static ones). With --datapath plexus none of this runs: the datapath
+// plugin programs routes (native) or its VXLAN device from the CiliumNodes.
+
+// setupStandinRoutes routes every other node's pod CIDR: natively via its
+// eth0 address, or over a VXLAN device (flooding FDB entries to every peer,
+// onlink routes via the peer's VXLAN address).
+func setupStandinRoutes(l Layout, s *State) error {
+	for _, n := range s.Nodes {
+		if s.RoutingMode == "vxlan" {
+			if err := setupStandinVXLAN(l, s, n); err != nil {
+				return err
+			}
+		}
+		for _, peer := range s.Nodes {
+			if peer.Index == n.Index {
+				continue
+			}
+			cidr := s.PodCIDRs[peer.Name]
+			var err error
+			if s.RoutingMode == "vxlan" {
+				err = ip("-n", n.Name, "route", "replace", cidr, "via", l.VXLANIP(peer.Index).String(), "dev", "vxlan0", "onlink")
+			} else {
+				err = ip("-n", n.Name, "route", "replace", cidr, "via", peer.IP, "dev", "eth0")
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func setupStandinVXLAN(l Layout, s *State, n Node) error {
+	if err := ip("-n", n.Name, "link", "add", "vxlan0", "type", "vxlan", "id", "42", "dstport", "8472",
+		"local", n.IP, "dev", "eth0", "nolearning"); err != nil && !strings.Contains(err.Error(), "File exists") {
+		return err
+	}
+	if err := ip("-n", n.Name, "addr", "replace", l.VXLANIP(n.Index).String()+"/32", "dev", "vxlan0"); err != nil {
+		return err
+	}
+	if err := ip("-n", n.Name, "link", "set", "vxlan0", "up"); err != nil {
+		return err
+	}
+	for _, peer := range s.Nodes {
+		if peer.Index == n.Index {
+			continue
+		}
+		if err := inNetns(n.Name, "bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan0", "dst", peer.IP); err != nil &&
+			!strings.Contains(err.Error(), "File exists") {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeStandinRoutesTo drops the other nodes' routes and FDB entries for a
+// deleted node (the datapath plugin does this itself from CiliumNodes).
+func removeStandinRoutesTo(l Layout, s *State, gone Node) {
+	for _, n := range s.Nodes {
+		if n.Index == gone.Index {
+			continue
+		}
+		_ = ip("-n", n.Name, "route", "del", s.PodCIDRs[gone.Name])
+		if s.RoutingMode == "vxlan" {
+			_ = inNetns(n.Name, "bridge", "fdb", "del", "00:00:00:00:00:00", "dev", "vxlan0", "dst", gone.IP)
+		}
+	}
+}
+
+// sweepNetwork deletes every namespace and host link that carries the lab's
+// name prefix, listed in the state or not (a crashed run may not have
+// recorded them). Pod namespaces are <name>-p-..., nodes <name>-n<i>, host
+// links <name>br0 and <name>n<i>.
+func sweepNetwork(name string, s *State) []error {
+	var errs []error
+	nsSet := map[string]bool{}
+	if s != nil {
+		for _, ns := range s.Netns {
+			nsSet[ns] = true
+		}
+	}
+	if entries, err := os.ReadDir("/run/netns"); err == nil {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), name+"-") {
+				nsSet[e.Name()] = true
+			}
+		}
+	}
+	for ns := range nsSet {
+		if netnsExists(ns) {
+			if err := ip("netns", "del", ns); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	links := map[string]bool{}
+	if s != nil {
+		for _, l := range s.Links {
+			links[l] = true
+		}
+	}
+	if entries, err := os.ReadDir("/sys/class/net"); err == nil {
+		for _, e := range entries {
+			if isLabLink(name, e.Name()) {
+				links[e.Name()] = true
+			}
+		}
+	}
+	for l := range links {
+		if linkExists(l) {
+			if err := ip("link", "del", l); err != nil && linkExists(l) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errs
+}
+
+// isLabLink reports whether a host link name is one of lab name's: its
+// bridge or a node's bridge port (<name>n<digits>).
+func isLabLink(name, link string) bool {
+	if link == name+"br0" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(link, name+"n")
+	if !ok || rest == "" {
+		return false
+	}
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

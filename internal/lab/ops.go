@@ -1,0 +1,181 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/plexus-net/plexus/internal/lab/proc"
+)
+
+// Open loads the state of a running lab.
+func Open(stateRoot, name string) (*State, Layout, error) {
+	l := LayoutFor(stateRoot, name, 0)
+	s, err := loadState(l.StateFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, l, fmt.Errorf("%w: lab %s is not up (no %s)", errNoLab, name, l.StateFile())
+	}
+	if err != nil {
+		return nil, l, err
+	}
+	l.Segment = s.Segment
+	return s, l, nil
+}
+
+// Status prints the lab's processes, nodes and where to look.
+func Status(stateRoot, name string, out io.Writer) error {
+	s, l, err := Open(stateRoot, name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "lab %s: CNI %s, datapath %s, routing %s, IPAM mode %s, API server %s\n", s.Name, s.CNI, s.Datapath, s.RoutingMode, s.IPAMMode, l.APIServer())
+	fmt.Fprintf(out, "kubeconfig: %s\nlogs: %s\n\n", l.Kubeconfig(), l.LogDir())
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROCESS\tPID\tSTATE\tLOG")
+	for _, p := range s.Processes {
+		state := "running"
+		if !p.Handle.Alive() {
+			state = "STOPPED"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", p.ID(), p.Handle.PID, state, p.Spec.Log)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tNETNS\tIP")
+	for _, n := range s.Nodes {
+		ns := n.Name
+		if !netnsExists(ns) {
+			ns += " (MISSING)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, ns, n.IP)
+	}
+	return tw.Flush()
+}
+
+// NodeDelete removes one node: its processes and pods (CNI DEL), its
+// namespace and bridge port, its Node object and its Pod objects; the rest
+// keeps running.
+func NodeDelete(ctx context.Context, stateRoot, name, node string, out io.Writer) error {
+	s, l, err := Open(stateRoot, name)
+	if err != nil {
+		return err
+	}
+	n, err := s.node(node)
+	if err != nil {
+		return err
+	}
+	stopNode(ctx, l, s, n, out)
+	killPIDs(pidsInNetns([]string{n.Name}))
+	if netnsExists(n.Name) {
+		if err := ip("netns", "del", n.Name); err != nil {
+			return err
+		}
+	}
+	host := l.HostVeth(n.Index)
+	if linkExists(host) {
+		_ = ip("link", "del", host)
+	}
+	if s.Datapath == "standin" {
+		removeStandinRoutesTo(l, s, n)
+	}
+	cs, err := adminClient(l)
+	if err != nil {
+		return err
+	}
+	if err := cs.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting Node %s: %w", n.Name, err)
+	}
+	// Its pods are gone with it: delete their objects now rather than wait
+	// for the pod garbage collector, so controllers replace them at once.
+	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name})
+	if err != nil {
+		return err
+	}
+	zero := int64(0)
+	for _, p := range pods.Items {
+		if err := cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting pod %s/%s of node %s: %w", p.Namespace, p.Name, n.Name, err)
+		}
+	}
+	s.Nodes = slices.DeleteFunc(s.Nodes, func(x Node) bool { return x.Name == n.Name })
+	s.Processes = slices.DeleteFunc(s.Processes, func(p Process) bool { return p.Node == n.Name })
+	s.Netns = slices.DeleteFunc(s.Netns, func(x string) bool { return x == n.Name })
+	s.Links = slices.DeleteFunc(s.Links, func(x string) bool { return x == host })
+	if err := s.save(); err != nil {
+		return err
+	}
+	_ = os.RemoveAll(l.NodeDir(n.Name))
+	fmt.Fprintf(out, "== node %s deleted\n", n.Name)
+	return nil
+}
+
+// Restart stops one process (node "" for the control plane) and starts it
+// again with the same command line; everything else keeps running.
+func Restart(stateRoot, name, node, component string, out io.Writer) error {
+	s, _, err := Open(stateRoot, name)
+	if err != nil {
+		return err
+	}
+	i := s.findProcess(node, component)
+	if i < 0 {
+		var ids []string
+		for _, p := range s.Processes {
+			ids = append(ids, p.ID())
+		}
+		return fmt.Errorf("no process %s/%s in lab %s (processes: %v)", node, component, name, ids)
+	}
+	p := s.Processes[i]
+	if err := p.Handle.Stop(10 * time.Second); err != nil {
+		return err
+	}
+	h, err := proc.Start(p.Spec)
+	if err != nil {
+		return err
+	}
+	s.Processes[i].Handle = h
+	if err := s.save(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "== %s restarted (pid %d)\n", p.ID(), h.PID)
+	return nil
+}
+
+// PodLogs returns the log file of a container of pod namespace/name (the
+// pod runner writes each container's output there; the lab has no kubelet
+// API, so `kubectl logs` does not work). container may be empty for the
+// first one found.
+func PodLogs(stateRoot, name, namespace, pod, container string) (string, error) {
+	s, l, err := Open(stateRoot, name)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range s.Nodes {
+		recs, _ := filepath.Glob(filepath.Join(l.NodeDir(n.Name), "podrunner", "pods", "*", "pod.json"))
+		for _, path := range recs {
+			var rec struct{ Namespace, Name string }
+			b, err := os.ReadFile(path)
+			if err != nil || json.Unmarshal(b, &rec) != nil || rec.Namespace != namespace || rec.Name != pod {
+				continue
+			}
+			logs, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*.log"))
+			for _, lf := range logs {
+				if container == "" || filepath.Base(lf) == container+".log" {
+					return lf, nil
+				}
+			}
+			return "", fmt.Errorf("pod %s/%s has no log for container %q yet", namespace, pod, container)
+		}
+	}
+	return "", fmt.Errorf("pod %s/%s is not running on any node of lab %s", namespace, pod, name)
+}

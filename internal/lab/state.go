@@ -1,0 +1,120 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/plexus-net/plexus/internal/lab/proc"
+)
+
+// State is everything one lab made, written after every change so that
+// `lab down` (or a later `lab up`) can undo it even after a crash.
+type State struct {
+	Name        string `json:"name"`
+	Segment     int    `json:"segment"`
+	Nodes       []Node `json:"nodes"`
+	RoutingMode string `json:"routingMode"`
+	IPAMMode    string `json:"ipamMode"`
+	CNI         string `json:"cni"`      // plexus | standin
+	Datapath    string `json:"datapath"` // plexus | standin
+	// PodCIDRs are the nodes' pod CIDRs the stand-in parts use: from the
+	// nodes' CiliumNodes when the IPAM controller runs, else static.
+	PodCIDRs  map[string]string `json:"podCIDRs,omitempty"`
+	Processes []Process         `json:"processes"`
+	Netns     []string          `json:"netns"`
+	Links     []string          `json:"links"` // in the host namespace
+	// Paths the lab needs again after up (node-delete, restart, down).
+	BinDir          string `json:"binDir"`
+	ControlPlaneBin string `json:"controlPlaneBin"`
+	CNIBin          string `json:"cniBin"`
+
+	path string
+}
+
+// Node is one simulated node.
+type Node struct {
+	Index int    `json:"index"`
+	Name  string `json:"name"` // Node object and network namespace
+	IP    string `json:"ip"`
+}
+
+// Process is one long-running process the lab started.
+type Process struct {
+	Name   string      `json:"name"`           // component: etcd, kube-apiserver, podrunner, ...
+	Node   string      `json:"node,omitempty"` // empty for control-plane processes
+	Spec   proc.Spec   `json:"spec"`
+	Handle proc.Handle `json:"handle"`
+}
+
+// ID is how `lab restart` and the status table name a process.
+func (p Process) ID() string {
+	if p.Node == "" {
+		return p.Name
+	}
+	return p.Node + "/" + p.Name
+}
+
+func loadState(path string) (*State, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &State{path: path}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *State) save() error {
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := s.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, s.path)
+}
+
+func (s *State) addNetns(name string) error {
+	if !slices.Contains(s.Netns, name) {
+		s.Netns = append(s.Netns, name)
+	}
+	return s.save()
+}
+
+func (s *State) addLink(name string) error {
+	if !slices.Contains(s.Links, name) {
+		s.Links = append(s.Links, name)
+	}
+	return s.save()
+}
+
+func (s *State) node(name string) (Node, error) {
+	for _, n := range s.Nodes {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	names := make([]string, len(s.Nodes))
+	for i, n := range s.Nodes {
+		names[i] = n.Name
+	}
+	return Node{}, fmt.Errorf("no node %q in lab %s (nodes: %v)", name, s.Name, names)
+}
+
+// findProcess returns the index of the process with node and name.
+func (s *State) findProcess(node, name string) int {
+	return slices.IndexFunc(s.Processes, func(p Process) bool { return p.Node == node && p.Name == name })
+}
+
+var errNoLab = errors.New("no lab state")

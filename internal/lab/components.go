@@ -140,8 +140,12 @@ func plexusControllers() []Component {
 			Name: "ipam", Binary: "ipam", Optional: true,
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-ipam"),
 			Args: func(e ComponentEnv) []string {
-				return append(common(e), "--ipam-mode="+e.State.IPAMMode,
+				args := append(common(e), "--ipam-mode="+e.State.IPAMMode,
 					"--cluster-pool-ipv4-cidr="+PodCIDR, "--cluster-pool-ipv4-mask-size="+strconv.Itoa(PodCIDRMaskSize))
+				if e.State.IPAMMode == "multi-pool" {
+					args = append(args, "--auto-create-pool=default=ipv4-cidrs:"+MultiPoolDefaultCIDR+";ipv4-mask-size:"+strconv.Itoa(MultiPoolMaskSize))
+				}
+				return args
 			},
 		},
 		{

@@ -60,7 +60,13 @@ const (
 	ServiceCIDR = "10.96.0.0/16"
 	// PodCIDRMaskSize is the size of each node's pod CIDR.
 	PodCIDRMaskSize = 24
-	apiServerPort   = 6443
+	// In multi-pool mode the IPAM controller creates the pool "default"
+	// from MultiPoolDefaultCIDR, handing nodes CIDRs of MultiPoolMaskSize;
+	// further pools belong inside PodCIDR too, so kube-proxy sees them as
+	// cluster traffic.
+	MultiPoolDefaultCIDR = "10.0.0.0/16"
+	MultiPoolMaskSize    = 26
+	apiServerPort        = 6443
 )
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)

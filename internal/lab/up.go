@@ -167,7 +167,11 @@ func up(ctx context.Context, o *Options, l Layout, s *State) error {
 	for _, c := range nodeComponents(s) {
 		names = append(names, c.Name)
 	}
-	say("nodes: %s in each node namespace; pod CIDRs %v", strings.Join(names, ", "), s.PodCIDRs)
+	if s.CNI == "standin" || s.Datapath == "standin" {
+		say("nodes: %s in each node namespace; stand-in pod CIDRs %v", strings.Join(names, ", "), s.PodCIDRs)
+	} else {
+		say("nodes: %s in each node namespace; pod CIDRs from the IPAM controller (kubectl get ciliumnodes)", strings.Join(names, ", "))
+	}
 
 	if err := waitFor(ctx, 180*time.Second, "every Node Ready", func() error { return nodesReady(ctx, cs, s) }); err != nil {
 		return err

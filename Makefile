@@ -58,8 +58,9 @@ verify-generated: $(CONTROLLER_GEN) ## fail when `make generate` would change an
 	  echo "generated files were stale and have been regenerated: review and commit them" >&2; exit 1; fi
 
 .PHONY: controlplane
-controlplane: ## build kube-apiserver, etcd and kubectl from their Go modules into bin/ (once)
-	hack/build-controlplane.sh etcd kube-apiserver kubectl >/dev/null
+controlplane: ## build etcd, the Kubernetes components and the reference CNI plugins from their Go modules into bin/ (once)
+	hack/build-controlplane.sh etcd kube-apiserver kubectl kube-controller-manager kube-scheduler kube-proxy >/dev/null
+	hack/build-cniplugins.sh >/dev/null
 
 .PHONY: build
 build: ## build the controller binaries into bin/
@@ -67,7 +68,7 @@ build: ## build the controller binaries into bin/
 	for p in nodeplugins/*/cmd/*; do go build -o bin/$$(basename $$p) ./$$p; done
 
 .PHONY: test
-test: tools controlplane verify-generated ## the whole test suite: generation check, vet, unit, envtest and chart tests
+test: tools controlplane verify-generated ## the whole test suite: generation check, vet, unit, envtest, kernel, chart and lab end-to-end tests (root runs them all)
 	go vet ./...
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) HELM=$(HELM) \
 	  go test -count=1 ./...
@@ -76,8 +77,8 @@ test: tools controlplane verify-generated ## the whole test suite: generation ch
 run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up
 	hack/run.sh
 
-.PHONY: bench bench-lbipam bench-ipam
-bench: bench-lbipam bench-ipam ## every scale benchmark against the real API server (see docs/benchmarks.md)
+.PHONY: bench bench-lbipam bench-ipam bench-cni bench-lab
+bench: bench-lbipam bench-ipam bench-cni bench-lab ## every scale benchmark against the real API server (see docs/benchmarks.md)
 
 bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/lbipam $(BENCH_ARGS)
@@ -85,16 +86,19 @@ bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside
 bench-ipam: controlplane ## IPAM: pod CIDRs for a burst of Nodes, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/ipam $(BENCH_ARGS)
 
+bench-cni: controlplane ## CNI: ADD and DEL latency per pod of plexus-cni, beside ptp + host-local (needs root)
+	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/cni $(BENCH_ARGS)
+
+bench-lab: controlplane tools ## lab: pod creation to its first answered request, on a 3-node lab (needs root)
+	go test -run '^$$' -bench PodToFirstAnswer -benchtime 30x -count 3 ./test/e2e
+
 LAB_NODES ?= 3
 LAB_ARGS ?=
 
 .PHONY: lab
 lab: $(HELM) ## a whole cluster on this machine (no docker): control plane, Plexus, 3 node namespaces, a demo; see docs/lab.md
 	@[[ $$(id -u) == 0 ]] || { echo "make lab needs root (network namespaces, links)" >&2; exit 1; }
-	for t in nft conntrack ip nsenter; do command -v $$t >/dev/null || missing=1; done; \
-	  if [[ -n "$${missing:-}" ]]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables conntrack iproute2 util-linux; fi
-	hack/build-controlplane.sh etcd kube-apiserver kubectl kube-controller-manager kube-scheduler kube-proxy >/dev/null
-	hack/build-cniplugins.sh >/dev/null
+	$(MAKE) --no-print-directory controlplane
 	nice $(MAKE) --no-print-directory build
 	nice go build -o bin/lab ./hack/lab
 	nice go build -o bin/lab-image ./test/lab/images

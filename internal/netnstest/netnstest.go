@@ -42,11 +42,32 @@ func Name(prefix string) string {
 func New(t testing.TB, prefix string) string {
 	t.Helper()
 	RequireRoot(t)
-	name := Name(prefix)
-	Run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	name, err := Add(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Delete(name) })
 	Run(t, "ip", "-n", name, "link", "set", "lo", "up")
 	return name
+}
+
+// Add creates a named network namespace outside of a test (benchmarks,
+// tools) with lo down, as a container runtime's new sandbox has it. The
+// caller removes it with Delete.
+func Add(prefix string) (string, error) {
+	name := Name(prefix)
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("ip netns add %s: %v: %s", name, err, out)
+	}
+	return name, nil
+}
+
+// Delete removes a named network namespace, and with it every link in it.
+func Delete(name string) error {
+	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip netns del %s: %v: %s", name, err, out)
+	}
+	return nil
 }
 
 // Run runs a command (typically ip or bridge) and fails t with its output if

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -118,4 +119,31 @@ func (e *Env) RunManager(t testing.TB, setup func(ctrl.Manager) error) (stop fun
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// Main is a test binary's TestMain: it starts the control plane into *env
+// (nil without KUBEBUILDER_ASSETS, so tests skip), runs the tests, stops it
+// and exits with the tests' code. Controller logs are discarded.
+func Main(m *testing.M, env **Env) {
+	ctrl.SetLogger(logr.Discard())
+	var err error
+	if *env, err = Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := (*env).Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping envtest:", err)
+	}
+	os.Exit(code)
+}
+
+// AdminKubeconfig returns a kubeconfig for a new cluster-admin user of the
+// given name, for running a controller binary against the control plane.
+func (e *Env) AdminKubeconfig(name string) ([]byte, error) {
+	user, err := e.env.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return user.KubeConfig()
 }

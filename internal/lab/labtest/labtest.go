@@ -110,7 +110,7 @@ func findBinDir(glob string, names ...string) string {
 
 // Start brings a lab up with the given options (Name, Segment, paths and
 // output are filled in) and tears it down when the test ends.
-func Start(t *testing.T, o lab.Options) *Lab {
+func Start(t testing.TB, o lab.Options) *Lab {
 	t.Helper()
 	netnstest.RequireRoot(t)
 	root := Root()

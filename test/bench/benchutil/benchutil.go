@@ -5,6 +5,7 @@ package benchutil
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -13,46 +14,29 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/plexus-net/plexus/internal/testenv"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
-	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
-	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
-	"github.com/plexus-net/plexus/internal/operator"
 )
 
 // ControlPlane is a fresh kube-apiserver and etcd with Plexus's CRDs.
 type ControlPlane struct {
-	Env    *envtest.Environment
-	Config *rest.Config
-	Client client.Client
+	*testenv.Env
 }
 
 // Start starts a control plane from KUBEBUILDER_ASSETS (make bench sets it).
 func Start() (*ControlPlane, error) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+	e, err := testenv.Start()
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
 		return nil, fmt.Errorf("KUBEBUILDER_ASSETS must point at etcd and kube-apiserver (make bench sets it)")
 	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
-	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
-	cfg, err := env.Start()
-	if err != nil {
-		return nil, err
-	}
-	cfg.QPS, cfg.Burst = -1, -1
-	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, ciliumv2alpha1.AddToScheme)
-	if err != nil {
-		return nil, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, err
-	}
-	return &ControlPlane{Env: env, Config: cfg, Client: c}, nil
+	return &ControlPlane{e}, nil
 }
 
 // Scheme is the scheme of the control plane's client.
@@ -68,13 +52,10 @@ type Usage struct {
 }
 
 // StartBinary runs bin as a cluster admin with the given flags (after
-// --kubeconfig); the returned func reads its usage, interrupts it and waits.
+// --kubeconfig); the returned func reads its usage, interrupts it and waits
+// (killing it after half a minute).
 func (cp *ControlPlane) StartBinary(bin string, args ...string) (stop func() Usage, err error) {
-	user, err := cp.Env.AddUser(envtest.User{Name: filepath.Base(bin), Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return nil, err
-	}
-	kc, err := user.KubeConfig()
+	kc, err := cp.AdminKubeconfig(filepath.Base(bin))
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +77,14 @@ func (cp *ControlPlane) StartBinary(bin string, args ...string) (stop func() Usa
 		defer os.RemoveAll(dir)
 		u := Usage{PeakRSSKB: peakRSS(cmd.Process.Pid), CPU: cpuTime(cmd.Process.Pid)}
 		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
 		return u
 	}, nil
 }
@@ -138,6 +126,18 @@ func Median(ds []time.Duration) time.Duration {
 	return ds[len(ds)/2]
 }
 
+// Percentile is the p-th percentile (0 < p ≤ 1) of ds by nearest rank: the
+// smallest sample that at least a fraction p of the samples do not exceed.
+func Percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	rank := int(math.Ceil(p * float64(len(ds))))
+	return ds[min(max(rank, 1), len(ds))-1]
+}
+
 // FreeAddr returns a loopback address with a free port.
 func FreeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -163,4 +163,29 @@ func WaitReady(addr string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("http://%s/readyz did not answer 200 within a minute", addr)
+}
+
+// Create runs create(i) for i in [0, n) with workers goroutines and returns
+// when the last call returned, with the first error.
+func Create(n, workers int, create func(i int) error) (time.Time, error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if err := create(int(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return time.Now(), <-errs
 }

@@ -134,26 +134,9 @@ func runOnce(n int, mode string, workers, creators int, bin string) (result, err
 }
 
 func createNodes(ctx context.Context, c client.Client, n, creators int) (time.Time, error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, creators)
-	for range creators {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				if err := c.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%05d", i)}}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	return time.Now(), <-errs
+	return benchutil.Create(n, creators, func(i int) error {
+		return c.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%05d", i)}})
+	})
 }
 
 // watchAllocated reports on the returned channel the moment n CiliumNodes

@@ -156,37 +156,19 @@ func runOnce(n int, mode string, workers, creators int, controllerBin string) (r
 // createServices creates n LoadBalancer Services with creators workers and
 // returns when the last create returned.
 func createServices(ctx context.Context, c client.Client, n, creators int) (time.Time, error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, creators)
-	for range creators {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				svc := &corev1.Service{
-					ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: fmt.Sprintf("svc-%05d", i)},
-					Spec: corev1.ServiceSpec{
-						Type:     corev1.ServiceTypeLoadBalancer,
-						Selector: map[string]string{"app": "bench"},
-						Ports:    []corev1.ServicePort{{Port: 80}},
-						// Node ports would run out first; they are not what is
-						// measured.
-						AllocateLoadBalancerNodePorts: new(bool),
-					},
-				}
-				if err := c.Create(ctx, svc); err != nil {
-					errs <- err
-					return
-				}
-			}
+	return benchutil.Create(n, creators, func(i int) error {
+		return c.Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: fmt.Sprintf("svc-%05d", i)},
+			Spec: corev1.ServiceSpec{
+				Type:     corev1.ServiceTypeLoadBalancer,
+				Selector: map[string]string{"app": "bench"},
+				Ports:    []corev1.ServicePort{{Port: 80}},
+				// Node ports would run out first; they are not what is
+				// measured.
+				AllocateLoadBalancerNodePorts: new(bool),
+			},
 		})
-	}
-	wg.Wait()
-	close(errs)
-	return time.Now(), <-errs
+	})
 }
 
 // watchServed reports on the returned channel the moment n Services hold an

@@ -2,8 +2,10 @@ package main
 
 // End-to-end tests of the plugin as a container runtime drives it: the real
 // plexus-cni and plexus-cni-agent binaries, the agent against a real API
-// server, the plugins executed per the CNI spec (runtime_test.go), and real
-// network namespaces.
+// server, and real network namespaces. The runtime is libcni, the library
+// containerd and CRI-O run CNI plugins with: it builds each plugin's
+// configuration from the list, chains prevResult, caches the ADD result in
+// a cache directory for CHECK and DEL, and runs DEL in reverse order.
 //
 // The plugin must run in the "node" network namespace (where it creates the
 // host end of the veth and the host routes). The runtime is called from a
@@ -28,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/go-logr/logr"
@@ -120,7 +123,7 @@ type node struct {
 	netns  string
 	dir    string
 	socket string
-	cni    *cniRuntime
+	cni    *libcni.CNIConfig
 	agent  *exec.Cmd
 	log    *bytes.Buffer
 }
@@ -141,7 +144,9 @@ func newNode(t *testing.T, podCIDRs ...string) *node {
 		dir:    dir,
 		socket: filepath.Join(dir, "cni.sock"),
 	}
-	n.cni = &cniRuntime{path: []string{binDir, refDir}}
+	// As a runtime does: the plugin directories, and a cache directory that
+	// keeps each attachment's ADD result for CHECK and DEL.
+	n.cni = libcni.NewCNIConfigWithCacheDir([]string{binDir, refDir}, t.TempDir(), nil)
 	// The node's own (underlay) address, the source of its traffic to pods.
 	netnstest.Run(t, "ip", "-n", n.netns, "addr", "add", "198.18.0.1/32", "dev", "lo")
 	netnstest.Run(t, "ip", "-n", n.netns, "addr", "add", "fd00:198::1/128", "dev", "lo")
@@ -222,12 +227,12 @@ func (n *node) inNode(f func() error) error {
 // pod is one pod sandbox: a network namespace and the CNI arguments.
 type pod struct {
 	netns string
-	rt    *runtimeConf
+	rt    *libcni.RuntimeConf
 }
 
 func (n *node) newPod(name string) *pod {
 	ns := netnstest.New(n.t, "pcnip")
-	return &pod{netns: ns, rt: &runtimeConf{
+	return &pod{netns: ns, rt: &libcni.RuntimeConf{
 		ContainerID: "ctr-" + ns,
 		NetNS:       "/run/netns/" + ns,
 		IfName:      "eth0",
@@ -235,29 +240,31 @@ func (n *node) newPod(name string) *pod {
 	}}
 }
 
-func (n *node) confList(plugin string) *confList {
+func (n *node) confList(plugin string) *libcni.NetworkConfigList {
 	n.t.Helper()
-	list, err := parseConfList([]byte(fmt.Sprintf(`{"cniVersion": "1.1.0", "name": "plexus", "plugins": [%s]}`, plugin)))
+	list, err := libcni.NetworkConfFromBytes([]byte(fmt.Sprintf(`{"cniVersion": "1.1.0", "name": "plexus", "plugins": [%s]}`, plugin)))
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	return list
 }
 
-func (n *node) mainConf() *confList {
+func (n *node) mainConf() *libcni.NetworkConfigList {
 	return n.confList(fmt.Sprintf(`{"type": "plexus-cni", "socket": %q, "mtu": 1400}`, n.socket))
 }
 
-func (n *node) add(list *confList, p *pod) (*current.Result, error) {
-	var res *current.Result
-	err := n.inNode(func() (err error) {
-		res, err = n.cni.add(n.t.Context(), list, p.rt)
+func (n *node) add(list *libcni.NetworkConfigList, p *pod) (*current.Result, error) {
+	var res types.Result
+	if err := n.inNode(func() (err error) {
+		res, err = n.cni.AddNetworkList(n.t.Context(), list, p.rt)
 		return err
-	})
-	return res, err
+	}); err != nil {
+		return nil, err
+	}
+	return current.NewResultFromResult(res)
 }
 
-func (n *node) mustAdd(list *confList, p *pod) *current.Result {
+func (n *node) mustAdd(list *libcni.NetworkConfigList, p *pod) *current.Result {
 	n.t.Helper()
 	r, err := n.add(list, p)
 	if err != nil {
@@ -266,12 +273,16 @@ func (n *node) mustAdd(list *confList, p *pod) *current.Result {
 	return r
 }
 
-func (n *node) del(list *confList, p *pod) error {
-	return n.inNode(func() error { return n.cni.del(n.t.Context(), list, p.rt) })
+func (n *node) del(list *libcni.NetworkConfigList, p *pod) error {
+	return n.inNode(func() error { return n.cni.DelNetworkList(n.t.Context(), list, p.rt) })
 }
 
-func (n *node) check(list *confList, p *pod) error {
-	return n.inNode(func() error { return n.cni.check(n.t.Context(), list, p.rt) })
+func (n *node) check(list *libcni.NetworkConfigList, p *pod) error {
+	return n.inNode(func() error { return n.cni.CheckNetworkList(n.t.Context(), list, p.rt) })
+}
+
+func (n *node) status(list *libcni.NetworkConfigList) error {
+	return n.inNode(func() error { return n.cni.GetStatusNetworkList(n.t.Context(), list) })
 }
 
 // addrs returns the pod's addresses from a result, without prefix.
@@ -366,10 +377,10 @@ func TestMainPluginLifecycle(t *testing.T) {
 			t.Errorf("CHECK %s: %v", p.rt.ContainerID, err)
 		}
 	}
-	if err := n.inNode(func() error { return n.cni.status(t.Context(), list) }); err != nil {
+	if err := n.status(list); err != nil {
 		t.Errorf("STATUS with the agent up: %v", err)
 	}
-	info, err := n.cni.version(t.Context(), "plexus-cni")
+	info, err := n.cni.GetVersionInfo(t.Context(), "plexus-cni")
 	if err != nil || strings.Join(info.SupportedVersions(), " ") != "0.3.0 0.3.1 0.4.0 1.0.0 1.1.0" {
 		t.Errorf("VERSION: %v %v", info, err)
 	}
@@ -384,7 +395,7 @@ func TestMainPluginLifecycle(t *testing.T) {
 
 	// STATUS fails while the agent is down; a restarted agent keeps its state.
 	n.stopAgent()
-	err = n.inNode(func() error { return n.cni.status(t.Context(), list) })
+	err = n.status(list)
 	var ce *types.Error
 	if !errors.As(err, &ce) || ce.Code != types.ErrPluginNotAvailable {
 		t.Errorf("STATUS with the agent down: %v, want code 50", err)

@@ -182,7 +182,7 @@ func TestI14_AnnotationChangeAfterCreationChangesNothing(t *testing.T) {
 	h.eventuallyEqual("still counted in mars", "mars-14:2/0 venus-14:1/0", h.requested)
 }
 
-func TestClusterPoolExhaustionNamesPoolAndStatus(t *testing.T) {
+func TestI4_NotReadyUntilCIDRThenExhaustionNamesPool(t *testing.T) {
 	h := newHarness(t, ModeClusterPool, nil, func(c *Config) { c.CIDRWait = time.Second })
 	h.eventually("status without CIDR", func() error {
 		st, err := h.cni.Status(h.ctx)

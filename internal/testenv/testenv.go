@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
@@ -146,4 +147,22 @@ func (e *Env) AdminKubeconfig(name string) ([]byte, error) {
 		return nil, err
 	}
 	return user.KubeConfig()
+}
+
+// Eventually polls check every 50 ms until it returns nil, failing t with
+// what and check's last error after timeout. Controllers converge through
+// watches, so tests wait for the state of the world, never for a call.
+func Eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -90,21 +90,10 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// eventually polls f until it returns nil, failing the test after 20 s with
-// f's last error.
+// eventually waits until f passes (see testenv.Eventually).
 func (h *harness) eventually(what string, f func() error) {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(h.t, 20*time.Second, what, f)
 }
 
 func (h *harness) node(name string, mutate ...func(*corev1.Node)) *corev1.Node {

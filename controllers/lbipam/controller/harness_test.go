@@ -103,20 +103,10 @@ func (h *harness) create(obj client.Object) {
 	}
 }
 
-// eventually retries check until it passes or 30 s have gone by.
+// eventually waits until check passes (see testenv.Eventually).
 func (h *harness) eventually(what string, check func() error) {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(h.t, 30*time.Second, what, check)
 }
 
 // consistently checks that check keeps passing for a while; used only where

@@ -233,19 +233,10 @@ func (h *harness) allocated() string {
 	return strings.Join(parts, " ")
 }
 
+// eventually waits until f passes (see testenv.Eventually).
 func (h *harness) eventually(what string, f func() error) {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(h.t, 20*time.Second, what, f)
 }
 
 // eventuallyEqual waits until get() returns want.

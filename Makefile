@@ -9,7 +9,7 @@ HELM_VERSION := v3.22.0
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 HELM := $(TOOLS)/helm-$(HELM_VERSION)
 # Controllers that have a binary, a ServiceAccount and a ClusterRole of their own.
-CONTROLLERS := lbipam ipam
+CONTROLLERS := lbipam ipam l2announcer
 # Node plugins with a ServiceAccount and a ClusterRole of their own.
 NODEPLUGINS := datapath cni
 # Kinds served at older versions too, with the same schema: file:version...

@@ -561,3 +561,22 @@ func TestChartIPAM(t *testing.T) {
 		t.Errorf("ipam is off by default: %v, %v", err, o.of("ipam").ids())
 	}
 }
+
+func TestChartL2Announcer(t *testing.T) {
+	helm(t)
+	o, err := render(t, "--set", "l2announcer.enabled=true", "--set", "l2announcer.workers=4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, crd := range []string{"ciliuml2announcementpolicies.cilium.io", "l2announcements.nodes.plexus.dev"} {
+		o.get(t, "CustomResourceDefinition", crd)
+	}
+	checkControllerOf(t, o, "l2announcer", true)
+	d := get[appsv1.Deployment](t, o, "Deployment", "plexus-l2announcer")
+	if args := container(t, d).Args; !slices.Contains(args, "--workers=4") {
+		t.Errorf("args %v lack --workers=4", args)
+	}
+	if _, err := render(t, "--set", "l2announcer.enabled=true", "--set", "l2announcer.worker=4"); err == nil || !strings.Contains(err.Error(), "/l2announcer") {
+		t.Errorf("misspelt key: %v", err)
+	}
+}

@@ -1,0 +1,254 @@
+// Package controller is the L2 announcer's reconciler: from the policies,
+// Services, Nodes and EndpointSlices it writes one L2Announcement per
+// candidate node, and from the nodes' reports it writes which node announces
+// each Service's addresses. Elections happen between the node plugins, so a
+// failover costs the API server one status write per affected node and
+// Service, never a Lease per Service.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/controllers/l2announcer/planner"
+	"github.com/plexus-net/plexus/internal/conditions"
+	"github.com/plexus-net/plexus/internal/passes"
+	"github.com/plexus-net/plexus/internal/statuswrite"
+)
+
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliuml2announcementpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliuml2announcementpolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=nodes.plexus.dev,resources=l2announcements,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// ManagedByLabel marks the L2Announcements this controller writes.
+const (
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "plexus-l2announcer"
+)
+
+// Reconciler keeps the L2Announcements and the status of policies and
+// Services current.
+type Reconciler struct {
+	Client          client.Client
+	Recorder        events.EventRecorder
+	Workers         int
+	MinPassInterval time.Duration
+
+	status statuswrite.Writer
+	pacer  passes.Pacer
+}
+
+var worldKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "l2announcer"}}
+
+// SetupWithManager registers the reconciler.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil || r.Recorder == nil {
+		return errors.New("l2announcer: Client and Recorder must be set")
+	}
+	r.status.Client = r.Client
+	r.pacer.MinInterval = r.MinPassInterval
+	toWorld := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{worldKey}
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("l2announcer").
+		Watches(&ciliumv2alpha1.CiliumL2AnnouncementPolicy{}, toWorld).
+		Watches(&corev1.Service{}, toWorld).
+		Watches(&corev1.Node{}, toWorld).
+		Watches(&discoveryv1.EndpointSlice{}, toWorld).
+		Watches(&nodesv1alpha1.L2Announcement{}, toWorld).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Complete(r)
+}
+
+// Reconcile reads everything, plans, and writes what changed.
+func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.Result, error) {
+	start := time.Now()
+	if wait := r.pacer.Start(start); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	var (
+		policies  ciliumv2alpha1.CiliumL2AnnouncementPolicyList
+		services  corev1.ServiceList
+		nodes     corev1.NodeList
+		sliceList discoveryv1.EndpointSliceList
+		current   nodesv1alpha1.L2AnnouncementList
+	)
+	for _, l := range []client.ObjectList{&policies, &services, &nodes, &sliceList, &current} {
+		if err := r.Client.List(ctx, l, client.UnsafeDisableDeepCopy); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	var pols []planner.Policy
+	byPolicy := map[string]planner.Policy{}
+	for i := range policies.Items {
+		p := toPolicy(&policies.Items[i])
+		pols = append(pols, p)
+		byPolicy[p.Name] = p
+	}
+	eps := readyEndpointNodes(sliceList.Items)
+	var svcs []planner.Service
+	for i := range services.Items {
+		if services.Items[i].DeletionTimestamp == nil {
+			svcs = append(svcs, toService(&services.Items[i], eps))
+		}
+	}
+	var ns []planner.Node
+	for i := range nodes.Items {
+		if nodes.Items[i].DeletionTimestamp == nil {
+			ns = append(ns, toNode(&nodes.Items[i]))
+		}
+	}
+	plan := planner.Decide(pols, svcs, ns)
+
+	// Who announces what, as the nodes report it.
+	announcers := map[string][]announcer{}
+	existing := map[string]*nodesv1alpha1.L2Announcement{}
+	for i := range current.Items {
+		a := &current.Items[i]
+		existing[a.Name] = a
+		if plan.Nodes[a.Name] == nil {
+			continue
+		}
+		for _, ann := range a.Status.Announcing {
+			announcers[ann.IP] = append(announcers[ann.IP], announcer{Node: a.Name, Interfaces: ann.Interfaces})
+		}
+	}
+	for ip := range announcers {
+		slices.SortFunc(announcers[ip], func(a, b announcer) int { return strings.Compare(a.Node, b.Node) })
+	}
+
+	var writes []func(context.Context) error
+	live := map[types.UID]bool{}
+	for name, np := range plan.Nodes {
+		writes = append(writes, r.nodeWrite(name, existing[name], desiredSpec(np)))
+	}
+	for name, a := range existing {
+		if plan.Nodes[name] == nil && a.Labels[ManagedByLabel] == ManagedByValue {
+			writes = append(writes, r.nodeDelete(a))
+		}
+	}
+	for i := range policies.Items {
+		p := &policies.Items[i]
+		live[p.UID] = true
+		writes = append(writes, r.policyWrite(p, byPolicy[p.Name], plan.Policies[p.Name]))
+	}
+	for i := range services.Items {
+		s := &services.Items[i]
+		res := plan.Services[s.Namespace+"/"+s.Name]
+		switch {
+		case res != nil && s.DeletionTimestamp == nil:
+			live[s.UID] = true
+			c := serviceCondition(res, announcers)
+			writes = append(writes, r.statusWrite(s, func(o client.Object) {
+				svc := o.(*corev1.Service)
+				conditions.Set(&svc.Status.Conditions, svc.Generation, c)
+			}))
+		case hasCondition(s):
+			live[s.UID] = true
+			writes = append(writes, r.statusWrite(s, func(o client.Object) {
+				svc := o.(*corev1.Service)
+				conditions.Remove(&svc.Status.Conditions, ServiceConditionType)
+			}))
+		}
+	}
+	r.pacer.Cost(time.Since(start))
+	err := passes.RunAll(ctx, r.Workers, writes)
+	r.status.Retain(func(uid types.UID) bool { return live[uid] })
+	return ctrl.Result{}, err
+}
+
+func (r *Reconciler) nodeWrite(name string, cur *nodesv1alpha1.L2Announcement, spec nodesv1alpha1.L2AnnouncementSpec) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if cur == nil {
+			a := &nodesv1alpha1.L2Announcement{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{ManagedByLabel: ManagedByValue}},
+				Spec:       spec,
+			}
+			if err := r.Client.Create(ctx, a); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("creating L2Announcement %s: %w", name, err)
+			}
+			return nil
+		}
+		if equality.Semantic.DeepEqual(cur.Spec, spec) {
+			return nil
+		}
+		updated := cur.DeepCopy()
+		updated.Spec = spec
+		if err := r.Client.Patch(ctx, updated, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{})); err != nil {
+			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+				return nil // its watch event brings another pass
+			}
+			return fmt.Errorf("updating L2Announcement %s: %w", name, err)
+		}
+		return nil
+	}
+}
+
+func (r *Reconciler) nodeDelete(a *nodesv1alpha1.L2Announcement) func(context.Context) error {
+	uid := a.UID
+	return func(ctx context.Context) error {
+		if err := r.Client.Delete(ctx, a, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting L2Announcement %s: %w", a.Name, err)
+		}
+		return nil
+	}
+}
+
+// policyWrite writes a policy's status and a Warning Event when it stops
+// being Ready or the reason changes.
+func (r *Reconciler) policyWrite(p *ciliumv2alpha1.CiliumL2AnnouncementPolicy, pol planner.Policy, res *planner.PolicyResult) func(context.Context) error {
+	return func(ctx context.Context) error {
+		before := meta.FindStatusCondition(p.Status.Conditions, conditions.TypeReady)
+		var after *ciliumv2alpha1.CiliumL2AnnouncementPolicy
+		wrote, err := r.status.Patch(ctx, p, func(o client.Object) {
+			after = o.(*ciliumv2alpha1.CiliumL2AnnouncementPolicy)
+			setPolicyStatus(after, pol, res)
+		})
+		if err != nil {
+			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+				return nil
+			}
+			return fmt.Errorf("status of CiliumL2AnnouncementPolicy %s: %w", p.Name, err)
+		}
+		ready := meta.FindStatusCondition(after.Status.Conditions, conditions.TypeReady)
+		if wrote && ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
+			r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, ready.Reason, "Validate", "%s", ready.Message)
+		}
+		return nil
+	}
+}
+
+func (r *Reconciler) statusWrite(obj client.Object, mutate func(client.Object)) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if _, err := r.status.Patch(ctx, obj, mutate); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("status of %T %s: %w", obj, obj.GetName(), err)
+		}
+		return nil
+	}
+}

@@ -10,6 +10,9 @@
 //   - another "type" (bridge, ptp) with "ipam": {"type": "plexus-cni"}: the
 //     IPAM plugin. It only returns addresses (with the node CIDR's prefix and
 //     gateway) and releases them on DEL.
+//
+// `plexus-cni install` (outside a runtime call) copies the binary and a
+// configuration list into the node's CNI dirs; see install.go.
 package main
 
 import (
@@ -18,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -257,6 +261,13 @@ func ipamResult(ips []podIP) *current.Result {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "install" && os.Getenv("CNI_COMMAND") == "" {
+		if err := install(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "plexus-cni install:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	skel.PluginMainFuncs(skel.CNIFuncs{Add: cmdAdd, Del: cmdDel, Check: cmdCheck, Status: cmdStatus, GC: cmdGC},
 		version.PluginSupports("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"),
 		"plexus-cni: Plexus pod networking (main plugin, or IPAM for bridge/ptp)")

@@ -37,8 +37,8 @@ func installPlexusAPI(o *Options, l Layout, s *State, identities []string) (warn
 				return nil, fmt.Errorf("chart output: %w", err)
 			}
 			switch obj.Kind {
-			case "", "Deployment":
-				continue
+			case "", "Deployment", "DaemonSet":
+				continue // the lab runs the binaries itself
 			case "ClusterRoleBinding":
 				for _, sub := range obj.Subjects {
 					if sub.Kind == "ServiceAccount" {
@@ -87,9 +87,12 @@ func renderChart(o *Options, identities []string) ([]string, error) {
 	}
 	args := []string{"template", "plexus", chart, "--namespace", PlexusNamespace, "--include-crds"}
 	for _, sa := range identities {
-		block := strings.TrimPrefix(sa, "plexus-")
-		if bytes.Contains(values, []byte("\n"+block+":\n")) {
-			args = append(args, "--set", block+".enabled=true")
+		// plexus-<block>, or plexus-<block>-agent for a node agent.
+		for _, block := range []string{strings.TrimPrefix(sa, "plexus-"), strings.TrimSuffix(strings.TrimPrefix(sa, "plexus-"), "-agent")} {
+			if bytes.Contains(values, []byte("\n"+block+":\n")) {
+				args = append(args, "--set", block+".enabled=true")
+				break
+			}
 		}
 	}
 	cmd := exec.Command(o.Helm, args...)

@@ -580,3 +580,55 @@ func TestChartL2Announcer(t *testing.T) {
 		t.Errorf("misspelt key: %v", err)
 	}
 }
+
+// The node plugins: a DaemonSet on every node, host network, the generated
+// RBAC, the privileges each needs and no more, and the CNI installed by an
+// init container.
+func TestChartNodePlugins(t *testing.T) {
+	helm(t)
+	o, err := render(t, "--set", "ipam.enabled=true", "--set", "cni.enabled=true", "--set", "datapath.enabled=true",
+		"--set", "datapath.routingMode=native", "--set", "cni.mtu=1500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, rbac, binary string }{
+		{"cni-agent", "cni", "plexus-cni-agent"},
+		{"datapath", "datapath", "plexus-datapath"},
+	} {
+		full := "plexus-" + tc.name
+		equal(t, tc.name+" objects", o.of(tc.name).ids(), []string{"ClusterRole/" + full, "ClusterRoleBinding/" + full, "DaemonSet/" + full, "ServiceAccount/" + full})
+		equal(t, tc.name+" rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", full).Rules, rbacFileRules(t, tc.rbac))
+		crb := get[rbacv1.ClusterRoleBinding](t, o, "ClusterRoleBinding", full)
+		equal(t, tc.name+" subjects", crb.Subjects, []rbacv1.Subject{{Kind: "ServiceAccount", Name: full, Namespace: namespace}})
+		ds := get[appsv1.DaemonSet](t, o, "DaemonSet", full)
+		pod := ds.Spec.Template.Spec
+		equal(t, tc.name+" hostNetwork", pod.HostNetwork, true)
+		equal(t, tc.name+" serviceAccount", pod.ServiceAccountName, full)
+		equal(t, tc.name+" tolerates everything", pod.Tolerations, []corev1.Toleration{{Operator: corev1.TolerationOpExists}})
+		c := pod.Containers[0]
+		equal(t, tc.name+" command", c.Command, []string{"/usr/local/bin/" + tc.binary})
+		if !slices.Contains(c.Args, "--node-name=$(NODE_NAME)") || len(c.Env) != 1 || c.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+			t.Errorf("%s: node name not wired: args %v env %v", tc.name, c.Args, c.Env)
+		}
+		if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+			t.Errorf("%s: no readiness probe", tc.name)
+		}
+	}
+	agent := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-cni-agent").Spec.Template.Spec
+	equal(t, "agent security", agent.Containers[0].SecurityContext, &corev1.SecurityContext{
+		AllowPrivilegeEscalation: new(false), ReadOnlyRootFilesystem: new(true), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}})
+	if len(agent.InitContainers) != 1 || !slices.Contains(agent.InitContainers[0].Args, "--mtu=1500") || agent.InitContainers[0].Command[1] != "install" {
+		t.Errorf("install-cni init container: %+v", agent.InitContainers)
+	}
+	dp := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-datapath").Spec.Template.Spec.Containers[0]
+	if !slices.Contains(dp.Args, "--routing-mode=native") || dp.SecurityContext.Privileged == nil || !*dp.SecurityContext.Privileged {
+		t.Errorf("datapath: args %v security %+v", dp.Args, dp.SecurityContext)
+	}
+
+	if _, err := render(t, "--set", "cni.enabled=true"); err == nil || !strings.Contains(err.Error(), "cni.enabled needs ipam.enabled") {
+		t.Errorf("cni without ipam: %v", err)
+	}
+	if _, err := render(t, "--set", "ipam.enabled=true", "--set", "datapath.enabled=true", "--set", "datapath.routingMode=geneve"); err == nil || !strings.Contains(err.Error(), "/datapath/routingMode") {
+		t.Errorf("geneve: %v", err)
+	}
+}

@@ -10,8 +10,10 @@ CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 HELM := $(TOOLS)/helm-$(HELM_VERSION)
 # Controllers that have a binary, a ServiceAccount and a ClusterRole of their own.
 CONTROLLERS := lbipam ipam l2announcer
-# Node plugins with a ServiceAccount and a ClusterRole of their own.
-NODEPLUGINS := datapath cni
+# Node plugins with a ServiceAccount and a ClusterRole of their own:
+# folder under nodeplugins/, or folder=name where the name would clash with a
+# controller's.
+NODEPLUGINS := datapath cni l2announcer=l2announcer-node
 # Kinds served at older versions too, with the same schema: file:version...
 EXTRA_VERSIONS := cilium.io_ciliumloadbalancerippools.yaml:v2alpha1
 
@@ -40,12 +42,13 @@ generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, and the
 	  $(CONTROLLER_GEN) rbac:roleName=plexus-$$c paths=./controllers/$$c/... output:rbac:artifacts:config=config/rbac/$$c; \
 	done
 	for p in $(NODEPLUGINS); do \
-	  rm -rf config/rbac/$$p; \
-	  $(CONTROLLER_GEN) rbac:roleName=plexus-$$p paths=./nodeplugins/$$p/... output:rbac:artifacts:config=config/rbac/$$p; \
+	  dir=$${p%%=*}; name=$${p#*=}; \
+	  rm -rf config/rbac/$$name; \
+	  $(CONTROLLER_GEN) rbac:roleName=plexus-$$name paths=./nodeplugins/$$dir/... output:rbac:artifacts:config=config/rbac/$$name; \
 	done
 	rm -rf charts/plexus/crds charts/plexus/files/rbac && mkdir -p charts/plexus/crds charts/plexus/files/rbac
 	cp config/crd/bases/*.yaml charts/plexus/crds/
-	for c in $(CONTROLLERS) $(NODEPLUGINS); do cp config/rbac/$$c/role.yaml charts/plexus/files/rbac/$$c.yaml; done
+	for c in $(CONTROLLERS) $(foreach p,$(NODEPLUGINS),$(lastword $(subst =, ,$(p)))); do cp config/rbac/$$c/role.yaml charts/plexus/files/rbac/$$c.yaml; done
 
 GENERATED := apis config/crd config/rbac charts/plexus/crds charts/plexus/files
 generated_hash = find $(GENERATED) -type f | LC_ALL=C sort | xargs sha256sum | sha256sum
@@ -77,8 +80,8 @@ test: tools controlplane verify-generated ## the whole test suite: generation ch
 run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up
 	hack/run.sh
 
-.PHONY: bench bench-lbipam bench-ipam bench-cni bench-lab
-bench: bench-lbipam bench-ipam bench-cni bench-lab ## every scale benchmark against the real API server (see docs/benchmarks.md)
+.PHONY: bench bench-lbipam bench-ipam bench-cni bench-lab bench-l2
+bench: bench-lbipam bench-ipam bench-cni bench-lab bench-l2 ## every scale benchmark against the real API server (see docs/benchmarks.md)
 
 bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/lbipam $(BENCH_ARGS)
@@ -91,6 +94,9 @@ bench-cni: controlplane ## CNI: ADD and DEL latency per pod of plexus-cni, besid
 
 bench-lab: controlplane tools ## lab: pod creation to its first answered request, on a 3-node lab (needs root)
 	go test -run '^$$' -bench PodToFirstAnswer -benchtime 30x -count 3 ./test/e2e
+
+bench-l2: controlplane tools ## L2 announcements: failover time over 20 kills, API requests per node with 10/100/1,000 Services (needs root)
+	go test -run '^$$' -bench 'L2' -benchtime 20x -count 1 -timeout 60m ./test/e2e
 
 LAB_NODES ?= 3
 LAB_ARGS ?=

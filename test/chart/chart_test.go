@@ -576,6 +576,13 @@ func TestChartL2Announcer(t *testing.T) {
 	if args := container(t, d).Args; !slices.Contains(args, "--workers=4") {
 		t.Errorf("args %v lack --workers=4", args)
 	}
+	node := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-l2announcer-node").Spec.Template.Spec
+	equal(t, "l2 node rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-l2announcer-node").Rules, rbacFileRules(t, "l2announcer-node"))
+	equal(t, "l2 node hostNetwork", node.HostNetwork, true)
+	equal(t, "l2 node capabilities", node.Containers[0].SecurityContext.Capabilities, &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_RAW"}})
+	if !slices.Contains(node.Containers[0].Args, "--dead-after=400ms") {
+		t.Errorf("l2 node args %v", node.Containers[0].Args)
+	}
 	if _, err := render(t, "--set", "l2announcer.enabled=true", "--set", "l2announcer.worker=4"); err == nil || !strings.Contains(err.Error(), "/l2announcer") {
 		t.Errorf("misspelt key: %v", err)
 	}

@@ -7,6 +7,9 @@
 //	lab status [--name plxlab]
 //	lab node-delete [--name plxlab] <node>
 //	lab restart [--name plxlab] <node|controlplane> <component>
+//	lab kill [--name plxlab] <node|controlplane> <component>   (SIGKILL, as a crash)
+//	lab start [--name plxlab] <node|controlplane> <component>  (a killed one again)
+//	lab link [--name plxlab] <node> up|down                     (cut or restore a node's link)
 //	lab logs [--name plxlab] <namespace>/<pod> [container]
 //	lab podrunner --node ... (the pod runner; `lab up` starts it in each node)
 package main
@@ -16,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -36,6 +40,9 @@ commands:
   status        list the lab's processes and nodes
   node-delete   remove one node (its processes, pods, namespace and Node object)
   restart       restart one process: lab restart <node|controlplane> <component>
+  kill          end one process with SIGKILL, as a crash would: lab kill <node|controlplane> <component>
+  start         start a killed or stopped process again: lab start <node|controlplane> <component>
+  link          cut or restore a node's link to the segment: lab link <node> down|up
   logs          print a container's output: lab logs <namespace>/<pod> [container]
   podrunner     the pod runner of one node (started by up)
 
@@ -72,18 +79,28 @@ func main() {
 			break
 		}
 		err = lab.NodeDelete(ctx, *root, *name, fs.Arg(0), os.Stdout)
-	case "restart":
-		fs, name, root := nameFlags("restart")
+	case "restart", "kill", "start":
+		fs, name, root := nameFlags(cmd)
 		_ = fs.Parse(args)
 		if fs.NArg() != 2 {
-			err = errors.New("usage: lab restart [--name NAME] <node|controlplane> <component>")
+			err = fmt.Errorf("usage: lab %s [--name NAME] <node|controlplane> <component>", cmd)
 			break
 		}
 		node := fs.Arg(0)
 		if node == "controlplane" {
 			node = ""
 		}
-		err = lab.Restart(*root, *name, node, fs.Arg(1), os.Stdout)
+		op := map[string]func(string, string, string, string, io.Writer) error{
+			"restart": lab.Restart, "kill": lab.KillComponent, "start": lab.StartComponent}[cmd]
+		err = op(*root, *name, node, fs.Arg(1), os.Stdout)
+	case "link":
+		fs, name, root := nameFlags("link")
+		_ = fs.Parse(args)
+		if fs.NArg() != 2 || fs.Arg(1) != "up" && fs.Arg(1) != "down" {
+			err = errors.New("usage: lab link [--name NAME] <node> up|down")
+			break
+		}
+		err = lab.SetNodeLink(*root, *name, fs.Arg(0), fs.Arg(1) == "up", os.Stdout)
 	case "logs":
 		fs, name, root := nameFlags("logs")
 		_ = fs.Parse(args)

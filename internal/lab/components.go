@@ -153,6 +153,11 @@ func plexusControllers() []Component {
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-lbipam"),
 			Args:     common,
 		},
+		{
+			Name: "l2announcer", Binary: "l2announcer", Optional: true,
+			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-l2announcer"),
+			Args:     common,
+		},
 	}
 }
 
@@ -161,7 +166,8 @@ func plexusControllers() []Component {
 func nodeComponents(s *State) []Component {
 	var cs []Component
 	for _, c := range plexusNodeComponents() {
-		if c.Name == "plexus-cni-agent" && s.CNI == "plexus" || c.Name == "plexus-datapath" && s.Datapath == "plexus" {
+		if c.Name == "plexus-cni-agent" && s.CNI == "plexus" || c.Name == "plexus-datapath" && s.Datapath == "plexus" ||
+			c.Name == l2NodeComponent && s.L2Announcer {
 			cs = append(cs, c)
 		}
 	}
@@ -190,8 +196,25 @@ func plexusNodeComponents() []Component {
 					"--routing-mode=" + e.State.RoutingMode, "--device=eth0"}
 			},
 		},
+		{
+			// Heartbeats with its peers from the node's address on the
+			// segment and answers ARP there; timers stay at their defaults.
+			Name: l2NodeComponent, Binary: "plexus-l2announcer",
+			Identity: ServiceAccountIdentity(PlexusNamespace, l2NodeServiceAccount),
+			Args: func(e ComponentEnv) []string {
+				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig, "--address=" + e.Node.IP}
+			},
+		},
 	}
 }
+
+// The L2 announcements node plugin runs as its own ServiceAccount (the
+// controller has plexus-l2announcer), bound to the ClusterRole in
+// config/rbac/l2announcer-node until the chart renders one.
+const (
+	l2NodeComponent      = "plexus-l2announcer"
+	l2NodeServiceAccount = "plexus-l2announcer-node"
+)
 
 func baseNodeComponents() []Component {
 	return []Component{
@@ -220,6 +243,16 @@ func baseNodeComponents() []Component {
 			},
 		},
 	}
+}
+
+// ServiceAccount is the name of the Plexus ServiceAccount an identity
+// stands for, or "" for other identities.
+func (id Identity) ServiceAccount() string {
+	name, ok := strings.CutPrefix(id.User, "system:serviceaccount:"+PlexusNamespace+":")
+	if !ok {
+		return ""
+	}
+	return name
 }
 
 // identityFor fills in per-node parts of an identity.

@@ -167,6 +167,28 @@ func (l Layout) UnderlayPrefix() netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), 0}), 24)
 }
 
+// ClientNetns is the lab's external client: a host on the segment, as a
+// router or a laptop would be, outside the cluster (no node, no pods).
+func (l Layout) ClientNetns() string { return l.Name + "-client" }
+
+// ClientVeth is the host-side (bridge port) end of the client's eth0.
+func (l Layout) ClientVeth() string { return l.Name + "cl" }
+
+// ClientIP is the client's eth0 address; it has no default route.
+func (l Layout) ClientIP() netip.Addr {
+	return netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), 250})
+}
+
+// LBPoolName is the CiliumLoadBalancerIPPool `lab up` creates on the
+// segment, so that LoadBalancer Services get addresses the client can
+// reach once a node announces them (L2 announcements).
+const LBPoolName = "lab-l2"
+
+// LBPoolRange is the first and last address of pool LBPoolName.
+func (l Layout) LBPoolRange() (first, last netip.Addr) {
+	return netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), 200}), netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), 239})
+}
+
 // APIServer is the API server's URL.
 func (l Layout) APIServer() string { return fmt.Sprintf("https://%s:%d", l.GatewayIP(), apiServerPort) }
 

@@ -89,6 +89,41 @@ func setupNode(l Layout, s *State, n Node) error {
 	return inNetns(n.Name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 }
 
+// setupClient creates the external client's namespace: eth0 on the lab
+// bridge with the client address and no default route, so it reaches the
+// segment only (node addresses, and Service addresses a node announces).
+func setupClient(l Layout, s *State) error {
+	ns, host := l.ClientNetns(), l.ClientVeth()
+	if !netnsExists(ns) {
+		if err := ip("netns", "add", ns); err != nil {
+			return err
+		}
+	}
+	if err := s.addNetns(ns); err != nil {
+		return err
+	}
+	s.Client = ns
+	if !linkExists(host) {
+		if err := ip("link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns); err != nil {
+			return err
+		}
+	}
+	if err := s.addLink(host); err != nil {
+		return err
+	}
+	for _, a := range [][]string{
+		{"link", "set", host, "master", l.Bridge(), "up"},
+		{"-n", ns, "link", "set", "lo", "up"},
+		{"-n", ns, "addr", "replace", l.ClientIP().String() + "/24", "dev", "eth0"},
+		{"-n", ns, "link", "set", "eth0", "up"},
+	} {
+		if err := ip(a...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // --- stand-in datapath -------------------------------------------------
 //
 // STAND-IN: with --datapath standin the lab routes pod CIDRs between nodes
@@ -164,8 +199,8 @@ func removeStandinRoutesTo(l Layout, s *State, gone Node) {
 
 // sweepNetwork deletes every namespace and host link that carries the lab's
 // name prefix, listed in the state or not (a crashed run may not have
-// recorded them). Pod namespaces are <name>-p-..., nodes <name>-n<i>, host
-// links <name>br0 and <name>n<i>.
+// recorded them). Pod namespaces are <name>-p-..., nodes <name>-n<i>, the
+// client <name>-client; host links <name>br0, <name>n<i> and <name>cl.
 func sweepNetwork(name string, s *State) []error {
 	var errs []error
 	nsSet := map[string]bool{}
@@ -212,9 +247,9 @@ func sweepNetwork(name string, s *State) []error {
 }
 
 // isLabLink reports whether a host link name is one of lab name's: its
-// bridge or a node's bridge port (<name>n<digits>).
+// bridge, the client's bridge port (<name>cl) or a node's (<name>n<digits>).
 func isLabLink(name, link string) bool {
-	if link == name+"br0" {
+	if link == name+"br0" || link == name+"cl" {
 		return true
 	}
 	rest, ok := strings.CutPrefix(link, name+"n")

@@ -123,9 +123,71 @@ func NodeDelete(ctx context.Context, stateRoot, name, node string, out io.Writer
 // Restart stops one process (node "" for the control plane) and starts it
 // again with the same command line; everything else keeps running.
 func Restart(stateRoot, name, node, component string, out io.Writer) error {
-	s, _, err := Open(stateRoot, name)
+	s, i, err := openProcess(stateRoot, name, node, component)
 	if err != nil {
 		return err
+	}
+	p := s.Processes[i]
+	if err := p.Handle.Stop(10 * time.Second); err != nil {
+		return err
+	}
+	return startAgain(s, i, "restarted", out)
+}
+
+// KillComponent ends one process with SIGKILL, as a crash would: it gets no
+// chance to clean up or hand over. It stays in the state, stopped, until
+// StartComponent (or Restart) starts it again.
+func KillComponent(stateRoot, name, node, component string, out io.Writer) error {
+	s, i, err := openProcess(stateRoot, name, node, component)
+	if err != nil {
+		return err
+	}
+	if err := s.Processes[i].Handle.Kill(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "== %s killed\n", s.Processes[i].ID())
+	return nil
+}
+
+// StartComponent starts a stopped process again with its recorded command
+// line; one that runs is left alone.
+func StartComponent(stateRoot, name, node, component string, out io.Writer) error {
+	s, i, err := openProcess(stateRoot, name, node, component)
+	if err != nil {
+		return err
+	}
+	if s.Processes[i].Handle.Alive() {
+		return nil
+	}
+	return startAgain(s, i, "started", out)
+}
+
+// SetNodeLink cuts node's link to the lab segment (up false: its bridge
+// port goes down, so its eth0 loses carrier) or restores it; the node's
+// processes keep running. This is a node that drops off the network, as
+// when its cable or switch port fails.
+func SetNodeLink(stateRoot, name, node string, up bool, out io.Writer) error {
+	s, l, err := Open(stateRoot, name)
+	if err != nil {
+		return err
+	}
+	n, err := s.node(node)
+	if err != nil {
+		return err
+	}
+	state := map[bool]string{true: "up", false: "down"}[up]
+	if err := ip("link", "set", l.HostVeth(n.Index), state); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "== %s link %s\n", node, state)
+	return nil
+}
+
+// openProcess loads the lab's state and finds a process in it.
+func openProcess(stateRoot, name, node, component string) (*State, int, error) {
+	s, _, err := Open(stateRoot, name)
+	if err != nil {
+		return nil, -1, err
 	}
 	i := s.findProcess(node, component)
 	if i < 0 {
@@ -133,13 +195,14 @@ func Restart(stateRoot, name, node, component string, out io.Writer) error {
 		for _, p := range s.Processes {
 			ids = append(ids, p.ID())
 		}
-		return fmt.Errorf("no process %s/%s in lab %s (processes: %v)", node, component, name, ids)
+		return nil, -1, fmt.Errorf("no process %s/%s in lab %s (processes: %v)", node, component, name, ids)
 	}
-	p := s.Processes[i]
-	if err := p.Handle.Stop(10 * time.Second); err != nil {
-		return err
-	}
-	h, err := proc.Start(p.Spec)
+	return s, i, nil
+}
+
+// startAgain starts process i with its recorded spec and saves its handle.
+func startAgain(s *State, i int, verb string, out io.Writer) error {
+	h, err := proc.Start(s.Processes[i].Spec)
 	if err != nil {
 		return err
 	}
@@ -147,7 +210,7 @@ func Restart(stateRoot, name, node, component string, out io.Writer) error {
 	if err := s.save(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "== %s restarted (pid %d)\n", p.ID(), h.PID)
+	fmt.Fprintf(out, "== %s %s (pid %d)\n", s.Processes[i].ID(), verb, h.PID)
 	return nil
 }
 

@@ -21,6 +21,11 @@ type State struct {
 	IPAMMode    string `json:"ipamMode"`
 	CNI         string `json:"cni"`      // plexus | standin
 	Datapath    string `json:"datapath"` // plexus | standin
+	// L2Announcer: the plexus-l2announcer node plugin runs on every node
+	// (when its binary and RBAC exist).
+	L2Announcer bool `json:"l2Announcer,omitempty"`
+	// Client is the external client's namespace on the segment.
+	Client string `json:"client,omitempty"`
 	// PodCIDRs are the nodes' pod CIDRs the stand-in parts use: from the
 	// nodes' CiliumNodes when the IPAM controller runs, else static.
 	PodCIDRs  map[string]string `json:"podCIDRs,omitempty"`

@@ -59,8 +59,12 @@ func Up(ctx context.Context, o Options) error {
 	if why != "" {
 		fmt.Fprintf(o.Out, "== datapath: STAND-IN (static routes by the lab) because %s\n", why)
 	}
+	l2, why := pickL2Announcer(o)
+	if why != "" {
+		fmt.Fprintf(o.Out, "== L2 announcements: no plexus-l2announcer on the nodes because %s\n", why)
+	}
 	s := &State{Name: o.Name, Segment: o.Segment, RoutingMode: o.RoutingMode, IPAMMode: o.IPAMMode, CNI: cni, Datapath: datapath,
-		BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
+		L2Announcer: l2, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
 	for i := 1; i <= o.Nodes; i++ {
 		s.Nodes = append(s.Nodes, Node{Index: i, Name: l.NodeName(i), IP: l.NodeIP(i).String()})
 	}
@@ -93,7 +97,10 @@ func up(ctx context.Context, o *Options, l Layout, s *State) error {
 			return err
 		}
 	}
-	say("network: bridge %s %s, nodes %s", l.Bridge(), l.GatewayIP(), nodeList(s))
+	if err := setupClient(l, s); err != nil {
+		return err
+	}
+	say("network: bridge %s %s, nodes %s, client %s=%s", l.Bridge(), l.GatewayIP(), nodeList(s), l.ClientNetns(), l.ClientIP())
 
 	cp := controlPlaneComponents()
 	if err := startComponent(l, s, cp[0], nil, 0); err != nil { // etcd
@@ -141,6 +148,11 @@ func up(ctx context.Context, o *Options, l Layout, s *State) error {
 		}
 	}
 	say("controllers: kube-controller-manager, kube-scheduler, Plexus %v", controllers)
+	if err := kubectlApply(s, l, lbPool(l)); err != nil {
+		return fmt.Errorf("LB-IPAM pool %s: %w", LBPoolName, err)
+	}
+	first, last := l.LBPoolRange()
+	say("LB-IPAM pool %s: %s-%s on the segment (no L2 announcement policy: create one to announce)", LBPoolName, first, last)
 
 	// Node processes first: the pod runner registers the Node, which the
 	// IPAM controller answers with the node's CIDRs; the node turns Ready
@@ -215,11 +227,42 @@ func plexusIdentities(s *State) []string {
 		}
 	}
 	for _, c := range nodeComponents(s) {
-		if strings.HasPrefix(c.Name, "plexus-") {
-			ids = append(ids, c.Name)
+		if sa := c.Identity.ServiceAccount(); sa != "" {
+			ids = append(ids, sa)
 		}
 	}
 	return ids
+}
+
+// pickL2Announcer decides whether the nodes run the L2 announcements node
+// plugin: it needs its binary and its ClusterRole; otherwise it returns why
+// not (the lab works without it, only Service addresses stay unannounced).
+func pickL2Announcer(o Options) (bool, string) {
+	var missing []string
+	if _, err := os.Stat(filepath.Join(o.BinDir, "plexus-l2announcer")); err != nil {
+		missing = append(missing, filepath.Join(o.BinDir, "plexus-l2announcer"))
+	}
+	if _, _, err := findClusterRole(o.Repo, l2NodeServiceAccount); err != nil {
+		missing = append(missing, "RBAC for "+l2NodeServiceAccount+" ("+err.Error()+")")
+	}
+	if len(missing) > 0 {
+		return false, "missing " + strings.Join(missing, ", ")
+	}
+	return true, ""
+}
+
+// lbPool is the CiliumLoadBalancerIPPool on the lab segment.
+func lbPool(l Layout) string {
+	first, last := l.LBPoolRange()
+	return fmt.Sprintf(`apiVersion: cilium.io/v2
+kind: CiliumLoadBalancerIPPool
+metadata:
+  name: %s
+spec:
+  blocks:
+    - start: %s
+      stop: %s
+`, LBPoolName, first, last)
 }
 
 // pickPlugin resolves --cni or --datapath: "plexus" needs the binaries and

@@ -153,14 +153,31 @@ func TestA3_A9_PerNodeObjectsAndServiceStatus(t *testing.T) {
 		}
 		return nil
 	})
-	// The first candidate's plugin reports that it announces.
-	a, err := h.announcement(cands[0])
-	h.must(err)
-	a.Status.Announcing = []nodesv1alpha1.L2Announcing{{IP: "198.51.100.7", Interfaces: []string{"eth0"}, Since: metav1.Now()}}
-	h.must(h.c.Status().Update(h.ctx, a))
+	// The plugins report: both hear each other, the first candidate announces.
+	report := func(node string, live []string, announcing ...string) {
+		a, err := h.announcement(node)
+		h.must(err)
+		a.Status.LivePeers, a.Status.Announcing = live, nil
+		for _, ip := range announcing {
+			a.Status.Announcing = append(a.Status.Announcing, nodesv1alpha1.L2Announcing{IP: ip, Interfaces: []string{"eth0"}, Since: metav1.Now()})
+		}
+		h.must(h.c.Status().Update(h.ctx, a))
+	}
+	report(cands[1], []string{"n1", "n2"})
+	report(cands[0], []string{"n1", "n2"}, "198.51.100.7")
 	h.eventually("Service names the announcer", func() error {
 		c := h.serviceCondition("web")
 		if c == nil || c.Status != metav1.ConditionTrue || c.Message != "198.51.100.7 by node "+cands[0]+" on eth0" {
+			return fmt.Errorf("%+v", c)
+		}
+		return nil
+	})
+	// The announcer is killed: it cannot clear its report, but its peer no
+	// longer hears it and takes over; the Service names only the new one.
+	report(cands[1], []string{cands[1]}, "198.51.100.7")
+	h.eventually("Service follows the failover", func() error {
+		c := h.serviceCondition("web")
+		if c == nil || c.Status != metav1.ConditionTrue || c.Message != "198.51.100.7 by node "+cands[1]+" on eth0" {
 			return fmt.Errorf("%+v", c)
 		}
 		return nil

@@ -126,13 +126,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 	}
 	plan := planner.Decide(pols, svcs, ns)
 
-	// Who announces what, as the nodes report it.
+	// Who announces what, as the nodes report it. A node that was killed
+	// cannot clear its own report, so a report counts only while some peer
+	// still hears the node (or the node has no peer to ask).
 	announcers := map[string][]announcer{}
 	existing := map[string]*nodesv1alpha1.L2Announcement{}
+	heardBy := map[string]int{}
 	for i := range current.Items {
 		a := &current.Items[i]
 		existing[a.Name] = a
-		if plan.Nodes[a.Name] == nil {
+		for _, p := range a.Status.LivePeers {
+			if p != a.Name {
+				heardBy[p]++
+			}
+		}
+	}
+	for i := range current.Items {
+		a := &current.Items[i]
+		if plan.Nodes[a.Name] == nil || (heardBy[a.Name] == 0 && hasOtherPeers(a)) {
 			continue
 		}
 		for _, ann := range a.Status.Announcing {
@@ -181,6 +192,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 	err := passes.RunAll(ctx, r.Workers, writes)
 	r.status.Retain(func(uid types.UID) bool { return live[uid] })
 	return ctrl.Result{}, err
+}
+
+// hasOtherPeers reports whether the node exchanges heartbeats with anyone.
+func hasOtherPeers(a *nodesv1alpha1.L2Announcement) bool {
+	for _, p := range a.Spec.Peers {
+		if p.Node != a.Name {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Reconciler) nodeWrite(name string, cur *nodesv1alpha1.L2Announcement, spec nodesv1alpha1.L2AnnouncementSpec) func(context.Context) error {

@@ -29,6 +29,7 @@ import (
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/lab"
 	"github.com/plexus-net/plexus/internal/netnstest"
 	"github.com/plexus-net/plexus/internal/operator"
@@ -42,7 +43,7 @@ type Lab struct {
 	Layout    lab.Layout
 	Bin       string               // where the lab's binaries are
 	Client    kubernetes.Interface // cluster admin
-	Cilium    client.Client        // cluster admin, with the cilium.io kinds
+	Cilium    client.Client        // cluster admin, with the cilium.io and nodes.plexus.dev kinds
 	StateRoot string
 }
 
@@ -66,10 +67,20 @@ var binaries = map[string]string{
 	"plexus-datapath": "./nodeplugins/datapath/cmd/plexus-datapath",
 }
 
+// optionalBinaries are built when their package exists; a lab runs without
+// them (the lab skips optional components), and tests that need one call
+// RequireBinaries, which skips when the package does not exist yet and
+// fails when it does not build.
+var optionalBinaries = map[string]string{
+	"l2announcer":        "./controllers/l2announcer",
+	"plexus-l2announcer": "./nodeplugins/l2announcer/cmd/plexus-l2announcer",
+}
+
 var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
+	buildOnce   sync.Once
+	buildDir    string
+	buildErr    error
+	optionalErr = map[string]error{} // why an optional binary is missing
 )
 
 func build() (string, error) {
@@ -79,16 +90,58 @@ func build() (string, error) {
 		if buildErr = os.MkdirAll(buildDir, 0o755); buildErr != nil {
 			return
 		}
-		for out, pkg := range binaries {
+		goBuild := func(out, pkg string) error {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, out), pkg)
 			cmd.Dir = root
 			if b, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+				return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+			}
+			return nil
+		}
+		for out, pkg := range binaries {
+			if buildErr = goBuild(out, pkg); buildErr != nil {
 				return
+			}
+		}
+		for out, pkg := range optionalBinaries {
+			// A binary from an earlier run must not stand in for one that
+			// no longer builds.
+			_ = os.Remove(filepath.Join(buildDir, out))
+			if _, err := os.Stat(filepath.Join(root, pkg, "main.go")); err != nil {
+				optionalErr[out] = errNotYet{fmt.Sprintf("%s does not exist yet", filepath.Join(pkg, "main.go"))}
+				continue
+			}
+			if err := goBuild(out, pkg); err != nil {
+				optionalErr[out] = err
 			}
 		}
 	})
 	return buildDir, buildErr
+}
+
+// errNotYet is a missing optional package: tests skip rather than fail.
+type errNotYet struct{ why string }
+
+func (e errNotYet) Error() string { return e.why }
+
+// RequireBinaries skips the test when one of the optional binaries named
+// has no package yet, and fails it when one does not build. Call it before
+// Start.
+func RequireBinaries(t testing.TB, names ...string) {
+	t.Helper()
+	netnstest.RequireRoot(t)
+	if _, err := build(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		switch err := optionalErr[n]; err.(type) {
+		case nil:
+		case errNotYet:
+			t.Skipf("%s is not built: %v", n, err)
+		default:
+			t.Fatalf("%s: %v", n, err)
+		}
+	}
 }
 
 // findBinDir returns the first folder matching glob that holds every name.
@@ -158,7 +211,7 @@ func Start(t testing.TB, o lab.Options) *Lab {
 	if l.Client, err = kubernetes.NewForConfig(rc); err != nil {
 		t.Fatal(err)
 	}
-	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, ciliumv2alpha1.AddToScheme)
+	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, ciliumv2alpha1.AddToScheme, nodesv1alpha1.AddToScheme)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,18 +257,30 @@ func freeSegment(t testing.TB) int {
 }
 
 // Eventually polls f every 200 ms until it returns nil or timeout passes,
-// then fails the test with f's last error.
+// then fails the test with f's last error. From a subtest, use EventuallyIn
+// with the subtest's t: failing the parent from a subtest is not allowed.
 func (l *Lab) Eventually(timeout time.Duration, what string, f func() error) {
 	l.t.Helper()
+	l.EventuallyIn(l.t, timeout, what, f)
+}
+
+// EventuallyIn is Eventually failing t.
+func (l *Lab) EventuallyIn(t testing.TB, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	if err := Poll(timeout, f); err != nil {
+		l.DumpLogs()
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// Poll calls f every 200 ms until it returns nil or timeout passes, and
+// returns f's last error then.
+func Poll(timeout time.Duration, f func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			l.DumpLogs()
-			l.t.Fatalf("%s: %v", what, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -49,13 +49,13 @@ func Echo(name string, replicas int32, annotations map[string]string) *appsv1.De
 }
 
 // Deploy creates d and waits until its replicas are Ready, then returns them.
-func Deploy(t *testing.T, l *Lab, d *appsv1.Deployment) []corev1.Pod {
+func Deploy(t testing.TB, l *Lab, d *appsv1.Deployment) []corev1.Pod {
 	t.Helper()
 	if _, err := l.Client.AppsV1().Deployments(Namespace).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var pods []corev1.Pod
-	l.Eventually(3*time.Minute, d.Name+" Ready", func() error {
+	l.EventuallyIn(t, 3*time.Minute, d.Name+" Ready", func() error {
 		var err error
 		if pods, err = l.ReadyPods(Namespace, "app="+d.Name); err != nil {
 			return err
@@ -69,7 +69,7 @@ func Deploy(t *testing.T, l *Lab, d *appsv1.Deployment) []corev1.Pod {
 }
 
 // Service puts a ClusterIP Service in front of the pods labelled app=name.
-func Service(t *testing.T, l *Lab, name string) *corev1.Service {
+func Service(t testing.TB, l *Lab, name string) *corev1.Service {
 	t.Helper()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace},

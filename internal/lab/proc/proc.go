@@ -112,6 +112,23 @@ func (h Handle) Stop(grace time.Duration) error {
 	return fmt.Errorf("process %d survived SIGKILL", h.PID)
 }
 
+// Kill sends SIGKILL to the process group at once, as a crash would end it
+// (no chance to clean up or say goodbye), and waits until it is gone.
+func (h Handle) Kill() error {
+	if !h.Alive() {
+		return nil
+	}
+	_ = syscall.Kill(-h.PID, syscall.SIGKILL)
+	_ = syscall.Kill(h.PID, syscall.SIGKILL)
+	for range 100 {
+		if !h.Alive() {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("process %d survived SIGKILL", h.PID)
+}
+
 // Signal sends sig to the process group.
 func (h Handle) Signal(sig syscall.Signal) error {
 	if !h.Alive() {

@@ -93,7 +93,7 @@ func ask(t *testing.T, c *arptest.Client, ip netip.Addr) []string {
 	return arptest.Distinct(macs)
 }
 
-func TestAnswersExactlyTheHeldPairs(t *testing.T) {
+func TestA10_A14_A26_AnswersExactlyTheHeldPairs(t *testing.T) {
 	tp := newTopology(t)
 	r := tp.responder(t)
 	mac0 := tp.nodeMAC(t, "eth0").String()
@@ -147,7 +147,7 @@ func neighbour(t *testing.T, ns string, ip netip.Addr) string {
 // another MAC (the previous holder) moves to the new holder's MAC on the
 // gratuitous ARP alone, with the default arp_accept=0; and the burst is
 // three frames.
-func TestGratuitousARPUpdatesNeighbour(t *testing.T) {
+func TestA18_GratuitousARPUpdatesNeighbour(t *testing.T) {
 	tp := newTopology(t)
 	r := tp.responder(t)
 	mac0 := tp.nodeMAC(t, "eth0").String()

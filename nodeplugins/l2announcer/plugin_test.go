@@ -34,7 +34,7 @@ func TestMain(m *testing.M) { testenv.Main(m, &env) }
 // livePeers, addressCount and Ready into status, writes nothing while
 // nothing changes, and reports an address it cannot announce (row A25: the
 // state table is the status).
-func TestPluginReadsItsL2AnnouncementAndWritesStatus(t *testing.T) {
+func TestA25_PluginReadsItsL2AnnouncementAndWritesStatus(t *testing.T) {
 	testenv.Require(t, env)
 	netnstest.RequireRoot(t)
 	ctx := t.Context()

@@ -154,7 +154,7 @@ func neighbour(t *testing.T, ns string, ip netip.Addr) string {
 // answered by the next candidate within 2 s; the restarted node takes it
 // back only after RejoinAfter, with never two nodes answering; a cleanly
 // stopped node hands over at once.
-func TestFailoverOnASegment(t *testing.T) {
+func TestA14_A15_A18_FailoverOnASegment(t *testing.T) {
 	netnstest.RequireRoot(t)
 	seg := newSegment(t, 30)
 	var nss []string

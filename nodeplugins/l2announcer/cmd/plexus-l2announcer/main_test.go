@@ -8,7 +8,7 @@ import (
 	"github.com/plexus-net/plexus/nodeplugins/l2announcer"
 )
 
-func TestValidateNamesTheFlag(t *testing.T) {
+func TestA17_ValidateNamesTheFlag(t *testing.T) {
 	good := func() l2announcer.Config {
 		return l2announcer.Config{NodeName: "n1", HeartbeatPort: 7947, HeartbeatInterval: 100 * time.Millisecond,
 			DeadAfter: 400 * time.Millisecond, RejoinAfter: time.Second, GARPInterval: 10 * time.Second}

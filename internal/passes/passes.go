@@ -8,6 +8,11 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 // Pacer spaces passes. A pass may start MinInterval after the previous one
@@ -64,4 +69,14 @@ func RunAll(ctx context.Context, n int, writes []func(context.Context) error) er
 		return fmt.Errorf("%d of %d writes failed, first: %w", len(errs), len(writes), errs[0])
 	}
 	return nil
+}
+
+// ToWorld maps every event to the one request of a controller that decides
+// over the whole cluster in each pass (named name): events that arrive
+// during a pass collapse into one more pass.
+func ToWorld(name string) handler.EventHandler {
+	key := reconcile.Request{NamespacedName: types.NamespacedName{Name: name}}
+	return handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{key}
+	})
 }

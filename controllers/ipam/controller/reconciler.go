@@ -30,7 +30,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -72,8 +71,6 @@ type Reconciler struct {
 	pacer  passes.Pacer
 }
 
-var worldKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "ipam"}}
-
 // SetupWithManager registers the reconciler.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Client == nil || r.Recorder == nil {
@@ -81,9 +78,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.status.Client = r.Client
 	r.pacer.MinInterval = r.MinPassInterval
-	toWorld := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
-		return []reconcile.Request{worldKey}
-	})
+	toWorld := passes.ToWorld("ipam")
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("ipam").
 		Watches(&corev1.Node{}, toWorld, builder.WithPredicates(nodeChanged)).

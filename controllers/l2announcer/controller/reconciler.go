@@ -17,15 +17,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/api/meta"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
@@ -63,8 +62,6 @@ type Reconciler struct {
 	pacer  passes.Pacer
 }
 
-var worldKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "l2announcer"}}
-
 // SetupWithManager registers the reconciler.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Client == nil || r.Recorder == nil {
@@ -72,9 +69,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.status.Client = r.Client
 	r.pacer.MinInterval = r.MinPassInterval
-	toWorld := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
-		return []reconcile.Request{worldKey}
-	})
+	toWorld := passes.ToWorld("l2announcer")
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("l2announcer").
 		Watches(&ciliumv2alpha1.CiliumL2AnnouncementPolicy{}, toWorld).

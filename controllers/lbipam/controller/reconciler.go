@@ -25,7 +25,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
@@ -72,9 +71,6 @@ type Reconciler struct {
 	pacer   passes.Pacer
 }
 
-// worldKey is the one request every event maps to.
-var worldKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "lbipam"}}
-
 // SetupWithManager registers the reconciler.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Client == nil || r.Recorder == nil {
@@ -85,9 +81,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.status.Client = r.Client
 	r.decided = map[types.UID][]netip.Addr{}
-	toWorld := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
-		return []reconcile.Request{worldKey}
-	})
+	toWorld := passes.ToWorld("lbipam")
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("lbipam").
 		Watches(&ciliumv2.CiliumLoadBalancerIPPool{}, toWorld).

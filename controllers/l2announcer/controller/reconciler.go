@@ -252,8 +252,11 @@ func (r *Reconciler) policyWrite(p *ciliumv2alpha1.CiliumL2AnnouncementPolicy, p
 			}
 			return fmt.Errorf("status of CiliumL2AnnouncementPolicy %s: %w", p.Name, err)
 		}
+		if !wrote {
+			return nil // unchanged, or the cache has not caught up with our last write
+		}
 		ready := meta.FindStatusCondition(after.Status.Conditions, conditions.TypeReady)
-		if wrote && ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
+		if ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
 			r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, ready.Reason, "Validate", "%s", ready.Message)
 		}
 		return nil

@@ -3,7 +3,6 @@ package arpresponder_test
 import (
 	"net"
 	"net/netip"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -134,15 +133,6 @@ func TestA10_A14_A26_AnswersExactlyTheHeldPairs(t *testing.T) {
 	}
 }
 
-func neighbour(t *testing.T, ns string, ip netip.Addr) string {
-	t.Helper()
-	out := netnstest.Run(t, "ip", "-n", ns, "neigh", "show", ip.String(), "dev", "eth0")
-	if m := regexp.MustCompile(`lladdr (\S+)`).FindStringSubmatch(out); m != nil {
-		return m[1]
-	}
-	return strings.TrimSpace(out)
-}
-
 // TestGratuitousARPUpdatesNeighbour: a client that has the address on
 // another MAC (the previous holder) moves to the new holder's MAC on the
 // gratuitous ARP alone, with the default arp_accept=0; and the burst is
@@ -158,9 +148,9 @@ func TestA18_GratuitousARPUpdatesNeighbour(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for neighbour(t, tp.client, vip1) != mac0 {
+	for arptest.Neighbour(t, tp.client, vip1) != mac0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("client neighbour %v is %q, want %s after the gratuitous ARP", vip1, neighbour(t, tp.client, vip1), mac0)
+			t.Fatalf("client neighbour %v is %q, want %s after the gratuitous ARP", vip1, arptest.Neighbour(t, tp.client, vip1), mac0)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

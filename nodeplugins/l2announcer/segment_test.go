@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"regexp"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -137,15 +135,6 @@ func (p *prober) ask(ip netip.Addr, window time.Duration) []string {
 	return got
 }
 
-func neighbour(t *testing.T, ns string, ip netip.Addr) string {
-	t.Helper()
-	out := netnstest.Run(t, "ip", "-n", ns, "neigh", "show", ip.String(), "dev", "eth0")
-	if m := regexp.MustCompile(`lladdr (\S+)`).FindStringSubmatch(out); m != nil {
-		return m[1]
-	}
-	return strings.TrimSpace(out)
-}
-
 // TestFailoverOnASegment: three nodes on a bridge with the same spec, two
 // addresses with different candidate orders, and two clients (one asks ARP
 // itself, one holds a kernel neighbour entry that only gratuitous ARP can
@@ -207,7 +196,7 @@ func TestA14_A15_A18_FailoverOnASegment(t *testing.T) {
 		}
 		return nil
 	})
-	if got := neighbour(t, holder, vipA); got != nodes[0].mac {
+	if got := arptest.Neighbour(t, holder, vipA); got != nodes[0].mac {
 		t.Fatalf("holder's neighbour entry for A is %q, want n1's %s", got, nodes[0].mac)
 	}
 
@@ -230,7 +219,7 @@ func TestA14_A15_A18_FailoverOnASegment(t *testing.T) {
 	}
 	t.Logf("failover after a kill: A answered by n2 (request sent %v after the kill; DeadAfter 400ms)", sent.Sub(killed))
 	waitFor(t, time.Second, "the holder's neighbour entry for A to move to n2 by gratuitous ARP", func() bool {
-		return neighbour(t, holder, vipA) == nodes[1].mac
+		return arptest.Neighbour(t, holder, vipA) == nodes[1].mac
 	})
 	t.Logf("holder's neighbour entry on n2 %v after the kill", time.Since(killed))
 	if got := p.ask(vipB, 300*time.Millisecond); !slices.Equal(got, []string{nodes[1].mac}) {
@@ -262,7 +251,7 @@ func TestA14_A15_A18_FailoverOnASegment(t *testing.T) {
 		}
 	}
 	waitFor(t, time.Second, "the holder's neighbour entry for A back on n1", func() bool {
-		return neighbour(t, holder, vipA) == nodes[0].mac
+		return arptest.Neighbour(t, holder, vipA) == nodes[0].mac
 	})
 
 	// Stop n2 cleanly: it stops answering, says goodbye, n3 takes B at once.

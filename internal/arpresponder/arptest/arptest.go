@@ -8,7 +8,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"slices"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/mdlayher/arp"
@@ -78,3 +81,16 @@ func Distinct(macs []net.HardwareAddr) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Neighbour is the MAC the kernel of namespace ns holds for ip on eth0 (its
+// neighbour entry), or what `ip neigh` says when it holds none.
+func Neighbour(t testing.TB, ns string, ip netip.Addr) string {
+	t.Helper()
+	out := netnstest.Run(t, "ip", "-n", ns, "neigh", "show", ip.String(), "dev", "eth0")
+	if m := lladdr.FindStringSubmatch(out); m != nil {
+		return m[1]
+	}
+	return strings.TrimSpace(out)
+}
+
+var lladdr = regexp.MustCompile(`lladdr (\S+)`)

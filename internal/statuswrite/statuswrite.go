@@ -12,9 +12,15 @@ import (
 	"context"
 	"sync"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/plexus-net/plexus/internal/conditions"
 )
 
 // Writer patches status subresources. It is safe for concurrent use.
@@ -75,4 +81,27 @@ func (w *Writer) Retain(live func(types.UID) bool) {
 			delete(w.inFlight, uid)
 		}
 	}
+}
+
+// PatchReady patches like Patch, for objects whose status has a kstatus
+// Ready condition (read by conds). When the write leaves Ready not True with
+// a reason or message it did not have before, it records a Warning Event
+// with them, so users see each new problem once and resyncs stay silent.
+// action names what the controller was doing (Validate, Allocate, ...).
+func (w *Writer) PatchReady(ctx context.Context, cached client.Object, conds func(client.Object) []metav1.Condition,
+	mutate func(client.Object), rec events.EventRecorder, action string) (bool, error) {
+	before := meta.FindStatusCondition(conds(cached), conditions.TypeReady)
+	var after client.Object
+	wrote, err := w.Patch(ctx, cached, func(o client.Object) {
+		after = o
+		mutate(o)
+	})
+	if err != nil || !wrote {
+		return wrote, err
+	}
+	ready := meta.FindStatusCondition(conds(after), conditions.TypeReady)
+	if ready != nil && ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
+		rec.Eventf(cached, nil, corev1.EventTypeWarning, ready.Reason, action, "%s", ready.Message)
+	}
+	return true, nil
 }

@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -36,7 +35,6 @@ import (
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/controllers/ipam/allocator"
-	"github.com/plexus-net/plexus/internal/conditions"
 	"github.com/plexus-net/plexus/internal/passes"
 	"github.com/plexus-net/plexus/internal/statuswrite"
 )
@@ -274,24 +272,11 @@ func (r *Reconciler) poolWrite(p *ciliumv2alpha1.CiliumPodIPPool, res *allocator
 			}
 			p = updated
 		}
-		before := meta.FindStatusCondition(p.Status.Conditions, conditions.TypeReady)
-		var after *ciliumv2alpha1.CiliumPodIPPool
-		wrote, err := r.status.Patch(ctx, p, func(o client.Object) {
-			after = o.(*ciliumv2alpha1.CiliumPodIPPool)
-			setPoolStatus(after, res)
-		})
-		if err != nil {
-			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-				return nil
-			}
+		_, err := r.status.PatchReady(ctx, p, func(o client.Object) []metav1.Condition {
+			return o.(*ciliumv2alpha1.CiliumPodIPPool).Status.Conditions
+		}, func(o client.Object) { setPoolStatus(o.(*ciliumv2alpha1.CiliumPodIPPool), res) }, r.Recorder, "Allocate")
+		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("status of CiliumPodIPPool %s: %w", p.Name, err)
-		}
-		if !wrote {
-			return nil
-		}
-		ready := meta.FindStatusCondition(after.Status.Conditions, conditions.TypeReady)
-		if ready != nil && ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
-			r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, ready.Reason, "Allocate", "%s", ready.Message)
 		}
 		return nil
 	}

@@ -18,7 +18,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -240,24 +239,11 @@ func (r *Reconciler) nodeDelete(a *nodesv1alpha1.L2Announcement) func(context.Co
 // being Ready or the reason changes.
 func (r *Reconciler) policyWrite(p *ciliumv2alpha1.CiliumL2AnnouncementPolicy, pol planner.Policy, res *planner.PolicyResult) func(context.Context) error {
 	return func(ctx context.Context) error {
-		before := meta.FindStatusCondition(p.Status.Conditions, conditions.TypeReady)
-		var after *ciliumv2alpha1.CiliumL2AnnouncementPolicy
-		wrote, err := r.status.Patch(ctx, p, func(o client.Object) {
-			after = o.(*ciliumv2alpha1.CiliumL2AnnouncementPolicy)
-			setPolicyStatus(after, pol, res)
-		})
-		if err != nil {
-			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-				return nil
-			}
+		_, err := r.status.PatchReady(ctx, p, func(o client.Object) []metav1.Condition {
+			return o.(*ciliumv2alpha1.CiliumL2AnnouncementPolicy).Status.Conditions
+		}, func(o client.Object) { setPolicyStatus(o.(*ciliumv2alpha1.CiliumL2AnnouncementPolicy), pol, res) }, r.Recorder, "Validate")
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return fmt.Errorf("status of CiliumL2AnnouncementPolicy %s: %w", p.Name, err)
-		}
-		if !wrote {
-			return nil // unchanged, or the cache has not caught up with our last write
-		}
-		ready := meta.FindStatusCondition(after.Status.Conditions, conditions.TypeReady)
-		if ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
-			r.Recorder.Eventf(p, nil, corev1.EventTypeWarning, ready.Reason, "Validate", "%s", ready.Message)
 		}
 		return nil
 	}

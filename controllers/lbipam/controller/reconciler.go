@@ -29,7 +29,6 @@ import (
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	"github.com/plexus-net/plexus/controllers/lbipam/allocator"
-	"github.com/plexus-net/plexus/internal/conditions"
 	"github.com/plexus-net/plexus/internal/passes"
 	"github.com/plexus-net/plexus/internal/statuswrite"
 )
@@ -234,21 +233,15 @@ func (r *Reconciler) serviceRelease(svc *corev1.Service, inPools func(netip.Addr
 
 func (r *Reconciler) poolWrite(pool *ciliumv2.CiliumLoadBalancerIPPool, res allocator.PoolResult, selectorErr error) func(context.Context) error {
 	return func(ctx context.Context) error {
-		before := meta.FindStatusCondition(pool.Status.Conditions, conditions.TypeReady)
-		var after *ciliumv2.CiliumLoadBalancerIPPool
-		wrote, err := r.status.Patch(ctx, pool, func(o client.Object) {
-			after = o.(*ciliumv2.CiliumLoadBalancerIPPool)
-			setPoolStatus(after, res, selectorErr)
-		})
-		if err != nil || !wrote {
-			return ignoreGone(err)
-		}
-		ready := meta.FindStatusCondition(after.Status.Conditions, conditions.TypeReady)
-		if ready != nil && ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
-			r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, ready.Reason, eventActionValidate, "%s", ready.Message)
-		}
-		return nil
+		_, err := r.status.PatchReady(ctx, pool, poolConditions, func(o client.Object) {
+			setPoolStatus(o.(*ciliumv2.CiliumLoadBalancerIPPool), res, selectorErr)
+		}, r.Recorder, eventActionValidate)
+		return ignoreGone(err)
 	}
+}
+
+func poolConditions(o client.Object) []metav1.Condition {
+	return o.(*ciliumv2.CiliumLoadBalancerIPPool).Status.Conditions
 }
 
 func ignoreGone(err error) error {

@@ -172,14 +172,16 @@ func TestA14_A15_A18_FailoverOnASegment(t *testing.T) {
 		p.known[n.mac] = n.name
 	}
 
-	waitFor(t, 5*time.Second, "n1 announcing A and n2 announcing B", func() bool {
+	// The nodes start one after another, so each counts the others (and
+	// itself) alive at a slightly different moment: wait for all views.
+	waitFor(t, 5*time.Second, "every node seeing all three alive, n1 announcing A and n2 announcing B", func() bool {
+		for _, n := range nodes {
+			if !slices.Equal(n.a.Report().LivePeers, []string{"n1", "n2", "n3"}) {
+				return false
+			}
+		}
 		return nodes[0].announces(vipA.String()) && nodes[1].announces(vipB.String())
 	})
-	for _, n := range nodes {
-		if got := n.a.Report().LivePeers; !slices.Equal(got, []string{"n1", "n2", "n3"}) {
-			t.Errorf("%s sees %v alive", n.name, got)
-		}
-	}
 	if got := p.ask(vipA, 300*time.Millisecond); !slices.Equal(got, []string{nodes[0].mac}) {
 		t.Errorf("A answered by %v, want n1 only (%s)", got, nodes[0].mac)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/plexus-net/plexus/internal/atomicfile"
 	"github.com/plexus-net/plexus/internal/lab/proc"
 )
 
@@ -83,11 +84,7 @@ func (s *State) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, s.path)
+	return atomicfile.WriteBytes(s.path, 0o644, b)
 }
 
 func (s *State) addNetns(name string) error {

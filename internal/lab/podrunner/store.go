@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/plexus-net/plexus/internal/atomicfile"
 	"github.com/plexus-net/plexus/internal/lab/proc"
 )
 
@@ -51,11 +52,7 @@ func (r *Runner) save(rec *record) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, "pod.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "pod.json"))
+	return atomicfile.WriteBytes(filepath.Join(dir, "pod.json"), 0o644, b)
 }
 
 // loadRecords reads every pod record in the state dir.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/plexus-net/plexus/internal/atomicfile"
 )
 
 // install puts this binary into the node's CNI bin dir and a network
@@ -35,7 +37,7 @@ func install(args []string) error {
 		return err
 	}
 	defer src.Close()
-	if err := writeAtomic(filepath.Join(*binDir, pluginType), 0o755, func(w io.Writer) error {
+	if err := atomicfile.Write(filepath.Join(*binDir, pluginType), 0o755, func(w io.Writer) error {
 		_, err := io.Copy(w, src)
 		return err
 	}); err != nil {
@@ -46,7 +48,7 @@ func install(args []string) error {
 		"name":       "plexus",
 		"plugins":    []any{map[string]any{"type": pluginType, "socket": *socket, "mtu": *mtu}},
 	}
-	if err := writeAtomic(filepath.Join(*confDir, *confName), 0o644, func(w io.Writer) error {
+	if err := atomicfile.Write(filepath.Join(*confDir, *confName), 0o644, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(conf)
@@ -55,30 +57,4 @@ func install(args []string) error {
 	}
 	fmt.Printf("installed %s and %s\n", filepath.Join(*binDir, pluginType), filepath.Join(*confDir, *confName))
 	return nil
-}
-
-// writeAtomic writes path through a temporary file in the same directory,
-// synced, then renamed over path.
-func writeAtomic(path string, mode os.FileMode, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

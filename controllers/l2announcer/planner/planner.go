@@ -12,14 +12,13 @@
 package planner
 
 import (
-	"cmp"
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/plexus-net/plexus/internal/rendezvous"
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -205,7 +204,7 @@ func Decide(policies []Policy, services []Service, nodes []Node) Plan {
 		for n := range st.candidates {
 			cands = append(cands, n)
 		}
-		Rank(ip, cands)
+		rendezvous.Rank(ip, cands)
 		svcs := make([]string, 0, len(st.services))
 		for s := range st.services {
 			svcs = append(svcs, s)
@@ -281,23 +280,4 @@ func interfaces(set map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// Rank orders the candidates of ip by rendezvous hashing: each node's rank
-// depends only on itself and the address, so adding or removing a node moves
-// only the addresses it ranks first for.
-func Rank(ip string, nodes []string) {
-	score := func(n string) uint64 {
-		h := fnv.New64a()
-		h.Write([]byte(n))
-		h.Write([]byte{0})
-		h.Write([]byte(ip))
-		// FNV alone ranks names that differ in one late byte almost the
-		// same way for every address; a finaliser (splitmix64's) spreads them.
-		x := h.Sum64()
-		x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-		x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-		return x ^ (x >> 31)
-	}
-	slices.SortFunc(nodes, func(a, b string) int { return cmp.Or(cmp.Compare(score(b), score(a)), strings.Compare(a, b)) })
 }

@@ -9,7 +9,7 @@ HELM_VERSION := v3.22.0
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 HELM := $(TOOLS)/helm-$(HELM_VERSION)
 # Controllers that have a binary, a ServiceAccount and a ClusterRole of their own.
-CONTROLLERS := lbipam ipam l2announcer
+CONTROLLERS := lbipam ipam l2announcer egressgateway
 # Node plugins with a ServiceAccount and a ClusterRole of their own:
 # folder under nodeplugins/, or folder=name where the name would clash with a
 # controller's.

@@ -119,7 +119,12 @@ type GatewayResult struct {
 type PolicyResult struct {
 	Sources  int // selected pod addresses
 	Gateways []GatewayResult
-	// Problems say why (part of) the policy does not work as written.
+	// Invalid: a selector does not compile, so the policy does nothing.
+	Invalid bool
+	// Unmatched are the gateways no node matches (their traffic is dropped).
+	Unmatched []int
+	// Problems say, in words, why (part of) the policy does not work as
+	// written.
 	Problems []string
 }
 
@@ -152,6 +157,7 @@ func Decide(policies []Policy, pods []Pod, namespaces map[string]labels.Set, nod
 		res := &PolicyResult{}
 		plan.Policies[p.Name] = res
 		if p.Err != nil {
+			res.Invalid = true
 			res.Problems = append(res.Problems, p.Err.Error())
 			continue
 		}
@@ -161,6 +167,7 @@ func Decide(policies []Policy, pods []Pod, namespaces map[string]labels.Set, nod
 			gws[i] = planGateway(i, g, nodes)
 			keys[i] = strconv.Itoa(i)
 			if len(gws[i].candidates) == 0 {
+				res.Unmatched = append(res.Unmatched, i)
 				res.Problems = append(res.Problems, fmt.Sprintf("%s matches no node with an InternalIP%s: its sources' traffic to the destinations is dropped",
 					gatewayField(p, i), readyNote(g.EgressIP)))
 			}

@@ -1,9 +1,10 @@
 package controller
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
-	"time"
 
 	"github.com/plexus-net/plexus/controllers/ipam/allocator"
 )

@@ -16,7 +16,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,6 +29,8 @@ import (
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/controllers/l2announcer/planner"
 	"github.com/plexus-net/plexus/internal/conditions"
+	"github.com/plexus-net/plexus/internal/heartbeat"
+	"github.com/plexus-net/plexus/internal/nodeobjects"
 	"github.com/plexus-net/plexus/internal/passes"
 	"github.com/plexus-net/plexus/internal/statuswrite"
 )
@@ -45,9 +46,19 @@ import (
 
 // ManagedByLabel marks the L2Announcements this controller writes.
 const (
-	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByLabel = nodeobjects.ManagedByLabel
 	ManagedByValue = "plexus-l2announcer"
 )
+
+var l2Announcements = nodeobjects.Kind[nodesv1alpha1.L2Announcement, nodesv1alpha1.L2AnnouncementSpec]{
+	Name:      "L2Announcement",
+	ManagedBy: ManagedByValue,
+	New:       func() *nodesv1alpha1.L2Announcement { return &nodesv1alpha1.L2Announcement{} },
+	Spec:      func(a *nodesv1alpha1.L2Announcement) *nodesv1alpha1.L2AnnouncementSpec { return &a.Spec },
+	Object:    func(a *nodesv1alpha1.L2Announcement) client.Object { return a },
+}
+
+// ptrs points at the elements of items.
 
 // Reconciler keeps the L2Announcements and the status of policies and
 // Services current.
@@ -124,20 +135,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 	// cannot clear its own report, so a report counts only while some peer
 	// still hears the node (or the node has no peer to ask).
 	announcers := map[string][]announcer{}
-	existing := map[string]*nodesv1alpha1.L2Announcement{}
-	heardBy := map[string]int{}
+	views, peers := map[string][]string{}, map[string][]string{}
 	for i := range current.Items {
 		a := &current.Items[i]
-		existing[a.Name] = a
-		for _, p := range a.Status.LivePeers {
-			if p != a.Name {
-				heardBy[p]++
-			}
+		views[a.Name] = a.Status.LivePeers
+		for _, p := range a.Spec.Peers {
+			peers[a.Name] = append(peers[a.Name], p.Node)
 		}
 	}
+	credible := heartbeat.Credible(views, peers)
 	for i := range current.Items {
 		a := &current.Items[i]
-		if plan.Nodes[a.Name] == nil || (heardBy[a.Name] == 0 && hasOtherPeers(a)) {
+		if plan.Nodes[a.Name] == nil || !credible[a.Name] {
 			continue
 		}
 		for _, ann := range a.Status.Announcing {
@@ -148,16 +157,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 		slices.SortFunc(announcers[ip], func(a, b announcer) int { return strings.Compare(a.Node, b.Node) })
 	}
 
-	var writes []func(context.Context) error
-	live := map[types.UID]bool{}
+	desired := map[string]nodesv1alpha1.L2AnnouncementSpec{}
 	for name, np := range plan.Nodes {
-		writes = append(writes, r.nodeWrite(name, existing[name], desiredSpec(np)))
+		desired[name] = desiredSpec(np)
 	}
-	for name, a := range existing {
-		if plan.Nodes[name] == nil && a.Labels[ManagedByLabel] == ManagedByValue {
-			writes = append(writes, r.nodeDelete(a))
-		}
-	}
+	writes := l2Announcements.Writes(r.Client, nodeobjects.Ptrs(current.Items), desired)
+	live := map[types.UID]bool{}
 	for i := range policies.Items {
 		p := &policies.Items[i]
 		live[p.UID] = true
@@ -186,53 +191,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.R
 	err := passes.RunAll(ctx, r.Workers, writes)
 	r.status.Retain(func(uid types.UID) bool { return live[uid] })
 	return ctrl.Result{}, err
-}
-
-// hasOtherPeers reports whether the node exchanges heartbeats with anyone.
-func hasOtherPeers(a *nodesv1alpha1.L2Announcement) bool {
-	for _, p := range a.Spec.Peers {
-		if p.Node != a.Name {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *Reconciler) nodeWrite(name string, cur *nodesv1alpha1.L2Announcement, spec nodesv1alpha1.L2AnnouncementSpec) func(context.Context) error {
-	return func(ctx context.Context) error {
-		if cur == nil {
-			a := &nodesv1alpha1.L2Announcement{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{ManagedByLabel: ManagedByValue}},
-				Spec:       spec,
-			}
-			if err := r.Client.Create(ctx, a); err != nil && !apierrors.IsAlreadyExists(err) {
-				return fmt.Errorf("creating L2Announcement %s: %w", name, err)
-			}
-			return nil
-		}
-		if equality.Semantic.DeepEqual(cur.Spec, spec) {
-			return nil
-		}
-		updated := cur.DeepCopy()
-		updated.Spec = spec
-		if err := r.Client.Patch(ctx, updated, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{})); err != nil {
-			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-				return nil // its watch event brings another pass
-			}
-			return fmt.Errorf("updating L2Announcement %s: %w", name, err)
-		}
-		return nil
-	}
-}
-
-func (r *Reconciler) nodeDelete(a *nodesv1alpha1.L2Announcement) func(context.Context) error {
-	uid := a.UID
-	return func(ctx context.Context) error {
-		if err := r.Client.Delete(ctx, a, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("deleting L2Announcement %s: %w", a.Name, err)
-		}
-		return nil
-	}
 }
 
 // policyWrite writes a policy's status and a Warning Event when it stops

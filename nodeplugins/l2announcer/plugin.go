@@ -8,7 +8,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -21,6 +20,7 @@ import (
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/conditions"
+	"github.com/plexus-net/plexus/internal/nodeplugin"
 	"github.com/plexus-net/plexus/internal/statuswrite"
 )
 
@@ -37,9 +37,7 @@ const (
 // CacheOptions restricts the manager's L2Announcement informer to this
 // node's own object, so a node reads one object whatever the cluster size.
 func CacheOptions(nodeName string) cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&nodesv1alpha1.L2Announcement{}: {Field: fields.OneTermEqualSelector("metadata.name", nodeName)},
-	}}
+	return nodeplugin.OwnObject(&nodesv1alpha1.L2Announcement{}, nodeName)
 }
 
 // Plugin connects an Announcer to the API server: it feeds it the node's
@@ -100,30 +98,9 @@ func (p *Plugin) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.
 }
 
 // writeStatus writes the announcer's report into status, asynchronously and
-// coalesced, never more than one write in flight. Announcing never waits
-// for it.
+// coalesced. Announcing never waits for it.
 func (p *Plugin) writeStatus(ctx context.Context) error {
-	logger := log.FromContext(ctx).WithName("status")
-	retry := time.NewTimer(0)
-	<-retry.C
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-p.Announcer.Reports():
-		case <-p.trigger:
-		case <-retry.C:
-		}
-		select { // collect the rest of a burst
-		case <-ctx.Done():
-			return nil
-		case <-time.After(p.Coalesce):
-		}
-		if err := p.writeOnce(ctx); err != nil {
-			logger.Info("status write failed; retrying", "error", err.Error())
-			retry.Reset(time.Second)
-		}
-	}
+	return nodeplugin.WriteStatus(ctx, log.FromContext(ctx).WithName("status"), p.Coalesce, p.Announcer.Reports(), p.trigger, p.writeOnce)
 }
 
 func (p *Plugin) writeOnce(ctx context.Context) error {

@@ -1,0 +1,110 @@
+// Package nodeplugin holds what every Plexus node plugin process shares: its
+// manager (one instance per node, no leader election, a cache that holds
+// only the node's own desired-state object) and the asynchronous status
+// writer that keeps the datapath from ever waiting for the API server.
+package nodeplugin
+
+import (
+	"context"
+	"flag"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+)
+
+// Flags are the process flags every node plugin has.
+type Flags struct {
+	MetricsAddr  string
+	ProbeAddr    string
+	KubeAPIQPS   float64
+	KubeAPIBurst int
+	Log          zap.Options
+}
+
+// Bind registers the flags on fs (--kubeconfig is controller-runtime's).
+func (f *Flags) Bind(fs *flag.FlagSet) {
+	fs.StringVar(&f.MetricsAddr, "metrics-bind-address", "0", "address of the Prometheus metrics endpoint (/metrics); \"0\" turns it off")
+	fs.StringVar(&f.ProbeAddr, "health-probe-bind-address", "0", "address of the /healthz and /readyz probes; \"0\" turns them off")
+	fs.Float64Var(&f.KubeAPIQPS, "kube-api-qps", 20, "client-side limit of API requests per second")
+	fs.IntVar(&f.KubeAPIBurst, "kube-api-burst", 40, "burst above --kube-api-qps")
+	f.Log.BindFlags(fs)
+}
+
+// Logger is the process logger the flags ask for, named name; it is also
+// set as controller-runtime's.
+func (f *Flags) Logger(name string) logr.Logger {
+	l := zap.New(zap.UseFlagOptions(&f.Log)).WithName(name)
+	ctrl.SetLogger(l)
+	return l
+}
+
+// OwnObject restricts the cache's informer for obj's kind to the object
+// named nodeName, so a node reads one object whatever the cluster's size.
+func OwnObject(obj client.Object, nodeName string) cache.Options {
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		obj: {Field: fields.OneTermEqualSelector("metadata.name", nodeName)},
+	}}
+}
+
+// NewManager builds a node plugin's manager: one instance per node, each
+// acting on its own node, so no leader election.
+func NewManager(f *Flags, scheme *runtime.Scheme, c cache.Options) (ctrl.Manager, error) {
+	restCfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, err
+	}
+	restCfg.QPS, restCfg.Burst = float32(f.KubeAPIQPS), f.KubeAPIBurst
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                 scheme,
+		Cache:                  c,
+		Metrics:                metricsserver.Options{BindAddress: f.MetricsAddr},
+		HealthProbeBindAddress: f.ProbeAddr,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if f.ProbeAddr != "0" {
+		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+			return nil, err
+		}
+		if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+			return nil, err
+		}
+	}
+	return mgr, nil
+}
+
+// WriteStatus calls write whenever a value arrives on changed or wake,
+// after waiting coalesce for the rest of a burst (a failover changes a
+// report more than once), with never more than one write in flight, and
+// retries a failed write every second, until ctx ends.
+func WriteStatus(ctx context.Context, log logr.Logger, coalesce time.Duration, changed, wake <-chan struct{}, write func(context.Context) error) error {
+	retry := time.NewTimer(0)
+	<-retry.C
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-wake:
+		case <-retry.C:
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(coalesce):
+		}
+		if err := write(ctx); err != nil {
+			log.Info("status write failed; retrying", "error", err.Error())
+			retry.Reset(time.Second)
+		}
+	}
+}

@@ -13,7 +13,7 @@ CONTROLLERS := lbipam ipam l2announcer egressgateway
 # Node plugins with a ServiceAccount and a ClusterRole of their own:
 # folder under nodeplugins/, or folder=name where the name would clash with a
 # controller's.
-NODEPLUGINS := datapath cni l2announcer=l2announcer-node
+NODEPLUGINS := datapath cni l2announcer=l2announcer-node egressgateway=egressgateway-node
 # Kinds served at older versions too, with the same schema: file:version...
 EXTRA_VERSIONS := cilium.io_ciliumloadbalancerippools.yaml:v2alpha1
 
@@ -80,8 +80,8 @@ test: tools controlplane verify-generated ## the whole test suite: generation ch
 run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up
 	hack/run.sh
 
-.PHONY: bench bench-lbipam bench-ipam bench-cni bench-lab bench-l2
-bench: bench-lbipam bench-ipam bench-cni bench-lab bench-l2 ## every scale benchmark against the real API server (see docs/benchmarks.md)
+.PHONY: bench bench-lbipam bench-ipam bench-cni bench-lab bench-l2 bench-egress
+bench: bench-lbipam bench-ipam bench-cni bench-lab bench-l2 bench-egress ## every scale benchmark against the real API server (see docs/benchmarks.md)
 
 bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/lbipam $(BENCH_ARGS)
@@ -97,6 +97,10 @@ bench-lab: controlplane tools ## lab: pod creation to its first answered request
 
 bench-l2: controlplane tools ## L2 announcements: failover time over 20 kills, API requests per node with 10/100/1,000 Services (needs root)
 	go test -run '^$$' -bench 'L2' -benchtime 20x -count 1 -timeout 60m ./test/e2e
+
+bench-egress: controlplane tools ## egress gateway: failover time over 20 kills; latency and throughput through the gateway vs direct (needs root)
+	go test -run '^$$' -bench 'EgressFailover' -benchtime 20x -count 1 -timeout 60m ./test/e2e
+	go test -run '^$$' -bench 'EgressPath' -benchtime 3x -count 1 -timeout 30m ./test/e2e
 
 LAB_NODES ?= 3
 LAB_ARGS ?=

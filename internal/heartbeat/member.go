@@ -163,7 +163,7 @@ func (m *Member) SetPeers(peers []Peer) {
 	for _, p := range m.peers {
 		names = append(names, p.Name)
 	}
-	m.view.SetPeers(names)
+	m.view.SetPeers(names, m.cfg.Now())
 	m.mu.Unlock()
 	m.poke()
 }
@@ -220,7 +220,7 @@ func (m *Member) sendLoop() {
 	for {
 		m.mu.Lock()
 		m.seq++
-		msg := encode(message{name: m.cfg.Name, incarnation: m.incarnation, seq: m.seq})
+		msg := encode(message{name: m.cfg.Name, incarnation: m.incarnation, seq: m.seq, ready: m.view.selfReady(m.cfg.Now())})
 		peers := m.peers
 		m.mu.Unlock()
 		for _, p := range peers {
@@ -261,7 +261,7 @@ func (m *Member) receiveLoop() {
 		if msg.goodbye {
 			m.view.Left(msg.name, msg.incarnation)
 		} else {
-			m.view.Heard(msg.name, msg.incarnation, m.cfg.Now())
+			m.view.Heard(msg.name, msg.incarnation, msg.ready, m.cfg.Now())
 		}
 		m.mu.Unlock()
 		m.poke()
@@ -304,12 +304,13 @@ func (m *Member) evaluateLoop() {
 
 // Wire format, big endian:
 //
-//	"PXHB" | version 1 | flags (bit 0: goodbye) | incarnation u64 | seq u64 | name length u8 | name
+//	"PXHB" | version 1 | flags (bit 0: goodbye, bit 1: ready) | incarnation u64 | seq u64 | name length u8 | name
 const (
 	magic      = "PXHB"
 	version    = 1
 	headerSize = 4 + 1 + 1 + 8 + 8 + 1
 	flagBye    = 1
+	flagReady  = 2 // the sender counts itself alive
 )
 
 type message struct {
@@ -317,6 +318,7 @@ type message struct {
 	incarnation uint64
 	seq         uint64
 	goodbye     bool
+	ready       bool
 }
 
 func encode(m message) []byte {
@@ -325,6 +327,9 @@ func encode(m message) []byte {
 	var flags byte
 	if m.goodbye {
 		flags |= flagBye
+	}
+	if m.ready {
+		flags |= flagReady
 	}
 	b = append(b, version, flags)
 	b = binary.BigEndian.AppendUint64(b, m.incarnation)
@@ -343,6 +348,7 @@ func decode(b []byte) (message, error) {
 	}
 	return message{
 		goodbye:     b[5]&flagBye != 0,
+		ready:       b[5]&flagReady != 0,
 		incarnation: binary.BigEndian.Uint64(b[6:14]),
 		seq:         binary.BigEndian.Uint64(b[14:22]),
 		name:        string(b[headerSize:]),

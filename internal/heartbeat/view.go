@@ -12,6 +12,15 @@
 // see it switch at about the same moment, the restarted node a little after
 // the others, and a flapping node does not move work back and forth.
 //
+// A peer newly added to the group (SetPeers) is different: nothing says it
+// just started, and a group formed from nodes that have run for long (a new
+// policy, a new candidate) must not count each other dead for RejoinAfter,
+// or every one of them would take the work at once. So a new peer is
+// presumed alive for DeadAfter, and when it is first heard saying it counts
+// itself alive (the ready flag of its datagrams), it is alive at once. A new
+// peer that says it is not ready yet (it has just started), that stays
+// silent past DeadAfter, or that dies later, rejoins with the hysteresis.
+//
 // View is the pure state machine over explicit times; Member runs it over a
 // UDP socket.
 package heartbeat
@@ -56,6 +65,12 @@ type peerState struct {
 	// left is set when the peer said goodbye in its current incarnation:
 	// later datagrams of that incarnation are ignored.
 	left bool
+	// fresh: added to the group and never dead since; presumedUntil ends
+	// the presumption of life while it has not been heard. ready is what
+	// its last datagram said.
+	fresh         bool
+	presumedUntil time.Time
+	ready         bool
 }
 
 // NewView starts the view of member self at time start.
@@ -63,9 +78,10 @@ func NewView(self string, t Timing, start time.Time) *View {
 	return &View{self: self, timing: t, started: start, peers: map[string]*peerState{}}
 }
 
-// SetPeers replaces the set of peers (self is ignored if listed). Peers that
-// stay keep their state; new ones start unheard.
-func (v *View) SetPeers(names []string) {
+// SetPeers replaces the set of peers at now (self is ignored if listed).
+// Peers that stay keep their state; new ones start fresh: presumed alive
+// until DeadAfter from now.
+func (v *View) SetPeers(names []string, now time.Time) {
 	keep := make(map[string]*peerState, len(names))
 	for _, n := range names {
 		if n == v.self {
@@ -74,24 +90,32 @@ func (v *View) SetPeers(names []string) {
 		if p, ok := v.peers[n]; ok {
 			keep[n] = p
 		} else {
-			keep[n] = &peerState{}
+			keep[n] = &peerState{fresh: true, presumedUntil: now.Add(v.timing.DeadAfter)}
 		}
 	}
 	v.peers = keep
 }
 
-// Heard records a datagram from peer name of the given incarnation at now,
-// and reports whether it was accepted (from a known peer and not stale).
-func (v *View) Heard(name string, incarnation uint64, now time.Time) bool {
+// Heard records a datagram from peer name of the given incarnation, saying
+// whether the peer counts itself alive (ready), at now, and reports whether
+// it was accepted (from a known peer and not stale).
+func (v *View) Heard(name string, incarnation uint64, ready bool, now time.Time) bool {
 	p, ok := v.peers[name]
 	if !ok || incarnation < p.incarnation || (incarnation == p.incarnation && p.left) {
 		return false
 	}
-	if incarnation > p.incarnation || p.heardSince.IsZero() || now.Sub(p.lastHeard) >= v.timing.DeadAfter {
-		// A new run: first contact, back from the dead, or restarted.
+	firstContact := p.heardSince.IsZero() && p.incarnation == 0
+	switch {
+	case firstContact:
+		// Silent past the presumption: it was dead, so it rejoins.
+		p.fresh = p.fresh && now.Before(p.presumedUntil)
+		p.heardSince = now
+	case incarnation > p.incarnation || p.heardSince.IsZero() || now.Sub(p.lastHeard) >= v.timing.DeadAfter:
+		// A new run: back from the dead, or restarted.
+		p.fresh = false
 		p.heardSince = now
 	}
-	p.incarnation, p.left, p.lastHeard = incarnation, false, now
+	p.incarnation, p.left, p.lastHeard, p.ready = incarnation, false, now, ready
 	return true
 }
 
@@ -101,7 +125,7 @@ func (v *View) Left(name string, incarnation uint64) bool {
 	if !ok || incarnation < p.incarnation {
 		return false
 	}
-	*p = peerState{incarnation: incarnation, left: true}
+	*p = peerState{incarnation: incarnation, left: true} // no longer fresh
 	return true
 }
 
@@ -110,16 +134,22 @@ func (v *View) selfAliveAt() time.Time {
 }
 
 func (v *View) peerAlive(p *peerState, now time.Time) bool {
-	return !p.heardSince.IsZero() &&
-		now.Sub(p.lastHeard) < v.timing.DeadAfter &&
-		now.Sub(p.heardSince) >= v.timing.RejoinAfter
+	if p.heardSince.IsZero() {
+		return p.fresh && now.Before(p.presumedUntil)
+	}
+	return now.Sub(p.lastHeard) < v.timing.DeadAfter &&
+		(now.Sub(p.heardSince) >= v.timing.RejoinAfter || p.fresh && p.ready)
 }
+
+// selfReady reports whether the member counts itself alive at now: what its
+// datagrams say.
+func (v *View) selfReady(now time.Time) bool { return !now.Before(v.selfAliveAt()) }
 
 // Alive returns the members alive at now, sorted, self included once it has
 // run long enough.
 func (v *View) Alive(now time.Time) []string {
 	var out []string
-	if !now.Before(v.selfAliveAt()) {
+	if v.selfReady(now) {
 		out = append(out, v.self)
 	}
 	for n, p := range v.peers {
@@ -144,6 +174,9 @@ func (v *View) NextChange(now time.Time) time.Time {
 	consider(v.selfAliveAt())
 	for _, p := range v.peers {
 		if p.heardSince.IsZero() {
+			if p.fresh {
+				consider(p.presumedUntil)
+			}
 			continue
 		}
 		consider(p.heardSince.Add(v.timing.RejoinAfter))

@@ -158,6 +158,11 @@ func plexusControllers() []Component {
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-l2announcer"),
 			Args:     common,
 		},
+		{
+			Name: "egressgateway", Binary: "egressgateway", Optional: true,
+			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-egressgateway"),
+			Args:     common,
+		},
 	}
 }
 
@@ -167,7 +172,7 @@ func nodeComponents(s *State) []Component {
 	var cs []Component
 	for _, c := range plexusNodeComponents() {
 		if c.Name == "plexus-cni-agent" && s.CNI == "plexus" || c.Name == "plexus-datapath" && s.Datapath == "plexus" ||
-			c.Name == l2NodeComponent && s.L2Announcer {
+			c.Name == l2NodeComponent && s.L2Announcer || c.Name == egressNodeComponent && s.EgressGateway {
 			cs = append(cs, c)
 		}
 	}
@@ -205,6 +210,15 @@ func plexusNodeComponents() []Component {
 				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig, "--address=" + e.Node.IP}
 			},
 		},
+		{
+			// Steers pods' traffic to egress gateways; on candidates, holds
+			// the floating egress IP (heartbeats on their own port).
+			Name: egressNodeComponent, Binary: "plexus-egressgateway",
+			Identity: ServiceAccountIdentity(PlexusNamespace, egressNodeServiceAccount),
+			Args: func(e ComponentEnv) []string {
+				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig, "--address=" + e.Node.IP, "--clear-on-stop"}
+			},
+		},
 	}
 }
 
@@ -214,6 +228,10 @@ func plexusNodeComponents() []Component {
 const (
 	l2NodeComponent      = "plexus-l2announcer"
 	l2NodeServiceAccount = "plexus-l2announcer-node"
+	// The egress gateway node plugin, likewise (the controller has
+	// plexus-egressgateway).
+	egressNodeComponent      = "plexus-egressgateway"
+	egressNodeServiceAccount = "plexus-egressgateway-node"
 )
 
 func baseNodeComponents() []Component {

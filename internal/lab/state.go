@@ -25,6 +25,9 @@ type State struct {
 	// L2Announcer: the plexus-l2announcer node plugin runs on every node
 	// (when its binary and RBAC exist).
 	L2Announcer bool `json:"l2Announcer,omitempty"`
+	// EgressGateway: the plexus-egressgateway node plugin runs on every
+	// node (its binary and RBAC were there at `lab up`).
+	EgressGateway bool `json:"egressGateway,omitempty"`
 	// Client is the external client's namespace on the segment.
 	Client string `json:"client,omitempty"`
 	// PodCIDRs are the nodes' pod CIDRs the stand-in parts use: from the

@@ -59,12 +59,16 @@ func Up(ctx context.Context, o Options) error {
 	if why != "" {
 		fmt.Fprintf(o.Out, "== datapath: STAND-IN (static routes by the lab) because %s\n", why)
 	}
-	l2, why := pickL2Announcer(o)
+	l2, why := pickNodePlugin(o, l2NodeComponent, l2NodeServiceAccount)
 	if why != "" {
-		fmt.Fprintf(o.Out, "== L2 announcements: no plexus-l2announcer on the nodes because %s\n", why)
+		fmt.Fprintf(o.Out, "== L2 announcements: no %s on the nodes because %s\n", l2NodeComponent, why)
+	}
+	egress, why := pickNodePlugin(o, egressNodeComponent, egressNodeServiceAccount)
+	if why != "" {
+		fmt.Fprintf(o.Out, "== egress gateway: no %s on the nodes because %s\n", egressNodeComponent, why)
 	}
 	s := &State{Name: o.Name, Segment: o.Segment, RoutingMode: o.RoutingMode, IPAMMode: o.IPAMMode, CNI: cni, Datapath: datapath,
-		L2Announcer: l2, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
+		L2Announcer: l2, EgressGateway: egress, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
 	for i := 1; i <= o.Nodes; i++ {
 		s.Nodes = append(s.Nodes, Node{Index: i, Name: l.NodeName(i), IP: l.NodeIP(i).String()})
 	}
@@ -234,16 +238,16 @@ func plexusIdentities(s *State) []string {
 	return ids
 }
 
-// pickL2Announcer decides whether the nodes run the L2 announcements node
-// plugin: it needs its binary and its ClusterRole; otherwise it returns why
-// not (the lab works without it, only Service addresses stay unannounced).
-func pickL2Announcer(o Options) (bool, string) {
+// pickNodePlugin decides whether the nodes run an optional node plugin
+// (binary, running as serviceAccount): it needs its binary and its
+// ClusterRole; otherwise it returns why not (the lab works without it).
+func pickNodePlugin(o Options, binary, serviceAccount string) (bool, string) {
 	var missing []string
-	if _, err := os.Stat(filepath.Join(o.BinDir, "plexus-l2announcer")); err != nil {
-		missing = append(missing, filepath.Join(o.BinDir, "plexus-l2announcer"))
+	if _, err := os.Stat(filepath.Join(o.BinDir, binary)); err != nil {
+		missing = append(missing, filepath.Join(o.BinDir, binary))
 	}
-	if _, _, err := findClusterRole(o.Repo, l2NodeServiceAccount); err != nil {
-		missing = append(missing, "RBAC for "+l2NodeServiceAccount+" ("+err.Error()+")")
+	if _, _, err := findClusterRole(o.Repo, serviceAccount); err != nil {
+		missing = append(missing, "RBAC for "+serviceAccount+" ("+err.Error()+")")
 	}
 	if len(missing) > 0 {
 		return false, "missing " + strings.Join(missing, ", ")

@@ -20,6 +20,9 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
+// startTimeout bounds NewManager's retries.
+const startTimeout = time.Minute
+
 // Flags are the process flags every node plugin has.
 type Flags struct {
 	MetricsAddr  string
@@ -55,19 +58,32 @@ func OwnObject(obj client.Object, nodeName string) cache.Options {
 }
 
 // NewManager builds a node plugin's manager: one instance per node, each
-// acting on its own node, so no leader election.
+// acting on its own node, so no leader election. Building it asks the API
+// server about the kinds the cache is restricted for; while the API server
+// cannot be reached (a node whose link just came back) it retries for up
+// to startTimeout rather than leaving the node without its plugin until the
+// next restart.
 func NewManager(f *Flags, scheme *runtime.Scheme, c cache.Options) (ctrl.Manager, error) {
 	restCfg, err := ctrl.GetConfig()
 	if err != nil {
 		return nil, err
 	}
 	restCfg.QPS, restCfg.Burst = float32(f.KubeAPIQPS), f.KubeAPIBurst
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  c,
-		Metrics:                metricsserver.Options{BindAddress: f.MetricsAddr},
-		HealthProbeBindAddress: f.ProbeAddr,
-	})
+	var mgr ctrl.Manager
+	deadline := time.Now().Add(startTimeout)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
+		mgr, err = ctrl.NewManager(restCfg, ctrl.Options{
+			Scheme:                 scheme,
+			Cache:                  c,
+			Metrics:                metricsserver.Options{BindAddress: f.MetricsAddr},
+			HealthProbeBindAddress: f.ProbeAddr,
+		})
+		if err == nil || time.Now().Add(wait).After(deadline) {
+			break
+		}
+		ctrl.Log.Info("cannot create the manager yet; retrying", "error", err.Error(), "in", wait)
+		time.Sleep(wait)
+	}
 	if err != nil {
 		return nil, err
 	}

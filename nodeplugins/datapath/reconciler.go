@@ -130,7 +130,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		logger.Info("datapath changed", "mode", r.Mode, "device", changes.Device,
 			"routesAdded", changes.RoutesAdded, "routesReplaced", changes.RoutesReplaced, "routesDeleted", changes.RoutesDeleted,
 			"fdbAdded", changes.FDBAdded, "fdbDeleted", changes.FDBDeleted,
-			"neighboursSet", changes.NeighboursSet, "neighboursDeleted", changes.NeighboursDeleted)
+			"neighboursSet", changes.NeighboursSet, "neighboursDeleted", changes.NeighboursDeleted,
+			"masquerade", changes.Masquerade)
 	}
 	logger.V(1).Info("pass done", "writes", changes.Writes(), "routes", len(desired.Routes), "error", applyErr)
 	status, reason, message := summarize(desired, changes, applyErr)

@@ -588,6 +588,29 @@ func TestChartL2Announcer(t *testing.T) {
 	}
 }
 
+func TestChartEgressGateway(t *testing.T) {
+	helm(t)
+	o, err := render(t, "--set", "egressgateway.enabled=true", "--set", "egressgateway.node.deadAfter=600ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, crd := range []string{"ciliumegressgatewaypolicies.cilium.io", "egresses.nodes.plexus.dev"} {
+		o.get(t, "CustomResourceDefinition", crd)
+	}
+	checkControllerOf(t, o, "egressgateway", true)
+	node := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-egressgateway-node").Spec.Template.Spec
+	equal(t, "egress node rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-egressgateway-node").Rules, rbacFileRules(t, "egressgateway-node"))
+	equal(t, "egress node hostNetwork", node.HostNetwork, true)
+	for _, want := range []string{"--dead-after=600ms", "--heartbeat-port=7948"} {
+		if !slices.Contains(node.Containers[0].Args, want) {
+			t.Errorf("egress node args %v lack %s", node.Containers[0].Args, want)
+		}
+	}
+	if _, err := render(t, "--set", "egressgateway.enabled=true", "--set", "egressgateway.node.deadafter=1s"); err == nil || !strings.Contains(err.Error(), "/egressgateway") {
+		t.Errorf("misspelt key: %v", err)
+	}
+}
+
 // The node plugins: a DaemonSet on every node, host network, the generated
 // RBAC, the privileges each needs and no more, and the CNI installed by an
 // init container.

@@ -19,6 +19,7 @@ const (
 	ReasonNoGatewayNode   = "NoGatewayNode"
 	ReasonNoActiveGateway = "NoActiveGateway"
 	ReasonNoSourcePods    = "NoSourcePods"
+	ReasonSplitBrain      = "SeveralActive"
 )
 
 // Gateway states.
@@ -37,18 +38,18 @@ func setPolicyStatus(p *ciliumv2.CiliumEgressGatewayPolicy, res *planner.PolicyR
 	gen := p.Generation
 	p.Status.ObservedGeneration = gen
 	p.Status.Gateways = nil
-	var parts, idle, broken []string
+	var parts, idle, split, broken []string
 	for _, g := range res.Gateways {
-		active := ""
-		var standby []string
+		var active, standby []string
 		for _, n := range g.Candidates {
 			role, ok := roles[roleKey{p.Name, int32(g.Index), n}]
 			st := ciliumv2.EgressGatewayStatus{Node: n, EgressIP: g.EgressIP, State: StateStandby}
 			if ok && role.EgressIP != "" {
 				st.EgressIP = role.EgressIP
 			}
-			if ok && role.State == StateActive && active == "" {
-				st.State, active = StateActive, n
+			if ok && role.State == StateActive {
+				st.State = StateActive
+				active = append(active, n)
 			} else {
 				standby = append(standby, n)
 			}
@@ -64,10 +65,14 @@ func setPolicyStatus(p *ciliumv2.CiliumEgressGatewayPolicy, res *planner.PolicyR
 		switch {
 		case len(g.Candidates) == 0:
 			continue // a planner problem says why
-		case active == "" && g.Sources > 0:
+		case len(active) == 0 && g.Sources > 0:
 			idle = append(idle, fmt.Sprintf("%s: no candidate is active (candidates %s)", desc, strings.Join(g.Candidates, ", ")))
-		case active != "":
-			s := fmt.Sprintf("%s: active on %s", desc, active)
+		case len(active) > 1:
+			// Each holder thinks it is the first live candidate: their
+			// heartbeats do not reach each other (a partition).
+			split = append(split, fmt.Sprintf("%s: active on %s at once: their heartbeats do not reach each other", desc, strings.Join(active, " and ")))
+		case len(active) == 1:
+			s := fmt.Sprintf("%s: active on %s", desc, active[0])
 			if len(standby) > 0 {
 				s += ", standby " + strings.Join(standby, ", ")
 			}
@@ -90,6 +95,8 @@ func setPolicyStatus(p *ciliumv2.CiliumEgressGatewayPolicy, res *planner.PolicyR
 		notReady(ReasonNoGatewayNode, res.Problems...)
 	case res.Sources == 0:
 		notReady(ReasonNoSourcePods, res.Problems...)
+	case len(split) > 0:
+		notReady(ReasonSplitBrain, split...)
 	case len(idle) > 0 || len(broken) > 0:
 		notReady(ReasonNoActiveGateway, append(idle, broken...)...)
 	}

@@ -65,6 +65,7 @@ var binaries = map[string]string{
 	"ipam": "./controllers/ipam", "lbipam": "./controllers/lbipam",
 	"plexus-cni": "./nodeplugins/cni/cmd/plexus-cni", "plexus-cni-agent": "./nodeplugins/cni/cmd/plexus-cni-agent",
 	"plexus-datapath": "./nodeplugins/datapath/cmd/plexus-datapath",
+	"egressgateway":   "./controllers/egressgateway", "plexus-egressgateway": "./nodeplugins/egressgateway/cmd/plexus-egressgateway",
 }
 
 // optionalBinaries are built when their package exists; a lab runs without

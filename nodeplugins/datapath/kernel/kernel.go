@@ -11,11 +11,14 @@
 //     to someone else and is reported as a conflict, never overwritten;
 //   - the VXLAN device named in Config, with every FDB entry and neighbour on
 //     it. The device is created, changed or deleted only when it is a VXLAN
-//     device; a link of another type with its name is an error.
+//     device; a link of another type with its name is an error;
+//   - the nftables table MasqTable (family ip), which masquerades this node's
+//     pods' IPv4 traffic leaving the cluster (Config.Masquerade). It is
+//     replaced whole, in one transaction, only when its content changes.
 //
 // Apply must run in the node's network namespace: netlink requests go through
 // the handle given to New, but the forwarding sysctls are written through
-// /proc/sys of the calling thread.
+// /proc/sys of the calling thread, and nftables is reached from it.
 package kernel
 
 import (
@@ -53,6 +56,12 @@ type Config struct {
 	// MTU is the underlay MTU; 0 takes Device's. The VXLAN device gets
 	// MTU - VXLANOverhead.
 	MTU int
+	// Masquerade translates the source of IPv4 packets from this node's pod
+	// CIDRs to the address of the interface they leave by, unless they go
+	// to a pod CIDR (any node's) or to NonMasqueradeCIDRs, or are marked
+	// for an egress gateway (fwmark.EgressMask).
+	Masquerade         bool
+	NonMasqueradeCIDRs []netip.Prefix
 }
 
 // Kernel applies desired states through one netlink handle. It keeps no
@@ -80,6 +89,9 @@ type Changes struct {
 	NeighboursSet, NeighboursDeleted int
 	FDBAdded, FDBDeleted             int
 	Sysctls                          int
+	// Masquerade is what happened to the masquerading table: "", written
+	// or deleted.
+	Masquerade string
 	// Conflicts are desired routes not installed because another owner's
 	// route holds the destination.
 	Conflicts []string
@@ -89,6 +101,9 @@ type Changes struct {
 func (c Changes) Writes() int {
 	n := c.RoutesAdded + c.RoutesReplaced + c.RoutesDeleted + c.NeighboursSet + c.NeighboursDeleted + c.FDBAdded + c.FDBDeleted + c.Sysctls
 	if c.Device != "" {
+		n++
+	}
+	if c.Masquerade != "" {
 		n++
 	}
 	return n
@@ -129,6 +144,9 @@ func (k *Kernel) Apply(d routes.Desired) (Changes, error) {
 		}
 	default:
 		return ch, fmt.Errorf("routing mode %q: want %q or %q", d.Mode, routes.ModeNative, routes.ModeVXLAN)
+	}
+	if err := k.syncMasquerade(d, &ch); err != nil {
+		errs = append(errs, err)
 	}
 	return ch, errors.Join(errs...)
 }

@@ -67,6 +67,12 @@ type Desired struct {
 	Routes []Route // IPv4 first, then by address and prefix length
 	// Nodes is how many other nodes have at least one route.
 	Nodes int
+	// LocalPodCIDRs are this node's own pod CIDRs, sorted.
+	LocalPodCIDRs []netip.Prefix
+	// PodCIDRs are the pod CIDRs of every node, this one included and
+	// routable or not, sorted and without duplicates: the destinations
+	// pods reach with their own address.
+	PodCIDRs []netip.Prefix
 	// Skipped says which nodes or CIDRs were left out and why.
 	Skipped []string
 }
@@ -93,6 +99,7 @@ func Compute(nodes []ciliumv2.CiliumNode, local string, mode Mode) (Desired, err
 		for _, c := range cidrs {
 			owner[c] = local
 		}
+		d.LocalPodCIDRs = cidrs
 		d.Local, _ = internalIP(n, true)
 	}
 	if !found {
@@ -109,13 +116,14 @@ func Compute(nodes []ciliumv2.CiliumNode, local string, mode Mode) (Desired, err
 		if n.Name == local {
 			continue
 		}
+		cidrs, bad := podCIDRs(n)
+		d.PodCIDRs = append(d.PodCIDRs, cidrs...)
 		v4, _ := internalIP(n, true)
 		v6, _ := internalIP(n, false)
 		if !v4.IsValid() && !v6.IsValid() {
 			d.Skipped = append(d.Skipped, fmt.Sprintf("node %s: no InternalIP", n.Name))
 			continue
 		}
-		cidrs, bad := podCIDRs(n)
 		for _, b := range bad {
 			d.Skipped = append(d.Skipped, fmt.Sprintf("node %s: %s", n.Name, b))
 		}
@@ -151,6 +159,9 @@ func Compute(nodes []ciliumv2.CiliumNode, local string, mode Mode) (Desired, err
 		}
 	}
 	slices.SortFunc(d.Routes, func(a, b Route) int { return comparePrefix(a.Dst, b.Dst) })
+	d.PodCIDRs = append(d.PodCIDRs, d.LocalPodCIDRs...)
+	slices.SortFunc(d.PodCIDRs, comparePrefix)
+	d.PodCIDRs = slices.Compact(d.PodCIDRs)
 	return d, nil
 }
 

@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -234,5 +235,26 @@ func TestParseMode(t *testing.T) {
 	}
 	if _, err := ParseMode("geneve"); err == nil {
 		t.Error("ParseMode(geneve) succeeded")
+	}
+}
+
+// The masquerading needs every pod CIDR, a node's own and those of nodes
+// that cannot be routed to included.
+func TestComputePodCIDRs(t *testing.T) {
+	nodes := []ciliumv2.CiliumNode{
+		node("n2", internal("198.18.0.2"), podCIDR("10.2.0.0/24", "fd00:10:2::/64"), pool("blue", "10.22.0.0/26")),
+		node("n1", internal("198.18.0.1"), podCIDR("10.1.0.0/24", "10.1.0.0/24")),
+		node("n3", podCIDR("10.3.0.0/24")), // no InternalIP: not routed
+		node("n4", internal("198.18.0.4"), podCIDR("10.2.0.0/24")),
+	}
+	d, err := Compute(nodes, "n1", ModeNative)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(d.LocalPodCIDRs); got != "[10.1.0.0/24]" {
+		t.Errorf("local pod CIDRs %s", got)
+	}
+	if got := fmt.Sprint(d.PodCIDRs); got != "[10.1.0.0/24 10.2.0.0/24 10.3.0.0/24 10.22.0.0/26 fd00:10:2::/64]" {
+		t.Errorf("pod CIDRs %s", got)
 	}
 }

@@ -1,6 +1,7 @@
 // Command plexus-datapath is the netlink part of Plexus's node datapath: run
 // on every node, in the node's network namespace, it routes to the other
-// nodes' pod CIDRs (native routing or VXLAN) from their CiliumNodes, and
+// nodes' pod CIDRs (native routing or VXLAN) from their CiliumNodes,
+// masquerades its pods' traffic leaving the cluster (--masquerade), and
 // reports DatapathReady on its own CiliumNode. A restart adopts what the
 // kernel already holds, so established connections are not disturbed.
 package main
@@ -9,6 +10,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -28,6 +31,7 @@ func main() {
 		cfg      kernel.Config
 		resync   time.Duration
 		debounce time.Duration
+		nonMasq  string
 	)
 	flags.Bind(flag.CommandLine, "datapath")
 	// One instance per node, each acting on its own kernel: no leader.
@@ -40,11 +44,16 @@ func main() {
 	flag.IntVar(&cfg.VNI, "vxlan-vni", 2, "VXLAN network identifier, the same on every node")
 	flag.IntVar(&cfg.Port, "vxlan-port", 8472, "VXLAN UDP port, the same on every node")
 	flag.IntVar(&cfg.MTU, "mtu", 0, fmt.Sprintf("underlay MTU; 0 takes --device's. The VXLAN device gets this minus %d", kernel.VXLANOverhead))
+	flag.BoolVar(&cfg.Masquerade, "masquerade", true, "masquerade IPv4 traffic from this node's pods to destinations outside every pod CIDR and --non-masquerade-cidrs (to the address of the interface it leaves by); packets marked for an egress gateway are left alone")
+	flag.StringVar(&nonMasq, "non-masquerade-cidrs", "", "comma-separated CIDRs that pods reach with their own address besides the pod CIDRs (e.g. the underlay's, for native routing); IPv4 entries only take effect")
 	flag.DurationVar(&resync, "resync-period", time.Minute, "how often to re-check the kernel without events, repairing drift")
 	flag.DurationVar(&debounce, "debounce", 200*time.Millisecond, "how long to collect CiliumNode events into one pass")
 	flag.Parse()
 
 	routingMode, err := routes.ParseMode(mode)
+	if err == nil {
+		cfg.NonMasqueradeCIDRs, err = parseCIDRs(nonMasq)
+	}
 	switch {
 	case err != nil:
 	case nodeName == "":
@@ -88,4 +97,20 @@ func main() {
 		operator.Fatal(err, "setting up the datapath controller")
 	}
 	operator.Run(mgr)
+}
+
+// parseCIDRs parses a comma-separated list of CIDRs ("" is none).
+func parseCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("--non-masquerade-cidrs: %w", err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

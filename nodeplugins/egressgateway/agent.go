@@ -1,0 +1,333 @@
+// Package egressgateway is the egress gateway node plugin. It reads its
+// node's Egress object and:
+//   - steers the local pods' traffic to their gateway: to the floating
+//     egress IP, to the gateway node's address, or, with no gateway, into a
+//     drop (package kernel does the packet work);
+//   - for every floating egress IP it is a candidate for, takes part in the
+//     candidates' election (heartbeats) and, while it is the first live
+//     candidate, answers ARP for the address, announces it with gratuitous
+//     ARP and translates the gateway's traffic to it. The election and ARP
+//     are the L2 announcer's Announcer, reused as is;
+//   - reports its role in each gateway in the Egress status.
+//
+// The Agent is the core and needs no API server: it takes its spec from
+// SetDesired. The API wiring (plugin.go) feeds it and writes its Report.
+package egressgateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/vishvananda/netlink"
+	"k8s.io/apimachinery/pkg/api/equality"
+
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/nodeplugins/egressgateway/kernel"
+	"github.com/plexus-net/plexus/nodeplugins/l2announcer"
+)
+
+// Gateway states in status.
+const (
+	StateActive  = "Active"
+	StateStandby = "Standby"
+)
+
+// DefaultRescan is how often the node's addresses are read again.
+const DefaultRescan = 2 * time.Second
+
+// Datapath is what the agent needs of package kernel.
+type Datapath interface {
+	Apply(kernel.State) error
+	Clear() error
+}
+
+// Config configures an Agent.
+type Config struct {
+	// Announcer settings (node name, heartbeat port and timings, GARP).
+	Announcer l2announcer.Config
+	Datapath  Datapath
+	// Rescan is how often addresses are read again; zero takes DefaultRescan.
+	Rescan time.Duration
+	// ClearOnStop removes the datapath state when Run ends. A plugin being
+	// upgraded keeps it, so traffic flows while it restarts.
+	ClearOnStop bool
+	Log         logr.Logger
+}
+
+// Desired is the spec to carry out and its generation.
+type Desired struct {
+	Generation int64
+	Spec       nodesv1alpha1.EgressSpec
+}
+
+// Report is what the node does now.
+type Report struct {
+	Generation     int64
+	SteeredSources int
+	Gateways       []nodesv1alpha1.EgressGatewayState
+	LivePeers      []string
+	Joining        bool
+	Problems       []string
+}
+
+// Agent runs one node's egress gateway datapath.
+type Agent struct {
+	cfg       Config
+	announcer *l2announcer.Announcer
+
+	desiredMu  sync.Mutex
+	desired    *Desired
+	desiredNew chan struct{}
+
+	reportMu sync.Mutex
+	report   Report
+	reports  chan struct{}
+	since    map[string]time.Time // gateway key → when its state began
+}
+
+// New returns an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Datapath == nil {
+		return nil, errors.New("a datapath is required")
+	}
+	if cfg.Rescan <= 0 {
+		cfg.Rescan = DefaultRescan
+	}
+	if cfg.Announcer.InNamespace == nil {
+		cfg.Announcer.InNamespace = func(f func() error) error { return f() }
+	}
+	cfg.Announcer.Log = cfg.Log.WithName("announcer")
+	ann, err := l2announcer.New(cfg.Announcer)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{cfg: cfg, announcer: ann, desiredNew: make(chan struct{}, 1), reports: make(chan struct{}, 1),
+		since: map[string]time.Time{}, report: Report{Joining: true}}, nil
+}
+
+// SetDesired hands the agent a new spec; it never blocks, the latest wins.
+func (a *Agent) SetDesired(d Desired) {
+	a.desiredMu.Lock()
+	same := a.desired != nil && a.desired.Generation == d.Generation && equality.Semantic.DeepEqual(a.desired.Spec, d.Spec)
+	if !same {
+		a.desired = &d
+	}
+	a.desiredMu.Unlock()
+	if !same {
+		notify(a.desiredNew)
+	}
+}
+
+// Report returns what the node does now.
+func (a *Agent) Report() Report {
+	a.reportMu.Lock()
+	defer a.reportMu.Unlock()
+	return a.report
+}
+
+// Reports receives a value (coalesced) whenever Report changes.
+func (a *Agent) Reports() <-chan struct{} { return a.reports }
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Run carries out the spec until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	annCtx, stopAnn := context.WithCancelCause(ctx)
+	annDone := make(chan struct{})
+	go func() {
+		defer close(annDone)
+		_ = a.announcer.Run(annCtx)
+	}()
+	defer func() {
+		stopAnn(context.Cause(ctx))
+		<-annDone
+		if a.cfg.ClearOnStop {
+			if err := a.cfg.Datapath.Clear(); err != nil {
+				a.cfg.Log.Error(err, "clearing the datapath")
+			}
+		}
+	}()
+	rescan := time.NewTicker(a.cfg.Rescan)
+	defer rescan.Stop()
+	for {
+		a.pass()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.desiredNew:
+		case <-a.announcer.Reports():
+		case <-rescan.C:
+		}
+	}
+}
+
+// pass brings the announcer, the datapath and the report in line with the
+// spec, the node's addresses and who holds which egress IP.
+func (a *Agent) pass() {
+	a.desiredMu.Lock()
+	var d Desired
+	if a.desired != nil {
+		d = *a.desired
+	}
+	a.desiredMu.Unlock()
+	self := a.cfg.Announcer.NodeName
+
+	addrs, defaultLink, scanErr := a.scan()
+	var problems []string
+	if scanErr != nil {
+		problems = append(problems, scanErr.Error())
+	}
+	a.announcer.SetDesired(l2announcer.Desired{Generation: d.Generation, Spec: announcements(d.Spec, addrs)})
+	ann := a.announcer.Report()
+	problems = append(problems, ann.Problems...)
+	held := map[string]string{}
+	for _, an := range ann.Announcing {
+		held[an.IP] = strings.Join(an.Interfaces, ",")
+	}
+
+	state, gateways, steered, probs := plan(d.Spec, self, held, addrs, defaultLink)
+	problems = append(problems, probs...)
+	if err := a.cfg.Datapath.Apply(state); err != nil {
+		problems = append(problems, fmt.Sprintf("datapath: %v", err))
+	}
+
+	now := time.Now()
+	seen := map[string]bool{}
+	for i := range gateways {
+		g := &gateways[i]
+		key := fmt.Sprintf("%s/%d/%s", g.Policy, g.Gateway, g.State)
+		seen[key] = true
+		if _, ok := a.since[key]; !ok {
+			a.since[key] = now
+			if g.State == StateActive {
+				a.cfg.Log.Info("active gateway", "policy", g.Policy, "gateway", g.Gateway, "egressIP", g.EgressIP, "interface", g.Interface)
+			}
+		}
+		g.Since.Time = a.since[key].Truncate(time.Second)
+	}
+	for k := range a.since {
+		if !seen[k] {
+			delete(a.since, k)
+		}
+	}
+	slices.Sort(problems)
+	rep := Report{Generation: d.Generation, SteeredSources: steered, Gateways: gateways,
+		LivePeers: ann.LivePeers, Joining: ann.Joining && len(d.Spec.Peers) > 0, Problems: slices.Compact(problems)}
+	a.reportMu.Lock()
+	changed := !reflect.DeepEqual(a.report, rep)
+	a.report = rep
+	a.reportMu.Unlock()
+	if changed {
+		notify(a.reports)
+	}
+}
+
+// address is an IPv4 address of an interface.
+type address struct {
+	link   string
+	prefix netip.Prefix
+}
+
+// scan lists the node's IPv4 addresses (up, non-loopback interfaces, in
+// the kernel's order, so "first address" means what `ip addr` shows first)
+// and the interface of the default route.
+func (a *Agent) scan() (addrs []address, defaultLink string, err error) {
+	err = a.cfg.Announcer.InNamespace(func() error {
+		links, err := netlink.LinkList()
+		if err != nil {
+			return fmt.Errorf("listing interfaces: %w", err)
+		}
+		names := map[int]string{}
+		for _, l := range links {
+			at := l.Attrs()
+			if at.Flags&net.FlagUp == 0 || at.Flags&net.FlagLoopback != 0 {
+				continue
+			}
+			names[at.Index] = at.Name
+			as, err := netlink.AddrList(l, netlink.FAMILY_V4)
+			if err != nil {
+				continue
+			}
+			for _, ad := range as {
+				ip, ok := netip.AddrFromSlice(ad.IP.To4())
+				if !ok {
+					continue
+				}
+				ones, _ := ad.Mask.Size()
+				addrs = append(addrs, address{link: at.Name, prefix: netip.PrefixFrom(ip, ones)})
+			}
+		}
+		routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 254}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return fmt.Errorf("listing routes: %w", err)
+		}
+		for _, r := range routes {
+			if (r.Dst == nil || r.Dst.IP.IsUnspecified() && maskBits(r.Dst) == 0) && names[r.LinkIndex] != "" {
+				defaultLink = names[r.LinkIndex]
+				break
+			}
+		}
+		return nil
+	})
+	return addrs, defaultLink, err
+}
+
+func maskBits(n *net.IPNet) int {
+	ones, _ := n.Mask.Size()
+	return ones
+}
+
+// announcements is the announcer's spec: every floating egress IP this node
+// is a candidate for, answered on the interface whose subnet holds it. An
+// egress IP in no subnet of the node keeps no interface: the announcer then
+// reports it and never holds it.
+func announcements(spec nodesv1alpha1.EgressSpec, addrs []address) nodesv1alpha1.L2AnnouncementSpec {
+	out := nodesv1alpha1.L2AnnouncementSpec{Peers: spec.Peers}
+	seen := map[string]bool{}
+	for _, g := range spec.Gateways {
+		if g.EgressIP == "" || seen[g.EgressIP] {
+			continue
+		}
+		seen[g.EgressIP] = true
+		ip, err := netip.ParseAddr(g.EgressIP)
+		if err != nil {
+			continue
+		}
+		link := linkFor(ip, addrs)
+		if link == "" {
+			link = "(no interface has a subnet with " + g.EgressIP + ")"
+		}
+		out.Addresses = append(out.Addresses, nodesv1alpha1.L2Address{
+			IP: g.EgressIP, Services: []string{fmt.Sprintf("egress:%s/%d", g.Policy, g.Gateway)},
+			Interfaces: []string{"^" + regexp.QuoteMeta(link) + "$"}, Candidates: g.Candidates,
+		})
+	}
+	slices.SortFunc(out.Addresses, func(x, y nodesv1alpha1.L2Address) int { return strings.Compare(x.IP, y.IP) })
+	return out
+}
+
+// linkFor is the interface with a subnet that holds ip (the most specific).
+func linkFor(ip netip.Addr, addrs []address) string {
+	best, bits := "", -1
+	for _, a := range addrs {
+		if a.prefix.Masked().Contains(ip) && a.prefix.Bits() > bits {
+			best, bits = a.link, a.prefix.Bits()
+		}
+	}
+	return best
+}

@@ -1,0 +1,324 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	"github.com/plexus-net/plexus/internal/lab"
+	"github.com/plexus-net/plexus/internal/lab/labtest"
+	"github.com/plexus-net/plexus/internal/netnstest"
+)
+
+// benchEgress is the egress benchmarks' lab: 3 nodes, candidates n2 and n3
+// (egress IP .240), a selected pod and an unselected one on n1, and the
+// external host serving HTTP (source address), a TCP echo and a TCP sink.
+type benchEgress struct {
+	*labtest.Lab
+	url             string
+	egressIP        string
+	n1, n2, n3      string
+	backend, direct *corev1.Pod
+	external        netip.Addr
+}
+
+func egressBenchLab(b *testing.B) *benchEgress {
+	b.Helper()
+	labtest.RequireEgressGateway(b)
+	l := labtest.Start(b, lab.Options{Nodes: 3, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus"})
+	ctx := context.Background()
+	e := &benchEgress{Lab: l, n1: l.Layout.NodeName(1), n2: l.Layout.NodeName(2), n3: l.Layout.NodeName(3), external: l.ClientIP()}
+	e.url = l.ExternalServer(b, 0)[0]
+	eip := l.ClientIP().As4()
+	eip[3] = 240
+	e.egressIP = netip.AddrFrom4(eip).String()
+	for _, n := range []string{e.n2, e.n3} {
+		node, err := l.Client.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		node.Labels["egress-node"] = "true"
+		if _, err := l.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, app := range []string{"backend", "frontend"} {
+		for _, p := range labtest.Deploy(b, l, labtest.Echo(app, 3, nil)) {
+			if p.Spec.NodeName == e.n1 {
+				p := p
+				if app == "backend" {
+					e.backend = &p
+				} else {
+					e.direct = &p
+				}
+			}
+		}
+	}
+	policy := &ciliumv2.CiliumEgressGatewayPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench"},
+		Spec: ciliumv2.CiliumEgressGatewayPolicySpec{
+			Selectors:        []ciliumv2.EgressRule{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "backend"}}}},
+			DestinationCIDRs: []string{e.external.String() + "/32"},
+			EgressGateways: []ciliumv2.EgressGateway{{
+				NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"egress-node": "true"}}, EgressIP: e.egressIP,
+			}},
+		},
+	}
+	if err := l.Cilium.Create(ctx, policy); err != nil {
+		b.Fatal(err)
+	}
+	c := e.client(e.backend, 2*time.Second)
+	l.EventuallyIn(b, 60*time.Second, "backend leaves with the egress IP", func() error {
+		defer c.CloseIdleConnections()
+		got, err := labtest.SourceSeen(c, e.url)
+		if err == nil && got != e.egressIP {
+			err = fmt.Errorf("seen from %s", got)
+		}
+		return err
+	})
+	return e
+}
+
+// client makes requests from pod's namespace, a new connection each.
+func (e *benchEgress) client(pod *corev1.Pod, timeout time.Duration) *http.Client {
+	c := e.HTTPClient(e.PodNetns(pod))
+	c.Timeout = timeout
+	c.Transport.(*http.Transport).DisableKeepAlives = true
+	return c
+}
+
+// BenchmarkEgressFailover measures, on a 3-node lab at default settings, the
+// time from the active gateway's failure (its egress plugin SIGKILLed and
+// its link cut at the same instant: the node is gone) until a pod on
+// another node gets an answer from the external host again, through the
+// standby and with the same egress IP as its source. The pod starts a
+// request on a new connection every 10 ms (250 ms timeout each); the time
+// is to the first answer, seen from the egress IP, of a request sent after
+// the failure. Between kills (not timed) the node comes back, takes the
+// address back after the rejoin time, and the lab waits until the policy
+// status and traffic agree again. Reported: p50-ms, p99-ms.
+//
+//	make bench-egress   (go test -run '^$' -bench Egress -benchtime 20x -count 1 ./test/e2e)
+func BenchmarkEgressFailover(b *testing.B) {
+	e := egressBenchLab(b)
+	c := e.client(e.backend, 250*time.Millisecond)
+	var times []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		var active string
+		e.EventuallyIn(b, 30*time.Second, "one active gateway", func() error {
+			for _, n := range []string{e.n2, e.n3} {
+				if activeGateway(e.Lab, "bench", n) == nil {
+					active = n
+					return nil
+				}
+			}
+			return fmt.Errorf("no single active gateway")
+		})
+		b.StartTimer()
+		killed := time.Now()
+		if err := lab.SetNodeLink(e.StateRoot, e.Options.Name, active, false, benchLog{b}); err != nil {
+			b.Fatal(err)
+		}
+		if err := lab.KillComponent(e.StateRoot, e.Options.Name, active, egressPlugin, benchLog{b}); err != nil {
+			b.Fatal(err)
+		}
+		d := firstSourced(c, e.url, e.egressIP, killed, 15*time.Second)
+		b.StopTimer()
+		if d < 0 {
+			e.DumpLogs()
+			b.Fatalf("no answer through the standby within 15 s of killing %s", active)
+		}
+		times = append(times, d)
+		if err := lab.SetNodeLink(e.StateRoot, e.Options.Name, active, true, benchLog{b}); err != nil {
+			b.Fatal(err)
+		}
+		if err := lab.StartComponent(e.StateRoot, e.Options.Name, active, egressPlugin, benchLog{b}); err != nil {
+			b.Fatal(err)
+		}
+		// Wait out the failback before the next kill.
+		e.EventuallyIn(b, 30*time.Second, "failback to "+e.n2, func() error { return activeGateway(e.Lab, "bench", e.n2) })
+		e.EventuallyIn(b, 10*time.Second, "traffic through "+e.n2, func() error {
+			got, err := labtest.SourceSeen(c, e.url)
+			if err == nil && got != e.egressIP {
+				err = fmt.Errorf("seen from %s", got)
+			}
+			return err
+		})
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(ms(percentile(times, 50)), "p50-ms")
+	b.ReportMetric(ms(percentile(times, 99)), "p99-ms")
+	b.Logf("to first answer through the standby: %v", times)
+}
+
+// firstSourced starts a request every 10 ms from since on and returns how
+// long after since the first one was answered with want as the source seen,
+// or -1 after limit.
+func firstSourced(c *http.Client, url, want string, since time.Time, limit time.Duration) time.Duration {
+	got := make(chan time.Duration, 1)
+	done := make(chan struct{})
+	defer close(done)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		go func() {
+			if s, err := labtest.SourceSeen(c, url); err == nil && s == want {
+				select {
+				case got <- time.Since(since):
+				case <-done:
+				}
+			}
+		}()
+		select {
+		case d := <-got:
+			return d
+		case <-tick.C:
+			if time.Since(since) > limit {
+				return -1
+			}
+		}
+	}
+}
+
+// BenchmarkEgressPath compares, for a pod on n1, the path through the
+// egress gateway (pod → n1 → active gateway n2, SNAT to the egress IP →
+// external host) with direct egress (pod → n1, masquerade to n1's address
+// → external host), both on the lab's veths and bridge:
+//   - rtt-p50-us, rtt-p99-us: 1-byte request/response round trips on one
+//     TCP connection (2,000 per run), after 100 warm-up ones;
+//   - MB/s: one TCP stream writing 64 KiB blocks for 2 s into a sink.
+//
+// Sub-benchmarks path=gateway and path=direct.
+func BenchmarkEgressPath(b *testing.B) {
+	e := egressBenchLab(b)
+	echoAddr := netip.AddrPortFrom(e.external, 9000)
+	sinkAddr := netip.AddrPortFrom(e.external, 9001)
+	stop := serveTCP(b, e.ClientNetns(), echoAddr, func(c net.Conn) { _, _ = io.Copy(c, c) })
+	defer stop()
+	stop2 := serveTCP(b, e.ClientNetns(), sinkAddr, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	defer stop2()
+	for _, path := range []struct {
+		name string
+		pod  *corev1.Pod
+	}{{"gateway", e.backend}, {"direct", e.direct}} {
+		b.Run("path="+path.name, func(b *testing.B) {
+			var rtts []time.Duration
+			var mbps []float64
+			for b.Loop() {
+				r, err := roundTrips(e.PodNetns(path.pod), echoAddr, 100, 2000)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rtts = append(rtts, r...)
+				m, err := stream(e.PodNetns(path.pod), sinkAddr, 2*time.Second)
+				if err != nil {
+					b.Fatal(err)
+				}
+				mbps = append(mbps, m)
+			}
+			b.ReportMetric(float64(percentile(rtts, 50).Microseconds()), "rtt-p50-us")
+			b.ReportMetric(float64(percentile(rtts, 99).Microseconds()), "rtt-p99-us")
+			b.ReportMetric(median(mbps), "MB/s")
+		})
+	}
+}
+
+// serveTCP serves addr in namespace ns with handle, one goroutine per
+// connection, until stop.
+func serveTCP(b *testing.B, ns string, addr netip.AddrPort, handle func(net.Conn)) (stop func()) {
+	var ln net.Listener
+	if err := netnstest.Do(ns, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr.String())
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); handle(c) }()
+		}
+	}()
+	return func() { _ = ln.Close() }
+}
+
+func dialFrom(ns string, addr netip.AddrPort) (net.Conn, error) {
+	var c net.Conn
+	err := netnstest.Do(ns, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", addr.String(), 3*time.Second)
+		return err
+	})
+	return c, err
+}
+
+// roundTrips times n 1-byte round trips on one connection from ns after
+// warm ones.
+func roundTrips(ns string, addr netip.AddrPort, warm, n int) ([]time.Duration, error) {
+	c, err := dialFrom(ns, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+	buf := []byte{0}
+	out := make([]time.Duration, 0, n)
+	for i := range warm + n {
+		start := time.Now()
+		if _, err := c.Write(buf); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return nil, err
+		}
+		if i >= warm {
+			out = append(out, time.Since(start))
+		}
+	}
+	return out, nil
+}
+
+// stream writes into addr from ns for d and returns MB/s (10^6 bytes).
+func stream(ns string, addr netip.AddrPort, d time.Duration) (float64, error) {
+	c, err := dialFrom(ns, addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	block := make([]byte, 64<<10)
+	start := time.Now()
+	var sent int64
+	for time.Since(start) < d {
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Write(block)
+		sent += int64(n)
+		if err != nil {
+			return 0, err
+		}
+	}
+	return float64(sent) / 1e6 / time.Since(start).Seconds(), nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	return s[len(s)/2]
+}

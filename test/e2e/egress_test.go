@@ -1,0 +1,290 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/internal/lab"
+	"github.com/plexus-net/plexus/internal/lab/labtest"
+)
+
+// The egress gateway tests run on one 3-node lab (native routing,
+// cluster-pool, Plexus CNI and datapath with masquerading) with the
+// plexus-egressgateway node plugin on every node. The lab's external host
+// (the client namespace on the segment) serves on three addresses and
+// answers with the source address it sees. Nodes 2 and 3 are the gateway
+// candidates; the floating egress IP is 198.18.<segment>.240. Subtests are
+// named after the egress checklist rows (spec §8.4) and run in order.
+
+const egressPlugin = "plexus-egressgateway"
+
+type egressLab struct {
+	*labtest.Lab
+	t        *testing.T
+	external []string   // URLs: .250 (in the policy), .251 (excluded), .252 (outside the destinations)
+	egressIP netip.Addr // the floating egress IP
+	nodeIP   map[string]string
+	backend  map[string]*corev1.Pod // by node
+	frontend *corev1.Pod
+	clients  map[string]*http.Client
+}
+
+// seen is the source address the external server sees for a new connection
+// from pod to url ("" and an error when it cannot connect).
+func (e *egressLab) seen(pod *corev1.Pod, url string) (string, error) {
+	// A new client per request: a new connection, which is what a policy
+	// change or a failover is promised to affect.
+	c := e.HTTPClient(e.PodNetns(pod))
+	c.Timeout = 2 * time.Second
+	defer c.CloseIdleConnections()
+	return labtest.SourceSeen(c, url)
+}
+
+// expect waits until pod's new connections to url are seen from want.
+func (e *egressLab) expect(t *testing.T, pod *corev1.Pod, url, want string, within time.Duration) {
+	t.Helper()
+	e.EventuallyIn(t, within, fmt.Sprintf("%s (on %s) → %s seen from %s", pod.Name, pod.Spec.NodeName, url, want), func() error {
+		got, err := e.seen(pod, url)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("seen from %s", got)
+		}
+		return nil
+	})
+}
+
+func TestEgressGateway(t *testing.T) {
+	labtest.RequireEgressGateway(t)
+	l := labtest.Start(t, lab.Options{Nodes: 3, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus"})
+	ctx := context.Background()
+	for i := 1; i <= 3; i++ {
+		if n := l.Layout.NodeName(i); !l.Running(n, egressPlugin) {
+			t.Fatalf("%s does not run on %s: the lab did not start it (see its output above)", egressPlugin, n)
+		}
+	}
+	n1, n2, n3 := l.Layout.NodeName(1), l.Layout.NodeName(2), l.Layout.NodeName(3)
+	e := &egressLab{Lab: l, t: t, external: l.ExternalServer(t, 2), nodeIP: map[string]string{}, backend: map[string]*corev1.Pod{}}
+	first, _ := l.Layout.LBPoolRange()
+	a := first.As4()
+	a[3] = 240
+	e.egressIP = netip.AddrFrom4(a)
+	for i := 1; i <= 3; i++ {
+		e.nodeIP[l.Layout.NodeName(i)] = l.Layout.NodeIP(i).String()
+	}
+	for _, n := range []string{n2, n3} {
+		node, err := l.Client.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.Labels["egress-node"] = "true"
+		if _, err := l.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backends := labtest.Deploy(t, l, labtest.Echo("backend", 3, nil))
+	for i := range backends {
+		e.backend[backends[i].Spec.NodeName] = &backends[i]
+	}
+	frontends := labtest.Deploy(t, l, labtest.Echo("frontend", 3, nil))
+	for i := range frontends {
+		if frontends[i].Spec.NodeName == n1 {
+			e.frontend = &frontends[i]
+		}
+	}
+	if len(e.backend) != 3 || e.frontend == nil {
+		t.Fatalf("want a backend on every node and a frontend on %s: %v", n1, e.backend)
+	}
+	b1, b3 := e.backend[n1], e.backend[n3]
+	inPolicy, excluded, outside := e.external[0], e.external[1], e.external[2]
+
+	t.Run("E4_E26_WithoutPolicyPodsLeaveWithTheirNodeAddress", func(t *testing.T) {
+		e.expect(t, b1, inPolicy, e.nodeIP[n1], 30*time.Second)
+		e.expect(t, b3, inPolicy, e.nodeIP[n3], 10*time.Second)
+	})
+
+	seg := l.Layout.UnderlayPrefix().Addr().As4()
+	cidr := func(last byte, bits int) string {
+		x := seg
+		x[3] = last
+		return netip.PrefixFrom(netip.AddrFrom4(x), bits).String()
+	}
+	policy := &ciliumv2.CiliumEgressGatewayPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "egress-sample"},
+		Spec: ciliumv2.CiliumEgressGatewayPolicySpec{
+			Selectors: []ciliumv2.EgressRule{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{
+				"app": "backend", "io.kubernetes.pod.namespace": labtest.Namespace}}}},
+			// .248-.251, except .251; .252 is outside.
+			DestinationCIDRs: []string{cidr(248, 30)},
+			ExcludedCIDRs:    []string{cidr(251, 32)},
+			EgressGateways: []ciliumv2.EgressGateway{{
+				NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"egress-node": "true"}},
+				EgressIP:     e.egressIP.String(),
+			}},
+		},
+	}
+	if err := l.Cilium.Create(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("E3_E15_SelectedPodsLeaveWithTheEgressIP", func(t *testing.T) {
+		e.expect(t, b1, inPolicy, e.egressIP.String(), 30*time.Second)
+		// From a standby candidate's own pod too: it is steered to the holder.
+		e.expect(t, b3, inPolicy, e.egressIP.String(), 10*time.Second)
+	})
+
+	t.Run("E4_OtherPodsUntouched", func(t *testing.T) {
+		e.expect(t, e.frontend, inPolicy, e.nodeIP[n1], 10*time.Second)
+	})
+	t.Run("E5_E10_OtherAndExcludedDestinationsUntouched", func(t *testing.T) {
+		e.expect(t, b1, excluded, e.nodeIP[n1], 10*time.Second)
+		e.expect(t, b1, outside, e.nodeIP[n1], 10*time.Second)
+	})
+
+	t.Run("E11_ClusterTrafficUntouched", func(t *testing.T) {
+		// Pod to pod on another node keeps the pod's own address.
+		ans, err := l.Fetch(b1, "http://"+e.backend[n2].Status.PodIP+":8080/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(ans.ClientAddr, b1.Status.PodIP+":") {
+			t.Fatalf("pod-to-pod seen from %s, want %s", ans.ClientAddr, b1.Status.PodIP)
+		}
+	})
+
+	t.Run("E13_E23_FirstCandidateByNameIsActive", func(t *testing.T) {
+		l.EventuallyIn(t, 30*time.Second, "policy status names the active gateway", func() error {
+			return activeGateway(l, policy.Name, n2)
+		})
+		// Exactly one node answers ARP for the egress IP: the active one.
+		macs, err := l.NodeByMAC()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if got := nodesOf(arp(t, l, e.egressIP), macs); len(got) != 1 || got[0] != n2 {
+				t.Fatalf("probe %d: ARP for %s answered by %v, want only %s", i, e.egressIP, got, n2)
+			}
+		}
+		var eg nodesv1alpha1.Egress
+		if err := l.Cilium.Get(ctx, client.ObjectKey{Name: n1}, &eg); err != nil {
+			t.Fatal(err)
+		}
+		if len(eg.Spec.Steering) != 1 || !slices.Contains(eg.Spec.Steering[0].SourceIPs, b1.Status.PodIP) || eg.Spec.Steering[0].EgressIP != e.egressIP.String() {
+			t.Fatalf("%s steering %+v", n1, eg.Spec.Steering)
+		}
+	})
+
+	t.Run("HA_KillingTheActiveGatewayMovesTheEgressIP", func(t *testing.T) {
+		if err := lab.SetNodeLink(l.StateRoot, l.Options.Name, n2, false, testLog{t}); err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.KillComponent(l.StateRoot, l.Options.Name, n2, egressPlugin, testLog{t}); err != nil {
+			t.Fatal(err)
+		}
+		restored := false
+		restore := func() {
+			if !restored {
+				restored = true
+				_ = lab.SetNodeLink(l.StateRoot, l.Options.Name, n2, true, testLog{t})
+				_ = lab.StartComponent(l.StateRoot, l.Options.Name, n2, egressPlugin, testLog{t})
+			}
+		}
+		t.Cleanup(restore)
+		killed := time.Now()
+		// New connections succeed again, with the same source address.
+		e.expect(t, b1, inPolicy, e.egressIP.String(), failoverBound)
+		t.Logf("first new connection through the standby after %v", time.Since(killed).Round(time.Millisecond))
+		e.expect(t, b3, inPolicy, e.egressIP.String(), failoverBound)
+		l.EventuallyIn(t, 30*time.Second, "policy status names the new active gateway", func() error {
+			return activeGateway(l, policy.Name, n3)
+		})
+
+		restore()
+		// n2 comes back, counts as alive after the rejoin time and takes
+		// the address back; traffic keeps its source address.
+		l.EventuallyIn(t, 30*time.Second, "n2 active again", func() error { return activeGateway(l, policy.Name, n2) })
+		e.expect(t, b1, inPolicy, e.egressIP.String(), failoverBound)
+	})
+
+	t.Run("E25_PolicyUpdateLive", func(t *testing.T) {
+		if err := l.Cilium.Get(ctx, client.ObjectKeyFromObject(policy), policy); err != nil {
+			t.Fatal(err)
+		}
+		policy.Spec.DestinationCIDRs = []string{cidr(248, 29)} // now takes .252 too
+		if err := l.Cilium.Update(ctx, policy); err != nil {
+			t.Fatal(err)
+		}
+		e.expect(t, b1, outside, e.egressIP.String(), 10*time.Second)
+	})
+
+	t.Run("E26_PolicyDeleteRestoresNormalEgress", func(t *testing.T) {
+		if err := l.Cilium.Delete(ctx, policy); err != nil {
+			t.Fatal(err)
+		}
+		e.expect(t, b1, inPolicy, e.nodeIP[n1], 10*time.Second)
+		e.expect(t, b3, inPolicy, e.nodeIP[n3], 10*time.Second)
+	})
+
+	t.Run("E14_NoGatewayNodeDropsTraffic", func(t *testing.T) {
+		nowhere := policy.DeepCopy()
+		nowhere.ObjectMeta = metav1.ObjectMeta{Name: "nowhere"}
+		nowhere.Spec.EgressGateways = nil
+		nowhere.Spec.EgressGateway = &ciliumv2.EgressGateway{NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"egress-node": "nowhere"}}}
+		if err := l.Cilium.Create(ctx, nowhere); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Cilium.Delete(ctx, nowhere) })
+		l.EventuallyIn(t, 10*time.Second, "traffic dropped", func() error {
+			if got, err := e.seen(b1, inPolicy); err == nil {
+				return fmt.Errorf("still answered (seen from %s)", got)
+			}
+			return nil
+		})
+		// Not redirected does not mean unaffected: other pods still leave.
+		e.expect(t, e.frontend, inPolicy, e.nodeIP[n1], 10*time.Second)
+		l.EventuallyIn(t, 10*time.Second, "Ready=False NoGatewayNode", func() error {
+			var p ciliumv2.CiliumEgressGatewayPolicy
+			if err := l.Cilium.Get(ctx, client.ObjectKey{Name: "nowhere"}, &p); err != nil {
+				return err
+			}
+			if c := meta.FindStatusCondition(p.Status.Conditions, "Ready"); c == nil || c.Reason != "NoGatewayNode" {
+				return fmt.Errorf("Ready %+v", c)
+			}
+			return nil
+		})
+	})
+}
+
+// activeGateway checks that the policy's status names node as the one
+// active gateway.
+func activeGateway(l *labtest.Lab, policy, node string) error {
+	var p ciliumv2.CiliumEgressGatewayPolicy
+	if err := l.Cilium.Get(context.Background(), client.ObjectKey{Name: policy}, &p); err != nil {
+		return err
+	}
+	var active []string
+	for _, g := range p.Status.Gateways {
+		if g.State == "Active" {
+			active = append(active, g.Node)
+		}
+	}
+	if len(active) != 1 || active[0] != node {
+		return fmt.Errorf("active gateways %v, want %s (status %+v)", active, node, p.Status)
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	"github.com/plexus-net/plexus/internal/testenv"
@@ -76,5 +77,30 @@ func TestEgressGatewayPolicyAdmission(t *testing.T) {
 				t.Fatalf("error %q lacks %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// E2: the policy is cluster-scoped: a namespace in the request is not kept.
+func TestE2_EgressGatewayPolicyIsClusterScoped(t *testing.T) {
+	testenv.Require(t, env)
+	ctx := context.Background()
+	p := &ciliumv2.CiliumEgressGatewayPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "scoped", Namespace: "default"},
+		Spec: ciliumv2.CiliumEgressGatewayPolicySpec{
+			Selectors:        []ciliumv2.EgressRule{{PodSelector: &metav1.LabelSelector{}}},
+			DestinationCIDRs: []string{"0.0.0.0/0"},
+			EgressGateway:    &ciliumv2.EgressGateway{NodeSelector: &metav1.LabelSelector{}},
+		},
+	}
+	if err := env.Client.Create(ctx, p); err != nil {
+		return // refused: also acceptable for E2
+	}
+	defer func() { _ = env.Client.Delete(ctx, p) }()
+	var got ciliumv2.CiliumEgressGatewayPolicy
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: "scoped"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Namespace != "" {
+		t.Fatalf("stored with namespace %q", got.Namespace)
 	}
 }

@@ -4,7 +4,9 @@
 # node asks the Service six times, and each answer says which pod on which
 # node replied. Then the client namespace on the lab segment (a host outside
 # the cluster) asks the LoadBalancer Service echo-lb, whose address one node
-# announces with ARP. Usage: hack/lab/demo.sh <kubectl> [lab name]
+# announces with ARP. Then two pods reach the external host, one through
+# the egress gateway (egress IP .240), one directly (its node's address).
+# Usage: hack/lab/demo.sh <kubectl> [lab name]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 kubectl=$1
@@ -48,4 +50,56 @@ if [[ -x bin/l2announcer && -x bin/plexus-l2announcer ]]; then
 	echo; echo "== client namespace $name-client (outside the cluster, on the lab segment) -> http://$vip/ (Service echo-lb):"
 	ip netns exec "$name-client" bin/lab-image client -count 6 -url "http://$vip/" |
 		sed -E 's/.*"pod":"([^"]*)".*"node":"([^"]*)".*"podIP":"([^"]*)".*"clientAddr":"([^"]*)".*/   answered by \1 (\3) on \2, saw client \4/'
+fi
+
+# Egress gateway: pods labelled egress=demo on the first node reach the
+# external host through the gateway candidates (the other nodes), which
+# translate them to the floating egress IP .240; other pods leave with
+# their node's address (masquerading).
+if [[ -x bin/egressgateway && -x bin/plexus-egressgateway ]]; then
+	external=$(ip -n "$name-client" -4 -o addr show dev eth0 | awk '{print $4}' | head -1 | cut -d/ -f1)
+	egress_ip=${external%.*}.240
+	ip netns exec "$name-client" env POD_NAME=external-host bin/lab-image echo -listen "$external:8080" >/dev/null 2>&1 &
+	server=$!
+	trap 'kill $server 2>/dev/null || true' EXIT
+	read -r first others <<<"$nodes"
+	[[ -n "$others" ]] || others=$first
+	for node in $others; do k label node "$node" egress-node=true --overwrite >/dev/null; done
+	k apply -f - >/dev/null <<YAML
+apiVersion: cilium.io/v2
+kind: CiliumEgressGatewayPolicy
+metadata:
+  name: lab-egress
+spec:
+  selectors:
+    - podSelector:
+        matchLabels: {egress: demo}
+  destinationCIDRs: ["$external/32"]
+  egressGateways:
+    - nodeSelector:
+        matchLabels: {egress-node: "true"}
+      egressIP: $egress_ip
+YAML
+	for _ in $(seq 1 60); do
+		[[ "$(k get cegp lab-egress -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]] && break
+		sleep 1
+	done
+	for pod in egress-selected egress-other; do
+		labels=app=$pod
+		[[ $pod == egress-selected ]] && labels=$labels,egress=demo
+		k delete pod "$pod" --ignore-not-found --wait=true >/dev/null
+		k run "$pod" --image=plexus.dev/lab/client --restart=Never --labels="$labels" \
+			--overrides="{\"apiVersion\":\"v1\",\"spec\":{\"nodeName\":\"$first\"}}" -- -count 3 -url "http://$external:8080/" >/dev/null
+	done
+	for pod in egress-selected egress-other; do
+		k wait --for=jsonpath='{.status.phase}'=Succeeded "pod/$pod" --timeout=120s >/dev/null
+	done
+	echo; echo "\$ kubectl get ciliumegressgatewaypolicy lab-egress"; k get cegp lab-egress
+	echo "   $(k get cegp lab-egress -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')"
+	echo; echo "\$ kubectl get egresses.nodes.plexus.dev"; k get egr
+	for pod in egress-selected egress-other; do
+		pod_ip=$(k get pod "$pod" -o jsonpath='{.status.podIP}')
+		echo; echo "== $pod ($pod_ip on $first) -> external host http://$external:8080/:"
+		bin/lab logs --name "$name" "default/$pod" | sed -E 's/.*"clientAddr":"([^"]*)".*/   the external host saw \1/'
+	done
 fi

@@ -163,8 +163,21 @@ func (m *Member) SetPeers(peers []Peer) {
 	for _, p := range m.peers {
 		names = append(names, p.Name)
 	}
-	m.view.SetPeers(names, m.cfg.Now())
+	now := m.cfg.Now()
+	m.view.SetPeers(names, now)
+	// Live answers for the new group at once: a caller deciding right
+	// after SetPeers must not act on the old group (new peers are presumed
+	// alive; see View).
+	live := m.view.Alive(now)
+	changed := !slices.Equal(live, m.live)
+	m.live = live
 	m.mu.Unlock()
+	if changed {
+		select {
+		case m.changes <- struct{}{}:
+		default:
+		}
+	}
 	m.poke()
 }
 

@@ -216,7 +216,8 @@ func plexusNodeComponents() []Component {
 			Name: egressNodeComponent, Binary: "plexus-egressgateway",
 			Identity: ServiceAccountIdentity(PlexusNamespace, egressNodeServiceAccount),
 			Args: func(e ComponentEnv) []string {
-				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig, "--address=" + e.Node.IP, "--clear-on-stop"}
+				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig, "--address=" + e.Node.IP, "--clear-on-stop",
+					"--zap-time-encoding=rfc3339nano"}
 			},
 		},
 	}

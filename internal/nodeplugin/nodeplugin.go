@@ -10,14 +10,23 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/plexus-net/plexus/internal/statuswrite"
 )
 
 // startTimeout bounds NewManager's retries.
@@ -123,4 +132,91 @@ func WriteStatus(ctx context.Context, log logr.Logger, coalesce time.Duration, c
 			retry.Reset(time.Second)
 		}
 	}
+}
+
+// Wiring connects a node plugin's core, which needs no API server, to its
+// node's own desired-state object of kind T: it hands the core every
+// version of the object (nil once it is gone), runs the core, and writes
+// the core's report into the object's status, asynchronously and coalesced,
+// only when it changes something.
+type Wiring[T any, P interface {
+	*T
+	client.Object
+}] struct {
+	// Name names the controller (in logs and metrics).
+	Name     string
+	Client   client.Client
+	NodeName string
+	// Feed receives the object (nil when it does not exist); it must not
+	// block.
+	Feed func(P)
+	// Run is the core; Reports receives a value whenever its report changes.
+	Run     func(context.Context) error
+	Reports <-chan struct{}
+	// HasReport is false while the core has nothing to say (it has not seen
+	// the spec yet); Status puts its report into obj's status.
+	HasReport func() bool
+	Status    func(obj P)
+	// Coalesce: after a report changes, wait this long for more changes
+	// before writing. Default 100 ms.
+	Coalesce time.Duration
+
+	writer  statuswrite.Writer
+	trigger chan struct{}
+}
+
+// SetupWithManager registers the feed, the core and the status writer.
+func (w *Wiring[T, P]) SetupWithManager(mgr ctrl.Manager) error {
+	if w.Coalesce <= 0 {
+		w.Coalesce = 100 * time.Millisecond
+	}
+	w.writer.Client = w.Client
+	w.trigger = make(chan struct{}, 1)
+	own := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == w.NodeName })
+	if err := ctrl.NewControllerManagedBy(mgr).
+		Named(w.Name).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		For(P(new(T)), builder.WithPredicates(own)).
+		Complete(reconcile.Func(w.reconcile)); err != nil {
+		return err
+	}
+	if err := mgr.Add(manager.RunnableFunc(w.Run)); err != nil {
+		return err
+	}
+	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		return WriteStatus(ctx, log.FromContext(ctx).WithName("status"), w.Coalesce, w.Reports, w.trigger, w.writeOnce)
+	}))
+}
+
+// reconcile hands the cached object to the core. Every event (status ones
+// too: the cache then shows the plugin's own write) also wakes the status
+// writer, which writes only if something differs.
+func (w *Wiring[T, P]) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	obj := P(new(T))
+	err := w.Client.Get(ctx, client.ObjectKey{Name: w.NodeName}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		w.Feed(nil)
+	case err != nil:
+		return reconcile.Result{}, err
+	default:
+		w.Feed(obj)
+	}
+	select {
+	case w.trigger <- struct{}{}:
+	default:
+	}
+	return reconcile.Result{}, nil
+}
+
+func (w *Wiring[T, P]) writeOnce(ctx context.Context) error {
+	obj := P(new(T))
+	if err := w.Client.Get(ctx, client.ObjectKey{Name: w.NodeName}, obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !w.HasReport() {
+		return nil
+	}
+	_, err := w.writer.Patch(ctx, obj, func(o client.Object) { w.Status(o.(P)) })
+	return err
 }

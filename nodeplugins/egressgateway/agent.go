@@ -181,7 +181,8 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) pass() {
 	a.desiredMu.Lock()
 	var d Desired
-	if a.desired != nil {
+	seen := a.desired != nil
+	if seen {
 		d = *a.desired
 	}
 	a.desiredMu.Unlock()
@@ -192,7 +193,11 @@ func (a *Agent) pass() {
 	if scanErr != nil {
 		problems = append(problems, scanErr.Error())
 	}
-	a.announcer.SetDesired(l2announcer.Desired{Generation: d.Generation, Spec: announcements(d.Spec, addrs)})
+	if seen {
+		// Not before the first spec: the announcer starts its heartbeats
+		// with it (see l2announcer.Announcer).
+		a.announcer.SetDesired(l2announcer.Desired{Generation: d.Generation, Spec: announcements(d.Spec, addrs)})
+	}
 	ann := a.announcer.Report()
 	problems = append(problems, ann.Problems...)
 	held := map[string]string{}
@@ -207,11 +212,11 @@ func (a *Agent) pass() {
 	}
 
 	now := time.Now()
-	seen := map[string]bool{}
+	current := map[string]bool{}
 	for i := range gateways {
 		g := &gateways[i]
 		key := fmt.Sprintf("%s/%d/%s", g.Policy, g.Gateway, g.State)
-		seen[key] = true
+		current[key] = true
 		if _, ok := a.since[key]; !ok {
 			a.since[key] = now
 			if g.State == StateActive {
@@ -221,7 +226,7 @@ func (a *Agent) pass() {
 		g.Since.Time = a.since[key].Truncate(time.Second)
 	}
 	for k := range a.since {
-		if !seen[k] {
+		if !current[k] {
 			delete(a.since, k)
 		}
 	}

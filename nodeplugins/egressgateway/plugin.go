@@ -1,27 +1,17 @@
 package egressgateway
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/conditions"
 	"github.com/plexus-net/plexus/internal/nodeplugin"
-	"github.com/plexus-net/plexus/internal/statuswrite"
 )
 
 // +kubebuilder:rbac:groups=nodes.plexus.dev,resources=egresses,verbs=get;list;watch
@@ -46,66 +36,24 @@ type Plugin struct {
 	Client   client.Client
 	NodeName string
 	Agent    *Agent
-	// Coalesce: after a report changes, wait this long for more changes
-	// before writing. Default 100 ms.
-	Coalesce time.Duration
-
-	writer  statuswrite.Writer
-	trigger chan struct{}
 }
 
 // SetupWithManager registers the spec feed, the agent and the status writer.
 func (p *Plugin) SetupWithManager(mgr ctrl.Manager) error {
-	if p.Coalesce <= 0 {
-		p.Coalesce = 100 * time.Millisecond
+	w := &nodeplugin.Wiring[nodesv1alpha1.Egress, *nodesv1alpha1.Egress]{
+		Name: "egressgateway", Client: p.Client, NodeName: p.NodeName,
+		Feed: func(e *nodesv1alpha1.Egress) {
+			if e == nil {
+				p.Agent.SetDesired(Desired{}) // no policy concerns this node
+				return
+			}
+			p.Agent.SetDesired(Desired{Generation: e.Generation, Spec: e.Spec})
+		},
+		Run: p.Agent.Run, Reports: p.Agent.Reports(),
+		HasReport: func() bool { return p.Agent.Report().Generation != 0 },
+		Status:    func(e *nodesv1alpha1.Egress) { ApplyReport(&e.Status, p.Agent.Report()) },
 	}
-	p.writer.Client = p.Client
-	p.trigger = make(chan struct{}, 1)
-	own := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == p.NodeName })
-	if err := ctrl.NewControllerManagedBy(mgr).
-		Named("egressgateway").
-		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
-		For(&nodesv1alpha1.Egress{}, builder.WithPredicates(own)).
-		Complete(reconcile.Func(p.reconcile)); err != nil {
-		return err
-	}
-	if err := mgr.Add(manager.RunnableFunc(p.Agent.Run)); err != nil {
-		return err
-	}
-	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		return nodeplugin.WriteStatus(ctx, log.FromContext(ctx).WithName("status"), p.Coalesce, p.Agent.Reports(), p.trigger, p.writeOnce)
-	}))
-}
-
-func (p *Plugin) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	var obj nodesv1alpha1.Egress
-	err := p.Client.Get(ctx, client.ObjectKey{Name: p.NodeName}, &obj)
-	switch {
-	case apierrors.IsNotFound(err):
-		p.Agent.SetDesired(Desired{}) // no policy concerns this node
-	case err != nil:
-		return reconcile.Result{}, err
-	default:
-		p.Agent.SetDesired(Desired{Generation: obj.Generation, Spec: obj.Spec})
-	}
-	select {
-	case p.trigger <- struct{}{}:
-	default:
-	}
-	return reconcile.Result{}, nil
-}
-
-func (p *Plugin) writeOnce(ctx context.Context) error {
-	var obj nodesv1alpha1.Egress
-	if err := p.Client.Get(ctx, client.ObjectKey{Name: p.NodeName}, &obj); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	rep := p.Agent.Report()
-	if rep.Generation == 0 {
-		return nil // the agent has not seen the spec yet
-	}
-	_, err := p.writer.Patch(ctx, &obj, func(o client.Object) { ApplyReport(&o.(*nodesv1alpha1.Egress).Status, rep) })
-	return err
+	return w.SetupWithManager(mgr)
 }
 
 // ApplyReport puts rep into status with the Ready condition.

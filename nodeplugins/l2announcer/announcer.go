@@ -230,12 +230,19 @@ type run struct {
 func (r *run) pass() {
 	r.desiredMu.Lock()
 	var d Desired
-	if r.desired != nil {
+	seen := r.desired != nil
+	if seen {
 		d = *r.desired
 	}
 	r.desiredMu.Unlock()
 
-	r.syncMember(&d.Spec)
+	// Heartbeats start with the first spec, not before: a restarted node's
+	// peers start counting its rejoin time when its datagrams arrive, and
+	// its own count must start then too, or it would take its addresses
+	// back before they release them.
+	if seen {
+		r.syncMember(&d.Spec)
+	}
 	var live []string
 	if r.member != nil {
 		live = r.member.Live()

@@ -1,27 +1,18 @@
 package l2announcer
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/conditions"
 	"github.com/plexus-net/plexus/internal/nodeplugin"
-	"github.com/plexus-net/plexus/internal/statuswrite"
 )
 
 // +kubebuilder:rbac:groups=nodes.plexus.dev,resources=l2announcements,verbs=get;list;watch
@@ -51,71 +42,25 @@ type Plugin struct {
 	// before writing (a failover changes the report more than once).
 	// Default 100 ms.
 	Coalesce time.Duration
-
-	writer  statuswrite.Writer
-	trigger chan struct{}
 }
 
-// SetupWithManager registers the reconciler that feeds the spec, the status
-// writer and the announcer itself with mgr.
+// SetupWithManager registers the spec feed, the announcer and the status
+// writer with mgr. Announcing never waits for the status writes.
 func (p *Plugin) SetupWithManager(mgr ctrl.Manager) error {
-	if p.Coalesce <= 0 {
-		p.Coalesce = 100 * time.Millisecond
+	w := &nodeplugin.Wiring[nodesv1alpha1.L2Announcement, *nodesv1alpha1.L2Announcement]{
+		Name: "l2announcer", Client: p.Client, NodeName: p.NodeName, Coalesce: p.Coalesce,
+		Feed: func(a *nodesv1alpha1.L2Announcement) {
+			if a == nil {
+				p.Announcer.SetDesired(Desired{}) // no policy selects this node: announce nothing
+				return
+			}
+			p.Announcer.SetDesired(Desired{Generation: a.Generation, Spec: a.Spec})
+		},
+		Run: p.Announcer.Run, Reports: p.Announcer.Reports(),
+		HasReport: func() bool { return p.Announcer.Report().Generation != 0 },
+		Status:    func(a *nodesv1alpha1.L2Announcement) { ApplyReport(&a.Status, p.Announcer.Report()) },
 	}
-	p.writer.Client = p.Client
-	p.trigger = make(chan struct{}, 1)
-	own := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == p.NodeName })
-	if err := ctrl.NewControllerManagedBy(mgr).
-		Named("l2announcer").
-		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
-		For(&nodesv1alpha1.L2Announcement{}, builder.WithPredicates(own)).
-		Complete(reconcile.Func(p.reconcile)); err != nil {
-		return err
-	}
-	if err := mgr.Add(manager.RunnableFunc(p.Announcer.Run)); err != nil {
-		return err
-	}
-	return mgr.Add(manager.RunnableFunc(p.writeStatus))
-}
-
-// reconcile hands the cached spec to the announcer. Every event (status
-// ones too: the cache then shows this plugin's own write) also wakes the
-// status writer, which writes only if something differs.
-func (p *Plugin) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	var obj nodesv1alpha1.L2Announcement
-	err := p.Client.Get(ctx, client.ObjectKey{Name: p.NodeName}, &obj)
-	switch {
-	case apierrors.IsNotFound(err):
-		// No policy selects this node: announce nothing.
-		p.Announcer.SetDesired(Desired{})
-	case err != nil:
-		return reconcile.Result{}, err
-	default:
-		p.Announcer.SetDesired(Desired{Generation: obj.Generation, Spec: obj.Spec})
-	}
-	notify(p.trigger)
-	return reconcile.Result{}, nil
-}
-
-// writeStatus writes the announcer's report into status, asynchronously and
-// coalesced. Announcing never waits for it.
-func (p *Plugin) writeStatus(ctx context.Context) error {
-	return nodeplugin.WriteStatus(ctx, log.FromContext(ctx).WithName("status"), p.Coalesce, p.Announcer.Reports(), p.trigger, p.writeOnce)
-}
-
-func (p *Plugin) writeOnce(ctx context.Context) error {
-	var obj nodesv1alpha1.L2Announcement
-	if err := p.Client.Get(ctx, client.ObjectKey{Name: p.NodeName}, &obj); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	rep := p.Announcer.Report()
-	if rep.Generation == 0 {
-		return nil // the announcer has not seen the spec yet: nothing to say
-	}
-	_, err := p.writer.Patch(ctx, &obj, func(o client.Object) {
-		ApplyReport(&o.(*nodesv1alpha1.L2Announcement).Status, rep)
-	})
-	return err
+	return w.SetupWithManager(mgr)
 }
 
 // ApplyReport puts rep into status: the announced addresses (their start

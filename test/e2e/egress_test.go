@@ -49,7 +49,8 @@ func (e *egressLab) seen(pod *corev1.Pod, url string) (string, error) {
 	// change or a failover is promised to affect.
 	c := e.HTTPClient(e.PodNetns(pod))
 	c.Timeout = 2 * time.Second
-	defer c.CloseIdleConnections()
+	tr := c.Transport.(*http.Transport)
+	tr.DisableKeepAlives, tr.MaxConnsPerHost = true, 0
 	return labtest.SourceSeen(c, url)
 }
 

@@ -80,26 +80,31 @@ spec:
         matchLabels: {egress-node: "true"}
       egressIP: $egress_ip
 YAML
+	# The selected pod asks every half second from its start; the policy
+	# applies once the controller and the node plugin have seen its address
+	# (the seed system has the same delay for new pods), so the demo shows
+	# its latest answers.
+	for pod in egress-selected egress-other; do
+		k delete pod "$pod" --ignore-not-found --wait=true >/dev/null
+	done
+	k run egress-selected --image=plexus.dev/lab/client --restart=Never --labels=app=egress-selected,egress=demo \
+		--overrides="{\"apiVersion\":\"v1\",\"spec\":{\"nodeName\":\"$first\"}}" -- -interval 500ms -url "http://$external:8080/" >/dev/null
 	for _ in $(seq 1 60); do
 		[[ "$(k get cegp lab-egress -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]] && break
 		sleep 1
 	done
-	for pod in egress-selected egress-other; do
-		labels=app=$pod
-		[[ $pod == egress-selected ]] && labels=$labels,egress=demo
-		k delete pod "$pod" --ignore-not-found --wait=true >/dev/null
-		k run "$pod" --image=plexus.dev/lab/client --restart=Never --labels="$labels" \
-			--overrides="{\"apiVersion\":\"v1\",\"spec\":{\"nodeName\":\"$first\"}}" -- -count 3 -url "http://$external:8080/" >/dev/null
-	done
-	for pod in egress-selected egress-other; do
-		k wait --for=jsonpath='{.status.phase}'=Succeeded "pod/$pod" --timeout=120s >/dev/null
-	done
+	sleep 2
+	k run egress-other --image=plexus.dev/lab/client --restart=Never --labels=app=egress-other \
+		--overrides="{\"apiVersion\":\"v1\",\"spec\":{\"nodeName\":\"$first\"}}" -- -count 3 -url "http://$external:8080/" >/dev/null
+	k wait --for=jsonpath='{.status.phase}'=Succeeded pod/egress-other --timeout=120s >/dev/null
 	echo; echo "\$ kubectl get ciliumegressgatewaypolicy lab-egress"; k get cegp lab-egress
 	echo "   $(k get cegp lab-egress -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}')"
 	echo; echo "\$ kubectl get egresses.nodes.plexus.dev"; k get egr
 	for pod in egress-selected egress-other; do
 		pod_ip=$(k get pod "$pod" -o jsonpath='{.status.podIP}')
 		echo; echo "== $pod ($pod_ip on $first) -> external host http://$external:8080/:"
-		bin/lab logs --name "$name" "default/$pod" | sed -E 's/.*"clientAddr":"([^"]*)".*/   the external host saw \1/'
+		bin/lab logs --name "$name" "default/$pod" | grep clientAddr | tail -3 |
+			sed -E 's/.*"clientAddr":"([^"]*)".*/   the external host saw \1/'
 	done
+	k delete pod egress-selected --wait=false >/dev/null
 fi

@@ -69,16 +69,20 @@ func (e *egressLab) expect(t *testing.T, pod *corev1.Pod, url, want string, with
 	})
 }
 
-func TestEgressGateway(t *testing.T) {
+// newEgressLab starts a 3-node lab in routing mode mode with the egress
+// plugin on every node, the external host serving on .250-.252, nodes 2
+// and 3 labelled egress-node=true, and a backend and a frontend echo pod on
+// every node.
+func newEgressLab(t *testing.T, mode string) *egressLab {
 	labtest.RequireEgressGateway(t)
-	l := labtest.Start(t, lab.Options{Nodes: 3, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus"})
+	l := labtest.Start(t, lab.Options{Nodes: 3, RoutingMode: mode, IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus"})
 	ctx := context.Background()
 	for i := 1; i <= 3; i++ {
 		if n := l.Layout.NodeName(i); !l.Running(n, egressPlugin) {
 			t.Fatalf("%s does not run on %s: the lab did not start it (see its output above)", egressPlugin, n)
 		}
 	}
-	n1, n2, n3 := l.Layout.NodeName(1), l.Layout.NodeName(2), l.Layout.NodeName(3)
+	n1 := l.Layout.NodeName(1)
 	e := &egressLab{Lab: l, t: t, external: l.ExternalServer(t, 2), nodeIP: map[string]string{}, backend: map[string]*corev1.Pod{}}
 	first, _ := l.Layout.LBPoolRange()
 	a := first.As4()
@@ -87,7 +91,7 @@ func TestEgressGateway(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		e.nodeIP[l.Layout.NodeName(i)] = l.Layout.NodeIP(i).String()
 	}
-	for _, n := range []string{n2, n3} {
+	for _, n := range []string{l.Layout.NodeName(2), l.Layout.NodeName(3)} {
 		node, err := l.Client.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -110,6 +114,40 @@ func TestEgressGateway(t *testing.T) {
 	if len(e.backend) != 3 || e.frontend == nil {
 		t.Fatalf("want a backend on every node and a frontend on %s: %v", n1, e.backend)
 	}
+	return e
+}
+
+// cidr is the prefix of the lab segment's address .last with bits bits.
+func (e *egressLab) cidr(last byte, bits int) string {
+	x := e.Layout.UnderlayPrefix().Addr().As4()
+	x[3] = last
+	return netip.PrefixFrom(netip.AddrFrom4(x), bits).String()
+}
+
+// samplePolicy selects the backend pods (namespace key included) for
+// .248-.251 except .251, through the candidates with the egress IP.
+func (e *egressLab) samplePolicy() *ciliumv2.CiliumEgressGatewayPolicy {
+	return &ciliumv2.CiliumEgressGatewayPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "egress-sample"},
+		Spec: ciliumv2.CiliumEgressGatewayPolicySpec{
+			Selectors: []ciliumv2.EgressRule{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{
+				"app": "backend", "io.kubernetes.pod.namespace": labtest.Namespace}}}},
+			// .248-.251, except .251; .252 is outside.
+			DestinationCIDRs: []string{e.cidr(248, 30)},
+			ExcludedCIDRs:    []string{e.cidr(251, 32)},
+			EgressGateways: []ciliumv2.EgressGateway{{
+				NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"egress-node": "true"}},
+				EgressIP:     e.egressIP.String(),
+			}},
+		},
+	}
+}
+
+func TestEgressGateway(t *testing.T) {
+	e := newEgressLab(t, "native")
+	l := e.Lab
+	ctx := context.Background()
+	n1, n2, n3 := l.Layout.NodeName(1), l.Layout.NodeName(2), l.Layout.NodeName(3)
 	b1, b3 := e.backend[n1], e.backend[n3]
 	inPolicy, excluded, outside := e.external[0], e.external[1], e.external[2]
 
@@ -118,26 +156,7 @@ func TestEgressGateway(t *testing.T) {
 		e.expect(t, b3, inPolicy, e.nodeIP[n3], 10*time.Second)
 	})
 
-	seg := l.Layout.UnderlayPrefix().Addr().As4()
-	cidr := func(last byte, bits int) string {
-		x := seg
-		x[3] = last
-		return netip.PrefixFrom(netip.AddrFrom4(x), bits).String()
-	}
-	policy := &ciliumv2.CiliumEgressGatewayPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "egress-sample"},
-		Spec: ciliumv2.CiliumEgressGatewayPolicySpec{
-			Selectors: []ciliumv2.EgressRule{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{
-				"app": "backend", "io.kubernetes.pod.namespace": labtest.Namespace}}}},
-			// .248-.251, except .251; .252 is outside.
-			DestinationCIDRs: []string{cidr(248, 30)},
-			ExcludedCIDRs:    []string{cidr(251, 32)},
-			EgressGateways: []ciliumv2.EgressGateway{{
-				NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"egress-node": "true"}},
-				EgressIP:     e.egressIP.String(),
-			}},
-		},
-	}
+	policy := e.samplePolicy()
 	if err := l.Cilium.Create(ctx, policy); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +245,7 @@ func TestEgressGateway(t *testing.T) {
 		if err := l.Cilium.Get(ctx, client.ObjectKeyFromObject(policy), policy); err != nil {
 			t.Fatal(err)
 		}
-		policy.Spec.DestinationCIDRs = []string{cidr(248, 29)} // now takes .252 too
+		policy.Spec.DestinationCIDRs = []string{e.cidr(248, 29)} // now takes .252 too
 		if err := l.Cilium.Update(ctx, policy); err != nil {
 			t.Fatal(err)
 		}
@@ -288,4 +307,41 @@ func activeGateway(l *labtest.Lab, policy, node string) error {
 		return fmt.Errorf("active gateways %v, want %s (status %+v)", active, node, p.Status)
 	}
 	return nil
+}
+
+// In VXLAN mode the steered packets still reach the gateway over the
+// underlay (to the egress IP), and the gateway sends the replies to the pod
+// through the tunnel: the same guarantees hold.
+func TestEgressGatewayVXLAN(t *testing.T) {
+	e := newEgressLab(t, "vxlan")
+	l := e.Lab
+	n1, n2, n3 := l.Layout.NodeName(1), l.Layout.NodeName(2), l.Layout.NodeName(3)
+	b1, b3 := e.backend[n1], e.backend[n3]
+	inPolicy := e.external[0]
+	if err := l.Cilium.Create(context.Background(), e.samplePolicy()); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("E3_E4_E11", func(t *testing.T) {
+		e.expect(t, b1, inPolicy, e.egressIP.String(), 30*time.Second)
+		e.expect(t, b3, inPolicy, e.egressIP.String(), 10*time.Second)
+		e.expect(t, e.frontend, inPolicy, e.nodeIP[n1], 10*time.Second)
+		ans, err := l.Fetch(b1, "http://"+e.backend[n2].Status.PodIP+":8080/")
+		if err != nil || !strings.HasPrefix(ans.ClientAddr, b1.Status.PodIP+":") {
+			t.Fatalf("pod-to-pod through the tunnel: %+v, %v", ans, err)
+		}
+	})
+	t.Run("HA_FailoverKeepsTheEgressIP", func(t *testing.T) {
+		l.EventuallyIn(t, 30*time.Second, "n2 active", func() error { return activeGateway(l, "egress-sample", n2) })
+		if err := lab.SetNodeLink(l.StateRoot, l.Options.Name, n2, false, testLog{t}); err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.KillComponent(l.StateRoot, l.Options.Name, n2, egressPlugin, testLog{t}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = lab.SetNodeLink(l.StateRoot, l.Options.Name, n2, true, testLog{t})
+			_ = lab.StartComponent(l.StateRoot, l.Options.Name, n2, egressPlugin, testLog{t})
+		})
+		e.expect(t, b1, inPolicy, e.egressIP.String(), failoverBound)
+	})
 }

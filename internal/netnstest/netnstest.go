@@ -7,11 +7,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netns"
 )
@@ -108,4 +111,23 @@ func Do(ns string, f func() error) error {
 func Exec(ns string, name string, args ...string) (string, error) {
 	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...).CombinedOutput()
 	return string(out), err
+}
+
+// ReadFrom connects from namespace ns to TCP address addr (host:port) and
+// returns everything the server sends before it closes the connection: the
+// way kernel tests ask a test server what it saw (e.g. the source address).
+func ReadFrom(ns, addr string) (string, error) {
+	var got string
+	err := Do(ns, func() error {
+		c, err := net.DialTimeout("tcp4", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		b, err := io.ReadAll(c)
+		got = string(b)
+		return err
+	})
+	return got, err
 }

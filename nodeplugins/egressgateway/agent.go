@@ -24,7 +24,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -32,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/internal/latest"
 	"github.com/plexus-net/plexus/nodeplugins/egressgateway/kernel"
 	"github.com/plexus-net/plexus/nodeplugins/l2announcer"
 )
@@ -85,14 +85,9 @@ type Agent struct {
 	cfg       Config
 	announcer *l2announcer.Announcer
 
-	desiredMu  sync.Mutex
-	desired    *Desired
-	desiredNew chan struct{}
-
-	reportMu sync.Mutex
-	report   Report
-	reports  chan struct{}
-	since    map[string]time.Time // gateway key → when its state began
+	desired *latest.Value[Desired]
+	report  *latest.Value[Report]
+	since   map[string]time.Time // gateway key → when its state began
 }
 
 // New returns an agent; Run starts it.
@@ -111,39 +106,25 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Agent{cfg: cfg, announcer: ann, desiredNew: make(chan struct{}, 1), reports: make(chan struct{}, 1),
-		since: map[string]time.Time{}, report: Report{Joining: true}}, nil
+	return &Agent{cfg: cfg, announcer: ann, since: map[string]time.Time{},
+		desired: latest.New(Desired{}, func(x, y Desired) bool {
+			return x.Generation == y.Generation && equality.Semantic.DeepEqual(x.Spec, y.Spec)
+		}),
+		report: latest.New(Report{Joining: true}, func(x, y Report) bool { return reflect.DeepEqual(x, y) }),
+	}, nil
 }
 
 // SetDesired hands the agent a new spec; it never blocks, the latest wins.
-func (a *Agent) SetDesired(d Desired) {
-	a.desiredMu.Lock()
-	same := a.desired != nil && a.desired.Generation == d.Generation && equality.Semantic.DeepEqual(a.desired.Spec, d.Spec)
-	if !same {
-		a.desired = &d
-	}
-	a.desiredMu.Unlock()
-	if !same {
-		notify(a.desiredNew)
-	}
-}
+func (a *Agent) SetDesired(d Desired) { a.desired.Set(d) }
 
 // Report returns what the node does now.
 func (a *Agent) Report() Report {
-	a.reportMu.Lock()
-	defer a.reportMu.Unlock()
-	return a.report
+	r, _ := a.report.Get()
+	return r
 }
 
 // Reports receives a value (coalesced) whenever Report changes.
-func (a *Agent) Reports() <-chan struct{} { return a.reports }
-
-func notify(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
-}
+func (a *Agent) Reports() <-chan struct{} { return a.report.Changes() }
 
 // Run carries out the spec until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
@@ -169,7 +150,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-a.desiredNew:
+		case <-a.desired.Changes():
 		case <-a.announcer.Reports():
 		case <-rescan.C:
 		}
@@ -179,13 +160,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // pass brings the announcer, the datapath and the report in line with the
 // spec, the node's addresses and who holds which egress IP.
 func (a *Agent) pass() {
-	a.desiredMu.Lock()
-	var d Desired
-	seen := a.desired != nil
-	if seen {
-		d = *a.desired
-	}
-	a.desiredMu.Unlock()
+	d, seen := a.desired.Get()
 	self := a.cfg.Announcer.NodeName
 
 	addrs, defaultLink, scanErr := a.scan()
@@ -233,13 +208,7 @@ func (a *Agent) pass() {
 	slices.Sort(problems)
 	rep := Report{Generation: d.Generation, SteeredSources: steered, Gateways: gateways,
 		LivePeers: ann.LivePeers, Joining: ann.Joining && len(d.Spec.Peers) > 0, Problems: slices.Compact(problems)}
-	a.reportMu.Lock()
-	changed := !reflect.DeepEqual(a.report, rep)
-	a.report = rep
-	a.reportMu.Unlock()
-	if changed {
-		notify(a.reports)
-	}
+	a.report.Set(rep)
 }
 
 // address is an IPv4 address of an interface.

@@ -28,6 +28,7 @@ import (
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/arpresponder"
 	"github.com/plexus-net/plexus/internal/heartbeat"
+	"github.com/plexus-net/plexus/internal/latest"
 )
 
 // DefaultInterfaceRescan is how often the node's interfaces are listed again.
@@ -89,15 +90,21 @@ type AnnouncingAddress struct {
 type Announcer struct {
 	cfg Config
 
-	desiredMu  sync.Mutex
-	desired    *Desired
-	desiredNew chan struct{}
+	desired *latest.Value[Desired]
+	report  *latest.Value[Report]
 
-	reportMu sync.Mutex
-	report   Report
-	reports  chan struct{}
-	resp     *arpresponder.Responder
+	respMu sync.Mutex
+	resp   *arpresponder.Responder
 }
+
+// SameDesired reports whether two specs are the same (same generation,
+// semantically equal).
+func SameDesired(a, b Desired) bool {
+	return a.Generation == b.Generation && equality.Semantic.DeepEqual(a.Spec, b.Spec)
+}
+
+// sameReport compares reports deeply (at worst a spurious status pass).
+func sameReport(a, b Report) bool { return reflect.DeepEqual(a, b) }
 
 // New returns an announcer; Run starts it.
 func New(cfg Config) (*Announcer, error) {
@@ -111,53 +118,34 @@ func New(cfg Config) (*Announcer, error) {
 		cfg.InNamespace = func(f func() error) error { return f() }
 	}
 	return &Announcer{
-		cfg:        cfg,
-		desiredNew: make(chan struct{}, 1),
-		reports:    make(chan struct{}, 1),
-		report:     Report{Joining: true},
+		cfg:     cfg,
+		desired: latest.New(Desired{}, SameDesired),
+		report:  latest.New(Report{Joining: true}, sameReport),
 	}, nil
 }
 
 // SetDesired hands the announcer a new spec. It never blocks; the latest
 // spec wins.
-func (a *Announcer) SetDesired(d Desired) {
-	a.desiredMu.Lock()
-	same := a.desired != nil && a.desired.Generation == d.Generation && equality.Semantic.DeepEqual(a.desired.Spec, d.Spec)
-	if !same {
-		a.desired = &d
-	}
-	a.desiredMu.Unlock()
-	if !same {
-		notify(a.desiredNew)
-	}
-}
+func (a *Announcer) SetDesired(d Desired) { a.desired.Set(d) }
 
 // Report returns what the node does now.
 func (a *Announcer) Report() Report {
-	a.reportMu.Lock()
-	defer a.reportMu.Unlock()
-	return a.report
+	r, _ := a.report.Get()
+	return r
 }
 
 // Reports receives a value (coalesced) whenever Report changes.
-func (a *Announcer) Reports() <-chan struct{} { return a.reports }
+func (a *Announcer) Reports() <-chan struct{} { return a.report.Changes() }
 
 // Stats returns the ARP responder's counters (empty before Run).
 func (a *Announcer) Stats() map[arpresponder.Pair]arpresponder.Stats {
-	a.reportMu.Lock()
+	a.respMu.Lock()
 	resp := a.resp
-	a.reportMu.Unlock()
+	a.respMu.Unlock()
 	if resp == nil {
 		return nil
 	}
 	return resp.Stats()
-}
-
-func notify(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
 }
 
 // errKilled, as the cancel cause of Run's context, makes it stop as a killed
@@ -174,9 +162,9 @@ func (a *Announcer) Run(ctx context.Context) error {
 		InNamespace:  a.cfg.InNamespace,
 		Log:          a.cfg.Log.WithName("arp"),
 	})
-	a.reportMu.Lock()
+	a.respMu.Lock()
 	a.resp = resp
-	a.reportMu.Unlock()
+	a.respMu.Unlock()
 	r := &run{Announcer: a, resp: resp, since: map[string]time.Time{}}
 	defer func() {
 		_ = resp.Close()
@@ -202,7 +190,7 @@ func (a *Announcer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-changes:
-		case <-a.desiredNew:
+		case <-a.desired.Changes():
 		case <-rescan.C:
 			r.scanInterfaces()
 		}
@@ -228,13 +216,7 @@ type run struct {
 // pass brings heartbeats, the responder and the report in line with the
 // latest spec and view.
 func (r *run) pass() {
-	r.desiredMu.Lock()
-	var d Desired
-	seen := r.desired != nil
-	if seen {
-		d = *r.desired
-	}
-	r.desiredMu.Unlock()
+	d, seen := r.desired.Get()
 
 	// Heartbeats start with the first spec, not before: a restarted node's
 	// peers start counting its rejoin time when its datagrams arrive, and
@@ -283,13 +265,7 @@ func (r *run) pass() {
 		}
 	}
 
-	r.reportMu.Lock()
-	changed := !reflect.DeepEqual(r.report, rep) // at worst a spurious notify
-	r.report = rep
-	r.reportMu.Unlock()
-	if changed {
-		notify(r.reports)
-	}
+	r.report.Set(rep)
 }
 
 // syncMember starts, re-addresses or re-peers the heartbeat member.

@@ -33,6 +33,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/plexus-net/plexus/internal/nldump"
 	"github.com/plexus-net/plexus/nodeplugins/datapath/routes"
 )
 
@@ -410,7 +411,7 @@ func sameRoute(have netlink.Route, want *netlink.Route) bool {
 func listOwnRoutes(h *netlink.Handle, family int) ([]netlink.Route, error) {
 	filter := &netlink.Route{Table: unix.RT_TABLE_MAIN, Protocol: RouteProtocol}
 	var rs []netlink.Route
-	err := retryDump(func() (err error) {
+	err := nldump.Retry(func() (err error) {
 		rs, err = h.RouteListFiltered(family, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
 		return err
 	})
@@ -438,7 +439,7 @@ func (k *Kernel) syncNeighbours(vx netlink.Link, vteps []routes.VTEP, ch *Change
 	var errs []error
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		var ns []netlink.Neigh
-		err := retryDump(func() (err error) { ns, err = k.nl.NeighList(idx, family); return err })
+		err := nldump.Retry(func() (err error) { ns, err = k.nl.NeighList(idx, family); return err })
 		if err != nil && !(family == netlink.FAMILY_V6 && errors.Is(err, unix.EAFNOSUPPORT)) {
 			return []error{fmt.Errorf("listing neighbours on %s: %w", vx.Attrs().Name, err)}
 		}
@@ -491,7 +492,7 @@ type fdbKey struct {
 func (k *Kernel) syncFDB(vx netlink.Link, vteps []routes.VTEP, ch *Changes, stale bool) []error {
 	idx := vx.Attrs().Index
 	var entries []netlink.Neigh
-	err := retryDump(func() (err error) { entries, err = k.nl.NeighList(idx, unix.AF_BRIDGE); return err })
+	err := nldump.Retry(func() (err error) { entries, err = k.nl.NeighList(idx, unix.AF_BRIDGE); return err })
 	if err != nil {
 		return []error{fmt.Errorf("listing the FDB of %s: %w", vx.Attrs().Name, err)}
 	}
@@ -537,18 +538,6 @@ func (k *Kernel) syncFDB(vx netlink.Link, vteps []routes.VTEP, ch *Changes, stal
 		ch.FDBAdded++
 	}
 	return errs
-}
-
-// retryDump repeats a netlink dump the kernel interrupted because the table
-// changed under it; the result is then consistent.
-func retryDump(f func() error) error {
-	var err error
-	for range 5 {
-		if err = f(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return err
-		}
-	}
-	return err
 }
 
 func prefixOf(n *net.IPNet) (netip.Prefix, bool) {

@@ -138,17 +138,7 @@ func requireSeenAs(t *testing.T, ns, dst, want string) {
 	var got string
 	var err error
 	for range 20 {
-		err = netnstest.Do(ns, func() error {
-			c, err := net.DialTimeout("tcp4", net.JoinHostPort(dst, "80"), time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-			b, err := io.ReadAll(c)
-			got = string(b)
-			return err
-		})
+		got, err = netnstest.ReadFrom(ns, net.JoinHostPort(dst, "80"))
 		if err == nil && got == want {
 			return
 		}

@@ -144,19 +144,7 @@ func roundTrip(c net.Conn, msg string) error {
 // seenFrom connects from the pod to the external server once and returns
 // the source address the server saw.
 func (l *lab) seenFrom() (string, error) {
-	var got string
-	err := netnstest.Do(l.pod, func() error {
-		c, err := net.DialTimeout("tcp4", net.JoinHostPort(extIP, "80"), time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-		b, err := io.ReadAll(c)
-		got = string(b)
-		return err
-	})
-	return got, err
+	return netnstest.ReadFrom(l.pod, net.JoinHostPort(extIP, "80"))
 }
 
 // requireSeenAs retries (the first packets wait for ARP) until the server

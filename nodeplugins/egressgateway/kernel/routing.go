@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/plexus-net/plexus/internal/fwmark"
+	"github.com/plexus-net/plexus/internal/nldump"
 )
 
 // Routing of steered packets: egress slot s (mark fwmark.Egress(s)) is
@@ -88,7 +89,7 @@ func ptr[T any](v T) *T { return &v }
 // ownRules lists the ip rules at RulePriority that point into an owned table.
 func (k *Kernel) ownRules() ([]netlink.Rule, error) {
 	var all []netlink.Rule
-	err := retryDump(func() (err error) { all, err = k.nl.RuleList(netlink.FAMILY_V4); return err })
+	err := nldump.Retry(func() (err error) { all, err = k.nl.RuleList(netlink.FAMILY_V4); return err })
 	if err != nil {
 		return nil, fmt.Errorf("listing ip rules: %w", err)
 	}
@@ -99,7 +100,7 @@ func (k *Kernel) ownRules() ([]netlink.Rule, error) {
 func (k *Kernel) ownRoutes() ([]netlink.Route, error) {
 	var all []netlink.Route
 	filter := &netlink.Route{Table: unix.RT_TABLE_UNSPEC, Protocol: RouteProtocol}
-	err := retryDump(func() (err error) {
+	err := nldump.Retry(func() (err error) {
 		all, err = k.nl.RouteListFiltered(netlink.FAMILY_V4, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
 		return err
 	})
@@ -194,16 +195,4 @@ func (k *Kernel) deleteStaleRouting(routes []netlink.Route, rules []netlink.Rule
 		k.writes++
 	}
 	return errs
-}
-
-// retryDump repeats a netlink dump the kernel interrupted because the table
-// changed under it.
-func retryDump(f func() error) error {
-	var err error
-	for range 5 {
-		if err = f(); !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return err
-		}
-	}
-	return err
 }

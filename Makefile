@@ -98,9 +98,10 @@ bench-lab: controlplane tools ## lab: pod creation to its first answered request
 bench-l2: controlplane tools ## L2 announcements: failover time over 20 kills, API requests per node with 10/100/1,000 Services (needs root)
 	go test -run '^$$' -bench 'L2' -benchtime 20x -count 1 -timeout 60m ./test/e2e
 
-bench-egress: controlplane tools ## egress gateway: failover time over 20 kills; latency and throughput through the gateway vs direct (needs root)
+bench-egress: controlplane tools ## egress gateway: failover time over 20 kills; latency and throughput through the gateway vs direct; new-pod delay (needs root)
 	go test -run '^$$' -bench 'EgressFailover' -benchtime 20x -count 3 -timeout 60m ./test/e2e
 	go test -run '^$$' -bench 'EgressPath' -benchtime 3x -count 3 -timeout 30m ./test/e2e
+	go test -run '^$$' -bench 'EgressNewPod' -benchtime 10x -count 3 -timeout 30m ./test/e2e
 
 LAB_NODES ?= 3
 LAB_ARGS ?=

@@ -15,8 +15,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/lab"
 	"github.com/plexus-net/plexus/internal/lab/labtest"
 	"github.com/plexus-net/plexus/internal/netnstest"
@@ -378,4 +380,84 @@ func median(xs []float64) float64 {
 	}
 	s := slices.Sorted(slices.Values(xs))
 	return s[len(s)/2]
+}
+
+// BenchmarkEgressNewPod measures E24, the delay before a new pod's traffic
+// is steered: a pod the policy selects is created on node 1, and from the
+// moment its address appears in its status (when the controller can first
+// know it) a request starts every 10 ms on a new connection; the time is to
+// the first one the external host sees from the egress IP. Before that,
+// answers come from the node's address (the seed system documents the same
+// window). Reported: p50-ms, p99-ms.
+func BenchmarkEgressNewPod(b *testing.B) {
+	e := egressBenchLab(b)
+	ctx := context.Background()
+	template := labtest.Echo("backend", 1, nil).Spec.Template
+	var times []time.Duration
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		i++
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("late-%d", i), Namespace: labtest.Namespace, Labels: template.Labels},
+			Spec: *template.Spec.DeepCopy()}
+		pod.Spec.NodeName = e.n1
+		pod.Spec.TopologySpreadConstraints = nil
+		created, err := e.Client.CoreV1().Pods(labtest.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Poll every 10 ms: the start of the timing is when the address
+		// appears, so a coarse poll would flatter the result.
+		var since time.Time
+		for deadline := time.Now().Add(30 * time.Second); since.IsZero(); time.Sleep(10 * time.Millisecond) {
+			p, err := e.Client.CoreV1().Pods(labtest.Namespace).Get(ctx, created.Name, metav1.GetOptions{})
+			if err == nil && p.Status.PodIP != "" {
+				since = time.Now()
+			} else if time.Now().After(deadline) {
+				b.Fatalf("%s has no address after 30 s (%v)", created.Name, err)
+			}
+		}
+		b.StartTimer()
+		d := firstSourced(e.client(created, 250*time.Millisecond), e.url, e.egressIP, since, 30*time.Second)
+		b.StopTimer()
+		if d < 0 {
+			e.DumpLogs()
+			b.Fatalf("%s was not steered within 30 s", created.Name)
+		}
+		times = append(times, d)
+		ip := podIP(ctx, e, created.Name)
+		if err := e.Client.CoreV1().Pods(labtest.Namespace).Delete(ctx, created.Name, metav1.DeleteOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		// The next pod may get the same address: wait until no node steers
+		// it any more, or the next measurement would time a stale entry.
+		e.EventuallyIn(b, 30*time.Second, "pod "+created.Name+" gone and its address no longer steered", func() error {
+			if _, err := e.Client.CoreV1().Pods(labtest.Namespace).Get(ctx, created.Name, metav1.GetOptions{}); err == nil {
+				return fmt.Errorf("still there")
+			}
+			var eg nodesv1alpha1.Egress
+			if err := e.Cilium.Get(ctx, client.ObjectKey{Name: e.n1}, &eg); err != nil {
+				return err
+			}
+			for _, st := range eg.Spec.Steering {
+				if slices.Contains(st.SourceIPs, ip) {
+					return fmt.Errorf("%s still steers %s", e.n1, ip)
+				}
+			}
+			return nil
+		})
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(ms(percentile(times, 50)), "p50-ms")
+	b.ReportMetric(ms(percentile(times, 99)), "p99-ms")
+	b.Logf("from the pod's address in status to its first connection seen from the egress IP: %v", times)
+}
+
+func podIP(ctx context.Context, e *benchEgress, name string) string {
+	p, err := e.Client.CoreV1().Pods(labtest.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	return p.Status.PodIP
 }

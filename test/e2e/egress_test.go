@@ -241,12 +241,28 @@ func TestEgressGateway(t *testing.T) {
 		e.expect(t, b1, inPolicy, e.egressIP.String(), failoverBound)
 	})
 
+	t.Run("E24_NewPodIsSteered", func(t *testing.T) {
+		template := labtest.Echo("backend", 1, nil).Spec.Template
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: labtest.Namespace, Labels: template.Labels},
+			Spec: *template.Spec.DeepCopy()}
+		pod.Spec.NodeName, pod.Spec.TopologySpreadConstraints = n1, nil
+		created, err := l.Client.CoreV1().Pods(labtest.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Client.CoreV1().Pods(labtest.Namespace).Delete(ctx, created.Name, metav1.DeleteOptions{}) })
+		e.expect(t, created, inPolicy, e.egressIP.String(), 30*time.Second)
+	})
+
 	t.Run("E25_PolicyUpdateLive", func(t *testing.T) {
 		if err := l.Cilium.Get(ctx, client.ObjectKeyFromObject(policy), policy); err != nil {
 			t.Fatal(err)
 		}
+		// A merge patch of the spec, as kubectl apply would send: the
+		// controller writes status meanwhile.
+		orig := policy.DeepCopy()
 		policy.Spec.DestinationCIDRs = []string{e.cidr(248, 29)} // now takes .252 too
-		if err := l.Cilium.Update(ctx, policy); err != nil {
+		if err := l.Cilium.Patch(ctx, policy, client.MergeFrom(orig)); err != nil {
 			t.Fatal(err)
 		}
 		e.expect(t, b1, outside, e.egressIP.String(), 10*time.Second)

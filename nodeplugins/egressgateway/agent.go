@@ -180,6 +180,13 @@ func (a *Agent) pass() {
 		held[an.IP] = strings.Join(an.Interfaces, ",")
 	}
 
+	if !seen {
+		// A restarted plugin leaves the kernel as it was until it knows
+		// the spec: applying an empty state first would drop the steering
+		// and translation for a moment, and new connections would leave
+		// with other source addresses.
+		return
+	}
 	state, gateways, steered, probs := plan(d.Spec, self, held, addrs, defaultLink)
 	problems = append(problems, probs...)
 	if err := a.cfg.Datapath.Apply(state); err != nil {

@@ -29,7 +29,7 @@ func main() {
 	if err != nil {
 		operator.Fatal(err, "building the scheme")
 	}
-	mgr, err := operator.NewManager("egressgateway", &flags, scheme)
+	mgr, err := operator.NewManager("egressgateway", &flags, scheme, controller.CacheOptions)
 	if err != nil {
 		operator.Fatal(err, "creating the manager")
 	}

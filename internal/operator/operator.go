@@ -65,7 +65,8 @@ func NewScheme(adders ...func(*runtime.Scheme) error) (*runtime.Scheme, error) {
 // NewManager builds the manager of controller name with the shared settings.
 // Probes answer as soon as the process serves; readiness waits for the
 // informer caches, so a replica is ready only once it can act.
-func NewManager(name string, f *Flags, scheme *runtime.Scheme) (ctrl.Manager, error) {
+// Options change the manager's options before it is built (e.g. its cache).
+func NewManager(name string, f *Flags, scheme *runtime.Scheme, options ...func(*ctrl.Options)) (ctrl.Manager, error) {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.Log)).WithName(name))
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -73,7 +74,7 @@ func NewManager(name string, f *Flags, scheme *runtime.Scheme) (ctrl.Manager, er
 	}
 	cfg.QPS, cfg.Burst = float32(f.KubeAPIQPS), f.KubeAPIBurst
 	leaseDuration, renewDeadline, retryPeriod := f.LeaseDuration, f.RenewDeadline, f.RetryPeriod
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	opts := ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: f.MetricsAddr},
 		HealthProbeBindAddress:        f.ProbeAddr,
@@ -85,7 +86,11 @@ func NewManager(name string, f *Flags, scheme *runtime.Scheme) (ctrl.Manager, er
 		LeaseDuration:                 &leaseDuration,
 		RenewDeadline:                 &renewDeadline,
 		RetryPeriod:                   &retryPeriod,
-	})
+	}
+	for _, o := range options {
+		o(&opts)
+	}
+	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}

@@ -58,10 +58,12 @@ type Config struct {
 	// MTU - VXLANOverhead.
 	MTU int
 	// Masquerade translates the source of IPv4 packets from this node's pod
-	// CIDRs to the address of the interface they leave by, unless they go
-	// to a pod CIDR (any node's) or to NonMasqueradeCIDRs, or are marked
-	// for an egress gateway (fwmark.EgressMask).
+	// CIDRs that leave through one of MasqueradeDevices (none: Device) to
+	// that device's address, unless they go to a pod CIDR (any node's) or
+	// to NonMasqueradeCIDRs, or are marked for an egress gateway
+	// (fwmark.EgressMask).
 	Masquerade         bool
+	MasqueradeDevices  []string
 	NonMasqueradeCIDRs []netip.Prefix
 }
 
@@ -123,6 +125,11 @@ func (k *Kernel) Apply(d routes.Desired) (Changes, error) {
 		errs = append(errs, err)
 	}
 
+	// Masquerading first: a pod CIDR must be exempt before a route makes
+	// it reachable, or the first connections to it would be masqueraded.
+	if err := k.syncMasquerade(d, &ch); err != nil {
+		errs = append(errs, err)
+	}
 	switch d.Mode {
 	case routes.ModeVXLAN:
 		vx, err := k.ensureVXLAN(d.Local, underlay, &ch)
@@ -145,9 +152,6 @@ func (k *Kernel) Apply(d routes.Desired) (Changes, error) {
 		}
 	default:
 		return ch, fmt.Errorf("routing mode %q: want %q or %q", d.Mode, routes.ModeNative, routes.ModeVXLAN)
-	}
-	if err := k.syncMasquerade(d, &ch); err != nil {
-		errs = append(errs, err)
 	}
 	return ch, errors.Join(errs...)
 }

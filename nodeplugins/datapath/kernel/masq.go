@@ -22,21 +22,28 @@ import (
 //		set pods { type ipv4_addr; flags interval; elements = { <this node's pod CIDRs> } }
 //		set direct { type ipv4_addr; flags interval; elements = { <every pod CIDR>, <NonMasqueradeCIDRs> } }
 //		chain postrouting { type nat hook postrouting priority srcnat; policy accept;
-//			ip saddr @pods ip daddr != @direct meta mark & <fwmark.EgressMask> == 0 counter masquerade comment "<stamp>"
+//			oifname <device> ip saddr @pods ip daddr != @direct meta mark & <fwmark.EgressMask> == 0 counter masquerade comment "<stamp>"
+//			(one rule per masquerading device)
 //		}
 //	}
 //
-// A packet marked for an egress gateway keeps its pod address: the gateway
-// translates it. The egress gateway's own NAT chain runs before this one
+// Only packets leaving through the masquerading devices (by default the
+// underlay device; the seed system likewise masquerades on its devices
+// only) are translated: traffic
+// to a local pod or into the VXLAN tunnel stays inside the cluster whatever
+// its destination (which matters for a pod CIDR allocated a moment ago and
+// not yet in @direct). A packet marked for an egress gateway keeps its pod
+// address: the gateway translates it. The egress gateway's own NAT chain runs before this one
 // (srcnat-10): a connection's first NAT binding wins.
 const MasqTable = "plexus-masq"
 
 // masqVersion changes whenever the shape of the table changes, so that an
 // upgraded process rewrites the table of an older one.
-const masqVersion = "1"
+const masqVersion = "2"
 
 // masqContent is what the table holds; nil ranges mean no table.
 type masqContent struct {
+	devices      []string
 	pods, direct []nftset.Range
 }
 
@@ -49,14 +56,18 @@ func (k *Kernel) masqContent(d routes.Desired) masqContent {
 		return masqContent{}
 	}
 	direct := append(append([]netip.Prefix(nil), d.PodCIDRs...), k.cfg.NonMasqueradeCIDRs...)
-	return masqContent{pods: pods, direct: nftset.IPv4Ranges(direct)}
+	devices := k.cfg.MasqueradeDevices
+	if len(devices) == 0 {
+		devices = []string{k.cfg.Device}
+	}
+	return masqContent{devices: devices, pods: pods, direct: nftset.IPv4Ranges(direct)}
 }
 
 // stamp names the content: the comment of the rule, so that a pass (or a
 // restarted process) that finds the table it wants writes nothing.
 func (m masqContent) stamp() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "v%s mark %#x\npods %v\ndirect %v\n", masqVersion, fwmark.EgressMask, m.pods, m.direct)
+	fmt.Fprintf(h, "v%s mark %#x\ndevices %q\npods %v\ndirect %v\n", masqVersion, fwmark.EgressMask, m.devices, m.pods, m.direct)
 	return "plexus-masq " + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -103,13 +114,18 @@ func (k *Kernel) syncMasquerade(d routes.Desired, ch *Changes) error {
 		Table: t, Name: "postrouting", Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
 	})
-	var exprs []expr.Any
-	exprs = append(exprs, nftset.Match(nftset.Saddr, pods)...)
-	exprs = append(exprs, nftset.NotMatch(nftset.Daddr, direct)...)
-	exprs = append(exprs, nftset.MarkMatch(fwmark.EgressMask, false)...)
-	exprs = append(exprs, &expr.Counter{}, &expr.Masq{})
-	c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: exprs,
-		UserData: userdata.AppendString(nil, userdata.TypeComment, want.stamp())})
+	for _, dev := range want.devices {
+		exprs := []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(dev)},
+		}
+		exprs = append(exprs, nftset.Match(nftset.Saddr, pods)...)
+		exprs = append(exprs, nftset.NotMatch(nftset.Daddr, direct)...)
+		exprs = append(exprs, nftset.MarkMatch(fwmark.EgressMask, false)...)
+		exprs = append(exprs, &expr.Counter{}, &expr.Masq{})
+		c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: exprs,
+			UserData: userdata.AppendString(nil, userdata.TypeComment, want.stamp())})
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("replacing nftables table %s: %w", MasqTable, err)
 	}
@@ -135,9 +151,23 @@ func masqStamp(c *nftables.Conn, t *nftables.Table) (string, bool, error) {
 	if err != nil {
 		return "", true, nil // no such chain: not a table this code wrote
 	}
-	if len(rules) != 1 {
-		return "", true, nil
+	// Every rule carries the stamp; one that differs (or none) means the
+	// table is not what this code would write.
+	stamp := ""
+	for i, r := range rules {
+		s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+		if i > 0 && s != stamp {
+			return "", true, nil
+		}
+		stamp = s
 	}
-	s, _ := userdata.GetString(rules[0].UserData, userdata.TypeComment)
-	return s, true, nil
+	return stamp, true, nil
+}
+
+// ifname is an interface name as nftables compares it: IFNAMSIZ bytes,
+// zero-padded.
+func ifname(name string) []byte {
+	b := make([]byte, 16)
+	copy(b, name)
+	return b
 }

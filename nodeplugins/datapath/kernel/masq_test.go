@@ -42,6 +42,7 @@ func TestMasquerade(t *testing.T) {
 	applyAll(t, l, routes.ModeNative) // masquerading off
 	cfg := testConfig()
 	cfg.Masquerade = true
+	cfg.MasqueradeDevices = []string{"ext0", "eth0"} // the external host is behind ext0
 	ch := applyCfg(t, n1, cfg, l.CiliumNodes())
 	if ch.Masquerade != "written" || ch.Writes() != 1 {
 		t.Errorf("first apply with masquerading: %+v, want the table written", ch)
@@ -52,7 +53,8 @@ func TestMasquerade(t *testing.T) {
 	}
 	lab.MustContain(t, "masquerade table", netnstest.Run(t, "ip", "netns", "exec", n1.NS, "nft", "list", "table", "ip", MasqTable),
 		"elements = { 10.244.1.0/24 }", "elements = { 10.244.1.0-10.244.3.255 }", "type nat hook postrouting priority srcnat",
-		"ip saddr @pods ip daddr != @direct meta mark & 0x0fff0000 == 0x00000000 counter packets 0 bytes 0 masquerade")
+		`oifname "ext0" ip saddr @pods ip daddr != @direct meta mark & 0x0fff0000 == 0x00000000 counter packets 0 bytes 0 masquerade`,
+		`oifname "eth0" ip saddr @pods`)
 
 	requireSeenAs(t, n1.Pod, extIP, extNodeSide)     // leaving the cluster: the node's address on that link
 	requireSeenAs(t, n1.Pod, n2.PodIP(), n1.PodIP()) // another node's pod: the pod's own
@@ -74,6 +76,12 @@ func TestMasquerade(t *testing.T) {
 	if ch := applyCfg(t, n1, withDirect, l.CiliumNodes()); ch.Masquerade != "written" {
 		t.Errorf("new non-masquerade CIDR: %+v", ch)
 	}
+	requireSeenAs(t, n1.Pod, extIP, n1.PodIP())
+	// Only the masquerading devices translate: with the default (the
+	// underlay device alone) traffic leaving by ext0 keeps its pod address.
+	def := testConfig()
+	def.Masquerade = true
+	applyCfg(t, n1, def, l.CiliumNodes())
 	requireSeenAs(t, n1.Pod, extIP, n1.PodIP())
 	// Off: the table goes.
 	if ch := applyCfg(t, n1, testConfig(), l.CiliumNodes()); ch.Masquerade != "deleted" {

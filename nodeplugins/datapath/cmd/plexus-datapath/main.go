@@ -32,6 +32,7 @@ func main() {
 		resync   time.Duration
 		debounce time.Duration
 		nonMasq  string
+		masqDevs string
 	)
 	flags.Bind(flag.CommandLine, "datapath")
 	// One instance per node, each acting on its own kernel: no leader.
@@ -45,6 +46,7 @@ func main() {
 	flag.IntVar(&cfg.Port, "vxlan-port", 8472, "VXLAN UDP port, the same on every node")
 	flag.IntVar(&cfg.MTU, "mtu", 0, fmt.Sprintf("underlay MTU; 0 takes --device's. The VXLAN device gets this minus %d", kernel.VXLANOverhead))
 	flag.BoolVar(&cfg.Masquerade, "masquerade", true, "masquerade IPv4 traffic from this node's pods to destinations outside every pod CIDR and --non-masquerade-cidrs (to the address of the interface it leaves by); packets marked for an egress gateway are left alone")
+	flag.StringVar(&masqDevs, "masquerade-devices", "", "comma-separated interfaces whose outgoing pod traffic is masqueraded (default: --device); traffic to local pods or into the tunnel never is")
 	flag.StringVar(&nonMasq, "non-masquerade-cidrs", "", "comma-separated CIDRs that pods reach with their own address besides the pod CIDRs (e.g. the underlay's, for native routing); IPv4 entries only take effect")
 	flag.DurationVar(&resync, "resync-period", time.Minute, "how often to re-check the kernel without events, repairing drift")
 	flag.DurationVar(&debounce, "debounce", 200*time.Millisecond, "how long to collect CiliumNode events into one pass")
@@ -53,6 +55,11 @@ func main() {
 	routingMode, err := routes.ParseMode(mode)
 	if err == nil {
 		cfg.NonMasqueradeCIDRs, err = parseCIDRs(nonMasq)
+	}
+	for _, d := range strings.Split(masqDevs, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			cfg.MasqueradeDevices = append(cfg.MasqueradeDevices, d)
+		}
 	}
 	switch {
 	case err != nil:

@@ -250,7 +250,9 @@ func TestEgressGateway(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = l.Client.CoreV1().Pods(labtest.Namespace).Delete(ctx, created.Name, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			_ = l.Client.CoreV1().Pods(labtest.Namespace).Delete(ctx, created.Name, metav1.DeleteOptions{})
+		})
 		e.expect(t, created, inPolicy, e.egressIP.String(), 30*time.Second)
 	})
 

@@ -188,6 +188,46 @@ type CiliumBGPNodeInstanceStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Peers []CiliumBGPNodePeerStatus `json:"peers,omitempty"`
+
+	// Routes are the routes the instance originates (its local RIB, what
+	// `kubectl plexus bgp routes available` prints), in prefix order. Only
+	// the first --status-route-limit are listed, so that the object stays
+	// small; RoutesTotal counts them all (a Plexus addition).
+	// +optional
+	// +kubebuilder:validation:MaxItems=1000
+	Routes []BGPRoute `json:"routes,omitempty"`
+
+	// RoutesTotal is how many routes the local RIB holds, listed or not.
+	// +optional
+	RoutesTotal int32 `json:"routesTotal,omitempty"`
+}
+
+// BGPRoute is one route with the path attributes it is sent with.
+type BGPRoute struct {
+	CiliumBGPFamily `json:",inline"`
+
+	// Prefix is the route's destination in CIDR notation.
+	Prefix string `json:"prefix"`
+
+	// NextHop is the next hop the route carries; for an advertised route,
+	// the one the peer receives.
+	// +optional
+	NextHop string `json:"nextHop,omitempty"`
+
+	// Communities are the standard communities ("65000:99"; well-known ones
+	// by their numeric value).
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	Communities []string `json:"communities,omitempty"`
+
+	// LargeCommunities are the large communities ("64512:100:50").
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	LargeCommunities []string `json:"largeCommunities,omitempty"`
+
+	// LocalPreference is sent to iBGP peers only.
+	// +optional
+	LocalPreference *int64 `json:"localPreference,omitempty"`
 }
 
 // CiliumBGPNodePeerStatus is the state of the session with one peer.
@@ -236,6 +276,13 @@ type CiliumBGPNodePeerStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	LastError string `json:"lastError,omitempty"`
+
+	// AdvertisedRoutes are the routes sent to this peer (its Adj-RIB-Out),
+	// in prefix order, limited like the instance's Routes; RouteCount has
+	// the full count (a Plexus addition).
+	// +optional
+	// +kubebuilder:validation:MaxItems=1000
+	AdvertisedRoutes []BGPRoute `json:"advertisedRoutes,omitempty"`
 }
 
 // CiliumBGPTimersState is what a session negotiated: the smaller hold time

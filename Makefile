@@ -66,9 +66,9 @@ controlplane: ## build etcd, the Kubernetes components and the reference CNI plu
 	hack/build-cniplugins.sh >/dev/null
 
 .PHONY: build
-build: ## build the controller binaries into bin/
+build: ## build the controller, node plugin and CLI binaries into bin/
 	for c in $(CONTROLLERS); do go build -o bin/$$c ./controllers/$$c; done
-	for p in nodeplugins/*/cmd/*; do go build -o bin/$$(basename $$p) ./$$p; done
+	for p in nodeplugins/*/cmd/* cmd/*; do go build -o bin/$$(basename $$p) ./$$p; done
 
 .PHONY: test
 test: tools controlplane verify-generated ## the whole test suite: generation check, vet, unit, envtest, kernel, chart and lab end-to-end tests (root runs them all)

@@ -1,0 +1,166 @@
+// Command kubectl-plexus is the kubectl plugin of Plexus (`kubectl plexus
+// ...` once it is on PATH). It reads state from the API server only; it
+// never talks to nodes.
+//
+//	kubectl plexus bgp peers
+//	kubectl plexus bgp routes [available|advertised] [ipv4|ipv6 unicast] [peer <address>] [vrouter <asn>]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	"github.com/plexus-net/plexus/internal/cli/bgpcli"
+	"github.com/plexus-net/plexus/internal/operator"
+)
+
+const usage = `usage:
+  kubectl plexus bgp peers
+  kubectl plexus bgp routes [available|advertised] [ipv4|ipv6 unicast] [peer <address>] [vrouter <asn>]
+
+flags:
+`
+
+func main() {
+	fs := flag.NewFlagSet("kubectl-plexus", flag.ContinueOnError)
+	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	kubeContext := fs.String("context", "", "the kubeconfig context to use")
+	node := fs.String("node", "", "only this node")
+	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	cmd, err := parse(fs.Args())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		fs.Usage()
+		os.Exit(2)
+	}
+	c, err := newClient(*kubeconfig, *kubeContext)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cmd.run(ctx, c, *node, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+// command is a parsed command line.
+type command struct {
+	peers  bool
+	routes bgpcli.RouteFilter
+}
+
+// parse reads the seed's word-style arguments.
+func parse(args []string) (command, error) {
+	if len(args) < 2 || args[0] != "bgp" {
+		return command{}, errors.New("expected `bgp peers` or `bgp routes`")
+	}
+	switch args[1] {
+	case "peers":
+		if len(args) > 2 {
+			return command{}, fmt.Errorf("unexpected arguments after peers: %v", args[2:])
+		}
+		return command{peers: true}, nil
+	case "routes":
+		return parseRoutes(args[2:])
+	}
+	return command{}, fmt.Errorf("unknown bgp subcommand %q: want peers or routes", args[1])
+}
+
+func parseRoutes(args []string) (command, error) {
+	f := bgpcli.RouteFilter{Family: ciliumv2.CiliumBGPFamily{Afi: "ipv4", Safi: "unicast"}}
+	if len(args) > 0 && (args[0] == "available" || args[0] == "advertised") {
+		f.Advertised = args[0] == "advertised"
+		args = args[1:]
+	}
+	if len(args) >= 2 && (args[0] == "ipv4" || args[0] == "ipv6") {
+		fam, err := bgpcli.ParseFamily(args[0], args[1])
+		if err != nil {
+			return command{}, err
+		}
+		f.Family = fam
+		args = args[2:]
+	}
+	for len(args) > 0 {
+		if len(args) < 2 {
+			return command{}, fmt.Errorf("%q needs a value", args[0])
+		}
+		switch args[0] {
+		case "peer", "neighbor":
+			if !f.Advertised {
+				return command{}, errors.New("peer filters advertised routes: use `routes advertised ... peer <address>`")
+			}
+			a, err := netip.ParseAddr(args[1])
+			if err != nil {
+				return command{}, fmt.Errorf("peer: %v", err)
+			}
+			f.Peer = a
+		case "vrouter":
+			n, err := strconv.ParseInt(args[1], 10, 64)
+			if err != nil || n <= 0 {
+				return command{}, fmt.Errorf("vrouter: want an AS number, got %q", args[1])
+			}
+			f.VRouter = n
+		default:
+			return command{}, fmt.Errorf("unknown argument %q", args[0])
+		}
+		args = args[2:]
+	}
+	return command{routes: f}, nil
+}
+
+func (c command) run(ctx context.Context, cl client.Client, node string, out io.Writer) error {
+	var list ciliumv2.CiliumBGPNodeConfigList
+	if err := cl.List(ctx, &list); err != nil {
+		return fmt.Errorf("listing CiliumBGPNodeConfigs: %w", err)
+	}
+	items := list.Items
+	if node != "" {
+		items = nil
+		for _, nc := range list.Items {
+			if nc.Name == node {
+				items = append(items, nc)
+			}
+		}
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(out, "no CiliumBGPNodeConfigs: no node is selected by a CiliumBGPClusterConfig (see `kubectl describe ciliumbgpclusterconfigs`)")
+		return nil
+	}
+	if c.peers {
+		return bgpcli.Peers(out, items, time.Now())
+	}
+	return bgpcli.Routes(out, items, c.routes)
+}
+
+func newClient(kubeconfig, kubeContext string) (client.Client, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	scheme, err := operator.NewScheme(ciliumv2.AddToScheme)
+	if err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: scheme})
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"net/netip"
+	"testing"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	"github.com/plexus-net/plexus/internal/cli/bgpcli"
+)
+
+func TestParse(t *testing.T) {
+	v4 := ciliumv2.CiliumBGPFamily{Afi: "ipv4", Safi: "unicast"}
+	v6 := ciliumv2.CiliumBGPFamily{Afi: "ipv6", Safi: "unicast"}
+	for _, tc := range []struct {
+		args []string
+		want command
+	}{
+		{[]string{"bgp", "peers"}, command{peers: true}},
+		{[]string{"bgp", "routes"}, command{routes: bgpcli.RouteFilter{Family: v4}}},
+		{[]string{"bgp", "routes", "available", "ipv6", "unicast"}, command{routes: bgpcli.RouteFilter{Family: v6}}},
+		{[]string{"bgp", "routes", "advertised", "ipv4", "unicast", "peer", "198.18.0.254"},
+			command{routes: bgpcli.RouteFilter{Advertised: true, Family: v4, Peer: netip.MustParseAddr("198.18.0.254")}}},
+		{[]string{"bgp", "routes", "available", "ipv4", "unicast", "vrouter", "65001"},
+			command{routes: bgpcli.RouteFilter{Family: v4, VRouter: 65001}}},
+	} {
+		got, err := parse(tc.args)
+		if err != nil || got != tc.want {
+			t.Errorf("parse(%v) = %+v, %v; want %+v", tc.args, got, err, tc.want)
+		}
+	}
+	for _, bad := range [][]string{
+		{}, {"bgp"}, {"lb", "peers"}, {"bgp", "peers", "x"}, {"bgp", "routes", "available", "ipv4", "multicast"},
+		{"bgp", "routes", "available", "peer", "198.18.0.254"}, {"bgp", "routes", "advertised", "peer", "nope"},
+		{"bgp", "routes", "vrouter", "-1"}, {"bgp", "routes", "vrouter"}, {"bgp", "routes", "sideways"},
+	} {
+		if _, err := parse(bad); err == nil {
+			t.Errorf("parse(%v) accepted", bad)
+		}
+	}
+}

@@ -37,6 +37,12 @@ const (
 	ReasonInvalidAnnotation  = "InvalidAnnotation"
 	ReasonNoRouterID         = "NoRouterID"
 	ReasonInvalidAdvertising = "InvalidAdvertisement"
+	// Added with Compute: an instance without a usable local ASN, a peer
+	// without a usable or with a duplicate address, and a peering policy
+	// whose node selector does not parse.
+	ReasonInvalidInstance      = "InvalidInstance"
+	ReasonInvalidPeer          = "InvalidPeer"
+	ReasonInvalidPeeringPolicy = "InvalidPeeringPolicy"
 )
 
 // Instance is one BGP speaker (a GoBGP server) with its own ASN.

@@ -9,13 +9,15 @@ HELM_VERSION := v3.22.0
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 HELM := $(TOOLS)/helm-$(HELM_VERSION)
 # Controllers that have a binary, a ServiceAccount and a ClusterRole of their own.
-CONTROLLERS := lbipam ipam l2announcer egressgateway
+CONTROLLERS := lbipam ipam l2announcer egressgateway bgp
 # Node plugins with a ServiceAccount and a ClusterRole of their own:
 # folder under nodeplugins/, or folder=name where the name would clash with a
 # controller's.
-NODEPLUGINS := datapath cni l2announcer=l2announcer-node egressgateway=egressgateway-node
+NODEPLUGINS := datapath cni l2announcer=l2announcer-node egressgateway=egressgateway-node bgp=bgp-node
 # Kinds served at older versions too, with the same schema: file:version...
-EXTRA_VERSIONS := cilium.io_ciliumloadbalancerippools.yaml:v2alpha1
+EXTRA_VERSIONS := cilium.io_ciliumloadbalancerippools.yaml:v2alpha1 cilium.io_ciliumbgpclusterconfigs.yaml:v2alpha1 \
+  cilium.io_ciliumbgppeerconfigs.yaml:v2alpha1 cilium.io_ciliumbgpadvertisements.yaml:v2alpha1 \
+  cilium.io_ciliumbgpnodeconfigs.yaml:v2alpha1 cilium.io_ciliumbgpnodeconfigoverrides.yaml:v2alpha1
 
 .PHONY: help
 help: ## list the targets

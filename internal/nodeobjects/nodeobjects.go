@@ -9,9 +9,11 @@ package nodeobjects
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -36,8 +38,31 @@ type Kind[T any, S any] struct {
 // Writes returns the writes that make the objects match desired (node name →
 // spec). existing are the current objects (from the cache); conflicts and
 // objects gone in the meantime are left to the next pass, which their watch
-// events bring.
+// events bring. Owner references are left as they are.
 func (k Kind[T, S]) Writes(c client.Client, existing []*T, desired map[string]S) []func(context.Context) error {
+	owned := make(map[string]Owned[S], len(desired))
+	for name, spec := range desired {
+		owned[name] = Owned[S]{Spec: spec}
+	}
+	return k.writes(c, existing, owned, false)
+}
+
+// Owned is an object's desired spec and owner references.
+type Owned[S any] struct {
+	Spec   S
+	Owners []metav1.OwnerReference
+}
+
+// WritesOwned is Writes for objects that have owners (e.g. a controller
+// reference to the object they are made from, for the garbage collector):
+// an object whose spec, owner references or managed-by label differ from
+// desired is patched, so an object that changes owner, or that this
+// controller takes over, is corrected too.
+func (k Kind[T, S]) WritesOwned(c client.Client, existing []*T, desired map[string]Owned[S]) []func(context.Context) error {
+	return k.writes(c, existing, desired, true)
+}
+
+func (k Kind[T, S]) writes(c client.Client, existing []*T, desired map[string]Owned[S], owned bool) []func(context.Context) error {
 	var writes []func(context.Context) error
 	byName := map[string]*T{}
 	for _, cur := range existing {
@@ -47,25 +72,33 @@ func (k Kind[T, S]) Writes(c client.Client, existing []*T, desired map[string]S)
 			writes = append(writes, k.delete(c, o))
 		}
 	}
-	for name, spec := range desired {
+	for name, want := range desired {
 		cur := byName[name]
 		switch {
 		case cur == nil:
-			writes = append(writes, k.create(c, name, spec))
-		case !equality.Semantic.DeepEqual(*k.Spec(cur), spec):
-			writes = append(writes, k.update(c, cur, spec))
+			writes = append(writes, k.create(c, name, want, owned))
+		case !equality.Semantic.DeepEqual(*k.Spec(cur), want.Spec) || owned && !k.metaMatches(cur, want.Owners):
+			writes = append(writes, k.update(c, cur, want, owned))
 		}
 	}
 	return writes
 }
 
-func (k Kind[T, S]) create(c client.Client, name string, spec S) func(context.Context) error {
+func (k Kind[T, S]) metaMatches(cur *T, owners []metav1.OwnerReference) bool {
+	o := k.Object(cur)
+	return o.GetLabels()[ManagedByLabel] == k.ManagedBy && equality.Semantic.DeepEqual(o.GetOwnerReferences(), owners)
+}
+
+func (k Kind[T, S]) create(c client.Client, name string, want Owned[S], owned bool) func(context.Context) error {
 	return func(ctx context.Context) error {
 		obj := k.New()
 		o := k.Object(obj)
 		o.SetName(name)
 		o.SetLabels(map[string]string{ManagedByLabel: k.ManagedBy})
-		*k.Spec(obj) = spec
+		if owned {
+			o.SetOwnerReferences(want.Owners)
+		}
+		*k.Spec(obj) = want.Spec
 		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating %s %s: %w", k.Name, name, err)
 		}
@@ -73,11 +106,20 @@ func (k Kind[T, S]) create(c client.Client, name string, spec S) func(context.Co
 	}
 }
 
-func (k Kind[T, S]) update(c client.Client, cur *T, spec S) func(context.Context) error {
+func (k Kind[T, S]) update(c client.Client, cur *T, want Owned[S], owned bool) func(context.Context) error {
 	return func(ctx context.Context) error {
 		old := k.Object(cur)
 		updated := old.DeepCopyObject().(client.Object)
-		*k.Spec(any(updated).(*T)) = spec
+		*k.Spec(any(updated).(*T)) = want.Spec
+		if owned {
+			updated.SetOwnerReferences(want.Owners)
+			labels := maps.Clone(updated.GetLabels())
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[ManagedByLabel] = k.ManagedBy
+			updated.SetLabels(labels)
+		}
 		if err := c.Patch(ctx, updated, client.MergeFromWithOptions(old, client.MergeFromWithOptimisticLock{})); err != nil {
 			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 				return nil

@@ -53,6 +53,9 @@ const (
 // +kubebuilder:printcolumn:name="NoMatchingNode",type=string,JSONPath=`.status.conditions[?(@.type=="cilium.io/NoMatchingNode")].status`,priority=1
 // +kubebuilder:printcolumn:name="MissingPeerConfigs",type=string,JSONPath=`.status.conditions[?(@.type=="cilium.io/MissingPeerConfigs")].status`
 // +kubebuilder:printcolumn:name="Conflicting",type=string,JSONPath=`.status.conditions[?(@.type=="cilium.io/ConflictingClusterConfig")].status`
+// +kubebuilder:printcolumn:name="Established",type=integer,JSONPath=`.status.peersEstablished`,description="sessions established, over all nodes"
+// +kubebuilder:printcolumn:name="Peers",type=integer,JSONPath=`.status.peersTotal`,description="sessions configured, over all nodes"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type CiliumBGPClusterConfig struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -213,8 +216,23 @@ type CiliumBGPClusterConfigStatus struct {
 	// +optional
 	Nodes int32 `json:"nodes,omitempty"`
 
+	// PeersTotal is the number of BGP sessions the config asks for: its
+	// peers on every node it is applied to (a Plexus addition).
+	// +optional
+	PeersTotal int32 `json:"peersTotal,omitempty"`
+
+	// PeersEstablished is how many of them the nodes report established in
+	// their CiliumBGPNodeConfig status (a Plexus addition).
+	// +optional
+	PeersEstablished int32 `json:"peersEstablished,omitempty"`
+
 	// Conditions: cilium.io/NoMatchingNode, cilium.io/MissingPeerConfigs and
-	// cilium.io/ConflictingClusterConfig.
+	// cilium.io/ConflictingClusterConfig, always present (False when the
+	// problem is absent), and Ready (a Plexus addition): True when the
+	// config is applied without problems and every session is established;
+	// otherwise the reason and message say what is wrong, e.g. which
+	// node's sessions are down, or that nodes have not reported yet (they
+	// never do with status reporting turned off).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -40,6 +40,9 @@ const BGPAuthSecretKey = "password"
 // +kubebuilder:printcolumn:name="GracefulRestart",type=boolean,JSONPath=`.spec.gracefulRestart.enabled`
 // +kubebuilder:printcolumn:name="Families",type=string,JSONPath=`.spec.families[*].afi`,priority=1
 // +kubebuilder:printcolumn:name="MissingAuthSecret",type=string,JSONPath=`.status.conditions[?(@.type=="cilium.io/MissingAuthSecret")].status`
+// +kubebuilder:printcolumn:name="Established",type=integer,JSONPath=`.status.peersEstablished`,description="sessions using this config that are established, over all nodes"
+// +kubebuilder:printcolumn:name="Peers",type=integer,JSONPath=`.status.peersTotal`,description="sessions using this config, over all nodes"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type CiliumBGPPeerConfig struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -195,7 +198,22 @@ type CiliumBGPPeerConfigStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: cilium.io/MissingAuthSecret.
+	// PeersTotal is the number of sessions, over all nodes, whose peer
+	// refers to this config (a Plexus addition).
+	// +optional
+	PeersTotal int32 `json:"peersTotal,omitempty"`
+
+	// PeersEstablished is how many of them the nodes report established (a
+	// Plexus addition).
+	// +optional
+	PeersEstablished int32 `json:"peersEstablished,omitempty"`
+
+	// Conditions: cilium.io/MissingAuthSecret, always present: True when
+	// spec.authSecretRef names a Secret that the BGP secrets namespace does
+	// not hold, or one without the key "password"; False when the Secret is
+	// there or when no authSecretRef is set (no authentication). Ready (a
+	// Plexus addition) is True when nothing is missing and every session
+	// using this config is established (also when none does).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -14,8 +14,9 @@
 //     instance, the router ID, local port and local ASN, and per peer the
 //     local address;
 //   - the router ID is the override's, else (mode default) the node's IPv4
-//     InternalIP, else (mode ip-pool) an address of the pool: kept from the
-//     node's current config when still valid, otherwise the lowest free one.
+//     InternalIP (none on an IPv6-only node, which derives one itself),
+//     else (mode ip-pool) an address of the pool: kept from the node's
+//     current config when still valid, otherwise the lowest free one.
 package planner
 
 import (

@@ -53,7 +53,9 @@ func (r *routerIDs) assign(n Node, instance string, io *ciliumv2.CiliumBGPNodeCo
 	}
 	if r.mode != RouterIDIPPool {
 		if !n.IPv4.IsValid() {
-			return "", "no IPv4 InternalIP to use as router ID: set one in the node's CiliumBGPNodeConfigOverride or use the ip-pool mode"
+			// An IPv6-only node: it derives its ID from its cilium_host
+			// MAC itself (B46), so this is no problem.
+			return "", ""
 		}
 		return n.IPv4.String(), ""
 	}

@@ -611,6 +611,59 @@ func TestChartEgressGateway(t *testing.T) {
 	}
 }
 
+// BGP: the controller, the node plugin with only NET_BIND_SERVICE, and a
+// Role for Secrets in bgp.secretNamespace alone, bound to both (B21).
+func TestChartBGP(t *testing.T) {
+	helm(t)
+	o, err := render(t, "--set", "bgp.enabled=true", "--set", "bgp.secretNamespace=bgp-secrets",
+		"--set", "bgp.routerIDAllocation.mode=ip-pool", "--set", "bgp.routerIDAllocation.ipPool=10.0.0.0/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, crd := range []string{"ciliumbgpclusterconfigs.cilium.io", "ciliumbgpnodeconfigs.cilium.io", "ciliumbgppeeringpolicies.cilium.io"} {
+		o.get(t, "CustomResourceDefinition", crd)
+	}
+	checkControllerOf(t, o, "bgp", true)
+	args := container(t, get[appsv1.Deployment](t, o, "Deployment", "plexus-bgp")).Args
+	for _, want := range []string{"--secret-namespace=bgp-secrets", "--router-id-mode=ip-pool", "--router-id-pool=10.0.0.0/24"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("controller args %v lack %s", args, want)
+		}
+	}
+	node := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-bgp-node").Spec.Template.Spec
+	equal(t, "bgp node rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-bgp-node").Rules, rbacFileRules(t, "bgp-node"))
+	equal(t, "bgp node hostNetwork", node.HostNetwork, true)
+	equal(t, "bgp node capabilities", node.Containers[0].SecurityContext.Capabilities.Add, []corev1.Capability{"NET_BIND_SERVICE"})
+	for _, want := range []string{"--secret-namespace=bgp-secrets", "--ipam-mode=cluster-pool", "--status-report=true", "--status-route-limit=100"} {
+		if !slices.Contains(node.Containers[0].Args, want) {
+			t.Errorf("bgp node args %v lack %s", node.Containers[0].Args, want)
+		}
+	}
+	for _, cr := range []string{"plexus-bgp", "plexus-bgp-node"} {
+		for _, r := range get[rbacv1.ClusterRole](t, o, "ClusterRole", cr).Rules {
+			if slices.Contains(r.Resources, "secrets") {
+				t.Errorf("ClusterRole %s grants Secrets cluster-wide: %+v", cr, r)
+			}
+		}
+	}
+	role := get[rbacv1.Role](t, o, "Role", "plexus-bgp-secrets")
+	equal(t, "secrets role namespace", role.Namespace, "bgp-secrets")
+	equal(t, "secrets role rules", role.Rules, []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}}})
+	binding := get[rbacv1.RoleBinding](t, o, "RoleBinding", "plexus-bgp-secrets")
+	var subjects []string
+	for _, s := range binding.Subjects {
+		subjects = append(subjects, s.Name)
+	}
+	equal(t, "secrets role subjects", subjects, []string{"plexus-bgp", "plexus-bgp-node"})
+
+	if _, err := render(t, "--set", "bgp.enabled=true", "--set", "bgp.routerIDAllocation.mode=ip-pool"); err == nil || !strings.Contains(err.Error(), "ipPool is empty") {
+		t.Errorf("ip-pool without a pool: %v", err)
+	}
+	if _, err := render(t, "--set", "bgp.enabled=true", "--set", "bgp.secretnamespace=x"); err == nil || !strings.Contains(err.Error(), "/bgp") {
+		t.Errorf("misspelt key: %v", err)
+	}
+}
+
 // The node plugins: a DaemonSet on every node, host network, the generated
 // RBAC, the privileges each needs and no more, and the CNI installed by an
 // init container.

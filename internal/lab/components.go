@@ -163,6 +163,13 @@ func plexusControllers() []Component {
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-egressgateway"),
 			Args:     common,
 		},
+		{
+			Name: "bgp", Binary: "bgp", Optional: true,
+			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-bgp"),
+			Args: func(e ComponentEnv) []string {
+				return append(common(e), "--secret-namespace="+BGPSecretNamespace)
+			},
+		},
 	}
 }
 
@@ -172,7 +179,8 @@ func nodeComponents(s *State) []Component {
 	var cs []Component
 	for _, c := range plexusNodeComponents() {
 		if c.Name == "plexus-cni-agent" && s.CNI == "plexus" || c.Name == "plexus-datapath" && s.Datapath == "plexus" ||
-			c.Name == l2NodeComponent && s.L2Announcer || c.Name == egressNodeComponent && s.EgressGateway {
+			c.Name == l2NodeComponent && s.L2Announcer || c.Name == egressNodeComponent && s.EgressGateway ||
+			c.Name == bgpNodeComponent && s.BGP {
 			cs = append(cs, c)
 		}
 	}
@@ -220,6 +228,16 @@ func plexusNodeComponents() []Component {
 					"--zap-time-encoding=rfc3339nano"}
 			},
 		},
+		{
+			// GoBGP in the node's namespace: peers dial the router on the
+			// segment; status is refreshed every second for the tests.
+			Name: bgpNodeComponent, Binary: "plexus-bgp-node",
+			Identity: ServiceAccountIdentity(PlexusNamespace, bgpNodeServiceAccount),
+			Args: func(e ComponentEnv) []string {
+				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig, "--ipam-mode=" + e.State.IPAMMode,
+					"--secret-namespace=" + BGPSecretNamespace, "--status-interval=1s", "--zap-time-encoding=rfc3339nano"}
+			},
+		},
 	}
 }
 
@@ -233,7 +251,14 @@ const (
 	// plexus-egressgateway).
 	egressNodeComponent      = "plexus-egressgateway"
 	egressNodeServiceAccount = "plexus-egressgateway-node"
+	// The BGP node plugin (the controller has plexus-bgp).
+	bgpNodeComponent      = "plexus-bgp-node"
+	bgpNodeServiceAccount = "plexus-bgp-node"
 )
+
+// BGPSecretNamespace is where the lab's BGP auth Secrets live (the chart's
+// default, bgp.secretNamespace).
+const BGPSecretNamespace = "kube-system"
 
 func baseNodeComponents() []Component {
 	return []Component{

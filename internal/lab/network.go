@@ -200,7 +200,8 @@ func removeStandinRoutesTo(l Layout, s *State, gone Node) {
 // sweepNetwork deletes every namespace and host link that carries the lab's
 // name prefix, listed in the state or not (a crashed run may not have
 // recorded them). Pod namespaces are <name>-p-..., nodes <name>-n<i>, the
-// client <name>-client; host links <name>br0, <name>n<i> and <name>cl.
+// client <name>-client, the routers <name>-router, <name>-bird and
+// <name>-ext; host links <name>br0, <name>n<i>, <name>cl, <name>rt, <name>bd.
 func sweepNetwork(name string, s *State) []error {
 	var errs []error
 	nsSet := map[string]bool{}
@@ -247,9 +248,10 @@ func sweepNetwork(name string, s *State) []error {
 }
 
 // isLabLink reports whether a host link name is one of lab name's: its
-// bridge, the client's bridge port (<name>cl) or a node's (<name>n<digits>).
+// bridge, the client's or a router's bridge port (<name>cl, <name>rt,
+// <name>bd) or a node's (<name>n<digits>).
 func isLabLink(name, link string) bool {
-	if link == name+"br0" || link == name+"cl" {
+	if link == name+"br0" || link == name+"cl" || link == name+"rt" || link == name+"bd" {
 		return true
 	}
 	rest, ok := strings.CutPrefix(link, name+"n")

@@ -28,8 +28,17 @@ type State struct {
 	// EgressGateway: the plexus-egressgateway node plugin runs on every
 	// node (its binary and RBAC were there at `lab up`).
 	EgressGateway bool `json:"egressGateway,omitempty"`
+	// BGP: the plexus-bgp-node plugin runs on every node (its binary and
+	// RBAC were there at `lab up`).
+	BGP bool `json:"bgp,omitempty"`
 	// Client is the external client's namespace on the segment.
 	Client string `json:"client,omitempty"`
+	// Router is the BGP router's namespace (FRR, see router.go), empty
+	// when FRR is not installed; its processes are those of node Router.
+	Router string `json:"router,omitempty"`
+	// Bird is the second router's namespace (BIRD, see bird.go), empty when
+	// BIRD is not installed.
+	Bird string `json:"bird,omitempty"`
 	// PodCIDRs are the nodes' pod CIDRs the stand-in parts use: from the
 	// nodes' CiliumNodes when the IPAM controller runs, else static.
 	PodCIDRs  map[string]string `json:"podCIDRs,omitempty"`

@@ -67,8 +67,12 @@ func Up(ctx context.Context, o Options) error {
 	if why != "" {
 		fmt.Fprintf(o.Out, "== egress gateway: no %s on the nodes because %s\n", egressNodeComponent, why)
 	}
+	bgpNode, why := pickNodePlugin(o, bgpNodeComponent, bgpNodeServiceAccount)
+	if why != "" {
+		fmt.Fprintf(o.Out, "== BGP: no %s on the nodes because %s\n", bgpNodeComponent, why)
+	}
 	s := &State{Name: o.Name, Segment: o.Segment, RoutingMode: o.RoutingMode, IPAMMode: o.IPAMMode, CNI: cni, Datapath: datapath,
-		L2Announcer: l2, EgressGateway: egress, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
+		L2Announcer: l2, EgressGateway: egress, BGP: bgpNode, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
 	for i := 1; i <= o.Nodes; i++ {
 		s.Nodes = append(s.Nodes, Node{Index: i, Name: l.NodeName(i), IP: l.NodeIP(i).String()})
 	}
@@ -105,6 +109,22 @@ func up(ctx context.Context, o *Options, l Layout, s *State) error {
 		return err
 	}
 	say("network: bridge %s %s, nodes %s, client %s=%s", l.Bridge(), l.GatewayIP(), nodeList(s), l.ClientNetns(), l.ClientIP())
+	if err := EnsureRouterTools(o.Out); err != nil {
+		say("BGP router: none, because %v", err)
+	} else {
+		if err := setupRouter(ctx, l, s); err != nil {
+			return fmt.Errorf("BGP router: %w", err)
+		}
+		say("BGP router: FRR AS %d in %s at %s (vtysh --vty_socket %s), external client %s=%s behind it", RouterASN, l.RouterNetns(), l.RouterIP(), l.RouterDir(), l.ExtNetns(), l.ExtClientIP())
+		if err := BirdAvailable(); err != nil {
+			say("second BGP router: none, because %v", err)
+		} else {
+			if err := setupBird(ctx, l, s); err != nil {
+				return fmt.Errorf("second BGP router: %w", err)
+			}
+			say("second BGP router: BIRD AS %d in %s at %s (birdc -s %s)", BirdASN, l.BirdNetns(), l.BirdIP(), l.BirdSocket())
+		}
+	}
 
 	cp := controlPlaneComponents()
 	if err := startComponent(l, s, cp[0], nil, 0); err != nil { // etcd

@@ -92,15 +92,20 @@ func repoRoot() string {
 
 // RunManager runs a manager against the control plane, as a controller binary
 // does, with setup registering the reconcilers. The returned func stops it and
-// reports its error; the end of the test stops it too.
-func (e *Env) RunManager(t testing.TB, setup func(ctrl.Manager) error) (stop func()) {
+// reports its error; the end of the test stops it too. Options change the
+// manager's options (a plugin's cache restrictions, say).
+func (e *Env) RunManager(t testing.TB, setup func(ctrl.Manager) error, options ...func(*ctrl.Options)) (stop func()) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+	o := ctrl.Options{
 		Scheme:                 e.Client.Scheme(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	for _, f := range options {
+		f(&o)
+	}
+	mgr, err := ctrl.NewManager(e.Config, o)
 	if err != nil {
 		t.Fatal(err)
 	}

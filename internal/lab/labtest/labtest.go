@@ -66,6 +66,7 @@ var binaries = map[string]string{
 	"plexus-cni": "./nodeplugins/cni/cmd/plexus-cni", "plexus-cni-agent": "./nodeplugins/cni/cmd/plexus-cni-agent",
 	"plexus-datapath": "./nodeplugins/datapath/cmd/plexus-datapath",
 	"egressgateway":   "./controllers/egressgateway", "plexus-egressgateway": "./nodeplugins/egressgateway/cmd/plexus-egressgateway",
+	"bgp": "./controllers/bgp", "plexus-bgp-node": "./nodeplugins/bgp/cmd/plexus-bgp-node", "kubectl-plexus": "./cmd/kubectl-plexus",
 }
 
 // optionalBinaries are built when their package exists; a lab runs without

@@ -489,4 +489,3 @@ func scale(t *testing.T, l *labtest.Lab, name string, replicas int32) {
 		t.Fatal(err)
 	}
 }
-

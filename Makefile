@@ -82,8 +82,8 @@ test: tools controlplane verify-generated ## the whole test suite: generation ch
 run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up
 	hack/run.sh
 
-.PHONY: bench bench-lbipam bench-ipam bench-cni bench-lab bench-l2 bench-egress
-bench: bench-lbipam bench-ipam bench-cni bench-lab bench-l2 bench-egress ## every scale benchmark against the real API server (see docs/benchmarks.md)
+.PHONY: bench bench-lbipam bench-ipam bench-cni bench-lab bench-l2 bench-egress bench-bgp
+bench: bench-lbipam bench-ipam bench-cni bench-lab bench-l2 bench-egress bench-bgp ## every scale benchmark against the real API server (see docs/benchmarks.md)
 
 bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/lbipam $(BENCH_ARGS)
@@ -104,6 +104,11 @@ bench-egress: controlplane tools ## egress gateway: failover time over 20 kills;
 	go test -run '^$$' -bench 'EgressFailover' -benchtime 20x -count 3 -timeout 60m ./test/e2e
 	go test -run '^$$' -bench 'EgressPath' -benchtime 3x -count 3 -timeout 30m ./test/e2e
 	go test -run '^$$' -bench 'EgressNewPod' -benchtime 10x -count 3 -timeout 30m ./test/e2e
+
+bench-bgp: controlplane tools ## BGP: 10,000 prefixes to a peer (plugin vs GoBGP-to-GoBGP), plugin CPU and memory; Service address to route at FRR on the lab (needs root)
+	go build -o bin/plexus-bgp-node ./nodeplugins/bgp/cmd/plexus-bgp-node
+	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/bgp $(BENCH_ARGS)
+	go test -run '^$$' -bench 'BGPServiceToRouter' -benchtime 20x -count 3 -timeout 30m ./test/e2e
 
 LAB_NODES ?= 3
 LAB_ARGS ?=

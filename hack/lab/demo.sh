@@ -6,6 +6,9 @@
 # the cluster) asks the LoadBalancer Service echo-lb, whose address one node
 # announces with ARP. Then two pods reach the external host, one through
 # the egress gateway (egress IP .240), one directly (its node's address).
+# Last, BGP: every node peers with the lab's router (FRR), advertises its pod
+# CIDR and the address of Service echo-bgp (from a pool only BGP makes
+# reachable), and the external client behind the router reaches it.
 # Usage: hack/lab/demo.sh <kubectl> [lab name]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -107,4 +110,78 @@ YAML
 			sed -E 's/.*"clientAddr":"([^"]*)".*/   the external host saw \1/'
 	done
 	k delete pod egress-selected --wait=false >/dev/null
+fi
+
+# BGP: every node peers with the router (FRR, AS 65000, .254 on the segment)
+# as AS 65001 and advertises its pod CIDR and echo-bgp's address; the
+# external client behind the router reaches echo-bgp over those routes.
+if [[ -x bin/bgp && -x bin/plexus-bgp-node && -x bin/kubectl-plexus && -d /run/plexus-lab/$name/router ]]; then
+	node_ip=$(k get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
+	seg=$(cut -d. -f3 <<<"$node_ip")
+	k apply -f - >/dev/null <<EOF
+apiVersion: cilium.io/v2
+kind: CiliumLoadBalancerIPPool
+metadata: {name: lab-bgp}
+spec:
+  blocks: [{cidr: 198.19.$seg.96/27}]
+  serviceSelector: {matchLabels: {bgp: demo}}
+---
+apiVersion: cilium.io/v2
+kind: CiliumBGPPeerConfig
+metadata: {name: lab-router}
+spec:
+  timers: {connectRetryTimeSeconds: 1}
+  gracefulRestart: {enabled: true}
+  families:
+  - {afi: ipv4, safi: unicast, advertisements: {matchLabels: {advertise: lab-router}}}
+---
+apiVersion: cilium.io/v2
+kind: CiliumBGPAdvertisement
+metadata: {name: lab-router, labels: {advertise: lab-router}}
+spec:
+  advertisements:
+  - advertisementType: PodCIDR
+  - advertisementType: Service
+    service: {addresses: [LoadBalancerIP]}
+    selector: {matchLabels: {bgp: demo}}
+    attributes: {communities: {standard: ["65000:100"]}}
+---
+apiVersion: cilium.io/v2
+kind: CiliumBGPClusterConfig
+metadata: {name: lab}
+spec:
+  bgpInstances:
+  - name: main
+    localASN: 65001
+    peers:
+    - {name: lab-router, peerAddress: 198.18.$seg.254, peerASN: 65000, peerConfigRef: {name: lab-router}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo-bgp
+  labels: {bgp: demo}
+  annotations: {lbipam.cilium.io/ips: 198.19.$seg.100}
+spec:
+  type: LoadBalancer
+  allocateLoadBalancerNodePorts: false
+  selector: {app: echo}
+  ports: [{port: 80, targetPort: http}]
+EOF
+	for _ in $(seq 1 60); do
+		[[ "$(k get ciliumbgpclusterconfig lab -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]] && break
+		sleep 1
+	done
+	echo; echo "\$ kubectl get ciliumbgpclusterconfigs,ciliumbgpnodeconfigs"; k get ciliumbgpclusterconfigs,ciliumbgpnodeconfigs
+	echo; echo "\$ kubectl plexus bgp peers"; bin/kubectl-plexus bgp peers
+	echo; echo "\$ kubectl plexus bgp routes advertised ipv4 unicast"; bin/kubectl-plexus bgp routes advertised ipv4 unicast
+	for _ in $(seq 1 30); do
+		ip netns exec "$name-router" ip route show "198.19.$seg.100" | grep -q bgp && break
+		sleep 1
+	done
+	echo; echo "== the router's BGP routes (FRR in netns $name-router, ECMP over the nodes):"
+	ip netns exec "$name-router" ip route show proto bgp | sed 's/^/   /'
+	echo; echo "== external client namespace $name-ext (behind the router) -> http://198.19.$seg.100/ (Service echo-bgp):"
+	ip netns exec "$name-ext" bin/lab-image client -count 6 -url "http://198.19.$seg.100/" |
+		sed -E 's/.*"pod":"([^"]*)".*"node":"([^"]*)".*"podIP":"([^"]*)".*"clientAddr":"([^"]*)".*/   answered by \1 (\3) on \2, saw client \4/'
 fi

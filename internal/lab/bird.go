@@ -57,33 +57,10 @@ func BirdAvailable() error {
 // setupBird builds the second router's namespace on the segment and
 // starts BIRD, recorded as process "bird" of node BirdNetns().
 func setupBird(ctx context.Context, l Layout, s *State) error {
-	ns, host := l.BirdNetns(), l.BirdVeth()
-	if !netnsExists(ns) {
-		if err := ip("netns", "add", ns); err != nil {
-			return err
-		}
-	}
-	if err := s.addNetns(ns); err != nil {
-		return err
-	}
+	ns := l.BirdNetns()
 	s.Bird = ns
-	if !linkExists(host) {
-		if err := ip("link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns); err != nil {
-			return err
-		}
-	}
-	if err := s.addLink(host); err != nil {
+	if err := onSegment(l, s, ns, l.BirdVeth(), l.BirdIP().String()); err != nil {
 		return err
-	}
-	for _, a := range [][]string{
-		{"link", "set", host, "master", l.Bridge(), "up"},
-		{"-n", ns, "link", "set", "lo", "up"},
-		{"-n", ns, "addr", "replace", l.BirdIP().String() + "/24", "dev", "eth0"},
-		{"-n", ns, "link", "set", "eth0", "up"},
-	} {
-		if err := ip(a...); err != nil {
-			return err
-		}
 	}
 	if err := os.MkdirAll(l.BirdDir(), 0o755); err != nil {
 		return err

@@ -54,46 +54,11 @@ func setupBridge(l Layout, s *State) error {
 	return ip("link", "set", br, "up")
 }
 
-// setupNode creates node i's namespace with eth0 on the lab bridge.
-func setupNode(l Layout, s *State, n Node) error {
-	if !netnsExists(n.Name) {
-		if err := ip("netns", "add", n.Name); err != nil {
-			return err
-		}
-	}
-	if err := s.addNetns(n.Name); err != nil {
-		return err
-	}
-	host := l.HostVeth(n.Index)
-	if !linkExists(host) {
-		if err := ip("link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", n.Name); err != nil {
-			return err
-		}
-	}
-	if err := s.addLink(host); err != nil {
-		return err
-	}
-	steps := [][]string{
-		{"link", "set", host, "master", l.Bridge(), "up"},
-		{"-n", n.Name, "link", "set", "lo", "up"},
-		{"-n", n.Name, "addr", "replace", n.IP + "/24", "dev", "eth0"},
-		{"-n", n.Name, "link", "set", "eth0", "up"},
-	}
-	for _, a := range steps {
-		if err := ip(a...); err != nil {
-			return err
-		}
-	}
-	// A node forwards for its pods. No default route: the node reaches only
-	// the lab segment and what the network plugins route.
-	return inNetns(n.Name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-}
-
-// setupClient creates the external client's namespace: eth0 on the lab
-// bridge with the client address and no default route, so it reaches the
-// segment only (node addresses, and Service addresses a node announces).
-func setupClient(l Layout, s *State) error {
-	ns, host := l.ClientNetns(), l.ClientVeth()
+// onSegment creates namespace ns (if missing) with eth0 on the lab bridge
+// at addr/24, its host end named host; both are recorded in the state so
+// that Down removes them. Every lab namespace on the segment (nodes, the
+// client, the routers) is made this way.
+func onSegment(l Layout, s *State, ns, host, addr string) error {
 	if !netnsExists(ns) {
 		if err := ip("netns", "add", ns); err != nil {
 			return err
@@ -102,7 +67,6 @@ func setupClient(l Layout, s *State) error {
 	if err := s.addNetns(ns); err != nil {
 		return err
 	}
-	s.Client = ns
 	if !linkExists(host) {
 		if err := ip("link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns); err != nil {
 			return err
@@ -114,7 +78,7 @@ func setupClient(l Layout, s *State) error {
 	for _, a := range [][]string{
 		{"link", "set", host, "master", l.Bridge(), "up"},
 		{"-n", ns, "link", "set", "lo", "up"},
-		{"-n", ns, "addr", "replace", l.ClientIP().String() + "/24", "dev", "eth0"},
+		{"-n", ns, "addr", "replace", addr + "/24", "dev", "eth0"},
 		{"-n", ns, "link", "set", "eth0", "up"},
 	} {
 		if err := ip(a...); err != nil {
@@ -122,6 +86,24 @@ func setupClient(l Layout, s *State) error {
 		}
 	}
 	return nil
+}
+
+// setupNode creates node i's namespace with eth0 on the lab bridge.
+func setupNode(l Layout, s *State, n Node) error {
+	if err := onSegment(l, s, n.Name, l.HostVeth(n.Index), n.IP); err != nil {
+		return err
+	}
+	// A node forwards for its pods. No default route: the node reaches only
+	// the lab segment and what the network plugins route.
+	return inNetns(n.Name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+}
+
+// setupClient creates the external client's namespace: eth0 on the lab
+// bridge with the client address and no default route, so it reaches the
+// segment only (node addresses, and Service addresses a node announces).
+func setupClient(l Layout, s *State) error {
+	s.Client = l.ClientNetns()
+	return onSegment(l, s, l.ClientNetns(), l.ClientVeth(), l.ClientIP().String())
 }
 
 // --- stand-in datapath -------------------------------------------------

@@ -166,24 +166,17 @@ func setupRouter(ctx context.Context, l Layout, s *State) error {
 }
 
 func setupRouterNetwork(l Layout, s *State) error {
-	rt, ext, host := l.RouterNetns(), l.ExtNetns(), l.RouterVeth()
-	for _, ns := range []string{rt, ext} {
-		if !netnsExists(ns) {
-			if err := ip("netns", "add", ns); err != nil {
-				return err
-			}
-		}
-		if err := s.addNetns(ns); err != nil {
-			return err
-		}
-	}
+	rt, ext := l.RouterNetns(), l.ExtNetns()
 	s.Router = rt
-	if !linkExists(host) {
-		if err := ip("link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", rt); err != nil {
+	if err := onSegment(l, s, rt, l.RouterVeth(), l.RouterIP().String()); err != nil {
+		return err
+	}
+	if !netnsExists(ext) {
+		if err := ip("netns", "add", ext); err != nil {
 			return err
 		}
 	}
-	if err := s.addLink(host); err != nil {
+	if err := s.addNetns(ext); err != nil {
 		return err
 	}
 	if ip("-n", rt, "link", "show", routerLink) != nil {
@@ -193,10 +186,6 @@ func setupRouterNetwork(l Layout, s *State) error {
 	}
 	bits := fmt.Sprintf("/%d", l.ExtPrefix().Bits())
 	for _, a := range [][]string{
-		{"link", "set", host, "master", l.Bridge(), "up"},
-		{"-n", rt, "link", "set", "lo", "up"},
-		{"-n", rt, "addr", "replace", l.RouterIP().String() + "/24", "dev", "eth0"},
-		{"-n", rt, "link", "set", "eth0", "up"},
 		{"-n", rt, "addr", "replace", l.RouterExtIP().String() + bits, "dev", routerLink},
 		{"-n", rt, "link", "set", routerLink, "up"},
 		{"-n", ext, "link", "set", "lo", "up"},

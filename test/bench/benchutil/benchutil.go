@@ -55,6 +55,22 @@ type Usage struct {
 // --kubeconfig); the returned func reads its usage, interrupts it and waits
 // (killing it after half a minute).
 func (cp *ControlPlane) StartBinary(bin string, args ...string) (stop func() Usage, err error) {
+	p, err := cp.StartProcess(bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	return p.Stop, nil
+}
+
+// Process is a binary StartProcess runs.
+type Process struct {
+	cmd *exec.Cmd
+	dir string
+}
+
+// StartProcess is StartBinary for callers that also read the usage while
+// the process runs.
+func (cp *ControlPlane) StartProcess(bin string, args ...string) (*Process, error) {
 	kc, err := cp.AdminKubeconfig(filepath.Base(bin))
 	if err != nil {
 		return nil, err
@@ -65,6 +81,7 @@ func (cp *ControlPlane) StartBinary(bin string, args ...string) (stop func() Usa
 	}
 	path := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	cmd := exec.Command(bin, append([]string{"--kubeconfig", path}, args...)...)
@@ -73,20 +90,32 @@ func (cp *ControlPlane) StartBinary(bin string, args ...string) (stop func() Usa
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return func() Usage {
-		defer os.RemoveAll(dir)
-		u := Usage{PeakRSSKB: peakRSS(cmd.Process.Pid), CPU: cpuTime(cmd.Process.Pid)}
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		return u
-	}, nil
+	return &Process{cmd: cmd, dir: dir}, nil
+}
+
+// Usage is what the process has used so far (peak RSS, CPU time).
+func (p *Process) Usage() Usage {
+	return Usage{PeakRSSKB: peakRSS(p.cmd.Process.Pid), CPU: cpuTime(p.cmd.Process.Pid)}
+}
+
+// RSSKB is the process's resident memory now.
+func (p *Process) RSSKB() int { return procStatusKB(p.cmd.Process.Pid, "VmRSS:") }
+
+// Stop reads the usage, interrupts the process and waits (killing it after
+// half a minute).
+func (p *Process) Stop() Usage {
+	defer os.RemoveAll(p.dir)
+	u := p.Usage()
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+	return u
 }
 
 // cpuTime is the user and system time pid has used (clock ticks of 10 ms).
@@ -102,13 +131,16 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
-func peakRSS(pid int) int {
+func peakRSS(pid int) int { return procStatusKB(pid, "VmHWM:") }
+
+// procStatusKB reads a kB field of /proc/<pid>/status (0 if unreadable).
+func procStatusKB(pid int, field string) int {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 			return kb
 		}

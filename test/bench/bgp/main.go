@@ -24,6 +24,7 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"google.golang.org/protobuf/types/known/anypb"
 	corev1 "k8s.io/api/core/v1"
@@ -51,8 +52,7 @@ func main() {
 	flag.Parse()
 	fmt.Printf("machine: %d CPUs, %s; %d prefixes, %d runs\n", runtime.NumCPU(), runtime.Version(), *prefixes, *runs)
 
-	var ceiling, plugin []time.Duration
-	var usages []benchutil.Usage
+	var ceiling, plugin, convergeCPU, idleCPU, rss, peak []time.Duration
 	for r := range *runs {
 		d, err := ceilingRun(*prefixes, *port)
 		if err != nil {
@@ -61,23 +61,21 @@ func main() {
 		ceiling = append(ceiling, d)
 		fmt.Printf("run %d: GoBGP to GoBGP: %d prefixes at the peer after %v\n", r+1, *prefixes, d.Round(time.Millisecond))
 
-		d, u, err := pluginRun(*pluginBin, *prefixes, *port)
+		p, err := pluginRun(*pluginBin, *prefixes, *port)
 		if err != nil {
 			fail(err)
 		}
-		plugin, usages = append(plugin, d), append(usages, u)
-		fmt.Printf("run %d: plexus-bgp-node: %d prefixes at the peer after %v; plugin CPU %v, peak RSS %d MiB\n",
-			r+1, *prefixes, d.Round(time.Millisecond), u.CPU, u.PeakRSSKB/1024)
-	}
-	cpu, rss := make([]time.Duration, len(usages)), make([]time.Duration, len(usages))
-	for i, u := range usages {
-		cpu[i], rss[i] = u.CPU, time.Duration(u.PeakRSSKB)
+		plugin, convergeCPU, idleCPU = append(plugin, p.converge), append(convergeCPU, p.convergeCPU), append(idleCPU, p.idleCPU)
+		rss, peak = append(rss, time.Duration(p.rssKB)), append(peak, time.Duration(p.peakRSSKB))
+		fmt.Printf("run %d: plexus-bgp-node: %d prefixes at the peer after %v; CPU %v to converge, %v in %v at rest; RSS %d MiB (peak %d MiB)\n",
+			r+1, *prefixes, p.converge.Round(time.Millisecond), p.convergeCPU, p.idleCPU, idle, p.rssKB/1024, p.peakRSSKB/1024)
 	}
 	fmt.Printf("\nmedian of %d runs, %d prefixes:\n", *runs, *prefixes)
 	fmt.Printf("  GoBGP to GoBGP (ceiling):  %v\n", benchutil.Median(ceiling).Round(time.Millisecond))
 	fmt.Printf("  plexus-bgp-node:           %v (advertisement created -> all prefixes at the peer)\n", benchutil.Median(plugin).Round(time.Millisecond))
-	fmt.Printf("  plugin CPU (whole run):    %v\n", benchutil.Median(cpu))
-	fmt.Printf("  plugin peak RSS:           %d MiB\n", int(benchutil.Median(rss))/1024)
+	fmt.Printf("  plugin CPU to converge:    %v\n", benchutil.Median(convergeCPU))
+	fmt.Printf("  plugin CPU at rest:        %v per %v\n", benchutil.Median(idleCPU), idle)
+	fmt.Printf("  plugin RSS at rest:        %d MiB (peak %d MiB)\n", int(benchutil.Median(rss))/1024, int(benchutil.Median(peak))/1024)
 }
 
 func fail(err error) {
@@ -90,7 +88,7 @@ func fail(err error) {
 type receiver struct{ *server.BgpServer }
 
 func newReceiver(ctx context.Context, addr string, port int, neighbour string, neighbourASN uint32) (*receiver, error) {
-	s := server.NewBgpServer()
+	s := quietServer()
 	go s.Serve()
 	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn: peerASN, RouterId: addr, ListenPort: int32(port), ListenAddresses: []string{addr},
@@ -152,7 +150,7 @@ func ceilingRun(n, port int) (time.Duration, error) {
 		return 0, err
 	}
 	defer rcv.Stop()
-	snd := server.NewBgpServer()
+	snd := quietServer()
 	go snd.Serve()
 	defer snd.Stop()
 	if err := snd.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: localASN, RouterId: "127.0.0.3", ListenPort: -1}}); err != nil {
@@ -184,6 +182,14 @@ func ceilingRun(n, port int) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
+// quietServer is a GoBGP server that logs nothing (the bench prints its
+// own lines).
+func quietServer() *server.BgpServer {
+	l := gobgplog.NewDefaultLogger()
+	l.SetLevel(gobgplog.PanicLevel)
+	return server.NewBgpServer(server.LoggerOption(l))
+}
+
 // hostAddr is the i-th address of 10.200.0.0/16 and beyond.
 func hostAddr(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(200 + i>>16), byte(i >> 8), byte(i)})
@@ -191,11 +197,11 @@ func hostAddr(i int) netip.Addr {
 
 // pluginRun: n ClusterIP Services; the plugin peers with a receiver at
 // 127.0.0.2; the advertisement is created once the session is up.
-func pluginRun(bin string, n, port int) (time.Duration, benchutil.Usage, error) {
+func pluginRun(bin string, n, port int) (pluginResult, error) {
 	ctx := context.Background()
 	cp, err := benchutil.Start()
 	if err != nil {
-		return 0, benchutil.Usage{}, err
+		return pluginResult{}, err
 	}
 	defer cp.Stop()
 	c := cp.Client
@@ -220,7 +226,7 @@ func pluginRun(bin string, n, port int) (time.Duration, benchutil.Usage, error) 
 		}},
 	} {
 		if err := c.Create(ctx, o); err != nil {
-			return 0, benchutil.Usage{}, fmt.Errorf("creating %T: %w", o, err)
+			return pluginResult{}, fmt.Errorf("creating %T: %w", o, err)
 		}
 	}
 	if _, err := benchutil.Create(n, 32, func(i int) error {
@@ -229,27 +235,29 @@ func pluginRun(bin string, n, port int) (time.Duration, benchutil.Usage, error) 
 			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
 		})
 	}); err != nil {
-		return 0, benchutil.Usage{}, fmt.Errorf("creating Services: %w", err)
+		return pluginResult{}, fmt.Errorf("creating Services: %w", err)
 	}
 	var svcs corev1.ServiceList
 	if err := c.List(ctx, &svcs); err != nil {
-		return 0, benchutil.Usage{}, err
+		return pluginResult{}, err
 	}
 	want := len(svcs.Items) // every Service has a ClusterIP, the API server's own included
 
 	rcv, err := newReceiver(ctx, "127.0.0.2", port, "127.0.0.1", localASN)
 	if err != nil {
-		return 0, benchutil.Usage{}, err
+		return pluginResult{}, err
 	}
 	defer rcv.Stop()
-	stop, err := cp.StartBinary(bin, "--node-name="+nodeName, "--status-interval=5s")
+	proc, err := cp.StartProcess(bin, "--node-name="+nodeName, "--status-interval=5s")
 	if err != nil {
-		return 0, benchutil.Usage{}, err
+		return pluginResult{}, err
 	}
+	stop := proc.Stop
 	if err := rcv.waitEstablished(ctx, time.Minute); err != nil {
 		stop()
-		return 0, benchutil.Usage{}, err
+		return pluginResult{}, err
 	}
+	before := proc.Usage()
 	start := time.Now()
 	if err := c.Create(ctx, &ciliumv2.CiliumBGPAdvertisement{
 		ObjectMeta: metav1.ObjectMeta{Name: "all-cluster-ips", Labels: map[string]string{"bench": "bgp"}},
@@ -262,13 +270,27 @@ func pluginRun(bin string, n, port int) (time.Duration, benchutil.Usage, error) 
 		}}},
 	}); err != nil {
 		stop()
-		return 0, benchutil.Usage{}, err
+		return pluginResult{}, err
 	}
 	if err := rcv.waitCount(ctx, want, 5*time.Minute); err != nil {
 		stop()
-		return 0, benchutil.Usage{}, err
+		return pluginResult{}, err
 	}
-	d := time.Since(start)
-	time.Sleep(10 * time.Second) // a status write and an idle spell count too
-	return d, stop(), nil
+	r := pluginResult{converge: time.Since(start)}
+	converged := proc.Usage()
+	r.convergeCPU = converged.CPU - before.CPU
+	// At rest with every prefix advertised: status refreshes every 5 s.
+	time.Sleep(idle)
+	r.idleCPU = proc.Usage().CPU - converged.CPU
+	r.rssKB = proc.RSSKB()
+	r.peakRSSKB = stop().PeakRSSKB
+	return r, nil
+}
+
+// idle is how long the plugin is watched at rest after converging.
+const idle = 20 * time.Second
+
+type pluginResult struct {
+	converge, convergeCPU, idleCPU time.Duration
+	rssKB, peakRSSKB               int
 }

@@ -611,10 +611,22 @@ func TestChartEgressGateway(t *testing.T) {
 	}
 }
 
-// BGP: the controller, the node plugin with only NET_BIND_SERVICE, and a
-// Role for Secrets in bgp.secretNamespace alone, bound to both (B21).
+// BGP: off by default (B1); the controller, the node plugin with only
+// NET_BIND_SERVICE, and a Role for Secrets in bgp.secretNamespace alone,
+// bound to both (B21).
 func TestChartBGP(t *testing.T) {
 	helm(t)
+	// B1: off by default, and then nothing of it is deployed.
+	off, err := render(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := off.of("bgp").ids(); len(got) > 0 {
+		t.Errorf("bgp.enabled=false renders %v", got)
+	}
+	if got := off.of("bgp-node").ids(); len(got) > 0 {
+		t.Errorf("bgp.enabled=false renders %v", got)
+	}
 	o, err := render(t, "--set", "bgp.enabled=true", "--set", "bgp.secretNamespace=bgp-secrets",
 		"--set", "bgp.routerIDAllocation.mode=ip-pool", "--set", "bgp.routerIDAllocation.ipPool=10.0.0.0/24")
 	if err != nil {

@@ -435,7 +435,7 @@ func routerFIBHas(l *labtest.Lab, prefix netip.Prefix, nexthops []netip.Addr) er
 
 // waitRouterEstablished waits until the router's sessions with neighbors
 // are all Established and returns them.
-func waitRouterEstablished(t *testing.T, l *labtest.Lab, neighbors []netip.Addr, timeout time.Duration) map[netip.Addr]labtest.RouterNeighbor {
+func waitRouterEstablished(t testing.TB, l *labtest.Lab, neighbors []netip.Addr, timeout time.Duration) map[netip.Addr]labtest.RouterNeighbor {
 	t.Helper()
 	var got map[netip.Addr]labtest.RouterNeighbor
 	l.EventuallyIn(t, timeout, fmt.Sprintf("router sessions with %v Established", neighbors), func() error {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -130,6 +132,22 @@ func TestBGP(t *testing.T) {
 		})
 	})
 
+	t.Run("B67_LogsTagged", func(t *testing.T) {
+		for _, f := range []string{n1 + "-" + bgpPlugin + ".log", "bgp.log"} {
+			raw, err := os.ReadFile(filepath.Join(l.Layout.LogDir(), f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"bgp.log": `"subsys":"bgp-cp-operator"`}[f]
+			if want == "" {
+				want = `"subsys":"bgp-control-plane"`
+			}
+			if !strings.Contains(string(raw), want) {
+				t.Errorf("%s has no line tagged %s", f, want)
+			}
+		}
+	})
+
 	t.Run("B62_CLIPeers", func(t *testing.T) {
 		out := l.Kubectl(t, "kubectl-plexus", "bgp", "peers")
 		for _, n := range []string{n1, n2} {
@@ -241,6 +259,23 @@ func TestBGP(t *testing.T) {
 		stop := make(chan struct{})
 		failures := make(chan error, 1000)
 		var requests atomic.Int32
+		// The router's paths to the address while the plugins restart:
+		// kept (stale) for both nodes, never withdrawn.
+		fewest, ribDone := make(chan int, 1), make(chan struct{})
+		go func() {
+			least := len(b.selected)
+			defer func() { fewest <- least }()
+			for {
+				select {
+				case <-ribDone:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				if rib, err := l.RouterRIB("ipv4"); err == nil {
+					least = min(least, len(rib[host]))
+				}
+			}
+		}()
 		go func() {
 			for {
 				select {
@@ -273,6 +308,10 @@ func TestBGP(t *testing.T) {
 			return nil
 		})
 		waitRouterPrefix(t, l, host, b.selected, 30*time.Second)
+		close(ribDone)
+		if n := <-fewest; n < len(b.selected) {
+			t.Errorf("the router held only %d paths to %s during the restart; graceful restart should keep all %d", n, host, len(b.selected))
+		}
 		close(stop)
 		var errs []error
 		for err := range failures {
@@ -351,6 +390,31 @@ func TestBGP(t *testing.T) {
 		})
 		waitRouterPrefix(t, l, netip.PrefixFrom(lbIP, 32), []netip.Addr{b.nodeIP[n1]}, 30*time.Second)
 	})
+
+	t.Run("B69_ControllerDownKeepsSessions", func(t *testing.T) {
+		if err := lab.KillComponent(l.StateRoot, l.Options.Name, "", "bgp", testLog{t}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = lab.StartComponent(l.StateRoot, l.Options.Name, "", "bgp", testLog{t}) })
+		// A config for node 3 while the controller is down: not provisioned.
+		b.create(t, &ciliumv2.CiliumBGPClusterConfig{ObjectMeta: metav1.ObjectMeta{Name: "late"}, Spec: ciliumv2.CiliumBGPClusterConfigSpec{
+			NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/hostname": n3}},
+			BGPInstances: []ciliumv2.CiliumBGPInstance{{Name: "main", LocalASN: ptr.To[int64](65001), Peers: peers[:1]}},
+		}})
+		time.Sleep(5 * time.Second)
+		var nc ciliumv2.CiliumBGPNodeConfig
+		if err := b.c.Get(ctx, client.ObjectKey{Name: n3}, &nc); err == nil {
+			t.Errorf("%s got a NodeConfig with the controller down", n3)
+		}
+		if st := b.routerNeighbors(t)[b.nodeIP[n1]].State; st != "Established" {
+			t.Errorf("%s's session is %s with the controller down", n1, st)
+		}
+		waitRouterPrefix(t, l, netip.PrefixFrom(lbIP, 32), []netip.Addr{b.nodeIP[n1]}, time.Second)
+		if err := lab.StartComponent(l.StateRoot, l.Options.Name, "", "bgp", testLog{t}); err != nil {
+			t.Fatal(err)
+		}
+		waitRouterEstablished(t, l, []netip.Addr{b.nodeIP[n1], b.nodeIP[n3]}, time.Minute)
+	})
 }
 
 func (b *bgpLab) bird(t *testing.T) (labtest.Bird, bool) {
@@ -365,7 +429,7 @@ func (b *bgpLab) bird(t *testing.T) (labtest.Bird, bool) {
 	return b.Bird(t), true
 }
 
-func (b *bgpLab) create(t *testing.T, objs ...client.Object) {
+func (b *bgpLab) create(t testing.TB, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
 		if err := b.c.Create(context.Background(), o); err != nil {

@@ -12,6 +12,8 @@ import (
 	"flag"
 	"os"
 
+	ctrl "sigs.k8s.io/controller-runtime"
+
 	"github.com/plexus-net/plexus/apis/cilium/v2"
 	"github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/internal/nodeplugin"
@@ -40,6 +42,7 @@ func main() {
 	flag.DurationVar(&cfg.StatusInterval, "status-interval", 0, "how often route counts are refreshed in status (session changes are written at once); 0 means 10s")
 	flag.Parse()
 	log := flags.Logger("bgp").WithValues("subsys", subsys)
+	ctrl.SetLogger(log) // controller-runtime's own lines are tagged too
 	if cfg.NodeName == "" {
 		operator.Fatal(nil, "--node-name (or $NODE_NAME) is required")
 	}

@@ -22,13 +22,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/internal/nodeplugin"
+	"github.com/plexus-net/plexus/internal/passes"
 	"github.com/plexus-net/plexus/internal/statuswrite"
 	"github.com/plexus-net/plexus/nodeplugins/bgp/desired"
 )
@@ -136,6 +136,10 @@ type Plugin struct {
 
 	writer  statuswrite.Writer
 	trigger chan struct{}
+	// pacer keeps passes to a fifth of a core under a stream of events
+	// (every EndpointSlice change in the cluster wakes the plugin); a pass
+	// after a quiet spell runs at once.
+	pacer passes.Pacer
 
 	mu      sync.Mutex
 	applied applied
@@ -153,9 +157,7 @@ type applied struct {
 func (p *Plugin) SetupWithManager(mgr ctrl.Manager) error {
 	p.writer.Client = p.Client
 	p.trigger = make(chan struct{}, 1)
-	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
-		return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: "node"}}}
-	})
+	all := passes.ToWorld("bgp")
 	b := ctrl.NewControllerManagedBy(mgr).Named("bgp").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1})
 	for _, kind := range []client.Object{
@@ -175,11 +177,16 @@ func (p *Plugin) SetupWithManager(mgr ctrl.Manager) error {
 // state and has the speaker apply it. It never writes to the API server:
 // the status writer does that on its own schedule.
 func (p *Plugin) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	start := time.Now()
+	if wait := p.pacer.Start(start); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
 	in, err := p.readInput(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	st := desired.Compute(in)
+	p.pacer.Cost(time.Since(start)) // reading and deciding; applying is the write
 	applyErr := p.Speaker.Apply(ctx, st)
 	if applyErr != nil {
 		p.Log.Error(applyErr, "applying the BGP state", "source", st.Source)

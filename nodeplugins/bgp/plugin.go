@@ -10,6 +10,7 @@ package bgp
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -57,6 +58,9 @@ type Config struct {
 	IPAMMode string
 	// IPv4 and IPv6 are the families the node runs.
 	IPv4, IPv6 bool
+	// DerivedRouterID is the router ID made from the underlay device's MAC,
+	// used on nodes without an IPv4 InternalIP (B46); zero if none.
+	DerivedRouterID netip.Addr
 	// SecretNamespace is the only namespace auth Secrets are read from.
 	SecretNamespace string
 	// StatusReport off leaves the NodeConfig status empty (B65).
@@ -207,7 +211,7 @@ func (p *Plugin) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.
 func (p *Plugin) readInput(ctx context.Context) (desired.Input, error) {
 	in := desired.Input{
 		NodeName: p.Config.NodeName, IPAMMode: p.Config.IPAMMode,
-		IPv4Enabled: p.Config.IPv4, IPv6Enabled: p.Config.IPv6,
+		IPv4Enabled: p.Config.IPv4, IPv6Enabled: p.Config.IPv6, DerivedRouterID: p.Config.DerivedRouterID,
 		SecretsNamespace: p.Config.SecretNamespace, Secrets: map[string]string{},
 	}
 	own := client.ObjectKey{Name: p.Config.NodeName}

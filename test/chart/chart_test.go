@@ -646,7 +646,7 @@ func TestChartBGP(t *testing.T) {
 	equal(t, "bgp node rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-bgp-node").Rules, rbacFileRules(t, "bgp-node"))
 	equal(t, "bgp node hostNetwork", node.HostNetwork, true)
 	equal(t, "bgp node capabilities", node.Containers[0].SecurityContext.Capabilities.Add, []corev1.Capability{"NET_BIND_SERVICE"})
-	for _, want := range []string{"--secret-namespace=bgp-secrets", "--ipam-mode=cluster-pool", "--status-report=true", "--status-route-limit=100"} {
+	for _, want := range []string{"--secret-namespace=bgp-secrets", "--ipam-mode=cluster-pool", "--device=eth0", "--status-report=true", "--status-route-limit=100"} {
 		if !slices.Contains(node.Containers[0].Args, want) {
 			t.Errorf("bgp node args %v lack %s", node.Containers[0].Args, want)
 		}

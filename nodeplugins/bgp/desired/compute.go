@@ -103,8 +103,10 @@ func (w *world) nodeInstance(ci ciliumv2.CiliumBGPNodeInstance) (Instance, bool)
 		}
 		inst.RouterID = id
 	} else if inst.RouterID = nodeIPv4(w.in); !inst.RouterID.IsValid() {
-		w.problem(ReasonNoRouterID, "CiliumBGPNodeConfig instance %s has no routerID and the node has no IPv4 InternalIP to use instead: set one in the node's CiliumBGPNodeConfigOverride; the instance is not run", quote(ci.Name))
-		return inst, false
+		if inst.RouterID = w.in.DerivedRouterID; !inst.RouterID.IsValid() {
+			w.problem(ReasonNoRouterID, "CiliumBGPNodeConfig instance %s has no routerID, and the node has neither an IPv4 InternalIP nor a MAC address to derive one from: set one in the node's CiliumBGPNodeConfigOverride; the instance is not run", quote(ci.Name))
+			return inst, false
+		}
 	}
 	if ci.LocalPort != nil && *ci.LocalPort > 0 && *ci.LocalPort <= math.MaxUint16 {
 		inst.ListenPort = *ci.LocalPort

@@ -1,6 +1,8 @@
 package desired
 
 import (
+	"net/netip"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
@@ -37,6 +39,10 @@ type Input struct {
 	// IPv4Enabled and IPv6Enabled are the IP families the node runs; routes
 	// of another family are never advertised (B68).
 	IPv4Enabled, IPv6Enabled bool
+	// DerivedRouterID is the router ID the node made for itself from a MAC
+	// address (B46); it is used only when neither the NodeConfig nor an
+	// IPv4 InternalIP gives one, as on IPv6-only nodes. Zero: none.
+	DerivedRouterID netip.Addr
 
 	// NodeConfig is this node's CiliumBGPNodeConfig; nil when no cluster
 	// config selects the node.

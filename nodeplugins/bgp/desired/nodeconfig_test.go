@@ -303,9 +303,29 @@ func TestRouterID(t *testing.T) {
 	in.Node.Status.Addresses = in.Node.Status.Addresses[:2] // IPv6 only
 	st := Compute(in)
 	want := State{Source: "CiliumBGPNodeConfig/node-a", Problems: []Problem{{Reason: ReasonNoRouterID,
-		Message: `CiliumBGPNodeConfig instance "instance-65001" has no routerID and the node has no IPv4 InternalIP to use instead: set one in the node's CiliumBGPNodeConfigOverride; the instance is not run`}}}
+		Message: `CiliumBGPNodeConfig instance "instance-65001" has no routerID, and the node has neither an IPv4 InternalIP nor a MAC address to derive one from: set one in the node's CiliumBGPNodeConfigOverride; the instance is not run`}}}
 	if !reflect.DeepEqual(st, want) {
 		t.Errorf("got:\n%s\nwant:\n%s", render(st), render(want))
+	}
+}
+
+// TestB46_DerivedRouterIDOnIPv6OnlyNode: an IPv6-only node runs with the
+// router ID it derived itself; a configured one and an IPv4 InternalIP
+// still come first.
+func TestB46_DerivedRouterIDOnIPv6OnlyNode(t *testing.T) {
+	in := baseInput()
+	in.DerivedRouterID = netip.MustParseAddr("0.17.34.51")
+	if id := Compute(in).Instances[0].RouterID; id != netip.MustParseAddr("192.168.10.1") {
+		t.Errorf("router ID %s, want the configured 192.168.10.1", id)
+	}
+	in.NodeConfig.Spec.BGPInstances[0].RouterID = nil
+	if id := Compute(in).Instances[0].RouterID; id != netip.MustParseAddr("198.18.0.11") {
+		t.Errorf("router ID %s, want the node's IPv4 198.18.0.11", id)
+	}
+	in.Node.Status.Addresses = in.Node.Status.Addresses[:2] // IPv6 only
+	st := Compute(in)
+	if len(st.Problems) > 0 || len(st.Instances) != 1 || st.Instances[0].RouterID != in.DerivedRouterID {
+		t.Errorf("IPv6-only node: instances %+v, problems %+v; want the derived router ID", st.Instances, st.Problems)
 	}
 }
 

@@ -28,8 +28,9 @@ const subsys = "bgp-control-plane"
 
 func main() {
 	var (
-		flags nodeplugin.Flags
-		cfg   bgp.Config
+		flags  nodeplugin.Flags
+		cfg    bgp.Config
+		device string
 	)
 	flags.Bind(flag.CommandLine)
 	flag.StringVar(&cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
@@ -37,6 +38,7 @@ func main() {
 	flag.BoolVar(&cfg.IPv4, "enable-ipv4", true, "the node runs IPv4: IPv4 routes may be advertised")
 	flag.BoolVar(&cfg.IPv6, "enable-ipv6", false, "the node runs IPv6: IPv6 routes may be advertised")
 	flag.StringVar(&cfg.SecretNamespace, "secret-namespace", "kube-system", "the only namespace auth Secrets (CiliumBGPPeerConfig authSecretRef) are read from")
+	flag.StringVar(&device, "device", "eth0", "the node's underlay device: on a node without an IPv4 InternalIP, the router ID is the low 32 bits of its MAC address")
 	flag.BoolVar(&cfg.StatusReport, "status-report", true, "write sessions and routes into the CiliumBGPNodeConfig status; false clears it")
 	flag.IntVar(&cfg.RouteLimit, "status-route-limit", 100, "routes listed per instance and per peer in status (counts are always complete)")
 	flag.DurationVar(&cfg.StatusInterval, "status-interval", 0, "how often route counts are refreshed in status (session changes are written at once); 0 means 10s")
@@ -48,6 +50,11 @@ func main() {
 	}
 	if cfg.RouteLimit < 0 || cfg.RouteLimit > 1000 {
 		operator.Fatal(nil, "--status-route-limit must be between 0 and 1000")
+	}
+	if id, err := bgp.DeviceRouterID(device); err == nil {
+		cfg.DerivedRouterID = id
+	} else {
+		log.Info("no router ID can be derived for IPv6-only use; instances need a routerID or an IPv4 InternalIP", "reason", err.Error())
 	}
 	scheme, err := operator.NewScheme(v2.AddToScheme, v2alpha1.AddToScheme)
 	if err != nil {

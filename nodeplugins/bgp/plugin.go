@@ -198,10 +198,7 @@ func (p *Plugin) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.
 	p.mu.Lock()
 	p.applied = applied{done: true, state: st, applyErr: applyErr}
 	p.mu.Unlock()
-	select {
-	case p.trigger <- struct{}{}:
-	default:
-	}
+	p.wake()
 	if applyErr != nil {
 		return reconcile.Result{RequeueAfter: 5 * time.Second}, nil
 	}
@@ -269,13 +266,12 @@ func (p *Plugin) readInput(ctx context.Context) (desired.Input, error) {
 
 // runStatus writes status when the speaker reports a change, after each
 // reconcile, and every StatusInterval (route counts change without a
-// session event).
+// session event): the ticks share the reconciler's wake channel.
 func (p *Plugin) runStatus(ctx context.Context) error {
 	interval := p.Config.StatusInterval
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	tick := make(chan struct{}, 1)
 	go func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
@@ -284,15 +280,19 @@ func (p *Plugin) runStatus(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				select {
-				case tick <- struct{}{}:
-				default:
-				}
+				p.wake()
 			}
 		}
 	}()
-	changes := mergeSignals(ctx, p.Speaker.Changes(), tick)
-	return nodeplugin.WriteStatus(ctx, p.Log.WithName("status"), 200*time.Millisecond, changes, p.trigger, p.writeStatus)
+	return nodeplugin.WriteStatus(ctx, p.Log.WithName("status"), 200*time.Millisecond, p.Speaker.Changes(), p.trigger, p.writeStatus)
+}
+
+// wake asks the status writer for a look, without blocking.
+func (p *Plugin) wake() {
+	select {
+	case p.trigger <- struct{}{}:
+	default:
+	}
 }
 
 // writeStatus puts the speaker's report into the NodeConfig's status,
@@ -314,28 +314,4 @@ func (p *Plugin) writeStatus(ctx context.Context) error {
 	}
 	_, err := p.writer.Patch(ctx, &nc, func(o client.Object) { o.(*ciliumv2.CiliumBGPNodeConfig).Status = want })
 	return err
-}
-
-// mergeSignals fans two signal channels into one.
-func mergeSignals(ctx context.Context, a, b <-chan struct{}) <-chan struct{} {
-	out := make(chan struct{}, 1)
-	fwd := func(in <-chan struct{}) {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case _, ok := <-in:
-				if !ok {
-					return
-				}
-				select {
-				case out <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}
-	go fwd(a)
-	go fwd(b)
-	return out
 }

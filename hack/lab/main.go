@@ -28,8 +28,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/plexus-net/plexus/internal/lab"
-	"github.com/plexus-net/plexus/internal/lab/podrunner"
+	"github.com/plexus-net/plexus/test/lab"
+	"github.com/plexus-net/plexus/test/lab/podrunner"
 )
 
 const usage = `usage: lab <command> [flags]

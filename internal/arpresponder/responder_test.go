@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/plexus-net/plexus/internal/arpresponder"
-	"github.com/plexus-net/plexus/internal/arpresponder/arptest"
-	"github.com/plexus-net/plexus/internal/netnstest"
+	"github.com/plexus-net/plexus/test/arptest"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 var (

@@ -22,10 +22,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
-	"github.com/plexus-net/plexus/internal/netnstest"
-	"github.com/plexus-net/plexus/internal/testenv"
 	"github.com/plexus-net/plexus/nodeplugins/datapath"
-	"github.com/plexus-net/plexus/nodeplugins/datapath/internal/lab"
+	"github.com/plexus-net/plexus/test/netlab"
+	"github.com/plexus-net/plexus/test/netnstest"
+	"github.com/plexus-net/plexus/test/testenv"
 )
 
 var env *testenv.Env
@@ -52,7 +52,7 @@ func TestPluginRestartKeepsConnections(t *testing.T) {
 	testenv.Require(t, env)
 	netnstest.RequireRoot(t)
 	bin := buildPlugin(t)
-	l := lab.New(t, 2)
+	l := netlab.New(t, 2)
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 	ctx := t.Context()
 	c := env.Client
@@ -87,7 +87,7 @@ func TestPluginRestartKeepsConnections(t *testing.T) {
 	}
 	l.RequireAllReach()
 
-	stream := lab.StartStream(t, n1.Pod, n2.EchoAddr())
+	stream := netlab.StartStream(t, n1.Pod, n2.EchoAddr())
 	stream.Wait(20)
 	before := l.State(n1)
 	for round := range 2 {
@@ -109,7 +109,7 @@ func TestPluginRestartKeepsConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReady(t, n1.Name, "vxlan: 0 nodes, 0 routes")
-	lab.MustNotContain(t, "node-1 after node-2 left", l.State(n1), n2.CIDR(), n2.VXLANMAC())
+	netlab.MustNotContain(t, "node-1 after node-2 left", l.State(n1), n2.CIDR(), n2.VXLANMAC())
 }
 
 func buildPlugin(t *testing.T) string {
@@ -167,14 +167,14 @@ func (p *plugin) waitLog(t *testing.T, s string) {
 // the process is the plugin). The API server listens on the host's loopback,
 // which the node namespace cannot reach: a forwarder listening inside the
 // namespace carries the connections over.
-func startPlugin(t *testing.T, bin string, node lab.Node) *plugin {
+func startPlugin(t *testing.T, bin string, node netlab.Node) *plugin {
 	t.Helper()
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	writeKubeconfig(t, kubeconfig, env.Config, forwardAPIServer(t, node.NS))
 	p := &plugin{done: make(chan struct{})}
 	p.cmd = exec.Command("ip", "netns", "exec", node.NS, bin,
 		"--node-name", node.Name, "--kubeconfig", kubeconfig, "--routing-mode", "vxlan", "--device", "eth0",
-		"--vxlan-device", lab.VXLANDevice, "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		"--vxlan-device", netlab.VXLANDevice, "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 		"--debounce", "50ms", "--zap-log-level", "debug")
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {

@@ -18,10 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
-	"github.com/plexus-net/plexus/internal/arpresponder/arptest"
 	"github.com/plexus-net/plexus/internal/conditions"
-	"github.com/plexus-net/plexus/internal/netnstest"
-	"github.com/plexus-net/plexus/internal/testenv"
+	"github.com/plexus-net/plexus/test/arptest"
+	"github.com/plexus-net/plexus/test/netnstest"
+	"github.com/plexus-net/plexus/test/testenv"
 )
 
 var env *testenv.Env

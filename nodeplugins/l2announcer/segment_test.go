@@ -12,8 +12,8 @@ import (
 	"github.com/go-logr/logr/testr"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
-	"github.com/plexus-net/plexus/internal/arpresponder/arptest"
-	"github.com/plexus-net/plexus/internal/netnstest"
+	"github.com/plexus-net/plexus/test/arptest"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // segment is an L2 segment: a bridge in its own namespace, and namespaces

@@ -17,9 +17,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
-	"github.com/plexus-net/plexus/internal/lab"
-	"github.com/plexus-net/plexus/internal/lab/labtest"
 	"github.com/plexus-net/plexus/test/bench/benchutil"
+	"github.com/plexus-net/plexus/test/lab"
+	"github.com/plexus-net/plexus/test/lab/labtest"
 )
 
 // BenchmarkBGPServiceToRouter measures, on a 3-node lab whose nodes all

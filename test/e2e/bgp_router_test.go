@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plexus-net/plexus/internal/lab"
-	"github.com/plexus-net/plexus/internal/lab/labtest"
-	"github.com/plexus-net/plexus/internal/netnstest"
+	"github.com/plexus-net/plexus/test/lab"
+	"github.com/plexus-net/plexus/test/lab/labtest"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // TestLabRouter checks the lab's upstream BGP router before any node speaks

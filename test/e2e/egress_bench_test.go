@@ -19,9 +19,9 @@ import (
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
-	"github.com/plexus-net/plexus/internal/lab"
-	"github.com/plexus-net/plexus/internal/lab/labtest"
-	"github.com/plexus-net/plexus/internal/netnstest"
+	"github.com/plexus-net/plexus/test/lab"
+	"github.com/plexus-net/plexus/test/lab/labtest"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // benchEgress is the egress benchmarks' lab: 3 nodes, candidates n2 and n3

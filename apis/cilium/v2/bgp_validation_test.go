@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
-	"github.com/plexus-net/plexus/internal/testenv"
+	"github.com/plexus-net/plexus/test/testenv"
 )
 
 // The BGP kinds are checked against the real API server: every seed example

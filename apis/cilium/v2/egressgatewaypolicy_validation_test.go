@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
-	"github.com/plexus-net/plexus/internal/testenv"
+	"github.com/plexus-net/plexus/test/testenv"
 )
 
 var env *testenv.Env

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
-	"github.com/plexus-net/plexus/internal/testenv"
+	"github.com/plexus-net/plexus/test/testenv"
 )
 
 var env *testenv.Env

@@ -26,7 +26,7 @@ import (
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/controllers/bgp/planner"
 	"github.com/plexus-net/plexus/internal/conditions"
-	"github.com/plexus-net/plexus/internal/testenv"
+	"github.com/plexus-net/plexus/test/testenv"
 )
 
 var env *testenv.Env

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
-	"github.com/plexus-net/plexus/internal/netnstest"
 	"github.com/plexus-net/plexus/nodeplugins/bgp/desired"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // Tests against FRR run the speaker in a child process inside the node's

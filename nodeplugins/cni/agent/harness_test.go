@@ -20,8 +20,8 @@ import (
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
-	"github.com/plexus-net/plexus/internal/testenv"
 	cniclient "github.com/plexus-net/plexus/nodeplugins/cni/client"
+	"github.com/plexus-net/plexus/test/testenv"
 )
 
 var env *testenv.Env

@@ -6,12 +6,12 @@ import (
 	"github.com/vishvananda/netlink"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
-	"github.com/plexus-net/plexus/internal/netnstest"
-	"github.com/plexus-net/plexus/nodeplugins/datapath/internal/lab"
 	"github.com/plexus-net/plexus/nodeplugins/datapath/routes"
+	"github.com/plexus-net/plexus/test/netlab"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
-const testVXLAN = lab.VXLANDevice
+const testVXLAN = netlab.VXLANDevice
 
 func testConfig() Config {
 	return Config{Device: "eth0", VXLANDevice: testVXLAN, VNI: 2, Port: 8472}
@@ -19,7 +19,7 @@ func testConfig() Config {
 
 // apply computes node's desired state from nodes and applies it with a fresh
 // Kernel (nothing in memory, as after a restart).
-func apply(t *testing.T, node lab.Node, mode routes.Mode, nodes []ciliumv2.CiliumNode) Changes {
+func apply(t *testing.T, node netlab.Node, mode routes.Mode, nodes []ciliumv2.CiliumNode) Changes {
 	t.Helper()
 	ch, err := tryApply(t, node, mode, nodes)
 	if err != nil {
@@ -28,7 +28,7 @@ func apply(t *testing.T, node lab.Node, mode routes.Mode, nodes []ciliumv2.Ciliu
 	return ch
 }
 
-func tryApply(t *testing.T, node lab.Node, mode routes.Mode, nodes []ciliumv2.CiliumNode) (Changes, error) {
+func tryApply(t *testing.T, node netlab.Node, mode routes.Mode, nodes []ciliumv2.CiliumNode) (Changes, error) {
 	t.Helper()
 	d, err := routes.Compute(nodes, node.Name, mode)
 	if err != nil {
@@ -49,10 +49,10 @@ func tryApply(t *testing.T, node lab.Node, mode routes.Mode, nodes []ciliumv2.Ci
 
 // applyAll applies mode on every node but those in skip, which also drop out
 // of the CiliumNodes.
-func applyAll(t *testing.T, l *lab.Lab, mode routes.Mode, skip ...string) {
+func applyAll(t *testing.T, l *netlab.Lab, mode routes.Mode, skip ...string) {
 	t.Helper()
 	for _, n := range l.Nodes {
-		if !lab.Contains(skip, n.Name) {
+		if !netlab.Contains(skip, n.Name) {
 			apply(t, n, mode, l.CiliumNodes(skip...))
 		}
 	}

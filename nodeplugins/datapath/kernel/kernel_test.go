@@ -4,13 +4,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/plexus-net/plexus/internal/netnstest"
-	"github.com/plexus-net/plexus/nodeplugins/datapath/internal/lab"
 	"github.com/plexus-net/plexus/nodeplugins/datapath/routes"
+	"github.com/plexus-net/plexus/test/netlab"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 func TestNativeRouting(t *testing.T) {
-	l := lab.New(t, 3)
+	l := netlab.New(t, 3)
 	n1, n2, n3 := l.Nodes[0], l.Nodes[1], l.Nodes[2]
 	// Someone else's routes: one to a CIDR Plexus does not want, one to a
 	// CIDR it does.
@@ -28,13 +28,13 @@ func TestNativeRouting(t *testing.T) {
 	l.RequireAllReach()
 
 	out := netnstest.Run(t, "ip", "-n", n1.NS, "route", "show", "proto", "185")
-	lab.MustContain(t, "node-1 routes", out,
+	netlab.MustContain(t, "node-1 routes", out,
 		n2.CIDR()+" via "+n2.IP()+" dev eth0",
 		n3.CIDR()+" via "+n3.IP()+" dev eth0")
 	out = netnstest.Run(t, "ip", "-n", n1.NS, "-6", "route", "show", "proto", "185")
-	lab.MustContain(t, "node-1 IPv6 routes", out, n2.CIDR6()+" via "+n2.IP6()+" dev eth0")
+	netlab.MustContain(t, "node-1 IPv6 routes", out, n2.CIDR6()+" via "+n2.IP6()+" dev eth0")
 	out = netnstest.Run(t, "ip", "-n", n2.NS, "route", "show", n3.CIDR())
-	lab.MustContain(t, "node-2 foreign route", out, "proto static")
+	netlab.MustContain(t, "node-2 foreign route", out, "proto static")
 
 	// Idempotent: a second pass writes nothing and leaves the same routes.
 	before := l.State(n1)
@@ -48,15 +48,15 @@ func TestNativeRouting(t *testing.T) {
 	// node-3 leaves: its routes go, nothing else does.
 	applyAll(t, l, routes.ModeNative, n3.Name)
 	out = netnstest.Run(t, "ip", "-n", n1.NS, "route", "show")
-	lab.MustNotContain(t, "node-1 after node-3 left", out, n3.CIDR())
-	lab.MustContain(t, "node-1 after node-3 left", out, n2.CIDR()+" via "+n2.IP(), "10.99.0.0/24 via "+n3.IP()+" dev eth0 proto static")
-	lab.MustNotContain(t, "node-1 IPv6 after node-3 left", netnstest.Run(t, "ip", "-n", n1.NS, "-6", "route", "show"), n3.CIDR6())
-	lab.MustContain(t, "node-2 keeps the foreign route", netnstest.Run(t, "ip", "-n", n2.NS, "route", "show", n3.CIDR()), "proto static")
+	netlab.MustNotContain(t, "node-1 after node-3 left", out, n3.CIDR())
+	netlab.MustContain(t, "node-1 after node-3 left", out, n2.CIDR()+" via "+n2.IP(), "10.99.0.0/24 via "+n3.IP()+" dev eth0 proto static")
+	netlab.MustNotContain(t, "node-1 IPv6 after node-3 left", netnstest.Run(t, "ip", "-n", n1.NS, "-6", "route", "show"), n3.CIDR6())
+	netlab.MustContain(t, "node-2 keeps the foreign route", netnstest.Run(t, "ip", "-n", n2.NS, "route", "show", n3.CIDR()), "proto static")
 	l.RequireAllReach(n3.Name)
 }
 
 func TestVXLANRouting(t *testing.T) {
-	l := lab.New(t, 3)
+	l := netlab.New(t, 3)
 	n1, n2, n3 := l.Nodes[0], l.Nodes[1], l.Nodes[2]
 	for _, n := range l.Nodes {
 		ch := apply(t, n, routes.ModeVXLAN, l.CiliumNodes())
@@ -67,16 +67,16 @@ func TestVXLANRouting(t *testing.T) {
 	l.RequireAllReach()
 
 	link := netnstest.Run(t, "ip", "-n", n1.NS, "-d", "link", "show", testVXLAN)
-	lab.MustContain(t, "VXLAN device", link, "mtu 1450", "link/ether "+n1.VXLANMAC(),
+	netlab.MustContain(t, "VXLAN device", link, "mtu 1450", "link/ether "+n1.VXLANMAC(),
 		"vxlan id 2 local "+n1.IP()+" dev eth0", "dstport 8472", "nolearning")
 	fdb := netnstest.Run(t, "bridge", "-n", n1.NS, "fdb", "show", "dev", testVXLAN)
-	lab.MustContain(t, "FDB", fdb, n2.VXLANMAC()+" dst "+n2.IP()+" self permanent", n3.VXLANMAC()+" dst "+n3.IP()+" self permanent")
+	netlab.MustContain(t, "FDB", fdb, n2.VXLANMAC()+" dst "+n2.IP()+" self permanent", n3.VXLANMAC()+" dst "+n3.IP()+" self permanent")
 	neigh := netnstest.Run(t, "ip", "-n", n1.NS, "neigh", "show", "dev", testVXLAN)
-	lab.MustContain(t, "neighbours", neigh, n2.IP()+" lladdr "+n2.VXLANMAC()+" PERMANENT")
+	netlab.MustContain(t, "neighbours", neigh, n2.IP()+" lladdr "+n2.VXLANMAC()+" PERMANENT")
 	rt := netnstest.Run(t, "ip", "-n", n1.NS, "route", "show", "proto", "185")
-	lab.MustContain(t, "routes", rt, n2.CIDR()+" via "+n2.IP()+" dev "+testVXLAN+" onlink", n3.CIDR()+" via "+n3.IP()+" dev "+testVXLAN+" onlink")
+	netlab.MustContain(t, "routes", rt, n2.CIDR()+" via "+n2.IP()+" dev "+testVXLAN+" onlink", n3.CIDR()+" via "+n3.IP()+" dev "+testVXLAN+" onlink")
 	rt6 := netnstest.Run(t, "ip", "-n", n1.NS, "-6", "route", "show", "proto", "185")
-	lab.MustContain(t, "IPv6 routes", rt6, n2.CIDR6()+" via fe80::cb9:c6ff:fe12:2 dev "+testVXLAN)
+	netlab.MustContain(t, "IPv6 routes", rt6, n2.CIDR6()+" via fe80::cb9:c6ff:fe12:2 dev "+testVXLAN)
 
 	before := l.State(n1)
 	if ch := apply(t, n1, routes.ModeVXLAN, l.CiliumNodes()); ch.Writes() != 0 {
@@ -101,14 +101,14 @@ func TestVXLANRouting(t *testing.T) {
 
 	// node-3 leaves: its routes, FDB entry and neighbours go on the others.
 	applyAll(t, l, routes.ModeVXLAN, n3.Name)
-	for _, n := range []lab.Node{n1, n2} {
+	for _, n := range []netlab.Node{n1, n2} {
 		s := l.State(n)
-		lab.MustNotContain(t, n.Name+" after node-3 left", s, n3.CIDR(), n3.CIDR6(), n3.VXLANMAC(), "fe80::cb9:c6ff:fe12:3")
+		netlab.MustNotContain(t, n.Name+" after node-3 left", s, n3.CIDR(), n3.CIDR6(), n3.VXLANMAC(), "fe80::cb9:c6ff:fe12:3")
 		other := n2
 		if n == n2 {
 			other = n1
 		}
-		lab.MustContain(t, n.Name+" after node-3 left", s, other.CIDR(), other.CIDR6(), other.VXLANMAC()+" dst "+other.IP())
+		netlab.MustContain(t, n.Name+" after node-3 left", s, other.CIDR(), other.CIDR6(), other.VXLANMAC()+" dst "+other.IP())
 	}
 	l.RequireAllReach(n3.Name)
 
@@ -118,12 +118,12 @@ func TestVXLANRouting(t *testing.T) {
 	if ch := apply(t, n1, routes.ModeVXLAN, l.CiliumNodes(n3.Name)); ch.Device != "recreated" || ch.RoutesAdded != 2 {
 		t.Errorf("wrong VNI: %+v", ch)
 	}
-	lab.MustContain(t, "recreated device", netnstest.Run(t, "ip", "-n", n1.NS, "-d", "link", "show", testVXLAN), "vxlan id 2 ", "nolearning")
+	netlab.MustContain(t, "recreated device", netnstest.Run(t, "ip", "-n", n1.NS, "-d", "link", "show", testVXLAN), "vxlan id 2 ", "nolearning")
 	l.RequireAllReach(n3.Name)
 }
 
 func TestVXLANNameTakenByAnotherLink(t *testing.T) {
-	l := lab.New(t, 2)
+	l := netlab.New(t, 2)
 	n1 := l.Nodes[0]
 	netnstest.Run(t, "ip", "-n", n1.NS, "link", "add", testVXLAN, "type", "bridge")
 	_, err := tryApply(t, n1, routes.ModeVXLAN, l.CiliumNodes())
@@ -136,7 +136,7 @@ func TestVXLANNameTakenByAnotherLink(t *testing.T) {
 }
 
 func TestModeSwitch(t *testing.T) {
-	l := lab.New(t, 3)
+	l := netlab.New(t, 3)
 	n1 := l.Nodes[0]
 	applyAll(t, l, routes.ModeNative)
 	l.RequireAllReach()
@@ -146,8 +146,8 @@ func TestModeSwitch(t *testing.T) {
 	l.RequireAllReach()
 	vxlanRoutes := netnstest.Run(t, "ip", "-n", n1.NS, "route", "show", "proto", "185") +
 		netnstest.Run(t, "ip", "-n", n1.NS, "-6", "route", "show", "proto", "185")
-	lab.MustContain(t, "vxlan after native", vxlanRoutes, "dev "+testVXLAN+" onlink")
-	lab.MustNotContain(t, "vxlan after native", vxlanRoutes, "dev eth0")
+	netlab.MustContain(t, "vxlan after native", vxlanRoutes, "dev "+testVXLAN+" onlink")
+	netlab.MustNotContain(t, "vxlan after native", vxlanRoutes, "dev eth0")
 
 	applyAll(t, l, routes.ModeNative)
 	l.RequireAllReach()
@@ -166,12 +166,12 @@ func TestModeSwitch(t *testing.T) {
 func TestRestartKeepsConnections(t *testing.T) {
 	for _, mode := range []routes.Mode{routes.ModeNative, routes.ModeVXLAN} {
 		t.Run(string(mode), func(t *testing.T) {
-			l := lab.New(t, 2)
+			l := netlab.New(t, 2)
 			n1, n2 := l.Nodes[0], l.Nodes[1]
 			applyAll(t, l, mode)
 			l.RequireReach(n1, n2.EchoAddr())
 
-			stream := lab.StartStream(t, n1.Pod, n2.EchoAddr())
+			stream := netlab.StartStream(t, n1.Pod, n2.EchoAddr())
 			stream.Wait(20)
 
 			before := map[string]string{n1.Name: l.State(n1), n2.Name: l.State(n2)}

@@ -12,9 +12,9 @@ import (
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	"github.com/plexus-net/plexus/internal/fwmark"
-	"github.com/plexus-net/plexus/internal/netnstest"
-	"github.com/plexus-net/plexus/nodeplugins/datapath/internal/lab"
 	"github.com/plexus-net/plexus/nodeplugins/datapath/routes"
+	"github.com/plexus-net/plexus/test/netlab"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // An external host behind node-1 on a link of its own (not a pod CIDR),
@@ -26,7 +26,7 @@ const (
 )
 
 func TestMasquerade(t *testing.T) {
-	l := lab.New(t, 3)
+	l := netlab.New(t, 3)
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 	ext := netnstest.New(t, "dpkx")
 	netnstest.Run(t, "ip", "link", "add", "ext0", "netns", n1.NS, "type", "veth", "peer", "name", "eth0", "netns", ext)
@@ -51,7 +51,7 @@ func TestMasquerade(t *testing.T) {
 	if ch.Writes() != 0 {
 		t.Errorf("second apply wrote: %+v", ch)
 	}
-	lab.MustContain(t, "masquerade table", netnstest.Run(t, "ip", "netns", "exec", n1.NS, "nft", "list", "table", "ip", MasqTable),
+	netlab.MustContain(t, "masquerade table", netnstest.Run(t, "ip", "netns", "exec", n1.NS, "nft", "list", "table", "ip", MasqTable),
 		"elements = { 10.244.1.0/24 }", "elements = { 10.244.1.0-10.244.3.255 }", "type nat hook postrouting priority srcnat",
 		`oifname "ext0" ip saddr @pods ip daddr != @direct meta mark & 0x0fff0000 == 0x00000000 counter packets 0 bytes 0 masquerade`,
 		`oifname "eth0" ip saddr @pods`)
@@ -95,7 +95,7 @@ func TestMasquerade(t *testing.T) {
 
 // applyCfg applies node's native-mode state with cfg through a fresh Kernel
 // (nothing in memory, as after a restart).
-func applyCfg(t *testing.T, node lab.Node, cfg Config, nodes []ciliumv2.CiliumNode) Changes {
+func applyCfg(t *testing.T, node netlab.Node, cfg Config, nodes []ciliumv2.CiliumNode) Changes {
 	t.Helper()
 	d, err := routes.Compute(nodes, node.Name, routes.ModeNative)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plexus-net/plexus/internal/netnstest"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // TestSteerAndSNAT: node-1 steers its pod's packets to the egress IP held by

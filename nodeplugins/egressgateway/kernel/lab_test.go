@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plexus-net/plexus/internal/netnstest"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // The test segment: node i is 198.18.40.i on eth0, all on one bridge with

@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/plexus-net/plexus/internal/testenv"
+	"github.com/plexus-net/plexus/test/testenv"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 

@@ -38,9 +38,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
-	"github.com/plexus-net/plexus/internal/netnstest"
 	"github.com/plexus-net/plexus/nodeplugins/cni/client"
 	"github.com/plexus-net/plexus/test/bench/benchutil"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 const nodeName = "bench-node"

@@ -40,9 +40,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
-	"github.com/plexus-net/plexus/internal/netnstest"
-	"github.com/plexus-net/plexus/internal/testenv"
 	"github.com/plexus-net/plexus/nodeplugins/cni/client"
+	"github.com/plexus-net/plexus/test/netnstest"
+	"github.com/plexus-net/plexus/test/testenv"
 )
 
 var (

@@ -17,7 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/plexus-net/plexus/internal/lab/proc"
+	"github.com/plexus-net/plexus/test/lab/proc"
 )
 
 // Restart backoff: doubles from initialBackoff up to maxBackoff, and starts

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plexus-net/plexus/internal/lab"
+	"github.com/plexus-net/plexus/test/lab"
 )
 
 // Bird is the lab's second router: BIRD on the segment, another AS, which

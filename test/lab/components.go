@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/plexus-net/plexus/internal/lab/proc"
+	"github.com/plexus-net/plexus/test/lab/proc"
 )
 
 // The lab's processes are declared here, as data: what runs, where, and with

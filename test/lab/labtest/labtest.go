@@ -30,10 +30,10 @@ import (
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
-	"github.com/plexus-net/plexus/internal/lab"
-	"github.com/plexus-net/plexus/internal/netnstest"
 	"github.com/plexus-net/plexus/internal/operator"
 	cniipam "github.com/plexus-net/plexus/nodeplugins/cni/ipam"
+	"github.com/plexus-net/plexus/test/lab"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // Lab is a running lab.

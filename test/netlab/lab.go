@@ -1,7 +1,7 @@
-// Package lab builds the kernel topology the datapath tests run on: node
+// Package netlab builds the kernel topology the datapath tests run on: node
 // namespaces on a bridge, a pod namespace behind each node, echo servers in
 // the pods, and readers of what Plexus owns in a node's kernel. Test-only.
-package lab
+package netlab
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
-	"github.com/plexus-net/plexus/internal/netnstest"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // Lab is recipe 3.1 of datapath-feasibility.md in Go: node namespaces on a

@@ -13,8 +13,8 @@ import (
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 
-	"github.com/plexus-net/plexus/internal/lab"
-	"github.com/plexus-net/plexus/internal/lab/labtest"
+	"github.com/plexus-net/plexus/test/lab"
+	"github.com/plexus-net/plexus/test/lab/labtest"
 )
 
 // TestStandinLab brings up a 2-node lab with the stand-in network (the

@@ -36,7 +36,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/plexus-net/plexus/internal/lab/proc"
+	"github.com/plexus-net/plexus/test/lab/proc"
 )
 
 // Config is how one node's runner is set up.

@@ -19,8 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	"github.com/plexus-net/plexus/internal/lab"
-	"github.com/plexus-net/plexus/internal/netnstest"
+	"github.com/plexus-net/plexus/test/lab"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // RequireL2Announcer skips the test unless the L2 announcements controller

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/plexus-net/plexus/internal/lab/proc"
+	"github.com/plexus-net/plexus/test/lab/proc"
 )
 
 // The lab's second router: BIRD 2 (Debian's bird2) in its own namespace on

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/plexus-net/plexus/internal/lab/proc"
+	"github.com/plexus-net/plexus/test/lab/proc"
 )
 
 // The lab's upstream router: FRR (zebra + bgpd from Debian's frr package)

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/plexus-net/plexus/internal/lab/pki"
+	"github.com/plexus-net/plexus/test/lab/pki"
 )
 
 // componentKubeconfig is where the kubeconfig of one component lives.

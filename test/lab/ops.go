@@ -15,7 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/plexus-net/plexus/internal/lab/proc"
+	"github.com/plexus-net/plexus/test/lab/proc"
 )
 
 // Open loads the state of a running lab.

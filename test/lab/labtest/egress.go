@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plexus-net/plexus/internal/netnstest"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // RequireEgressGateway skips the test unless the egress gateway controller

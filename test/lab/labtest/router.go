@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plexus-net/plexus/internal/lab"
-	"github.com/plexus-net/plexus/internal/netnstest"
+	"github.com/plexus-net/plexus/test/lab"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // RequireRouter skips the test unless the lab can run its BGP router: FRR

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/plexus-net/plexus/internal/lab/proc"
+	"github.com/plexus-net/plexus/test/lab/proc"
 )
 
 // Down stops every process of lab name, runs CNI DEL for its pods, and

@@ -16,7 +16,7 @@ import (
 
 	"github.com/mdlayher/arp"
 
-	"github.com/plexus-net/plexus/internal/netnstest"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // Client asks for addresses on one interface of a namespace.

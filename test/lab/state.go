@@ -9,7 +9,7 @@ import (
 	"slices"
 
 	"github.com/plexus-net/plexus/internal/atomicfile"
-	"github.com/plexus-net/plexus/internal/lab/proc"
+	"github.com/plexus-net/plexus/test/lab/proc"
 )
 
 // State is everything one lab made, written after every change so that

@@ -31,9 +31,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/internal/l2announce"
 	"github.com/plexus-net/plexus/internal/latest"
 	"github.com/plexus-net/plexus/nodeplugins/egressgateway/kernel"
-	"github.com/plexus-net/plexus/nodeplugins/l2announcer"
 )
 
 // Gateway states in status.
@@ -54,7 +54,7 @@ type Datapath interface {
 // Config configures an Agent.
 type Config struct {
 	// Announcer settings (node name, heartbeat port and timings, GARP).
-	Announcer l2announcer.Config
+	Announcer l2announce.Config
 	Datapath  Datapath
 	// Rescan is how often addresses are read again; zero takes DefaultRescan.
 	Rescan time.Duration
@@ -83,7 +83,7 @@ type Report struct {
 // Agent runs one node's egress gateway datapath.
 type Agent struct {
 	cfg       Config
-	announcer *l2announcer.Announcer
+	announcer *l2announce.Announcer
 
 	desired *latest.Value[Desired]
 	report  *latest.Value[Report]
@@ -102,7 +102,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Announcer.InNamespace = func(f func() error) error { return f() }
 	}
 	cfg.Announcer.Log = cfg.Log.WithName("announcer")
-	ann, err := l2announcer.New(cfg.Announcer)
+	ann, err := l2announce.New(cfg.Announcer)
 	if err != nil {
 		return nil, err
 	}
@@ -170,8 +170,8 @@ func (a *Agent) pass() {
 	}
 	if seen {
 		// Not before the first spec: the announcer starts its heartbeats
-		// with it (see l2announcer.Announcer).
-		a.announcer.SetDesired(l2announcer.Desired{Generation: d.Generation, Spec: announcements(d.Spec, addrs)})
+		// with it (see l2announce.Announcer).
+		a.announcer.SetDesired(l2announce.Desired{Generation: d.Generation, Spec: announcements(d.Spec, addrs)})
 	}
 	ann := a.announcer.Report()
 	problems = append(problems, ann.Problems...)

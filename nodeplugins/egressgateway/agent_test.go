@@ -9,8 +9,8 @@ import (
 	"github.com/go-logr/logr"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/internal/l2announce"
 	"github.com/plexus-net/plexus/nodeplugins/egressgateway/kernel"
-	"github.com/plexus-net/plexus/nodeplugins/l2announcer"
 )
 
 // recorder is a Datapath that records what it is asked to do.
@@ -40,7 +40,7 @@ func (r *recorder) count() int {
 // source addresses meanwhile.
 func TestNothingAppliedBeforeTheSpec(t *testing.T) {
 	dp := &recorder{}
-	a, err := New(Config{Announcer: l2announcer.Config{NodeName: "n1"}, Datapath: dp, Rescan: 20 * time.Millisecond, Log: logr.Discard()})
+	a, err := New(Config{Announcer: l2announce.Config{NodeName: "n1"}, Datapath: dp, Rescan: 20 * time.Millisecond, Log: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

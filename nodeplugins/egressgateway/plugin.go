@@ -2,27 +2,23 @@ package egressgateway
 
 import (
 	"fmt"
-	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/conditions"
+	"github.com/plexus-net/plexus/internal/l2announce"
 	"github.com/plexus-net/plexus/internal/nodeplugin"
 )
 
 // +kubebuilder:rbac:groups=nodes.plexus.dev,resources=egresses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=nodes.plexus.dev,resources=egresses/status,verbs=get;update;patch
 
-// Ready reasons of an Egress.
-const (
-	ReasonProgrammed = "Programmed"
-	ReasonJoining    = "Joining"
-	ReasonError      = "Error"
-)
+// ReasonProgrammed is the Ready reason of a node that does what its Egress
+// says (the other reasons are l2announce's).
+const ReasonProgrammed = "Programmed"
 
 // CacheOptions restricts the manager's Egress informer to this node's own
 // object.
@@ -69,12 +65,5 @@ func ApplyReport(st *nodesv1alpha1.EgressStatus, rep Report) {
 		}
 	}
 	summary := fmt.Sprintf("%d local pod addresses steered; active for %d of %d gateways", rep.SteeredSources, active, len(rep.Gateways))
-	c := metav1.Condition{Type: conditions.TypeReady, Status: metav1.ConditionTrue, Reason: ReasonProgrammed, Message: summary}
-	switch {
-	case len(rep.Problems) > 0:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonError, strings.Join(rep.Problems, "; ")+"; "+summary
-	case rep.Joining:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonJoining, "joining: this node counts itself alive once it has run for the rejoin time; "+summary
-	}
-	conditions.Set(&st.Conditions, rep.Generation, c)
+	conditions.Set(&st.Conditions, rep.Generation, l2announce.ReadyCondition(rep.Problems, rep.Joining, ReasonProgrammed, summary))
 }

@@ -12,18 +12,16 @@ import (
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/conditions"
+	"github.com/plexus-net/plexus/internal/l2announce"
 	"github.com/plexus-net/plexus/internal/nodeplugin"
 )
 
 // +kubebuilder:rbac:groups=nodes.plexus.dev,resources=l2announcements,verbs=get;list;watch
 // +kubebuilder:rbac:groups=nodes.plexus.dev,resources=l2announcements/status,verbs=get;update;patch
 
-// Ready condition reasons.
-const (
-	ReasonAnnouncing = "Announcing"
-	ReasonJoining    = "Joining"
-	ReasonError      = "Error"
-)
+// ReasonAnnouncing is the Ready reason of a node that does what its
+// L2Announcement says (the other reasons are l2announce's).
+const ReasonAnnouncing = "Announcing"
 
 // CacheOptions restricts the manager's L2Announcement informer to this
 // node's own object, so a node reads one object whatever the cluster size.
@@ -37,7 +35,7 @@ type Plugin struct {
 	// Client reads from the manager's cache and writes status.
 	Client    client.Client
 	NodeName  string
-	Announcer *Announcer
+	Announcer *l2announce.Announcer
 	// Coalesce: after a report changes, wait this long for more changes
 	// before writing (a failover changes the report more than once).
 	// Default 100 ms.
@@ -51,10 +49,10 @@ func (p *Plugin) SetupWithManager(mgr ctrl.Manager) error {
 		Name: "l2announcer", Client: p.Client, NodeName: p.NodeName, Coalesce: p.Coalesce,
 		Feed: func(a *nodesv1alpha1.L2Announcement) {
 			if a == nil {
-				p.Announcer.SetDesired(Desired{}) // no policy selects this node: announce nothing
+				p.Announcer.SetDesired(l2announce.Desired{}) // no policy selects this node: announce nothing
 				return
 			}
-			p.Announcer.SetDesired(Desired{Generation: a.Generation, Spec: a.Spec})
+			p.Announcer.SetDesired(l2announce.Desired{Generation: a.Generation, Spec: a.Spec})
 		},
 		Run: p.Announcer.Run, Reports: p.Announcer.Reports(),
 		HasReport: func() bool { return p.Announcer.Report().Generation != 0 },
@@ -65,7 +63,7 @@ func (p *Plugin) SetupWithManager(mgr ctrl.Manager) error {
 
 // ApplyReport puts rep into status: the announced addresses (their start
 // second: status holds seconds), live peers, counts and the Ready condition.
-func ApplyReport(st *nodesv1alpha1.L2AnnouncementStatus, rep Report) {
+func ApplyReport(st *nodesv1alpha1.L2AnnouncementStatus, rep l2announce.Report) {
 	st.ObservedGeneration = rep.Generation
 	st.AddressCount = int32(rep.AddressCount)
 	st.LivePeers = rep.LivePeers
@@ -75,13 +73,10 @@ func ApplyReport(st *nodesv1alpha1.L2AnnouncementStatus, rep Report) {
 			IP: a.IP, Interfaces: a.Interfaces, Since: metav1.NewTime(a.Since.Truncate(time.Second)),
 		})
 	}
-	summary := fmt.Sprintf("announcing %d of %d addresses; peers alive: %s", len(rep.Announcing), rep.AddressCount, describe(rep.LivePeers))
-	c := metav1.Condition{Type: conditions.TypeReady, Status: metav1.ConditionTrue, Reason: ReasonAnnouncing, Message: summary}
-	switch {
-	case len(rep.Problems) > 0:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonError, strings.Join(rep.Problems, "; ")+"; "+summary
-	case rep.Joining:
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonJoining, "joining: this node counts itself alive once it has run for the rejoin time; "+summary
+	peers := "none"
+	if len(rep.LivePeers) > 0 {
+		peers = strings.Join(rep.LivePeers, ", ")
 	}
-	conditions.Set(&st.Conditions, rep.Generation, c)
+	summary := fmt.Sprintf("announcing %d of %d addresses; peers alive: %s", len(rep.Announcing), rep.AddressCount, peers)
+	conditions.Set(&st.Conditions, rep.Generation, l2announce.ReadyCondition(rep.Problems, rep.Joining, ReasonAnnouncing, summary))
 }

@@ -19,6 +19,7 @@ import (
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/conditions"
+	"github.com/plexus-net/plexus/internal/l2announce"
 	"github.com/plexus-net/plexus/test/arptest"
 	"github.com/plexus-net/plexus/test/netnstest"
 	"github.com/plexus-net/plexus/test/testenv"
@@ -40,9 +41,9 @@ func TestA25_PluginReadsItsL2AnnouncementAndWritesStatus(t *testing.T) {
 	ctx := t.Context()
 	c := env.Client
 
-	seg := newSegment(t, 40)
-	nodeNS, nodeIP := seg.attach("l2n", 1)
-	clientNS, _ := seg.attach("l2c", 200)
+	seg := netnstest.NewSegment(t, 40)
+	nodeNS, nodeIP := seg.Attach("l2n", 1)
+	clientNS, _ := seg.Attach("l2c", 200)
 	name := netnstest.Name("l2node-")
 	other := name + "-b"
 
@@ -67,7 +68,7 @@ func TestA25_PluginReadsItsL2AnnouncementAndWritesStatus(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Delete(ctx, foreign) })
 
-	a, err := New(Config{
+	a, err := l2announce.New(l2announce.Config{
 		NodeName:    name,
 		InNamespace: func(f func() error) error { return netnstest.Do(nodeNS, f) },
 		Log:         testr.New(t),
@@ -120,7 +121,7 @@ func TestA25_PluginReadsItsL2AnnouncementAndWritesStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ac.Close()
-	nodeMAC := mac(t, nodeNS, "eth0")
+	nodeMAC := netnstest.MAC(t, nodeNS, "eth0")
 	for _, ip := range []string{"198.18.40.100", "198.18.40.101"} {
 		macs, err := ac.Ask(netip.MustParseAddr(ip), 300*time.Millisecond)
 		if err != nil {
@@ -164,7 +165,7 @@ func TestA25_PluginReadsItsL2AnnouncementAndWritesStatus(t *testing.T) {
 		switch {
 		case o.Status.ObservedGeneration != o.Generation || o.Status.AddressCount != 3:
 			return fmt.Errorf("observedGeneration %d (generation %d), addressCount %d", o.Status.ObservedGeneration, o.Generation, o.Status.AddressCount)
-		case ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != ReasonError:
+		case ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != l2announce.ReasonError:
 			return fmt.Errorf("Ready %+v", ready)
 		case !strings.Contains(ready.Message, "address 198.18.40.102: no interface matches ^bond0$") ||
 			!strings.HasSuffix(ready.Message, "announcing 2 of 3 addresses; peers alive: "+name):

@@ -10,11 +10,11 @@ import (
 	"flag"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/internal/l2announce"
 	"github.com/plexus-net/plexus/internal/nodeplugin"
 	"github.com/plexus-net/plexus/internal/operator"
 	"github.com/plexus-net/plexus/nodeplugins/egressgateway"
 	"github.com/plexus-net/plexus/nodeplugins/egressgateway/kernel"
-	"github.com/plexus-net/plexus/nodeplugins/l2announcer"
 )
 
 // DefaultHeartbeatPort is next to the L2 announcer's, so both run on a node.
@@ -22,7 +22,7 @@ const DefaultHeartbeatPort = 7948
 
 func main() {
 	var (
-		af          l2announcer.Flags
+		af          l2announce.Flags
 		flags       nodeplugin.Flags
 		clearOnStop bool
 	)

@@ -10,6 +10,7 @@ import (
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/heartbeat"
+	"github.com/plexus-net/plexus/internal/l2announce"
 	"github.com/plexus-net/plexus/internal/nodeplugin"
 	"github.com/plexus-net/plexus/internal/operator"
 	"github.com/plexus-net/plexus/nodeplugins/l2announcer"
@@ -17,7 +18,7 @@ import (
 
 func main() {
 	var (
-		af    l2announcer.Flags
+		af    l2announce.Flags
 		flags nodeplugin.Flags
 	)
 	af.Bind(flag.CommandLine, heartbeat.DefaultPort)
@@ -42,11 +43,11 @@ func main() {
 	if err != nil {
 		operator.Fatal(err, "creating the manager")
 	}
-	a, err := l2announcer.New(cfg)
+	a, err := l2announce.New(cfg)
 	if err != nil {
 		operator.Fatal(err, "creating the announcer")
 	}
-	if err := l2announcer.RegisterMetrics(a); err != nil {
+	if err := l2announce.RegisterMetrics(a); err != nil {
 		operator.Fatal(err, "registering metrics")
 	}
 	p := &l2announcer.Plugin{Client: mgr.GetClient(), NodeName: cfg.NodeName, Announcer: a}

@@ -1,4 +1,4 @@
-package l2announcer
+package l2announce
 
 import (
 	"context"
@@ -15,52 +15,6 @@ import (
 	"github.com/plexus-net/plexus/test/arptest"
 	"github.com/plexus-net/plexus/test/netnstest"
 )
-
-// segment is an L2 segment: a bridge in its own namespace, and namespaces
-// (nodes, clients) each with an eth0 on it, addresses 198.18.<subnet>.x/24.
-type segment struct {
-	t      *testing.T
-	fabric string
-	subnet int
-	n      int
-}
-
-func newSegment(t *testing.T, subnet int) *segment {
-	t.Helper()
-	s := &segment{t: t, fabric: netnstest.New(t, "l2f"), subnet: subnet}
-	netnstest.Run(t, "ip", "-n", s.fabric, "link", "add", "br0", "type", "bridge")
-	netnstest.Run(t, "ip", "-n", s.fabric, "link", "set", "br0", "up")
-	return s
-}
-
-// attach creates a namespace with eth0 on the bridge at 198.18.<subnet>.<host>.
-func (s *segment) attach(prefix string, host int) (ns string, ip netip.Addr) {
-	s.t.Helper()
-	ns = netnstest.New(s.t, prefix)
-	s.n++
-	port := fmt.Sprintf("p%d", s.n)
-	netnstest.Run(s.t, "ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", port, "netns", s.fabric)
-	netnstest.Run(s.t, "ip", "-n", s.fabric, "link", "set", port, "master", "br0", "up")
-	ip = netip.AddrFrom4([4]byte{198, 18, byte(s.subnet), byte(host)})
-	netnstest.Run(s.t, "ip", "-n", ns, "addr", "add", ip.String()+"/24", "dev", "eth0")
-	netnstest.Run(s.t, "ip", "-n", ns, "link", "set", "eth0", "up")
-	return ns, ip
-}
-
-func mac(t *testing.T, ns, eth string) string {
-	t.Helper()
-	var m string
-	if err := netnstest.Do(ns, func() error {
-		ifi, err := net.InterfaceByName(eth)
-		if err == nil {
-			m = ifi.HardwareAddr.String()
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // node runs one Announcer in its namespace, as the plugin process would.
 type node struct {
@@ -82,7 +36,7 @@ func startNode(t *testing.T, name, ns string, spec nodesv1alpha1.L2AnnouncementS
 	}
 	a.SetDesired(Desired{Generation: 1, Spec: spec})
 	ctx, cancel := context.WithCancelCause(context.Background())
-	n := &node{name: name, ns: ns, mac: mac(t, ns, "eth0"), a: a, cancel: cancel, done: make(chan error, 1)}
+	n := &node{name: name, ns: ns, mac: netnstest.MAC(t, ns, "eth0"), a: a, cancel: cancel, done: make(chan error, 1)}
 	go func() { n.done <- a.Run(ctx) }()
 	t.Cleanup(n.stop)
 	return n
@@ -145,11 +99,11 @@ func (p *prober) ask(ip netip.Addr, window time.Duration) []string {
 // stopped node hands over at once.
 func TestA14_A15_A18_FailoverOnASegment(t *testing.T) {
 	netnstest.RequireRoot(t)
-	seg := newSegment(t, 30)
+	seg := netnstest.NewSegment(t, 30)
 	var nss []string
 	spec := nodesv1alpha1.L2AnnouncementSpec{}
 	for i := 1; i <= 3; i++ {
-		ns, ip := seg.attach("l2n", i)
+		ns, ip := seg.Attach("l2n", i)
 		nss = append(nss, ns)
 		spec.Peers = append(spec.Peers, nodesv1alpha1.L2Peer{Node: fmt.Sprintf("n%d", i), Address: ip.String()})
 	}
@@ -158,8 +112,8 @@ func TestA14_A15_A18_FailoverOnASegment(t *testing.T) {
 		{IP: vipA.String(), Services: []string{"default/a"}, Candidates: []string{"n1", "n2", "n3"}},
 		{IP: vipB.String(), Services: []string{"default/b"}, Interfaces: []string{"^eth"}, Candidates: []string{"n2", "n3", "n1"}},
 	}
-	asker, _ := seg.attach("l2c", 200)
-	holder, _ := seg.attach("l2h", 201)
+	asker, _ := seg.Attach("l2c", 200)
+	holder, _ := seg.Attach("l2h", 201)
 
 	nodes := []*node{startNode(t, "n1", nss[0], spec), startNode(t, "n2", nss[1], spec), startNode(t, "n3", nss[2], spec)}
 	c, err := arptest.Open(asker, "eth0")

@@ -1,15 +1,15 @@
-// Package l2announcer is the L2 announcement node plugin: it reads its
-// node's L2Announcement, learns which candidate nodes are alive from
-// heartbeats they exchange directly (internal/heartbeat), answers ARP for
-// the addresses whose first live candidate is this node
-// (internal/arpresponder), and reports what it announces in the
-// L2Announcement's status.
+// Package l2announce moves addresses between nodes on one L2 segment: an
+// Announcer learns which candidate nodes are alive from heartbeats they
+// exchange directly (internal/heartbeat), answers ARP for the addresses whose
+// first live candidate is its node (internal/arpresponder), and reports what
+// it announces.
 //
-// The Announcer is the core and needs no API server: it takes its spec from
-// SetDesired. The API wiring (plugin.go) feeds it from an informer and
-// writes its Report to status asynchronously, so a failover never waits for
-// the API server.
-package l2announcer
+// It needs no API server: it takes its spec from SetDesired. Two node
+// plugins use it: the L2 announcer (LoadBalancer addresses) and the egress
+// gateway (floating egress IPs); each feeds it from its own per-node object
+// and writes its Report to status asynchronously, so a failover never waits
+// for the API server.
+package l2announce
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package l2announcer
+package l2announce
 
 import (
 	"github.com/prometheus/client_golang/prometheus"

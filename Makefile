@@ -8,12 +8,12 @@ CONTROLLER_GEN_VERSION := v0.21.0
 HELM_VERSION := v3.22.0
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 HELM := $(TOOLS)/helm-$(HELM_VERSION)
-# Controllers that have a binary, a ServiceAccount and a ClusterRole of their own.
+# Controllers (folders under controllers/): binary plexus-<name>-controller,
+# ServiceAccount and ClusterRole plexus-<name>.
 CONTROLLERS := lbipam ipam l2announcer egressgateway bgp
-# Node plugins with a ServiceAccount and a ClusterRole of their own:
-# folder under nodeplugins/, or folder=name where the name would clash with a
-# controller's.
-NODEPLUGINS := datapath cni l2announcer=l2announcer-node egressgateway=egressgateway-node bgp=bgp-node
+# Node plugins (folders under nodeplugins/): binary plexus-<name>-node,
+# ServiceAccount and ClusterRole plexus-<name>-node.
+NODEPLUGINS := datapath cni l2announcer egressgateway bgp
 # Kinds served at older versions too, with the same schema: file:version...
 EXTRA_VERSIONS := cilium.io_ciliumloadbalancerippools.yaml:v2alpha1 cilium.io_ciliumbgpclusterconfigs.yaml:v2alpha1 \
   cilium.io_ciliumbgppeerconfigs.yaml:v2alpha1 cilium.io_ciliumbgpadvertisements.yaml:v2alpha1 \
@@ -44,13 +44,12 @@ generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, and the
 	  $(CONTROLLER_GEN) rbac:roleName=plexus-$$c paths=./controllers/$$c/... output:rbac:artifacts:config=config/rbac/$$c; \
 	done
 	for p in $(NODEPLUGINS); do \
-	  dir=$${p%%=*}; name=$${p#*=}; \
-	  rm -rf config/rbac/$$name; \
-	  $(CONTROLLER_GEN) rbac:roleName=plexus-$$name paths=./nodeplugins/$$dir/... output:rbac:artifacts:config=config/rbac/$$name; \
+	  rm -rf config/rbac/$$p-node; \
+	  $(CONTROLLER_GEN) rbac:roleName=plexus-$$p-node paths=./nodeplugins/$$p/... output:rbac:artifacts:config=config/rbac/$$p-node; \
 	done
 	rm -rf charts/plexus/crds charts/plexus/files/rbac && mkdir -p charts/plexus/crds charts/plexus/files/rbac
 	cp config/crd/bases/*.yaml charts/plexus/crds/
-	for c in $(CONTROLLERS) $(foreach p,$(NODEPLUGINS),$(lastword $(subst =, ,$(p)))); do cp config/rbac/$$c/role.yaml charts/plexus/files/rbac/$$c.yaml; done
+	for c in $(CONTROLLERS) $(addsuffix -node,$(NODEPLUGINS)); do cp config/rbac/$$c/role.yaml charts/plexus/files/rbac/$$c.yaml; done
 
 GENERATED := apis config/crd config/rbac charts/plexus/crds charts/plexus/files
 generated_hash = find $(GENERATED) -type f | LC_ALL=C sort | xargs sha256sum | sha256sum
@@ -68,9 +67,8 @@ controlplane: ## build etcd, the Kubernetes components and the reference CNI plu
 	hack/build-cniplugins.sh >/dev/null
 
 .PHONY: build
-build: ## build the controller, node plugin and CLI binaries into bin/
-	for c in $(CONTROLLERS); do go build -o bin/$$c ./controllers/$$c; done
-	for p in nodeplugins/*/cmd/* cmd/*; do go build -o bin/$$(basename $$p) ./$$p; done
+build: ## build the controller, node plugin and CLI binaries into bin/ (each named after its folder under cmd/)
+	for p in controllers/*/cmd/* nodeplugins/*/cmd/* cmd/*; do go build -o bin/$$(basename $$p) ./$$p; done
 
 .PHONY: test
 test: tools controlplane verify-generated ## the whole test suite: generation check, vet, unit, envtest, kernel, chart and lab end-to-end tests (root runs them all)

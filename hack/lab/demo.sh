@@ -41,7 +41,7 @@ for node in $nodes; do
 done
 
 # L2 announcements: the outside client reaches the LoadBalancer address.
-if [[ -x bin/l2announcer && -x bin/plexus-l2announcer ]]; then
+if [[ -x bin/plexus-l2announcer-controller && -x bin/plexus-l2announcer-node ]]; then
 	for _ in $(seq 1 60); do
 		msg=$(k get service echo-lb -o jsonpath='{.status.conditions[?(@.type=="plexus.dev/L2Announced")].message}')
 		[[ "$(k get service echo-lb -o jsonpath='{.status.conditions[?(@.type=="plexus.dev/L2Announced")].status}')" == True ]] && break
@@ -59,7 +59,7 @@ fi
 # external host through the gateway candidates (the other nodes), which
 # translate them to the floating egress IP .240; other pods leave with
 # their node's address (masquerading).
-if [[ -x bin/egressgateway && -x bin/plexus-egressgateway ]]; then
+if [[ -x bin/plexus-egressgateway-controller && -x bin/plexus-egressgateway-node ]]; then
 	external=$(ip -n "$name-client" -4 -o addr show dev eth0 | awk '{print $4}' | head -1 | cut -d/ -f1)
 	egress_ip=${external%.*}.240
 	ip netns exec "$name-client" env POD_NAME=external-host bin/lab-image echo -listen "$external:8080" >/dev/null 2>&1 &
@@ -115,7 +115,7 @@ fi
 # BGP: every node peers with the router (FRR, AS 65000, .254 on the segment)
 # as AS 65001 and advertises its pod CIDR and echo-bgp's address; the
 # external client behind the router reaches echo-bgp over those routes.
-if [[ -x bin/bgp && -x bin/plexus-bgp-node && -x bin/kubectl-plexus && -d /run/plexus-lab/$name/router ]]; then
+if [[ -x bin/plexus-bgp-controller && -x bin/plexus-bgp-node && -x bin/kubectl-plexus && -d /run/plexus-lab/$name/router ]]; then
 	node_ip=$(k get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')
 	seg=$(cut -d. -f3 <<<"$node_ip")
 	k apply -f - >/dev/null <<EOF

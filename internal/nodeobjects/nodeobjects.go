@@ -36,9 +36,9 @@ type Kind[T any, S any] struct {
 }
 
 // Writes returns the writes that make the objects match desired (node name →
-// spec). existing are the current objects (from the cache); conflicts and
-// objects gone in the meantime are left to the next pass, which their watch
-// events bring. Owner references are left as they are.
+// spec). existing are the current objects (from the cache). A write returns
+// the API error as it is (a conflict, an object gone or made meanwhile), for
+// the pass runner to classify. Owner references are left as they are.
 func (k Kind[T, S]) Writes(c client.Client, existing []*T, desired map[string]S) []func(context.Context) error {
 	owned := make(map[string]Owned[S], len(desired))
 	for name, spec := range desired {
@@ -99,7 +99,7 @@ func (k Kind[T, S]) create(c client.Client, name string, want Owned[S], owned bo
 			o.SetOwnerReferences(want.Owners)
 		}
 		*k.Spec(obj) = want.Spec
-		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := c.Create(ctx, o); err != nil {
 			return fmt.Errorf("creating %s %s: %w", k.Name, name, err)
 		}
 		return nil
@@ -121,9 +121,6 @@ func (k Kind[T, S]) update(c client.Client, cur *T, want Owned[S], owned bool) f
 			updated.SetLabels(labels)
 		}
 		if err := c.Patch(ctx, updated, client.MergeFromWithOptions(old, client.MergeFromWithOptimisticLock{})); err != nil {
-			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-				return nil
-			}
 			return fmt.Errorf("updating %s %s: %w", k.Name, old.GetName(), err)
 		}
 		return nil
@@ -133,7 +130,7 @@ func (k Kind[T, S]) update(c client.Client, cur *T, want Owned[S], owned bool) f
 func (k Kind[T, S]) delete(c client.Client, o client.Object) func(context.Context) error {
 	uid := o.GetUID()
 	return func(ctx context.Context) error {
-		if err := c.Delete(ctx, o, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		if err := c.Delete(ctx, o, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting %s %s: %w", k.Name, o.GetName(), err)
 		}
 		return nil

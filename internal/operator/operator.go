@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/plexus-net/plexus/internal/passes"
 )
 
 // Flags are the command-line settings every controller binary has.
@@ -32,7 +34,9 @@ type Flags struct {
 	RetryPeriod             time.Duration
 	KubeAPIQPS              float64
 	KubeAPIBurst            int
-	Log                     zap.Options
+	// Passes are the settings of the controller's pass runner.
+	Passes passes.Settings
+	Log    zap.Options
 }
 
 // Bind registers the flags on fs; name is the controller's name (lbipam, bgp, …).
@@ -48,6 +52,8 @@ func (f *Flags) Bind(fs *flag.FlagSet, name string) {
 	fs.DurationVar(&f.RetryPeriod, "leader-election-retry-period", 2*time.Second, "how often candidates try to take or renew the Lease")
 	fs.Float64Var(&f.KubeAPIQPS, "kube-api-qps", 100, "client-side limit of API requests per second (a negative value turns it off; the API server's priority and fairness still apply)")
 	fs.IntVar(&f.KubeAPIBurst, "kube-api-burst", 200, "burst above --kube-api-qps")
+	fs.IntVar(&f.Passes.Workers, "workers", 16, "API writes in flight at once")
+	fs.DurationVar(&f.Passes.MinPassInterval, "min-pass-interval", 100*time.Millisecond, "least time between the starts of two passes while events keep coming; an event after a quiet spell is handled at once")
 	f.Log.BindFlags(fs)
 }
 

@@ -10,6 +10,7 @@ package bgp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -22,9 +23,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
@@ -140,10 +139,10 @@ type Plugin struct {
 
 	writer  statuswrite.Writer
 	trigger chan struct{}
-	// pacer keeps passes to a fifth of a core under a stream of events
+	// runner paces passes to a fifth of a core under a stream of events
 	// (every EndpointSlice change in the cluster wakes the plugin); a pass
 	// after a quiet spell runs at once.
-	pacer passes.Pacer
+	runner passes.Runner
 
 	mu      sync.Mutex
 	applied applied
@@ -161,48 +160,43 @@ type applied struct {
 func (p *Plugin) SetupWithManager(mgr ctrl.Manager) error {
 	p.writer.Client = p.Client
 	p.trigger = make(chan struct{}, 1)
-	all := passes.ToWorld("bgp")
-	b := ctrl.NewControllerManagedBy(mgr).Named("bgp").
-		WithOptions(controller.Options{MaxConcurrentReconciles: 1})
+	p.runner = passes.Runner{Name: "bgp", Client: p.Client, Decide: p.decide}
+	var watches []passes.Watch
 	for _, kind := range []client.Object{
 		&ciliumv2.CiliumBGPNodeConfig{}, &ciliumv2.CiliumBGPPeerConfig{}, &ciliumv2.CiliumBGPAdvertisement{},
 		&ciliumv2alpha1.CiliumBGPPeeringPolicy{}, &ciliumv2alpha1.CiliumPodIPPool{}, &ciliumv2.CiliumLoadBalancerIPPool{},
 		&ciliumv2.CiliumNode{}, &corev1.Node{}, &corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Secret{},
 	} {
-		b = b.Watches(kind, all)
+		watches = append(watches, passes.For(kind))
 	}
-	if err := b.Complete(reconcile.Func(p.reconcile)); err != nil {
+	if err := p.runner.SetupWithManager(mgr, watches...); err != nil {
 		return err
 	}
 	return mgr.Add(manager.RunnableFunc(p.runStatus))
 }
 
-// reconcile reads every input from the cache, computes the node's desired
-// state and has the speaker apply it. It never writes to the API server:
-// the status writer does that on its own schedule.
-func (p *Plugin) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	start := time.Now()
-	if wait := p.pacer.Start(start); wait > 0 {
-		return reconcile.Result{RequeueAfter: wait}, nil
-	}
+// decide reads every input from the cache and computes the node's desired
+// state; its one write has the speaker apply it. The plugin never writes to
+// the API server in a pass: the status writer does that on its own
+// schedule.
+func (p *Plugin) decide(ctx context.Context, pass *passes.Pass) error {
 	in, err := p.readInput(ctx)
 	if err != nil {
-		return reconcile.Result{}, err
+		return err
 	}
 	st := desired.Compute(in)
-	p.pacer.Cost(time.Since(start)) // reading and deciding; applying is the write
-	applyErr := p.Speaker.Apply(ctx, st)
-	if applyErr != nil {
-		p.Log.Error(applyErr, "applying the BGP state", "source", st.Source)
-	}
-	p.mu.Lock()
-	p.applied = applied{done: true, state: st, applyErr: applyErr}
-	p.mu.Unlock()
-	p.wake()
-	if applyErr != nil {
-		return reconcile.Result{RequeueAfter: 5 * time.Second}, nil
-	}
-	return reconcile.Result{}, nil
+	pass.Write(func(ctx context.Context) error {
+		applyErr := p.Speaker.Apply(ctx, st)
+		p.mu.Lock()
+		p.applied = applied{done: true, state: st, applyErr: applyErr}
+		p.mu.Unlock()
+		p.wake()
+		if applyErr != nil {
+			return fmt.Errorf("applying the BGP state of %s: %w", st.Source, applyErr)
+		}
+		return nil
+	})
+	return nil
 }
 
 func (p *Plugin) readInput(ctx context.Context) (desired.Input, error) {

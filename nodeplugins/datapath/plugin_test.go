@@ -114,8 +114,8 @@ func TestPluginRestartKeepsConnections(t *testing.T) {
 
 func buildPlugin(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "plexus-datapath")
-	out, err := exec.Command("nice", "go", "build", "-o", bin, "./cmd/plexus-datapath").CombinedOutput()
+	bin := filepath.Join(t.TempDir(), "plexus-datapath-node")
+	out, err := exec.Command("nice", "go", "build", "-o", bin, "./cmd/plexus-datapath-node").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

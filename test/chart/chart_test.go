@@ -448,7 +448,7 @@ func checkControllerOf(t *testing.T, o objects, component string, leaderElection
 		&corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault})
 
 	c := container(t, d)
-	equal(t, "command", c.Command, []string{"/usr/local/bin/plexus-" + component})
+	equal(t, "command", c.Command, []string{"/usr/local/bin/plexus-" + component + "-controller"})
 	equal(t, "ports", c.Ports, []corev1.ContainerPort{
 		{Name: "metrics", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
 		{Name: "health", ContainerPort: 8081, Protocol: corev1.ProtocolTCP},
@@ -579,6 +579,7 @@ func TestChartL2Announcer(t *testing.T) {
 	node := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-l2announcer-node").Spec.Template.Spec
 	equal(t, "l2 node rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-l2announcer-node").Rules, rbacFileRules(t, "l2announcer-node"))
 	equal(t, "l2 node hostNetwork", node.HostNetwork, true)
+	equal(t, "l2 node command", node.Containers[0].Command, []string{"/usr/local/bin/plexus-l2announcer-node"})
 	equal(t, "l2 node capabilities", node.Containers[0].SecurityContext.Capabilities, &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"NET_RAW"}})
 	if !slices.Contains(node.Containers[0].Args, "--dead-after=400ms") {
 		t.Errorf("l2 node args %v", node.Containers[0].Args)
@@ -601,6 +602,7 @@ func TestChartEgressGateway(t *testing.T) {
 	node := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-egressgateway-node").Spec.Template.Spec
 	equal(t, "egress node rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-egressgateway-node").Rules, rbacFileRules(t, "egressgateway-node"))
 	equal(t, "egress node hostNetwork", node.HostNetwork, true)
+	equal(t, "egress node command", node.Containers[0].Command, []string{"/usr/local/bin/plexus-egressgateway-node"})
 	for _, want := range []string{"--dead-after=600ms", "--heartbeat-port=7948"} {
 		if !slices.Contains(node.Containers[0].Args, want) {
 			t.Errorf("egress node args %v lack %s", node.Containers[0].Args, want)
@@ -645,6 +647,7 @@ func TestChartBGP(t *testing.T) {
 	node := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-bgp-node").Spec.Template.Spec
 	equal(t, "bgp node rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-bgp-node").Rules, rbacFileRules(t, "bgp-node"))
 	equal(t, "bgp node hostNetwork", node.HostNetwork, true)
+	equal(t, "bgp node command", node.Containers[0].Command, []string{"/usr/local/bin/plexus-bgp-node"})
 	equal(t, "bgp node capabilities", node.Containers[0].SecurityContext.Capabilities.Add, []corev1.Capability{"NET_BIND_SERVICE"})
 	for _, want := range []string{"--secret-namespace=bgp-secrets", "--ipam-mode=cluster-pool", "--device=eth0", "--status-report=true", "--status-route-limit=100"} {
 		if !slices.Contains(node.Containers[0].Args, want) {
@@ -686,13 +689,10 @@ func TestChartNodePlugins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ name, rbac, binary string }{
-		{"cni-agent", "cni", "plexus-cni-agent"},
-		{"datapath", "datapath", "plexus-datapath"},
-	} {
+	for _, tc := range []struct{ name string }{{"cni-node"}, {"datapath-node"}} {
 		full := "plexus-" + tc.name
 		equal(t, tc.name+" objects", o.of(tc.name).ids(), []string{"ClusterRole/" + full, "ClusterRoleBinding/" + full, "DaemonSet/" + full, "ServiceAccount/" + full})
-		equal(t, tc.name+" rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", full).Rules, rbacFileRules(t, tc.rbac))
+		equal(t, tc.name+" rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", full).Rules, rbacFileRules(t, tc.name))
 		crb := get[rbacv1.ClusterRoleBinding](t, o, "ClusterRoleBinding", full)
 		equal(t, tc.name+" subjects", crb.Subjects, []rbacv1.Subject{{Kind: "ServiceAccount", Name: full, Namespace: namespace}})
 		ds := get[appsv1.DaemonSet](t, o, "DaemonSet", full)
@@ -701,7 +701,7 @@ func TestChartNodePlugins(t *testing.T) {
 		equal(t, tc.name+" serviceAccount", pod.ServiceAccountName, full)
 		equal(t, tc.name+" tolerates everything", pod.Tolerations, []corev1.Toleration{{Operator: corev1.TolerationOpExists}})
 		c := pod.Containers[0]
-		equal(t, tc.name+" command", c.Command, []string{"/usr/local/bin/" + tc.binary})
+		equal(t, tc.name+" command", c.Command, []string{"/usr/local/bin/" + full})
 		if !slices.Contains(c.Args, "--node-name=$(NODE_NAME)") || len(c.Env) != 1 || c.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
 			t.Errorf("%s: node name not wired: args %v env %v", tc.name, c.Args, c.Env)
 		}
@@ -709,13 +709,13 @@ func TestChartNodePlugins(t *testing.T) {
 			t.Errorf("%s: no readiness probe", tc.name)
 		}
 	}
-	agent := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-cni-agent").Spec.Template.Spec
+	agent := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-cni-node").Spec.Template.Spec
 	equal(t, "agent security", agent.Containers[0].SecurityContext, &corev1.SecurityContext{
 		AllowPrivilegeEscalation: new(false), ReadOnlyRootFilesystem: new(true), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}})
 	if len(agent.InitContainers) != 1 || !slices.Contains(agent.InitContainers[0].Args, "--mtu=1500") || agent.InitContainers[0].Command[1] != "install" {
 		t.Errorf("install-cni init container: %+v", agent.InitContainers)
 	}
-	dp := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-datapath").Spec.Template.Spec.Containers[0]
+	dp := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-datapath-node").Spec.Template.Spec.Containers[0]
 	if !slices.Contains(dp.Args, "--routing-mode=native") || dp.SecurityContext.Privileged == nil || !*dp.SecurityContext.Privileged {
 		t.Errorf("datapath: args %v security %+v", dp.Args, dp.SecurityContext)
 	}

@@ -31,7 +31,7 @@ import (
 // Each iteration creates one Service with an address from the BGP-only
 // pool, then deletes it and waits for the withdrawal (not timed).
 func BenchmarkBGPServiceToRouter(b *testing.B) {
-	labtest.RequireBGP(b)
+	labtest.RequireRouter(b)
 	l := labtest.Start(b, lab.Options{Nodes: 3, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus"})
 	ctx := context.Background()
 	router := l.Router(b)

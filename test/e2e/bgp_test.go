@@ -35,7 +35,7 @@ import (
 // behind the router reaches them over the routes the nodes advertise.
 // Subtests are named after the BGP checklist rows and run in order.
 
-const bgpPlugin = "plexus-bgp-node"
+const bgpPlugin = lab.BGPNode
 
 type bgpLab struct {
 	*labtest.Lab
@@ -46,7 +46,7 @@ type bgpLab struct {
 }
 
 func TestBGP(t *testing.T) {
-	labtest.RequireBGP(t)
+	labtest.RequireRouter(t)
 	l := labtest.Start(t, lab.Options{Nodes: 3, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus"})
 	for i := 1; i <= 3; i++ {
 		if n := l.Layout.NodeName(i); !l.Running(n, bgpPlugin) {
@@ -392,10 +392,10 @@ func TestBGP(t *testing.T) {
 	})
 
 	t.Run("B69_ControllerDownKeepsSessions", func(t *testing.T) {
-		if err := lab.KillComponent(l.StateRoot, l.Options.Name, "", "bgp", testLog{t}); err != nil {
+		if err := lab.KillComponent(l.StateRoot, l.Options.Name, "", "plexus-bgp-controller", testLog{t}); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = lab.StartComponent(l.StateRoot, l.Options.Name, "", "bgp", testLog{t}) })
+		t.Cleanup(func() { _ = lab.StartComponent(l.StateRoot, l.Options.Name, "", "plexus-bgp-controller", testLog{t}) })
 		// A config for node 3 while the controller is down: not provisioned.
 		b.create(t, &ciliumv2.CiliumBGPClusterConfig{ObjectMeta: metav1.ObjectMeta{Name: "late"}, Spec: ciliumv2.CiliumBGPClusterConfigSpec{
 			NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/hostname": n3}},
@@ -410,7 +410,7 @@ func TestBGP(t *testing.T) {
 			t.Errorf("%s's session is %s with the controller down", n1, st)
 		}
 		waitRouterPrefix(t, l, netip.PrefixFrom(lbIP, 32), []netip.Addr{b.nodeIP[n1]}, time.Second)
-		if err := lab.StartComponent(l.StateRoot, l.Options.Name, "", "bgp", testLog{t}); err != nil {
+		if err := lab.StartComponent(l.StateRoot, l.Options.Name, "", "plexus-bgp-controller", testLog{t}); err != nil {
 			t.Fatal(err)
 		}
 		waitRouterEstablished(t, l, []netip.Addr{b.nodeIP[n1], b.nodeIP[n3]}, time.Minute)

@@ -68,7 +68,7 @@ func keepsConnection(t *testing.T, l *labtest.Lab, from, to *corev1.Pod) {
 	done := make(chan error, 1)
 	go func() {
 		for _, node := range []string{from.Spec.NodeName, to.Spec.NodeName} {
-			if err := lab.Restart(l.StateRoot, l.Options.Name, node, "plexus-datapath", testLog{t}); err != nil {
+			if err := lab.Restart(l.StateRoot, l.Options.Name, node, lab.DatapathNode, testLog{t}); err != nil {
 				done <- err
 				return
 			}

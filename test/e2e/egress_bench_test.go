@@ -38,7 +38,6 @@ type benchEgress struct {
 
 func egressBenchLab(b *testing.B) *benchEgress {
 	b.Helper()
-	labtest.RequireEgressGateway(b)
 	l := labtest.Start(b, lab.Options{Nodes: 3, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus"})
 	ctx := context.Background()
 	e := &benchEgress{Lab: l, n1: l.Layout.NodeName(1), n2: l.Layout.NodeName(2), n3: l.Layout.NodeName(3), external: l.ClientIP()}

@@ -29,7 +29,7 @@ import (
 // candidates; the floating egress IP is 198.18.<segment>.240. Subtests are
 // named after the egress checklist rows (spec §8.4) and run in order.
 
-const egressPlugin = "plexus-egressgateway"
+const egressPlugin = lab.EgressGatewayNode
 
 type egressLab struct {
 	*labtest.Lab
@@ -74,7 +74,6 @@ func (e *egressLab) expect(t *testing.T, pod *corev1.Pod, url, want string, with
 // and 3 labelled egress-node=true, and a backend and a frontend echo pod on
 // every node.
 func newEgressLab(t *testing.T, mode string) *egressLab {
-	labtest.RequireEgressGateway(t)
 	l := labtest.Start(t, lab.Options{Nodes: 3, RoutingMode: mode, IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus"})
 	ctx := context.Background()
 	for i := 1; i <= 3; i++ {

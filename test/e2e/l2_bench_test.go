@@ -34,7 +34,6 @@ import (
 // announces every Service's LoadBalancer address on eth0.
 func l2Lab(b *testing.B) *labtest.Lab {
 	b.Helper()
-	labtest.RequireL2Announcer(b)
 	l := labtest.Start(b, lab.Options{Nodes: 3, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus"})
 	for i := 1; i <= 3; i++ {
 		if n := l.Layout.NodeName(i); !l.Running(n, l2Plugin) {

@@ -30,7 +30,7 @@ import (
 // leaves the lab as the next expects it.
 
 const (
-	l2Plugin = "plexus-l2announcer"
+	l2Plugin = lab.L2AnnouncerNode
 	// l2Condition is the Service condition naming the announcing node.
 	l2Condition = "plexus.dev/L2Announced"
 	// failoverBound is how long a test lets an address take to move to
@@ -43,7 +43,6 @@ const (
 )
 
 func TestL2Announcements(t *testing.T) {
-	labtest.RequireL2Announcer(t)
 	l := labtest.Start(t, lab.Options{Nodes: 3, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus"})
 	for i := 1; i <= 3; i++ {
 		if n := l.Layout.NodeName(i); !l.Running(n, l2Plugin) {

@@ -137,7 +137,7 @@ func plexusControllers() []Component {
 	}
 	return []Component{
 		{
-			Name: "ipam", Binary: "ipam", Optional: true,
+			Name: "plexus-ipam-controller", Binary: "plexus-ipam-controller", Optional: true,
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-ipam"),
 			Args: func(e ComponentEnv) []string {
 				args := append(common(e), "--ipam-mode="+e.State.IPAMMode,
@@ -149,22 +149,22 @@ func plexusControllers() []Component {
 			},
 		},
 		{
-			Name: "lbipam", Binary: "lbipam", Optional: true,
+			Name: "plexus-lbipam-controller", Binary: "plexus-lbipam-controller", Optional: true,
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-lbipam"),
 			Args:     common,
 		},
 		{
-			Name: "l2announcer", Binary: "l2announcer", Optional: true,
+			Name: "plexus-l2announcer-controller", Binary: "plexus-l2announcer-controller", Optional: true,
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-l2announcer"),
 			Args:     common,
 		},
 		{
-			Name: "egressgateway", Binary: "egressgateway", Optional: true,
+			Name: "plexus-egressgateway-controller", Binary: "plexus-egressgateway-controller", Optional: true,
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-egressgateway"),
 			Args:     common,
 		},
 		{
-			Name: "bgp", Binary: "bgp", Optional: true,
+			Name: "plexus-bgp-controller", Binary: "plexus-bgp-controller", Optional: true,
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-bgp"),
 			Args: func(e ComponentEnv) []string {
 				return append(common(e), "--secret-namespace="+BGPSecretNamespace)
@@ -178,9 +178,9 @@ func plexusControllers() []Component {
 func nodeComponents(s *State) []Component {
 	var cs []Component
 	for _, c := range plexusNodeComponents() {
-		if c.Name == "plexus-cni-agent" && s.CNI == "plexus" || c.Name == "plexus-datapath" && s.Datapath == "plexus" ||
-			c.Name == l2NodeComponent && s.L2Announcer || c.Name == egressNodeComponent && s.EgressGateway ||
-			c.Name == bgpNodeComponent && s.BGP {
+		if c.Name == CNINode && s.CNI == "plexus" || c.Name == DatapathNode && s.Datapath == "plexus" ||
+			c.Name == L2AnnouncerNode && s.L2Announcer || c.Name == EgressGatewayNode && s.EgressGateway ||
+			c.Name == BGPNode && s.BGP {
 			cs = append(cs, c)
 		}
 	}
@@ -193,8 +193,8 @@ func nodeComponents(s *State) []Component {
 func plexusNodeComponents() []Component {
 	return []Component{
 		{
-			Name: "plexus-cni-agent", Binary: "plexus-cni-agent",
-			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-cni-agent"),
+			Name: CNINode, Binary: CNINode,
+			Identity: ServiceAccountIdentity(PlexusNamespace, CNINode),
 			Args: func(e ComponentEnv) []string {
 				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig,
 					"--socket=" + agentSocket(e.NodeDir), "--state-dir=" + filepath.Join(e.NodeDir, "cni-agent"),
@@ -202,8 +202,8 @@ func plexusNodeComponents() []Component {
 			},
 		},
 		{
-			Name: "plexus-datapath", Binary: "plexus-datapath",
-			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-datapath"),
+			Name: DatapathNode, Binary: DatapathNode,
+			Identity: ServiceAccountIdentity(PlexusNamespace, DatapathNode),
 			Args: func(e ComponentEnv) []string {
 				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig,
 					"--routing-mode=" + e.State.RoutingMode, "--device=eth0"}
@@ -212,8 +212,8 @@ func plexusNodeComponents() []Component {
 		{
 			// Heartbeats with its peers from the node's address on the
 			// segment and answers ARP there; timers stay at their defaults.
-			Name: l2NodeComponent, Binary: "plexus-l2announcer",
-			Identity: ServiceAccountIdentity(PlexusNamespace, l2NodeServiceAccount),
+			Name: L2AnnouncerNode, Binary: L2AnnouncerNode,
+			Identity: ServiceAccountIdentity(PlexusNamespace, L2AnnouncerNode),
 			Args: func(e ComponentEnv) []string {
 				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig, "--address=" + e.Node.IP}
 			},
@@ -221,8 +221,8 @@ func plexusNodeComponents() []Component {
 		{
 			// Steers pods' traffic to egress gateways; on candidates, holds
 			// the floating egress IP (heartbeats on their own port).
-			Name: egressNodeComponent, Binary: "plexus-egressgateway",
-			Identity: ServiceAccountIdentity(PlexusNamespace, egressNodeServiceAccount),
+			Name: EgressGatewayNode, Binary: EgressGatewayNode,
+			Identity: ServiceAccountIdentity(PlexusNamespace, EgressGatewayNode),
 			Args: func(e ComponentEnv) []string {
 				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig, "--address=" + e.Node.IP, "--clear-on-stop",
 					"--zap-time-encoding=rfc3339nano"}
@@ -231,8 +231,8 @@ func plexusNodeComponents() []Component {
 		{
 			// GoBGP in the node's namespace: peers dial the router on the
 			// segment; status is refreshed every second for the tests.
-			Name: bgpNodeComponent, Binary: "plexus-bgp-node",
-			Identity: ServiceAccountIdentity(PlexusNamespace, bgpNodeServiceAccount),
+			Name: BGPNode, Binary: BGPNode,
+			Identity: ServiceAccountIdentity(PlexusNamespace, BGPNode),
 			Args: func(e ComponentEnv) []string {
 				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig, "--ipam-mode=" + e.State.IPAMMode,
 					"--secret-namespace=" + BGPSecretNamespace, "--status-interval=1s", "--zap-time-encoding=rfc3339nano"}
@@ -241,19 +241,15 @@ func plexusNodeComponents() []Component {
 	}
 }
 
-// The L2 announcements node plugin runs as its own ServiceAccount (the
-// controller has plexus-l2announcer), bound to the ClusterRole in
-// config/rbac/l2announcer-node until the chart renders one.
+// The node plugins: each component, its binary and its ServiceAccount (the
+// chart's, bound to the ClusterRole in config/rbac/<feature>-node) share
+// one name. The controllers' ServiceAccounts are plexus-<feature>.
 const (
-	l2NodeComponent      = "plexus-l2announcer"
-	l2NodeServiceAccount = "plexus-l2announcer-node"
-	// The egress gateway node plugin, likewise (the controller has
-	// plexus-egressgateway).
-	egressNodeComponent      = "plexus-egressgateway"
-	egressNodeServiceAccount = "plexus-egressgateway-node"
-	// The BGP node plugin (the controller has plexus-bgp).
-	bgpNodeComponent      = "plexus-bgp-node"
-	bgpNodeServiceAccount = "plexus-bgp-node"
+	CNINode           = "plexus-cni-node"
+	DatapathNode      = "plexus-datapath-node"
+	L2AnnouncerNode   = "plexus-l2announcer-node"
+	EgressGatewayNode = "plexus-egressgateway-node"
+	BGPNode           = "plexus-bgp-node"
 )
 
 // BGPSecretNamespace is where the lab's BGP auth Secrets live (the chart's
@@ -326,8 +322,8 @@ func binaryPath(s *State, c Component) (string, bool) {
 // plexusBinaries are what --cni plexus and --datapath plexus need in bin/
 // (the IPAM controller gives nodes the CIDRs both work from).
 var plexusBinaries = map[string][]string{
-	"cni":      {"plexus-cni", "plexus-cni-agent", "ipam"},
-	"datapath": {"plexus-datapath", "ipam"},
+	"cni":      {"plexus-cni", CNINode, "plexus-ipam-controller"},
+	"datapath": {DatapathNode, "plexus-ipam-controller"},
 }
 
 // writeCNIConfig writes node n's pod network conflist. STAND-IN: ptp with

@@ -112,17 +112,9 @@ func renderChart(o *Options, identities []string) ([]string, error) {
 }
 
 // findClusterRole reads the ClusterRole of ServiceAccount sa from
-// config/rbac: plexus-<x> has config/rbac/<x>/role.yaml, and an agent
-// plexus-<x>-agent may share its plugin's config/rbac/<x>.
+// config/rbac: plexus-<x> has config/rbac/<x>/role.yaml.
 func findClusterRole(repo, sa string) (doc, name string, err error) {
-	short := strings.TrimPrefix(sa, "plexus-")
-	doc, name, err = readClusterRole(repo, short)
-	if err != nil && strings.HasSuffix(short, "-agent") {
-		if d, n, err2 := readClusterRole(repo, strings.TrimSuffix(short, "-agent")); err2 == nil {
-			return d, n, nil
-		}
-	}
-	return doc, name, err
+	return readClusterRole(repo, strings.TrimPrefix(sa, "plexus-"))
 }
 
 // readClusterRole returns config/rbac/<short>/role.yaml and the name of the

@@ -59,17 +59,17 @@ func Up(ctx context.Context, o Options) error {
 	if why != "" {
 		fmt.Fprintf(o.Out, "== datapath: STAND-IN (static routes by the lab) because %s\n", why)
 	}
-	l2, why := pickNodePlugin(o, l2NodeComponent, l2NodeServiceAccount)
+	l2, why := pickNodePlugin(o, L2AnnouncerNode)
 	if why != "" {
-		fmt.Fprintf(o.Out, "== L2 announcements: no %s on the nodes because %s\n", l2NodeComponent, why)
+		fmt.Fprintf(o.Out, "== L2 announcements: no %s on the nodes because %s\n", L2AnnouncerNode, why)
 	}
-	egress, why := pickNodePlugin(o, egressNodeComponent, egressNodeServiceAccount)
+	egress, why := pickNodePlugin(o, EgressGatewayNode)
 	if why != "" {
-		fmt.Fprintf(o.Out, "== egress gateway: no %s on the nodes because %s\n", egressNodeComponent, why)
+		fmt.Fprintf(o.Out, "== egress gateway: no %s on the nodes because %s\n", EgressGatewayNode, why)
 	}
-	bgpNode, why := pickNodePlugin(o, bgpNodeComponent, bgpNodeServiceAccount)
+	bgpNode, why := pickNodePlugin(o, BGPNode)
 	if why != "" {
-		fmt.Fprintf(o.Out, "== BGP: no %s on the nodes because %s\n", bgpNodeComponent, why)
+		fmt.Fprintf(o.Out, "== BGP: no %s on the nodes because %s\n", BGPNode, why)
 	}
 	s := &State{Name: o.Name, Segment: o.Segment, RoutingMode: o.RoutingMode, IPAMMode: o.IPAMMode, CNI: cni, Datapath: datapath,
 		L2Announcer: l2, EgressGateway: egress, BGP: bgpNode, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
@@ -259,15 +259,15 @@ func plexusIdentities(s *State) []string {
 }
 
 // pickNodePlugin decides whether the nodes run an optional node plugin
-// (binary, running as serviceAccount): it needs its binary and its
+// (name is its binary and its ServiceAccount): it needs its binary and its
 // ClusterRole; otherwise it returns why not (the lab works without it).
-func pickNodePlugin(o Options, binary, serviceAccount string) (bool, string) {
+func pickNodePlugin(o Options, name string) (bool, string) {
 	var missing []string
-	if _, err := os.Stat(filepath.Join(o.BinDir, binary)); err != nil {
-		missing = append(missing, filepath.Join(o.BinDir, binary))
+	if _, err := os.Stat(filepath.Join(o.BinDir, name)); err != nil {
+		missing = append(missing, filepath.Join(o.BinDir, name))
 	}
-	if _, _, err := findClusterRole(o.Repo, serviceAccount); err != nil {
-		missing = append(missing, "RBAC for "+serviceAccount+" ("+err.Error()+")")
+	if _, _, err := findClusterRole(o.Repo, name); err != nil {
+		missing = append(missing, "RBAC for "+name+" ("+err.Error()+")")
 	}
 	if len(missing) > 0 {
 		return false, "missing " + strings.Join(missing, ", ")
@@ -302,7 +302,7 @@ func pickPlugin(o Options, kind, choice string) (string, string, error) {
 			missing = append(missing, filepath.Join(o.BinDir, b))
 		}
 	}
-	sa := map[string]string{"cni": "plexus-cni-agent", "datapath": "plexus-datapath"}[kind]
+	sa := map[string]string{"cni": CNINode, "datapath": DatapathNode}[kind]
 	if _, _, err := findClusterRole(o.Repo, sa); err != nil {
 		missing = append(missing, "RBAC for "+sa+" ("+err.Error()+")")
 	}
@@ -320,7 +320,7 @@ func pickPlugin(o Options, kind, choice string) (string, string, error) {
 // mode with per-node CIDRs, else the lab's static ones.
 func discoverPodCIDRs(ctx context.Context, l Layout, s *State) error {
 	s.PodCIDRs = map[string]string{}
-	if s.findProcess("", "ipam") < 0 || s.IPAMMode == "multi-pool" {
+	if s.findProcess("", "plexus-ipam-controller") < 0 || s.IPAMMode == "multi-pool" {
 		for _, n := range s.Nodes {
 			s.PodCIDRs[n.Name] = l.StandinPodCIDR(n.Index).String()
 		}

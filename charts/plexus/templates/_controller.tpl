@@ -6,7 +6,7 @@
   Role, RoleBinding   plexus-<name>, in the release namespace, for the
                       leader-election Lease plexus-<name> (only with leader
                       election)
-  Deployment          plexus-<name>, running /usr/local/bin/plexus-<name>
+  Deployment          plexus-<name>, running /usr/local/bin/plexus-<name>-controller
 
 It takes a dict:
   root    the top-level context ($)
@@ -166,7 +166,7 @@ spec:
           image: {{ include "plexus.image" $root | quote }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
           command:
-            - /usr/local/bin/plexus-{{ $name }}
+            - /usr/local/bin/plexus-{{ $name }}-controller
           args:
             {{- range concat $common $args }}
             - {{ . | quote }}

@@ -1,16 +1,15 @@
 {{/*
 "plexus.nodeplugin" renders what one Plexus node plugin needs:
   ServiceAccount      plexus-<name>
-  ClusterRole         plexus-<name>, rules from files/rbac/<rbac>.yaml
+  ClusterRole         plexus-<name>, rules from files/rbac/<name>.yaml
   ClusterRoleBinding  plexus-<name>
   DaemonSet           plexus-<name>, on every node, host network, running
-                      /usr/local/bin/<binary>
+                      /usr/local/bin/plexus-<name>
 
 It takes a dict:
   root            the top-level context ($)
-  name            object and component name (cni-agent, datapath, ...)
-  rbac            file under files/rbac with the plugin's generated rules
-  binary          the executable in the image
+  name            <feature>-node (cni-node, datapath-node, ...): the
+                  objects, the container, the rules file and the binary
   values          the plugin's values block (resources, nodeSelector,
                   tolerations, podAnnotations)
   args            the plugin's flags (a list of strings)
@@ -45,7 +44,7 @@ metadata:
   labels:
     {{- include "plexus.labels" $ctx | nindent 4 }}
 rules:
-  {{- include "plexus.rbacRules" (dict "root" $root "name" .rbac) | nindent 2 }}
+  {{- include "plexus.rbacRules" $ctx | nindent 2 }}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -110,7 +109,7 @@ spec:
           image: {{ include "plexus.image" $root | quote }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
           command:
-            - /usr/local/bin/{{ .binary }}
+            - /usr/local/bin/plexus-{{ $name }}
           args:
             {{- range (append .args (printf "--health-probe-bind-address=127.0.0.1:%d" (int .healthPort))) }}
             - {{ . | quote }}

@@ -2,7 +2,7 @@
 // plugin: the latency of CNI ADD and DEL, per pod, on a node that fills up to
 // -pods pods and is then emptied. The runtime is libcni, as in containerd and
 // CRI-O; the network is a conflist of loopback + plexus-cni, the plugin talks
-// to a plexus-cni-agent (its own process) that serves the node's CiliumNode
+// to a plexus-cni-node (its own process) that serves the node's CiliumNode
 // from a real API server. Beside it, as the peer to compare with, the
 // reference plugins ptp + host-local in a conflist of the same shape: the
 // same veth-per-pod work with node-local files instead of an agent.
@@ -163,14 +163,14 @@ func run(pods, runs, warmup int, names []string) error {
 	return nil
 }
 
-// build builds plexus-cni and plexus-cni-agent into bin/ and the reference
+// build builds plexus-cni and plexus-cni-node into bin/ and the reference
 // plugins into bin/cni-plugins-<version>/.
 func build(ctx context.Context) (*setup, error) {
 	bin, err := filepath.Abs("bin")
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"plexus-cni", "plexus-cni-agent"} {
+	for _, name := range []string{"plexus-cni", "plexus-cni-node"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), "./nodeplugins/cni/cmd/"+name)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("building %s: %w\n%s", name, err, out)
@@ -182,7 +182,7 @@ func build(ctx context.Context) (*setup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the reference CNI plugins: %w", err)
 	}
-	return &setup{pluginDirs: []string{bin, strings.TrimSpace(string(out))}, agentBin: filepath.Join(bin, "plexus-cni-agent")}, nil
+	return &setup{pluginDirs: []string{bin, strings.TrimSpace(string(out))}, agentBin: filepath.Join(bin, "plexus-cni-node")}, nil
 }
 
 // runOnce starts a control plane and the agent of a node whose CiliumNode

@@ -4,7 +4,7 @@
 // writer that does the same API writes per Node (create the CiliumNode with a
 // CIDR, then write its status) with no allocation logic, through the same
 // kind of informer and the same number of concurrent writers. The controller
-// runs as its own process (bin/ipam), so its CPU time and peak RSS are its own.
+// runs as its own process (bin/plexus-ipam-controller), so its CPU time and peak RSS are its own.
 //
 // Each run starts a fresh kube-apiserver and etcd. Usage (see make bench):
 //
@@ -50,11 +50,11 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per size and mode; the median is reported")
 	workers := flag.Int("workers", 16, "concurrent writers (controller and ceiling alike)")
 	creators := flag.Int("creators", 32, "concurrent Node creators")
-	controllerBin := flag.String("controller", "bin/ipam", "the IPAM controller binary")
+	controllerBin := flag.String("controller", "bin/plexus-ipam-controller", "the IPAM controller binary")
 	modes := flag.String("modes", "ceiling,ipam", "who writes the CiliumNodes: ceiling or ipam")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard())
-	if out, err := exec.Command("go", "build", "-o", *controllerBin, "./controllers/ipam").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", *controllerBin, "./controllers/ipam/cmd/plexus-ipam-controller").CombinedOutput(); err != nil {
 		fail(fmt.Errorf("building the controller: %w\n%s", err, out))
 	}
 	var all []result

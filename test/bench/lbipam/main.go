@@ -3,7 +3,7 @@
 // writer that puts the same status on each Service with no allocation logic,
 // through the same informer, the same merge patch and the same number of
 // concurrent writers. The LB-IPAM controller runs as its own process (the
-// bin/lbipam binary), so its peak RSS is its own.
+// bin/plexus-lbipam-controller binary), so its peak RSS is its own.
 //
 // Each run starts a fresh kube-apiserver and etcd. Usage (see make bench):
 //
@@ -56,7 +56,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per size and mode; the median is reported")
 	workers := flag.Int("workers", 16, "concurrent status writers (controller and ceiling alike)")
 	creators := flag.Int("creators", 32, "concurrent Service creators")
-	controllerBin := flag.String("controller", "bin/lbipam", "the LB-IPAM controller binary")
+	controllerBin := flag.String("controller", "bin/plexus-lbipam-controller", "the LB-IPAM controller binary")
 	pprofAddr := flag.String("pprof", "", "if set, the controller serves /debug/pprof on this address (to profile a run by hand)")
 	modes := flag.String("modes", "ceiling,lbipam,lbipam-quiet", "what writes the statuses: ceiling, lbipam (defaults), lbipam-quiet (--allocation-events=false)")
 	flag.Parse()
@@ -67,7 +67,7 @@ func main() {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		fail(errors.New("KUBEBUILDER_ASSETS must point at etcd and kube-apiserver (make bench sets it)"))
 	}
-	if err := exec.Command("go", "build", "-o", *controllerBin, "./controllers/lbipam").Run(); err != nil {
+	if err := exec.Command("go", "build", "-o", *controllerBin, "./controllers/lbipam/cmd/plexus-lbipam-controller").Run(); err != nil {
 		fail(fmt.Errorf("building the controller: %w", err))
 	}
 	var all []result
@@ -205,7 +205,7 @@ func watchServed(ctx context.Context, cfg *rest.Config, n int) (<-chan time.Time
 	return done, nil
 }
 
-// startController runs bin/lbipam against the control plane.
+// startController runs bin/plexus-lbipam-controller against the control plane.
 func startController(cp *benchutil.ControlPlane, bin string, workers int, extraArgs ...string) (func() benchutil.Usage, error) {
 	return cp.StartBinary(bin, append([]string{"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
 		"--kube-api-qps=-1", fmt.Sprintf("--status-workers=%d", workers), "--zap-log-level=error"}, extraArgs...)...)

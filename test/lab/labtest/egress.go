@@ -7,26 +7,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/plexus-net/plexus/test/netnstest"
 )
-
-// RequireEgressGateway skips the test unless the egress gateway controller
-// and node plugin build and the node plugin's ClusterRole exists (the lab
-// runs the plugin only then). Call it before Start.
-func RequireEgressGateway(t testing.TB) {
-	t.Helper()
-	RequireBinaries(t, "egressgateway", "plexus-egressgateway")
-	role := filepath.Join("config", "rbac", "egressgateway-node", "role.yaml")
-	if _, err := os.Stat(filepath.Join(Root(), role)); err != nil {
-		t.Skipf("the plexus-egressgateway node plugin has no RBAC yet: %s does not exist", role)
-	}
-}
 
 // ExternalAddr is the i-th extra address of the lab's external host
 // (198.18.<segment>.250+i; i=0 is its own address).

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -22,18 +20,6 @@ import (
 	"github.com/plexus-net/plexus/test/lab"
 	"github.com/plexus-net/plexus/test/netnstest"
 )
-
-// RequireL2Announcer skips the test unless the L2 announcements controller
-// and node plugin build and the node plugin's ClusterRole exists (the lab
-// runs the plugin only then). Call it before Start.
-func RequireL2Announcer(t testing.TB) {
-	t.Helper()
-	RequireBinaries(t, "l2announcer", "plexus-l2announcer")
-	role := filepath.Join("config", "rbac", "l2announcer-node", "role.yaml")
-	if _, err := os.Stat(filepath.Join(Root(), role)); err != nil {
-		t.Skipf("the plexus-l2announcer node plugin has no RBAC yet: %s does not exist", role)
-	}
-}
 
 // ClientNetns is the lab's external client: a namespace on the segment with
 // an address of it and no default route, as a router or laptop would be.

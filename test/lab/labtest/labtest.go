@@ -58,33 +58,36 @@ func Root() string {
 	return dir
 }
 
-// binaries the lab runs, by output name: built from this checkout once per
-// test process into bin/labtest/ (ignored by git, replaced on every run).
-var binaries = map[string]string{
-	"lab": "./hack/lab", "lab-image": "./test/lab/images",
-	"ipam": "./controllers/ipam", "lbipam": "./controllers/lbipam",
-	"plexus-cni": "./nodeplugins/cni/cmd/plexus-cni", "plexus-cni-agent": "./nodeplugins/cni/cmd/plexus-cni-agent",
-	"plexus-datapath": "./nodeplugins/datapath/cmd/plexus-datapath",
-	"egressgateway":   "./controllers/egressgateway", "plexus-egressgateway": "./nodeplugins/egressgateway/cmd/plexus-egressgateway",
-	"bgp": "./controllers/bgp", "plexus-bgp-node": "./nodeplugins/bgp/cmd/plexus-bgp-node", "kubectl-plexus": "./cmd/kubectl-plexus",
-}
-
-// optionalBinaries are built when their package exists; a lab runs without
-// them (the lab skips optional components), and tests that need one call
-// RequireBinaries, which skips when the package does not exist yet and
-// fails when it does not build.
-var optionalBinaries = map[string]string{
-	"l2announcer":        "./controllers/l2announcer",
-	"plexus-l2announcer": "./nodeplugins/l2announcer/cmd/plexus-l2announcer",
+// binaryPackages are the programs the lab runs, by output name: every
+// command of this checkout (controllers/*/cmd/*, nodeplugins/*/cmd/*,
+// cmd/*, named after its folder), the lab itself and the programs its pods
+// run.
+func binaryPackages(root string) (map[string]string, error) {
+	pkgs := map[string]string{"lab": "./hack/lab", "lab-image": "./test/lab/images"}
+	for _, glob := range []string{"controllers/*/cmd/*", "nodeplugins/*/cmd/*", "cmd/*"} {
+		dirs, err := filepath.Glob(filepath.Join(root, glob))
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range dirs {
+			rel, err := filepath.Rel(root, d)
+			if err != nil {
+				return nil, err
+			}
+			pkgs[filepath.Base(d)] = "./" + rel
+		}
+	}
+	return pkgs, nil
 }
 
 var (
-	buildOnce   sync.Once
-	buildDir    string
-	buildErr    error
-	optionalErr = map[string]error{} // why an optional binary is missing
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
 )
 
+// build builds binaryPackages once per test process into bin/labtest/
+// (ignored by git, replaced on every run).
 func build() (string, error) {
 	buildOnce.Do(func() {
 		root := Root()
@@ -92,58 +95,21 @@ func build() (string, error) {
 		if buildErr = os.MkdirAll(buildDir, 0o755); buildErr != nil {
 			return
 		}
-		goBuild := func(out, pkg string) error {
+		pkgs, err := binaryPackages(root)
+		if err != nil {
+			buildErr = err
+			return
+		}
+		for out, pkg := range pkgs {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, out), pkg)
 			cmd.Dir = root
 			if b, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-			}
-			return nil
-		}
-		for out, pkg := range binaries {
-			if buildErr = goBuild(out, pkg); buildErr != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 				return
-			}
-		}
-		for out, pkg := range optionalBinaries {
-			// A binary from an earlier run must not stand in for one that
-			// no longer builds.
-			_ = os.Remove(filepath.Join(buildDir, out))
-			if _, err := os.Stat(filepath.Join(root, pkg, "main.go")); err != nil {
-				optionalErr[out] = errNotYet{fmt.Sprintf("%s does not exist yet", filepath.Join(pkg, "main.go"))}
-				continue
-			}
-			if err := goBuild(out, pkg); err != nil {
-				optionalErr[out] = err
 			}
 		}
 	})
 	return buildDir, buildErr
-}
-
-// errNotYet is a missing optional package: tests skip rather than fail.
-type errNotYet struct{ why string }
-
-func (e errNotYet) Error() string { return e.why }
-
-// RequireBinaries skips the test when one of the optional binaries named
-// has no package yet, and fails it when one does not build. Call it before
-// Start.
-func RequireBinaries(t testing.TB, names ...string) {
-	t.Helper()
-	netnstest.RequireRoot(t)
-	if _, err := build(); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		switch err := optionalErr[n]; err.(type) {
-		case nil:
-		case errNotYet:
-			t.Skipf("%s is not built: %v", n, err)
-		default:
-			t.Fatalf("%s: %v", n, err)
-		}
-	}
 }
 
 // findBinDir returns the first folder matching glob that holds every name.

@@ -1,7 +1,7 @@
 package main
 
 // End-to-end tests of the plugin as a container runtime drives it: the real
-// plexus-cni and plexus-cni-agent binaries, the agent against a real API
+// plexus-cni and plexus-cni-node binaries, the agent against a real API
 // server, and real network namespaces. The runtime is libcni, the library
 // containerd and CRI-O run CNI plugins with: it builds each plugin's
 // configuration from the list, chains prevResult, caches the ADD result in
@@ -47,7 +47,7 @@ import (
 
 var (
 	env *testenv.Env
-	// binDir holds plexus-cni and plexus-cni-agent built for this run;
+	// binDir holds plexus-cni and plexus-cni-node built for this run;
 	// refDir the reference plugins (bridge, ptp).
 	binDir, refDir string
 	kubeconfig     string
@@ -88,7 +88,7 @@ func setup(tmp string) error {
 		return err
 	}
 	binDir = filepath.Join(tmp, "bin")
-	for _, pkg := range []string{"plexus-cni", "plexus-cni-agent"} {
+	for _, pkg := range []string{"plexus-cni", "plexus-cni-node"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, pkg), "./nodeplugins/cni/cmd/"+pkg)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -171,7 +171,7 @@ func (n *node) startAgent() {
 	if n.log == nil {
 		n.log = &bytes.Buffer{}
 	}
-	n.agent = exec.Command(filepath.Join(binDir, "plexus-cni-agent"),
+	n.agent = exec.Command(filepath.Join(binDir, "plexus-cni-node"),
 		"--kubeconfig", kubeconfig, "--node-name", n.name, "--socket", n.socket,
 		"--state-dir", filepath.Join(n.dir, "state"), "--ipam-mode", "cluster-pool", "--zap-encoder", "console")
 	n.agent.Stdout, n.agent.Stderr = n.log, n.log

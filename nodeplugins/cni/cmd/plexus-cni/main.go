@@ -1,6 +1,6 @@
 // Command plexus-cni is the Plexus CNI plugin (CNI spec 1.1: ADD, DEL,
 // CHECK, STATUS, VERSION, GC). Addresses come from the node's
-// plexus-cni-agent over a unix socket.
+// plexus-cni-node over a unix socket.
 //
 // It works two ways, told apart by the network configuration:
 //   - "type": "plexus-cni": the main plugin. It creates a veth pair, gives

@@ -1,0 +1,241 @@
+// Package reconciler is the IPAM controller's reconciler: it reads every
+// Node, CiliumNode and CiliumPodIPPool from the cache, lets the allocator
+// decide every node's CIDRs, and writes the CiliumNodes and pool statuses
+// that changed.
+//
+// Like LB-IPAM it decides over the whole cluster in one pass (CIDRs must be
+// unique across nodes), so every event maps to one key and a pass recomputes
+// everything; events during a pass collapse into one more.
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
+	"github.com/plexus-net/plexus/controllers/ipam/allocator"
+	"github.com/plexus-net/plexus/internal/passes"
+	"github.com/plexus-net/plexus/internal/statuswrite"
+)
+
+// What the IPAM controller reads and writes; nothing else.
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumnodes,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumnodes/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumpodippools,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumpodippools/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// ManagedByLabel marks the CiliumNodes this controller created, and so may
+// delete when their Node is gone. CiliumNodes made by others are left alone.
+const (
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "plexus-ipam"
+)
+
+// Reconciler keeps every node's CiliumNode holding its pod CIDRs.
+type Reconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	Config   allocator.Config
+	Passes   passes.Settings
+
+	runner passes.Runner
+}
+
+// SetupWithManager registers the reconciler.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil || r.Recorder == nil {
+		return errors.New("ipam: Client and Recorder must be set")
+	}
+	r.runner = passes.Runner{Name: "ipam", Client: r.Client, Settings: r.Passes, Decide: r.decide}
+	watches := []passes.Watch{passes.For(&corev1.Node{}, nodeChanged), passes.For(&ciliumv2.CiliumNode{})}
+	if r.Config.Mode == allocator.ModeMultiPool {
+		watches = append(watches, passes.For(&ciliumv2alpha1.CiliumPodIPPool{}))
+	}
+	return r.runner.SetupWithManager(mgr, watches...)
+}
+
+// nodeChanged passes Node events that matter to IPAM: not the heartbeats.
+var nodeChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld.(*corev1.Node), e.ObjectNew.(*corev1.Node)
+		return !reflect.DeepEqual(kubePodCIDRs(o), kubePodCIDRs(n)) ||
+			!reflect.DeepEqual(nodeAddresses(o), nodeAddresses(n)) ||
+			!reflect.DeepEqual(o.DeletionTimestamp, n.DeletionTimestamp)
+	},
+}
+
+// decide reads everything, allocates, and adds the writes of what changed.
+func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
+	var (
+		nodes       corev1.NodeList
+		ciliumNodes ciliumv2.CiliumNodeList
+		pools       ciliumv2alpha1.CiliumPodIPPoolList
+	)
+	if err := p.ListAll(ctx, &nodes, &ciliumNodes); err != nil {
+		return err
+	}
+	if r.Config.Mode == allocator.ModeMultiPool {
+		if err := p.List(ctx, &pools); err != nil {
+			return err
+		}
+	}
+
+	byName := map[string]*ciliumv2.CiliumNode{}
+	for i := range ciliumNodes.Items {
+		byName[ciliumNodes.Items[i].Name] = &ciliumNodes.Items[i]
+	}
+	var in []allocator.Node
+	kube := map[string]*corev1.Node{}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		kube[n.Name] = n
+		in = append(in, toAllocatorNode(n, byName[n.Name]))
+	}
+	// CiliumNodes without a Node that this controller did not create (made by
+	// hand or by another tool) keep their CIDRs: nothing is handed out twice.
+	var orphans []*ciliumv2.CiliumNode
+	for name, cn := range byName {
+		if kube[name] != nil {
+			continue
+		}
+		if cn.Labels[ManagedByLabel] == ManagedByValue {
+			orphans = append(orphans, cn)
+			continue
+		}
+		in = append(in, toAllocatorNode(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, cn))
+	}
+	var poolIn []allocator.Pool
+	for i := range pools.Items {
+		poolIn = append(poolIn, toAllocatorPool(&pools.Items[i]))
+	}
+
+	res := allocator.Allocate(r.Config, poolIn, in)
+
+	for name, n := range kube {
+		cn := byName[name]
+		nr := res.Nodes[name]
+		switch {
+		case cn != nil:
+			p.Write(r.updateNode(p.Status, n, cn, nr))
+		case n.DeletionTimestamp == nil:
+			p.Write(r.createNode(p.Status, n, nr))
+		}
+	}
+	for _, cn := range orphans {
+		p.Write(r.deleteNode(cn))
+	}
+	for i := range pools.Items {
+		pool := &pools.Items[i]
+		p.Write(r.poolWrite(p.Status, pool, res.Pools[pool.Name]))
+	}
+	recordNodes(res)
+	return nil
+}
+
+func (r *Reconciler) createNode(status *statuswrite.Writer, n *corev1.Node, res *allocator.NodeResult) func(context.Context) error {
+	return func(ctx context.Context) error {
+		cn := &ciliumv2.CiliumNode{ObjectMeta: metav1.ObjectMeta{
+			Name:   n.Name,
+			Labels: map[string]string{ManagedByLabel: ManagedByValue},
+			// The garbage collector deletes it with its Node even while this
+			// controller is down.
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID, BlockOwnerDeletion: ptr.To(false)}},
+		}}
+		cn.Spec = desiredSpec(cn.Spec, n, r.Config.Mode, res)
+		if err := r.Client.Create(ctx, cn); err != nil {
+			return fmt.Errorf("creating CiliumNode %s: %w", n.Name, err)
+		}
+		return r.nodeStatus(ctx, status, cn, res)
+	}
+}
+
+func (r *Reconciler) updateNode(status *statuswrite.Writer, n *corev1.Node, cn *ciliumv2.CiliumNode, res *allocator.NodeResult) func(context.Context) error {
+	return func(ctx context.Context) error {
+		spec := desiredSpec(cn.Spec, n, r.Config.Mode, res)
+		if !equality.Semantic.DeepEqual(spec, cn.Spec) {
+			// The node plugins write spec too (multi-pool requests and
+			// releases): the lock makes a concurrent change fail this write
+			// instead of being overwritten, and the pass starts over.
+			updated := cn.DeepCopy()
+			updated.Spec = spec
+			if err := r.Client.Patch(ctx, updated, client.MergeFromWithOptions(cn, client.MergeFromWithOptimisticLock{})); err != nil {
+				return fmt.Errorf("updating CiliumNode %s: %w", cn.Name, err)
+			}
+			return r.nodeStatus(ctx, status, updated, res)
+		}
+		return r.nodeStatus(ctx, status, cn, res)
+	}
+}
+
+func (r *Reconciler) nodeStatus(ctx context.Context, status *statuswrite.Writer, cn *ciliumv2.CiliumNode, res *allocator.NodeResult) error {
+	before := cn.Status.IPAM.OperatorStatus.Error
+	wrote, err := status.Patch(ctx, cn, func(o client.Object) { setNodeStatus(o.(*ciliumv2.CiliumNode), r.Config.Mode, res) })
+	if err != nil {
+		return fmt.Errorf("status of CiliumNode %s: %w", cn.Name, err)
+	}
+	if after := strings.Join(res.Errors, "; "); wrote && after != "" && after != before {
+		r.Recorder.Eventf(cn, nil, corev1.EventTypeWarning, ReasonAllocationFailed, "Allocate", "%s", after)
+	}
+	return nil
+}
+
+func (r *Reconciler) deleteNode(cn *ciliumv2.CiliumNode) func(context.Context) error {
+	uid := cn.UID
+	return func(ctx context.Context) error {
+		err := r.Client.Delete(ctx, cn, client.Preconditions{UID: &uid})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting CiliumNode %s of a deleted Node: %w", cn.Name, err)
+		}
+		return nil
+	}
+}
+
+// poolWrite keeps the pool's finalizer (a pool that nodes hold CIDRs of
+// stays until they release them) and writes its status.
+func (r *Reconciler) poolWrite(status *statuswrite.Writer, p *ciliumv2alpha1.CiliumPodIPPool, res *allocator.PoolResult) func(context.Context) error {
+	return func(ctx context.Context) error {
+		held := res != nil && len(res.Holders) > 0
+		has := controllerutil.ContainsFinalizer(p, ciliumv2alpha1.PoolFinalizer)
+		want := p.DeletionTimestamp == nil || held
+		if has != want {
+			updated := p.DeepCopy()
+			if want {
+				controllerutil.AddFinalizer(updated, ciliumv2alpha1.PoolFinalizer)
+			} else {
+				controllerutil.RemoveFinalizer(updated, ciliumv2alpha1.PoolFinalizer)
+			}
+			if err := r.Client.Patch(ctx, updated, client.MergeFromWithOptions(p, client.MergeFromWithOptimisticLock{})); err != nil {
+				return fmt.Errorf("finalizer of CiliumPodIPPool %s: %w", p.Name, err)
+			}
+			if !want {
+				return nil // released: the pool is gone now
+			}
+			p = updated
+		}
+		_, err := status.PatchReady(ctx, p, func(o client.Object) []metav1.Condition {
+			return o.(*ciliumv2alpha1.CiliumPodIPPool).Status.Conditions
+		}, func(o client.Object) { setPoolStatus(o.(*ciliumv2alpha1.CiliumPodIPPool), res) }, r.Recorder, "Allocate")
+		if err != nil {
+			return fmt.Errorf("status of CiliumPodIPPool %s: %w", p.Name, err)
+		}
+		return nil
+	}
+}

@@ -70,8 +70,12 @@ controlplane: ## build etcd, the Kubernetes components and the reference CNI plu
 build: ## build the controller, node plugin and CLI binaries into bin/ (each named after its folder under cmd/)
 	for p in controllers/*/cmd/* nodeplugins/*/cmd/* cmd/*; do go build -o bin/$$(basename $$p) ./$$p; done
 
+.PHONY: host-packages
+host-packages: ## install the Debian packages the kernel tests and the lab use (nftables, conntrack, iproute2, util-linux, frr, bird2) when missing; needs root
+	hack/host-packages.sh
+
 .PHONY: test
-test: tools controlplane verify-generated ## the whole test suite: generation check, vet, unit, envtest, kernel, chart and lab end-to-end tests (root runs them all)
+test: tools controlplane host-packages verify-generated ## the whole test suite: generation check, vet, unit, envtest, kernel, chart and lab end-to-end tests (root runs them all)
 	go vet ./...
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) HELM=$(HELM) \
 	  go test -count=1 ./...
@@ -114,7 +118,7 @@ LAB_ARGS ?=
 .PHONY: lab
 lab: $(HELM) ## a whole cluster on this machine (no docker): control plane, Plexus, 3 node namespaces, a demo; see docs/lab.md
 	@[[ $$(id -u) == 0 ]] || { echo "make lab needs root (network namespaces, links)" >&2; exit 1; }
-	$(MAKE) --no-print-directory controlplane
+	$(MAKE) --no-print-directory controlplane host-packages
 	nice $(MAKE) --no-print-directory build
 	nice go build -o bin/lab ./hack/lab
 	nice go build -o bin/lab-image ./test/lab/images

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -23,12 +22,14 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/vishvananda/netlink"
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/arpresponder"
 	"github.com/plexus-net/plexus/internal/heartbeat"
 	"github.com/plexus-net/plexus/internal/latest"
+	"github.com/plexus-net/plexus/internal/nldump"
 )
 
 // DefaultInterfaceRescan is how often the node's interfaces are listed again.
@@ -333,28 +334,16 @@ func (r *run) stopMember() {
 func (r *run) scanInterfaces() {
 	var names []string
 	err := r.cfg.InNamespace(func() error {
-		ifs, err := net.Interfaces()
-		if err != nil {
-			return err
+		// Through nldump: a dump interrupted by pods' veths coming and
+		// going is repeated, never taken as the whole list.
+		las, err := nldump.UpAddrs(nil, netlink.FAMILY_V4)
+		for _, la := range las {
+			names = append(names, la.Link)
 		}
-		for _, ifi := range ifs {
-			if ifi.Flags&net.FlagLoopback != 0 || ifi.Flags&net.FlagUp == 0 {
-				continue
-			}
-			addrs, err := ifi.Addrs()
-			if err != nil {
-				continue
-			}
-			for _, ad := range addrs {
-				if ipn, ok := ad.(*net.IPNet); ok && ipn.IP.To4() != nil {
-					names = append(names, ifi.Name)
-					break
-				}
-			}
-		}
-		return nil
+		return err
 	})
 	slices.Sort(names)
+	names = slices.Compact(names)
 	if err != nil {
 		r.scanErr = fmt.Errorf("listing interfaces: %w", err)
 		return // keep the last list

@@ -28,11 +28,13 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/l2announce"
 	"github.com/plexus-net/plexus/internal/latest"
+	"github.com/plexus-net/plexus/internal/nldump"
 	"github.com/plexus-net/plexus/nodeplugins/egressgateway/kernel"
 )
 
@@ -88,6 +90,17 @@ type Agent struct {
 	desired *latest.Value[Desired]
 	report  *latest.Value[Report]
 	since   map[string]time.Time // gateway key → when its state began
+	// lastScan is the last complete reading of the node's addresses; a
+	// reading that fails (an interrupted dump while pods come and go)
+	// leaves it as it is, so a pass never plans from a partial list.
+	lastScan *nodeReading
+}
+
+// nodeReading is what the agent reads of the node's network: its IPv4
+// addresses and the interface of its default route.
+type nodeReading struct {
+	addrs       []address
+	defaultLink string
 }
 
 // New returns an agent; Run starts it.
@@ -163,23 +176,12 @@ func (a *Agent) pass() {
 	d, seen := a.desired.Get()
 	self := a.cfg.Announcer.NodeName
 
-	addrs, defaultLink, scanErr := a.scan()
 	var problems []string
-	if scanErr != nil {
-		problems = append(problems, scanErr.Error())
+	if scan, err := a.scan(); err != nil {
+		problems = append(problems, fmt.Sprintf("reading the node's addresses: %v; acting on the last complete reading", err))
+	} else {
+		a.lastScan = &scan
 	}
-	if seen {
-		// Not before the first spec: the announcer starts its heartbeats
-		// with it (see l2announce.Announcer).
-		a.announcer.SetDesired(l2announce.Desired{Generation: d.Generation, Spec: announcements(d.Spec, addrs)})
-	}
-	ann := a.announcer.Report()
-	problems = append(problems, ann.Problems...)
-	held := map[string]string{}
-	for _, an := range ann.Announcing {
-		held[an.IP] = strings.Join(an.Interfaces, ",")
-	}
-
 	if !seen {
 		// A restarted plugin leaves the kernel as it was until it knows
 		// the spec: applying an empty state first would drop the steering
@@ -187,6 +189,25 @@ func (a *Agent) pass() {
 		// with other source addresses.
 		return
 	}
+	if a.lastScan == nil {
+		// Nothing complete to plan from yet: the kernel stays as it is
+		// until a reading succeeds (the next rescan).
+		rep := a.Report()
+		rep.Problems = problems
+		a.report.Set(rep)
+		return
+	}
+	addrs, defaultLink := a.lastScan.addrs, a.lastScan.defaultLink
+	// The announcer starts its heartbeats with its first spec (see
+	// l2announce.Announcer).
+	a.announcer.SetDesired(l2announce.Desired{Generation: d.Generation, Spec: announcements(d.Spec, addrs)})
+	ann := a.announcer.Report()
+	problems = append(problems, ann.Problems...)
+	held := map[string]string{}
+	for _, an := range ann.Announcing {
+		held[an.IP] = strings.Join(an.Interfaces, ",")
+	}
+
 	state, gateways, steered, probs := plan(d.Spec, self, held, addrs, defaultLink)
 	problems = append(problems, probs...)
 	if err := a.cfg.Datapath.Apply(state); err != nil {
@@ -224,48 +245,43 @@ type address struct {
 	prefix netip.Prefix
 }
 
-// scan lists the node's IPv4 addresses (up, non-loopback interfaces, in
+// scan reads the node's IPv4 addresses (up, non-loopback interfaces, in
 // the kernel's order, so "first address" means what `ip addr` shows first)
-// and the interface of the default route.
-func (a *Agent) scan() (addrs []address, defaultLink string, err error) {
-	err = a.cfg.Announcer.InNamespace(func() error {
-		links, err := netlink.LinkList()
+// and the interface of the default route. A dump that keeps being
+// interrupted is an error, never a partial list.
+func (a *Agent) scan() (nodeReading, error) {
+	var out nodeReading
+	err := a.cfg.Announcer.InNamespace(func() error {
+		las, err := nldump.UpAddrs(nil, netlink.FAMILY_V4)
+		if err != nil {
+			return fmt.Errorf("listing addresses: %w", err)
+		}
+		for _, la := range las {
+			out.addrs = append(out.addrs, address{link: la.Link, prefix: la.Prefix})
+		}
+		links, err := nldump.Links(nil)
 		if err != nil {
 			return fmt.Errorf("listing interfaces: %w", err)
 		}
-		names := map[int]string{}
+		up := map[int]string{} // index → name of the up, non-loopback links
 		for _, l := range links {
-			at := l.Attrs()
-			if at.Flags&net.FlagUp == 0 || at.Flags&net.FlagLoopback != 0 {
-				continue
-			}
-			names[at.Index] = at.Name
-			as, err := netlink.AddrList(l, netlink.FAMILY_V4)
-			if err != nil {
-				continue
-			}
-			for _, ad := range as {
-				ip, ok := netip.AddrFromSlice(ad.IP.To4())
-				if !ok {
-					continue
-				}
-				ones, _ := ad.Mask.Size()
-				addrs = append(addrs, address{link: at.Name, prefix: netip.PrefixFrom(ip, ones)})
+			if at := l.Attrs(); at.Flags&net.FlagUp != 0 && at.Flags&net.FlagLoopback == 0 {
+				up[at.Index] = at.Name
 			}
 		}
-		routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 254}, netlink.RT_FILTER_TABLE)
+		routes, err := nldump.Routes(nil, netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 		if err != nil {
 			return fmt.Errorf("listing routes: %w", err)
 		}
 		for _, r := range routes {
-			if (r.Dst == nil || r.Dst.IP.IsUnspecified() && maskBits(r.Dst) == 0) && names[r.LinkIndex] != "" {
-				defaultLink = names[r.LinkIndex]
+			if name := up[r.LinkIndex]; name != "" && (r.Dst == nil || r.Dst.IP.IsUnspecified() && maskBits(r.Dst) == 0) {
+				out.defaultLink = name
 				break
 			}
 		}
 		return nil
 	})
-	return addrs, defaultLink, err
+	return out, err
 }
 
 func maskBits(n *net.IPNet) int {

@@ -20,6 +20,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/plexus-net/plexus/internal/nldump"
 )
 
 // ErrNoGateway means the main table has no default route with a gateway
@@ -68,10 +70,7 @@ func Default(h *netlink.Handle, family string) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	if h == nil {
-		h = &netlink.Handle{}
-	}
-	routes, err := h.RouteListFiltered(fam, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
+	routes, err := nldump.Routes(h, fam, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("listing %s default routes: %w", family, err)
 	}

@@ -414,11 +414,7 @@ func sameRoute(have netlink.Route, want *netlink.Route) bool {
 
 func listOwnRoutes(h *netlink.Handle, family int) ([]netlink.Route, error) {
 	filter := &netlink.Route{Table: unix.RT_TABLE_MAIN, Protocol: RouteProtocol}
-	var rs []netlink.Route
-	err := nldump.Retry(func() (err error) {
-		rs, err = h.RouteListFiltered(family, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
-		return err
-	})
+	rs, err := nldump.Routes(h, family, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
 	if family == netlink.FAMILY_V6 && errors.Is(err, unix.EAFNOSUPPORT) {
 		return nil, nil // no IPv6 in this kernel: nothing to own
 	}
@@ -442,8 +438,7 @@ func (k *Kernel) syncNeighbours(vx netlink.Link, vteps []routes.VTEP, ch *Change
 	have := map[netip.Addr]netlink.Neigh{}
 	var errs []error
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		var ns []netlink.Neigh
-		err := nldump.Retry(func() (err error) { ns, err = k.nl.NeighList(idx, family); return err })
+		ns, err := nldump.Neighs(k.nl, idx, family)
 		if err != nil && !(family == netlink.FAMILY_V6 && errors.Is(err, unix.EAFNOSUPPORT)) {
 			return []error{fmt.Errorf("listing neighbours on %s: %w", vx.Attrs().Name, err)}
 		}
@@ -495,8 +490,7 @@ type fdbKey struct {
 // (stale=true).
 func (k *Kernel) syncFDB(vx netlink.Link, vteps []routes.VTEP, ch *Changes, stale bool) []error {
 	idx := vx.Attrs().Index
-	var entries []netlink.Neigh
-	err := nldump.Retry(func() (err error) { entries, err = k.nl.NeighList(idx, unix.AF_BRIDGE); return err })
+	entries, err := nldump.Neighs(k.nl, idx, unix.AF_BRIDGE)
 	if err != nil {
 		return []error{fmt.Errorf("listing the FDB of %s: %w", vx.Attrs().Name, err)}
 	}

@@ -88,8 +88,7 @@ func ptr[T any](v T) *T { return &v }
 
 // ownRules lists the ip rules at RulePriority that point into an owned table.
 func (k *Kernel) ownRules() ([]netlink.Rule, error) {
-	var all []netlink.Rule
-	err := nldump.Retry(func() (err error) { all, err = k.nl.RuleList(netlink.FAMILY_V4); return err })
+	all, err := nldump.Rules(k.nl, netlink.FAMILY_V4)
 	if err != nil {
 		return nil, fmt.Errorf("listing ip rules: %w", err)
 	}
@@ -98,12 +97,8 @@ func (k *Kernel) ownRules() ([]netlink.Rule, error) {
 
 // ownRoutes lists the routes with RouteProtocol in the owned tables.
 func (k *Kernel) ownRoutes() ([]netlink.Route, error) {
-	var all []netlink.Route
 	filter := &netlink.Route{Table: unix.RT_TABLE_UNSPEC, Protocol: RouteProtocol}
-	err := nldump.Retry(func() (err error) {
-		all, err = k.nl.RouteListFiltered(netlink.FAMILY_V4, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
-		return err
-	})
+	all, err := nldump.Routes(k.nl, netlink.FAMILY_V4, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
 	if err != nil {
 		return nil, fmt.Errorf("listing routes: %w", err)
 	}

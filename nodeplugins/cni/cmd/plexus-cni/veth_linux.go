@@ -15,6 +15,8 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/plexus-net/plexus/internal/nldump"
 )
 
 // The pod's next hop: link-local addresses that the host veth answers for
@@ -193,7 +195,7 @@ func checkPod(args *skel.CmdArgs, ips []podIP) error {
 		return fmt.Errorf("host veth %s: %w", hostName, err)
 	}
 	for _, p := range ips {
-		routes, err := netlink.RouteListFiltered(familyOf(p), hostRoute(host, p), netlink.RT_FILTER_DST|netlink.RT_FILTER_OIF)
+		routes, err := nldump.Routes(nil, familyOf(p), hostRoute(host, p), netlink.RT_FILTER_DST|netlink.RT_FILTER_OIF)
 		if err != nil {
 			return err
 		}
@@ -211,7 +213,7 @@ func checkPod(args *skel.CmdArgs, ips []podIP) error {
 		if err != nil {
 			return fmt.Errorf("pod interface %s: %w", args.IfName, err)
 		}
-		addrs, err := netlink.AddrList(pod, netlink.FAMILY_ALL)
+		addrs, err := nldump.Addrs(nil, pod, netlink.FAMILY_ALL)
 		if err != nil {
 			return err
 		}

@@ -35,7 +35,7 @@ $(HELM):
 tools: $(CONTROLLER_GEN) $(HELM) ## build controller-gen and helm from their Go modules
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, and their copies in the chart
+generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, their copies in the chart, and docs/rows.md (checklist rows to tests, checked)
 	$(CONTROLLER_GEN) object paths=./apis/...
 	rm -rf config/crd/bases && $(CONTROLLER_GEN) crd paths=./apis/... output:crd:artifacts:config=config/crd/bases
 	for spec in $(EXTRA_VERSIONS); do go run ./hack/crdversions config/crd/bases/$${spec%%:*} $${spec#*:}; done
@@ -50,8 +50,9 @@ generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, and the
 	rm -rf charts/plexus/crds charts/plexus/files/rbac && mkdir -p charts/plexus/crds charts/plexus/files/rbac
 	cp config/crd/bases/*.yaml charts/plexus/crds/
 	for c in $(CONTROLLERS) $(addsuffix -node,$(NODEPLUGINS)); do cp config/rbac/$$c/role.yaml charts/plexus/files/rbac/$$c.yaml; done
+	go run ./hack/rows -out docs/rows.md
 
-GENERATED := apis config/crd config/rbac charts/plexus/crds charts/plexus/files
+GENERATED := apis config/crd config/rbac charts/plexus/crds charts/plexus/files docs/rows.md
 generated_hash = find $(GENERATED) -type f | LC_ALL=C sort | xargs sha256sum | sha256sum
 
 .PHONY: verify-generated

@@ -18,7 +18,7 @@ func pair(ip, ifc string) arpresponder.Pair {
 	return arpresponder.Pair{IP: netip.MustParseAddr(ip), Interface: ifc}
 }
 
-func TestDecide(t *testing.T) {
+func TestA10_Decide(t *testing.T) {
 	ifs := []string{"eth0", "eth1", "ens3"}
 	for _, tc := range []struct {
 		name         string

@@ -97,7 +97,7 @@ func (p *prober) ask(ip netip.Addr, window time.Duration) []string {
 // answered by the next candidate within 2 s; the restarted node takes it
 // back only after RejoinAfter, with never two nodes answering; a cleanly
 // stopped node hands over at once.
-func TestA14_A15_A18_FailoverOnASegment(t *testing.T) {
+func TestA3_A14_A15_A18_FailoverOnASegment(t *testing.T) {
 	netnstest.RequireRoot(t)
 	seg := netnstest.NewSegment(t, 30)
 	var nss []string

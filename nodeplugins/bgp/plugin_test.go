@@ -73,14 +73,14 @@ func condition(nc *ciliumv2.CiliumBGPNodeConfig, typ string) *metav1.Condition {
 	return meta.FindStatusCondition(nc.Status.Conditions, typ)
 }
 
-// TestB64_B7_B21_B65_PluginStatus runs the plugin, with its real speaker,
+// TestB7_B14_B21_B64_B65_PluginStatus runs the plugin, with its real speaker,
 // against a real API server and a GoBGP router on loopback: the session
 // comes up and a Service's ClusterIP reaches the router; the NodeConfig's
 // status shows the session, its timers, counts and routes; a missing auth
 // Secret gives a condition (a Secret of that name in another namespace does
 // not count) and one that exists clears it; a resync writes nothing; and
 // with status reporting off the status is cleared.
-func TestB64_B7_B21_B65_PluginStatus(t *testing.T) {
+func TestB7_B14_B21_B64_B65_PluginStatus(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := t.Context()
 	c := env.Client

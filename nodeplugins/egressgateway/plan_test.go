@@ -66,7 +66,7 @@ func duty(egressIP, iface string) nodesv1alpha1.EgressGatewayDuty {
 
 // E15, E16, E17, E19: the source address a gateway translates to, and what
 // happens when it has none.
-func TestEgressAddress(t *testing.T) {
+func TestE15_E16_E17_E19_EgressAddress(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		duty        nodesv1alpha1.EgressGatewayDuty

@@ -616,7 +616,7 @@ func TestChartEgressGateway(t *testing.T) {
 // BGP: off by default (B1); the controller, the node plugin with only
 // NET_BIND_SERVICE, and a Role for Secrets in bgp.secretNamespace alone,
 // bound to both (B21).
-func TestChartBGP(t *testing.T) {
+func TestB1_B21_ChartBGP(t *testing.T) {
 	helm(t)
 	// B1: off by default, and then nothing of it is deployed.
 	off, err := render(t)

@@ -137,7 +137,7 @@ func TestNativeRoutingClusterPool(t *testing.T) {
 	}
 	svc := labtest.Service(t, l, "echo")
 
-	t.Run("PodIPsFromTheirNodeCIDR", func(t *testing.T) {
+	t.Run("I7_PodIPsFromTheirNodeCIDR", func(t *testing.T) {
 		for _, p := range pods {
 			cidr := netip.MustParsePrefix(ciliumNode(t, l, p.Spec.NodeName).Spec.IPAM.PodCIDRs[0])
 			ip := netip.MustParseAddr(p.Status.PodIP)
@@ -174,7 +174,7 @@ func TestNativeRoutingClusterPool(t *testing.T) {
 			return nil
 		})
 	})
-	t.Run("NodeDeletionReleasesCIDR", func(t *testing.T) {
+	t.Run("I31_NodeDeletionReleasesCIDR", func(t *testing.T) {
 		gone := l.Layout.NodeName(3)
 		cidr := ciliumNode(t, l, gone).Spec.IPAM.PodCIDRs[0]
 		if err := lab.NodeDelete(context.Background(), l.StateRoot, l.Options.Name, gone, testLog{t}); err != nil {
@@ -217,7 +217,7 @@ func TestVXLANMultiPool(t *testing.T) {
 		}
 	}
 
-	t.Run("PoolsGiveTheirAddresses", func(t *testing.T) {
+	t.Run("I11_I12_PoolsGiveTheirAddresses", func(t *testing.T) {
 		check := func(pods []corev1.Pod, cidr string) {
 			for _, p := range pods {
 				if !netip.MustParsePrefix(cidr).Contains(netip.MustParseAddr(p.Status.PodIP)) {

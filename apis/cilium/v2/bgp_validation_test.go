@@ -242,7 +242,7 @@ func TestB18_TimerValidation(t *testing.T) {
 // B16, B14, B19, B22, B10: what the user leaves out, the API server fills in
 // with the documented defaults, so that controllers and `kubectl get` see
 // the values in effect.
-func TestB16_SessionDefaults(t *testing.T) {
+func TestB10_B14_B16_B19_B22_SessionDefaults(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := context.Background()
 
@@ -427,7 +427,7 @@ func seedOverride() ciliumv2.CiliumBGPNodeConfigOverrideSpec {
 
 // B48, B49, B50, B13: the override fields are admitted with good values and
 // refused with bad ones.
-func TestBGPNodeConfigOverrideAdmission(t *testing.T) {
+func TestB13_B48_B49_B50_NodeConfigOverrideAdmission(t *testing.T) {
 	var cases []admissionCase
 	add := func(name string, mutate func(*ciliumv2.CiliumBGPNodeConfigOverrideSpec), wantErr string) {
 		spec := seedOverride()
@@ -510,7 +510,7 @@ func TestBGPNodeConfigAdmission(t *testing.T) {
 // B64, B15: the node's report (session state, time established, applied
 // timers, route counts per family, last error) is stored through the status
 // subresource, and bad values are refused.
-func TestB64_NodeConfigStatus(t *testing.T) {
+func TestB15_B64_NodeConfigStatus(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := context.Background()
 	nc := &ciliumv2.CiliumBGPNodeConfig{ObjectMeta: metav1.ObjectMeta{Name: "b64-node"}, Spec: seedNodeConfig()}

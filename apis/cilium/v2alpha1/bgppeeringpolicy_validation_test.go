@@ -194,7 +194,7 @@ func TestB59_LegacyPeerAddressIsHostPrefix(t *testing.T) {
 
 // B58, B57 and the neighbor defaults: what the user leaves out is filled in
 // with the documented defaults.
-func TestB58_LegacyDefaults(t *testing.T) {
+func TestB57_B58_LegacyDefaults(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := context.Background()
 	spec := labPolicy()

@@ -101,7 +101,7 @@ func TestB6_ConflictingClusterConfig(t *testing.T) {
 
 // Overrides: router ID, local port and ASN per instance, local address per
 // peer; names that match nothing are reported.
-func TestOverride(t *testing.T) {
+func TestB13_B48_B49_Override(t *testing.T) {
 	ov := ciliumv2.CiliumBGPNodeConfigOverrideSpec{BGPInstances: []ciliumv2.CiliumBGPNodeConfigInstanceOverride{
 		{Name: "instance-65000", RouterID: ptr.To("192.168.10.1"), LocalPort: ptr.To[int32](1790), LocalASN: ptr.To[int64](65010),
 			Peers: []ciliumv2.CiliumBGPNodeConfigPeerOverride{{Name: "peer-65000-tor1", LocalAddress: ptr.To("198.18.0.111")}, {Name: "nope"}}},
@@ -126,7 +126,7 @@ func TestOverride(t *testing.T) {
 // Router IDs from a pool: manual ones in the pool are skipped, current ones
 // kept, the rest the lowest free addresses; a node without IPv4 in default
 // mode gets none and no problem: it derives its own (B46).
-func TestRouterIDPool(t *testing.T) {
+func TestB46_B47_RouterIDPool(t *testing.T) {
 	in := Input{Nodes: nodes(), RouterIDMode: RouterIDIPPool, RouterIDPool: netip.MustParsePrefix("10.0.0.0/30"),
 		Configs: []ClusterConfig{{Name: "c", Created: t0, Instances: instance65000()}},
 		Overrides: map[string]ciliumv2.CiliumBGPNodeConfigOverrideSpec{"worker-c": {BGPInstances: []ciliumv2.CiliumBGPNodeConfigInstanceOverride{

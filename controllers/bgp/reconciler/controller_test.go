@@ -266,7 +266,7 @@ func (h *harness) versions() map[string]string {
 // named after them, with the config's instances and peers, the node's IPv4
 // address as router ID, and a controller reference to the config. All three
 // seed conditions are present, False, and the status counts the nodes.
-func TestB2_NodeConfigPerSelectedNode(t *testing.T) {
+func TestB2_B45_NodeConfigPerSelectedNode(t *testing.T) {
 	h := newHarness(t)
 	h.start()
 	h.node("n1", "198.18.0.11", map[string]string{"rack": "0"})
@@ -528,7 +528,7 @@ func TestB47_RouterIDPoolUniqueAndStable(t *testing.T) {
 
 // B48, B49: a node's override sets its instance's router ID, local ASN and
 // port and a peer's local address; other nodes keep the config's values.
-func TestB48_B49_Override(t *testing.T) {
+func TestB13_B48_B49_Override(t *testing.T) {
 	h := newHarness(t)
 	h.start()
 	h.node("n1", "198.18.0.11", nil)

@@ -48,7 +48,7 @@ func steered(plan Plan, p string) map[string][]string {
 
 // E6: the special namespace key selects pods of one namespace only, and a
 // label cannot impersonate it.
-func TestE6NamespaceKey(t *testing.T) {
+func TestE6_NamespaceKey(t *testing.T) {
 	pods := []Pod{
 		pod("default", "a", "node-a", "10.0.1.1", labels.Set{"app": "x"}),
 		pod("other", "b", "node-a", "10.0.1.2", labels.Set{"app": "x", PodNamespaceKey: "default"}),
@@ -62,7 +62,7 @@ func TestE6NamespaceKey(t *testing.T) {
 
 // E7: pods matching either of two rules are both selected; namespaceSelector
 // matches by the namespace's labels.
-func TestE7SelectorsOR(t *testing.T) {
+func TestE7_SelectorsOR(t *testing.T) {
 	pods := []Pod{
 		pod("default", "a", "node-a", "10.0.1.1", labels.Set{"app": "x"}),
 		pod("team", "b", "node-b", "10.0.2.1", labels.Set{"app": "y"}),
@@ -78,7 +78,7 @@ func TestE7SelectorsOR(t *testing.T) {
 
 // E8, E9: a rule's nodeSelector limits it to pods on matching nodes; a rule
 // without pod or namespace selector selects nothing.
-func TestE8NodeSelectorAndE9AloneSelectsNothing(t *testing.T) {
+func TestE8_E9_NodeSelectorAndAloneSelectsNothing(t *testing.T) {
 	pods := []Pod{
 		pod("default", "a", "node-a", "10.0.1.1", labels.Set{"app": "x"}),
 		pod("default", "c", "node-c", "10.0.3.1", labels.Set{"app": "x"}),
@@ -101,7 +101,7 @@ func TestE8NodeSelectorAndE9AloneSelectsNothing(t *testing.T) {
 // E13: without an egressIP the gateway is the first Ready matching node by
 // name, alone; with one, every matching node is a candidate in name order
 // and the candidates are each other's heartbeat peers.
-func TestE13LexicalGatewayAndCandidates(t *testing.T) {
+func TestE13_LexicalGatewayAndCandidates(t *testing.T) {
 	pods := []Pod{pod("default", "a", "node-a", "10.0.1.1", labels.Set{"app": "x"})}
 	single := policy("single", []Rule{{Pods: sel("app=x")}}, Gateway{Nodes: sel("egress=true")})
 	plan := Decide([]Policy{single}, pods, nil, threeNodes())
@@ -141,7 +141,7 @@ func TestE13LexicalGatewayAndCandidates(t *testing.T) {
 
 // E14: a gateway no node matches still steers its sources (to nowhere: the
 // node drops the traffic) and says so.
-func TestE14NoGatewayDrops(t *testing.T) {
+func TestE14_NoGatewayDrops(t *testing.T) {
 	pods := []Pod{pod("default", "a", "node-a", "10.0.1.1", labels.Set{"app": "x"})}
 	p := policy("p", []Rule{{Pods: sel("app=x")}}, Gateway{Nodes: sel("egress=nowhere")})
 	plan := Decide([]Policy{p}, pods, nil, threeNodes())
@@ -156,7 +156,7 @@ func TestE14NoGatewayDrops(t *testing.T) {
 
 // E21, E22: with several gateways each pod uses exactly one, the same on
 // every computation; adding a gateway moves only pods to the new one.
-func TestE21E22GatewayPerPodByUID(t *testing.T) {
+func TestE21_E22_GatewayPerPodByUID(t *testing.T) {
 	var pods []Pod
 	for i := range 300 {
 		pods = append(pods, pod("default", fmt.Sprintf("p%d", i), "node-a", fmt.Sprintf("10.0.%d.%d", i/200, i%200+1), labels.Set{"app": "x"}))

@@ -135,7 +135,7 @@ func egressSpec(dest ...string) ciliumv2.CiliumEgressGatewayPolicySpec {
 // the same candidate order and each other as heartbeat peers; a node with
 // neither has no Egress. The policy names the active gateway once a node
 // reports it, and the standby.
-func TestE23_PerNodeObjectsAndActiveGateway(t *testing.T) {
+func TestE21_E23_PerNodeObjectsAndActiveGateway(t *testing.T) {
 	h, _ := newHarness(t)
 	h.node("n1", "198.18.0.11", nil)
 	h.node("n2", "198.18.0.12", map[string]string{"egress": "true"})

@@ -173,7 +173,7 @@ func TestI31_NodeDeletionReleasesCIDR(t *testing.T) {
 
 // I8, I10, and the I9 condition: kubernetes mode mirrors the Node's CIDRs
 // (spec or annotation) and says which family is missing.
-func TestI8_I10_KubernetesMode(t *testing.T) {
+func TestI8_I9_I10_KubernetesMode(t *testing.T) {
 	h := newHarness(t)
 	h.start(allocator.Config{Mode: allocator.ModeKubernetes, IPv4: true})
 	h.node("spec", func(n *corev1.Node) { n.Spec.PodCIDRs = []string{"10.244.3.0/24"}; n.Spec.PodCIDR = "10.244.3.0/24" })

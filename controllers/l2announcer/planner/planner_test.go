@@ -60,7 +60,7 @@ func announced(t *testing.T, plan Plan) map[string][]string {
 	return out
 }
 
-func TestA3_A5_AddressTypes(t *testing.T) {
+func TestA3_A4_A5_AddressTypes(t *testing.T) {
 	s := svc("default", "web", nil, "198.51.100.7")
 	s.ExternalIPs = []string{"198.51.100.8"}
 	for _, tc := range []struct {

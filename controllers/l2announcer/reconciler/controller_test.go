@@ -115,7 +115,7 @@ func (h *harness) serviceCondition(name string) *metav1.Condition {
 // The per-node objects carry each address with the same candidate order on
 // every candidate; the Service says nobody announces until a node reports,
 // then names it.
-func TestA3_A9_PerNodeObjectsAndServiceStatus(t *testing.T) {
+func TestA3_A9_A20_PerNodeObjectsAndServiceStatus(t *testing.T) {
 	h := newHarness(t)
 	h.node("n1", "198.18.0.11", map[string]string{"role": "worker"})
 	h.node("n2", "198.18.0.12", map[string]string{"role": "worker"})
@@ -199,7 +199,7 @@ func TestA3_A9_PerNodeObjectsAndServiceStatus(t *testing.T) {
 	})
 }
 
-func TestA21_A22_PolicyConditions(t *testing.T) {
+func TestA5_A21_A22_PolicyConditions(t *testing.T) {
 	h := newHarness(t)
 	h.node("n1", "198.18.0.11", nil)
 	p := h.policy("broken", ciliumv2alpha1.L2AnnouncementPolicySpec{LoadBalancerIPs: true, Interfaces: []string{"eth[0-"},

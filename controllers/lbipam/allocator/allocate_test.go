@@ -105,7 +105,7 @@ func expect(t *testing.T, res Result, want map[string][2]string) {
 	}
 }
 
-func TestAllocateBlocks(t *testing.T) {
+func TestL3_to_L9_AllocateBlocks(t *testing.T) {
 	t.Run("L3 cidr block", func(t *testing.T) {
 		res := Allocate(v4Only, []Pool{pool("p", 0, "20.0.10.0/24")}, []Service{svc("a", 0)})
 		expect(t, res, map[string][2]string{"a": {"20.0.10.0", ReasonSatisfied}})
@@ -172,7 +172,7 @@ func TestAllocateBlocks(t *testing.T) {
 	})
 }
 
-func TestAllocateConflicts(t *testing.T) {
+func TestL11_L12_L13_AllocateConflicts(t *testing.T) {
 	// L11 L12: the later pool conflicts and allocates nothing; the message names
 	// both blocks and the older pool.
 	blue := pool("blue", 0, "20.0.10.0/24")
@@ -203,7 +203,7 @@ func TestAllocateConflicts(t *testing.T) {
 	}
 }
 
-func TestAllocateDisabledAndInvalidPools(t *testing.T) {
+func TestL14_AllocateDisabledAndInvalidPools(t *testing.T) {
 	// L14: disabled keeps holdings, allocates nothing new.
 	p := pool("p", 0, "10.0.0.0/24")
 	p.Disabled = true
@@ -217,7 +217,7 @@ func TestAllocateDisabledAndInvalidPools(t *testing.T) {
 	expect(t, res, map[string][2]string{"old": {"10.0.0.7", ReasonSatisfied}, "new": {"", ReasonNoPool}})
 }
 
-func TestAllocateSelectors(t *testing.T) {
+func TestL15_to_L19_L40_AllocateSelectors(t *testing.T) {
 	blue := pool("blue", 0, "20.0.10.0/24")
 	sel, _ := labels.Parse("color in (blue,cyan)")
 	blue.Selector = sel
@@ -241,7 +241,7 @@ func TestAllocateSelectors(t *testing.T) {
 	expect(t, res, map[string][2]string{"tenant-a/t": {"20.0.11.0", ReasonSatisfied}})
 }
 
-func TestAllocateFamilies(t *testing.T) {
+func TestL21_to_L24_AllocateFamilies(t *testing.T) {
 	pools := []Pool{pool("p", 0, "10.0.0.0/24", "2004::/64")}
 	cases := []struct {
 		name string
@@ -273,7 +273,7 @@ func TestAllocateFamilies(t *testing.T) {
 	}
 }
 
-func TestAllocateRequested(t *testing.T) {
+func TestL28_to_L32_AllocateRequested(t *testing.T) {
 	blue := pool("blue", 0, "20.0.10.0/24")
 	red := pool("red", 1, "20.0.30.0/24")
 	red.Selector = labels.Nothing()
@@ -312,7 +312,7 @@ func TestAllocateRequested(t *testing.T) {
 	}
 }
 
-func TestAllocateSharing(t *testing.T) {
+func TestL33_to_L38_AllocateSharing(t *testing.T) {
 	pools := []Pool{pool("p", 0, "20.0.10.0/24")}
 	local := func(sel map[string]string) func(*Service) {
 		return func(s *Service) { s.ExternalTrafficPolicy, s.PodSelector = ExternalTrafficPolicyLocal, sel }

@@ -98,10 +98,10 @@ func TestB62_Peers(t *testing.T) {
 	golden(t, "peers.txt", b.Bytes())
 }
 
-// TestB63_Routes prints the local RIB and per-peer advertised routes with
+// TestB40_B41_B42_B63_Routes prints the local RIB and per-peer advertised routes with
 // their attributes (B40 communities, B41 well-known and large, B42 local
 // preference), filtered by peer and virtual router.
-func TestB63_Routes(t *testing.T) {
+func TestB40_B41_B42_B63_Routes(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		f    RouteFilter

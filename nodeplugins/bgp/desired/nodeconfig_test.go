@@ -18,7 +18,7 @@ var podCIDRAdvert = ciliumv2.BGPAdvertisement{AdvertisementType: ciliumv2.BGPPod
 // B16 (and B24, B26): an empty PeerConfig gives port 179, connect-retry
 // 120 s, hold 90 s, keepalive 30 s, TTL 1, no graceful restart, IPv4 and
 // IPv6 unicast, no password and no routes.
-func TestB16_TimerDefaults(t *testing.T) {
+func TestB14_B16_B24_B26_EmptyPeerConfigDefaults(t *testing.T) {
 	in := baseInput()
 	in.PeerConfigs = []ciliumv2.CiliumBGPPeerConfig{peerConfig("peer", ciliumv2.CiliumBGPPeerConfigSpec{})}
 	st := Compute(in)
@@ -37,7 +37,7 @@ func TestB16_TimerDefaults(t *testing.T) {
 
 // B14, B15, B19, B22 as the node sees them: every PeerConfig setting is
 // carried to the peer.
-func TestPeerConfigSettings(t *testing.T) {
+func TestB14_B15_B19_B22_PeerConfigSettings(t *testing.T) {
 	in := baseInput()
 	in.PeerConfigs = []ciliumv2.CiliumBGPPeerConfig{peerConfig("peer", ciliumv2.CiliumBGPPeerConfigSpec{
 		Transport:       &ciliumv2.CiliumBGPTransport{PeerPort: ptr.To[int32](1179)},
@@ -291,7 +291,7 @@ func TestB68_FamiliesOnlyConfigured(t *testing.T) {
 
 // The router ID is the NodeConfig's, else the node's IPv4 InternalIP; with
 // neither the instance is not run and NoRouterID is reported.
-func TestRouterID(t *testing.T) {
+func TestB45_RouterID(t *testing.T) {
 	in := baseInput()
 	if id := Compute(in).Instances[0].RouterID; id != netip.MustParseAddr("192.168.10.1") {
 		t.Errorf("router ID %s, want the configured 192.168.10.1", id)

@@ -13,7 +13,7 @@ import (
 	"github.com/plexus-net/plexus/test/netnstest"
 )
 
-func TestChoose(t *testing.T) {
+func TestB54_Choose(t *testing.T) {
 	a := netip.MustParseAddr
 	cases := []struct {
 		name  string
@@ -38,7 +38,7 @@ func TestChoose(t *testing.T) {
 // B53, B54 against the kernel: two default routes in a namespace; the lower
 // metric wins, removing it moves to the other, Watch reports the change; an
 // IPv6 link-local default gateway is refused.
-func TestB53_DefaultGatewayFromKernel(t *testing.T) {
+func TestB53_B54_DefaultGatewayFromKernel(t *testing.T) {
 	ns := netnstest.New(t, "gw")
 	run := func(args ...string) { netnstest.Run(t, "ip", append([]string{"-n", ns}, args...)...) }
 	run("link", "add", "gwa", "type", "veth", "peer", "name", "gwb")

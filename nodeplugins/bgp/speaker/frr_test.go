@@ -168,7 +168,7 @@ func twoNamespaces(t *testing.T, links ...[2]string) (node, peer string) {
 // negotiated hold time, the communities and large communities and no local
 // preference from an eBGP speaker; deleting the peers makes FRR drop the
 // routes.
-func TestFRR_B8_B25_B40_B41_SessionAndRoutes(t *testing.T) {
+func TestFRR_B8_B15_B20_B24_B25_B40_B41_B42_B66_SessionAndRoutes(t *testing.T) {
 	if inChild(t) {
 		frrSessionAndRoutesChild(t)
 		return
@@ -277,7 +277,7 @@ func frrSessionAndRoutesChild(t *testing.T) {
 // B52, B53 end to end: two default routes towards two FRR interfaces; the
 // session goes to the lower-metric gateway, and moves to the other when
 // that route is removed.
-func TestFRR_B53_AutoDiscoveryMultiHoming(t *testing.T) {
+func TestFRR_B52_B53_AutoDiscoveryMultiHoming(t *testing.T) {
 	if inChild(t) {
 		frrAutoDiscoveryChild(t)
 		return

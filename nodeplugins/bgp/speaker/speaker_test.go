@@ -26,7 +26,7 @@ const noExport = 0xFFFFFF01
 // B8, B9, B40, B41, B42, B50: an eBGP and an iBGP peer of one instance get
 // their own prefixes and attributes; local preference reaches only the
 // iBGP peer; the session's source is the configured local address.
-func TestB8_B40_B41_B42_RoutesAndAttributes(t *testing.T) {
+func TestB8_B9_B40_B41_B42_B50_RoutesAndAttributes(t *testing.T) {
 	t.Parallel()
 	ebgp, ibgp := newRouter(t, 65000), newRouter(t, 65001)
 	local := loopbackAddr()
@@ -254,7 +254,7 @@ func TestB15_TimersNegotiated(t *testing.T) {
 }
 
 // B16, B22: timers the state leaves at zero get the documented defaults.
-func TestB16_TimerDefaults(t *testing.T) {
+func TestB16_B22_TimerDefaults(t *testing.T) {
 	p := peerConfig(desired.Peer{Name: "x", GracefulRestart: desired.GracefulRestart{Enabled: true}, Families: []desired.Family{{AFI: "ipv4", SAFI: "unicast"}}}, netip.MustParseAddr("10.0.0.1"), "v")
 	c := p.Timers.Config
 	if c.ConnectRetry != 120 || c.HoldTime != 90 || c.KeepaliveInterval != 30 || p.GracefulRestart.RestartTime != 120 || p.Transport.RemotePort != 179 {
@@ -330,7 +330,7 @@ func TestB20_MD5Auth(t *testing.T) {
 
 // B22, B25, B24: the OPEN carries only the configured families and the
 // graceful restart capability with the configured time.
-func TestB22_B25_CapabilitiesSeenByPeer(t *testing.T) {
+func TestB22_B24_B25_CapabilitiesSeenByPeer(t *testing.T) {
 	t.Parallel()
 	v4only, both := newRouter(t, 65000), newRouter(t, 65000)
 	local := loopbackAddr()
@@ -472,8 +472,8 @@ func TestInstanceChangeRestartsOnlyThatInstance(t *testing.T) {
 // B52, B54 (speaker half, with a stand-in gateway lookup): the session
 // follows the gateway, and a link-local gateway gives no session and says
 // why. The netlink lookup itself is tested in package gateway, and end to
-// end in TestFRR_B53_AutoDiscoveryMultiHoming.
-func TestB52_AutoDiscoveryFollowsGateway(t *testing.T) {
+// end in TestFRR_B52_B53_AutoDiscoveryMultiHoming.
+func TestB52_B54_AutoDiscoveryFollowsGateway(t *testing.T) {
 	t.Parallel()
 	// Both routers listen on the same port, as gateways do on 179.
 	a1, a2, local := loopbackAddr(), loopbackAddr(), loopbackAddr()

@@ -10,10 +10,10 @@ import (
 	"github.com/plexus-net/plexus/test/netnstest"
 )
 
-// TestSteerAndSNAT: node-1 steers its pod's packets to the egress IP held by
+// TestE3_SteerAndSNAT: node-1 steers its pod's packets to the egress IP held by
 // node-2, which translates them; the external server sees the egress IP and
 // the exchange completes (its reply can only come back translated).
-func TestSteerAndSNAT(t *testing.T) {
+func TestE3_SteerAndSNAT(t *testing.T) {
 	l := newLab(t)
 	n1, n2 := l.nodes[1], l.nodes[2]
 	l.requireUnreachable(t, "before any state (no route back to the pod)")
@@ -173,9 +173,9 @@ func TestNoICMPRedirects(t *testing.T) {
 	}
 }
 
-// TestNotSteered: excluded and cluster destinations keep the pod's path
+// TestE10_E11_NotSteered: excluded and cluster destinations keep the pod's path
 // and address, even with a gateway ready to translate everything.
-func TestNotSteered(t *testing.T) {
+func TestE10_E11_NotSteered(t *testing.T) {
 	l := newLab(t)
 	n1, n2 := l.nodes[1], l.nodes[2]
 	// Unsteered traffic can return directly now, with the pod's address.
@@ -204,9 +204,9 @@ func TestNotSteered(t *testing.T) {
 	}
 }
 
-// TestDrop: a dropping Steer drops on the node, a dropping SNAT on the
+// TestE14_E19_Drop: a dropping Steer drops on the node, a dropping SNAT on the
 // gateway; the first matching SNAT wins.
-func TestDrop(t *testing.T) {
+func TestE14_E19_Drop(t *testing.T) {
 	l := newLab(t)
 	n1, n2 := l.nodes[1], l.nodes[2]
 	// A leaked packet would come back with the pod's address.

@@ -348,7 +348,7 @@ func (n *node) allocation(p *pod) (*client.Allocation, error) {
 	return client.New(n.socket, 5*time.Second).Check(n.t.Context(), client.Key{ContainerID: p.rt.ContainerID, IfName: p.rt.IfName})
 }
 
-func TestMainPluginLifecycle(t *testing.T) {
+func TestI4_MainPluginLifecycle(t *testing.T) {
 	n := newNode(t, "10.40.0.0/24", "fd00:40::/120")
 	list := n.mainConf()
 	a, b := n.newPod("a"), n.newPod("b")

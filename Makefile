@@ -6,8 +6,10 @@ export GOTOOLCHAIN := local
 TOOLS := $(CURDIR)/bin/tools
 CONTROLLER_GEN_VERSION := v0.21.0
 HELM_VERSION := v3.22.0
+GOLANGCI_LINT_VERSION := v2.15.0
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 HELM := $(TOOLS)/helm-$(HELM_VERSION)
+GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # Controllers (folders under controllers/): binary plexus-<name>-controller,
 # ServiceAccount and ClusterRole plexus-<name>.
 CONTROLLERS := lbipam ipam l2announcer egressgateway bgp
@@ -31,8 +33,16 @@ $(HELM):
 	GOBIN=$(TOOLS) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	mv $(TOOLS)/helm $@
 
+$(GOLANGCI_LINT):
+	GOBIN=$(TOOLS) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(TOOLS)/golangci-lint $@
+
 .PHONY: tools
-tools: $(CONTROLLER_GEN) $(HELM) ## build controller-gen and helm from their Go modules
+tools: $(CONTROLLER_GEN) $(HELM) $(GOLANGCI_LINT) ## build controller-gen, helm and golangci-lint from their Go modules
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## the lint gate (.golangci.yml): layering, netlink dumps through internal/nldump, unused code, error wrapping, doc comments
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, their copies in the chart, and docs/rows.md (checklist rows to tests, checked)
@@ -78,7 +88,8 @@ host-packages: ## install the Debian packages the kernel tests and the lab use (
 .PHONY: test
 test: tools controlplane host-packages verify-generated ## the whole test suite: generation check, vet, unit, envtest, kernel, chart and lab end-to-end tests (root runs them all)
 	go vet ./...
-	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) HELM=$(HELM) \
+	$(GOLANGCI_LINT) run ./...
+	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) HELM=$(HELM) GOLANGCI_LINT=$(GOLANGCI_LINT) \
 	  go test -count=1 ./...
 
 .PHONY: run

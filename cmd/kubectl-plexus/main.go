@@ -108,7 +108,7 @@ func parseRoutes(args []string) (command, error) {
 			}
 			a, err := netip.ParseAddr(args[1])
 			if err != nil {
-				return command{}, fmt.Errorf("peer: %v", err)
+				return command{}, fmt.Errorf("peer: %w", err)
 			}
 			f.Peer = a
 		case "vrouter":

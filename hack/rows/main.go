@@ -40,7 +40,7 @@ func main() {
 		fail(err)
 	}
 	idx := index(rows, tests)
-	if problems := check(rows, tests, idx); len(problems) > 0 {
+	if problems := check(rows, tests); len(problems) > 0 {
 		fmt.Fprintln(os.Stderr, "checklist rows and test names disagree:")
 		for _, p := range problems {
 			fmt.Fprintln(os.Stderr, "  "+p)
@@ -236,7 +236,7 @@ func index(rows []row, tests []test) map[string][]test {
 	return idx
 }
 
-func check(rows []row, tests []test, idx map[string][]test) []string {
+func check(rows []row, tests []test) []string {
 	var problems []string
 	defined := map[string]bool{}
 	for _, r := range rows {

@@ -277,7 +277,7 @@ func (r *run) syncMember(spec *nodesv1alpha1.L2AnnouncementSpec) {
 	for _, p := range spec.Peers {
 		ip, err := netip.ParseAddr(p.Address)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("peer %s: address %q: %v", p.Node, p.Address, err))
+			errs = append(errs, fmt.Errorf("peer %s: address %q: %w", p.Node, p.Address, err))
 			continue
 		}
 		if p.Node == r.cfg.NodeName && !addr.IsValid() {

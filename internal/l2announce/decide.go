@@ -96,7 +96,7 @@ func matching(exprs, interfaces []string) ([]string, error) {
 	for _, e := range exprs {
 		re, err := regexp.Compile(e)
 		if err != nil {
-			return nil, fmt.Errorf("interface expression %q: %v", e, err)
+			return nil, fmt.Errorf("interface expression %q: %w", e, err)
 		}
 		res = append(res, re)
 	}

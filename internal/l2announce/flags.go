@@ -49,7 +49,7 @@ func (f *Flags) Parsed() (Config, error) {
 	if f.address != "" {
 		ip, err := netip.ParseAddr(f.address)
 		if err != nil {
-			return cfg, fmt.Errorf("--address=%q: %v", f.address, err)
+			return cfg, fmt.Errorf("--address=%q: %w", f.address, err)
 		}
 		cfg.Address = ip
 	}

@@ -134,6 +134,7 @@ func NewIPv4Set(t *nftables.Table, name string, interval bool) *nftables.Set {
 // Field is an IPv4 header field, by its offset in the header.
 type Field uint32
 
+// The source and destination address fields.
 const (
 	Saddr Field = 12
 	Daddr Field = 16

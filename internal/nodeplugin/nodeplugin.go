@@ -191,7 +191,7 @@ func (w *Wiring[T, P]) SetupWithManager(mgr ctrl.Manager) error {
 // reconcile hands the cached object to the core. Every event (status ones
 // too: the cache then shows the plugin's own write) also wakes the status
 // writer, which writes only if something differs.
-func (w *Wiring[T, P]) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+func (w *Wiring[T, P]) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) { //nolint:unparam // reconcile.Func's signature
 	obj := P(new(T))
 	err := w.Client.Get(ctx, client.ObjectKey{Name: w.NodeName}, obj)
 	switch {

@@ -218,16 +218,16 @@ func (p *Pass) Write(writes ...func(context.Context) error) {
 type Outcome int
 
 const (
-	// Retry: a failure that may pass (the API server slow, unavailable,
+	// Retry is for a failure that may pass (the API server slow, unavailable,
 	// throttling, or refusing for want of a permission an admin may
 	// grant). The pass is retried with the work queue's backoff and the
 	// error is logged.
 	Retry Outcome = iota
-	// Repass: the world changed under the write (the object changed since
+	// Repass is for a write the world changed under (the object changed since
 	// it was read, was deleted, or was made meanwhile). The decision was
 	// made from a stale view, so the whole pass runs again soon.
 	Repass
-	// Drop: the API server refused the write as invalid; the same write
+	// Drop is for a write the API server refused as invalid; the same write
 	// would be refused again. It is logged as an error and counted, and
 	// nothing is retried until an event changes the pass's inputs.
 	Drop

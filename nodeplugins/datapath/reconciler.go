@@ -42,9 +42,13 @@ const (
 	// other node's pod CIDRs that could be routed.
 	ConditionDatapathReady = "DatapathReady"
 
-	ReasonProgrammed      = "Programmed"
-	ReasonRouteConflict   = "RouteConflict"
-	ReasonProgramFailed   = "ProgrammingFailed"
+	// ReasonProgrammed means every route is in the kernel.
+	ReasonProgrammed = "Programmed"
+	// ReasonRouteConflict means a route Plexus did not make holds a pod CIDR.
+	ReasonRouteConflict = "RouteConflict"
+	// ReasonProgramFailed means the kernel refused a change.
+	ReasonProgramFailed = "ProgrammingFailed"
+	// ReasonNodeNotRoutable means a node has no address to route its pods to.
 	ReasonNodeNotRoutable = "NodeNotRoutable"
 )
 

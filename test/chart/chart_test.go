@@ -69,7 +69,7 @@ func parse(t *testing.T, data []byte) objects {
 	var out objects
 	for {
 		doc, err := r.Read()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out
 		}
 		if err != nil {

@@ -35,7 +35,7 @@ func BenchmarkPodToFirstAnswer(b *testing.B) {
 	l.Eventually(2*time.Minute, "client pod Ready", func() error {
 		pods, err := l.ReadyPods(labtest.Namespace, "app=client")
 		if err != nil || len(pods) != 1 {
-			return fmt.Errorf("%d Ready (%v)", len(pods), err)
+			return fmt.Errorf("%d Ready (%w)", len(pods), err)
 		}
 		from = pods[0]
 		return nil

@@ -364,7 +364,7 @@ func tcpReach(ns string, addr netip.AddrPort, timeout time.Duration) error {
 		c, err := (&net.Dialer{Timeout: timeout}).Dial("tcp", addr.String())
 		if err != nil {
 			if s := err.Error(); strings.Contains(s, "unreachable") || strings.Contains(s, "no route to host") {
-				return fmt.Errorf("%w: %v", errUnreachable, err)
+				return fmt.Errorf("%w: %w", errUnreachable, err)
 			}
 			return err
 		}

@@ -159,7 +159,7 @@ func TestNativeRoutingClusterPool(t *testing.T) {
 		}
 		l.Eventually(time.Minute, "pod gone and its address released", func() error {
 			if _, err := l.Client.CoreV1().Pods(labtest.Namespace).Get(context.Background(), victim.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("pod still there (%v)", err)
+				return fmt.Errorf("pod still there (%w)", err)
 			}
 			held, err := l.Allocations(victim.Spec.NodeName)
 			if err != nil {

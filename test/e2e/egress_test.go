@@ -39,7 +39,6 @@ type egressLab struct {
 	nodeIP   map[string]string
 	backend  map[string]*corev1.Pod // by node
 	frontend *corev1.Pod
-	clients  map[string]*http.Client
 }
 
 // seen is the source address the external server sees for a new connection

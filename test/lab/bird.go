@@ -154,7 +154,7 @@ func birdProtocol(n Node) string { return fmt.Sprintf("n%d", n.Index) }
 func Birdc(l Layout, args ...string) (string, error) {
 	out, err := exec.Command("birdc", append([]string{"-s", l.BirdSocket()}, args...)...).CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("birdc %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return string(out), fmt.Errorf("birdc %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return string(out), nil
 }

@@ -34,7 +34,7 @@ func Down(ctx context.Context, stateRoot, name string, out io.Writer) error {
 		l.Segment = s.Segment
 		fmt.Fprintf(out, "== stopping lab %s\n", name)
 		for _, n := range s.Nodes {
-			stopNode(ctx, l, s, n, out)
+			stopNode(ctx, s, n, out)
 		}
 		// Control plane last, in reverse start order.
 		for i := len(s.Processes) - 1; i >= 0; i-- {
@@ -60,7 +60,7 @@ func Down(ctx context.Context, stateRoot, name string, out io.Writer) error {
 // stopNode stops a node's pod runner, tears its pods down (CNI DEL, pod
 // namespaces) while the network plugins still run, then stops the rest of
 // its processes.
-func stopNode(ctx context.Context, l Layout, s *State, n Node, out io.Writer) {
+func stopNode(ctx context.Context, s *State, n Node, out io.Writer) {
 	i := s.findProcess(n.Name, "podrunner")
 	if i < 0 {
 		return

@@ -141,12 +141,23 @@ func LayoutFor(stateRoot, name string, segment int) Layout {
 	return Layout{Name: name, Dir: filepath.Join(stateRoot, name), Segment: segment}
 }
 
-func (l Layout) StateFile() string       { return filepath.Join(l.Dir, "state.json") }
-func (l Layout) PKIDir() string          { return filepath.Join(l.Dir, "pki") }
-func (l Layout) LogDir() string          { return filepath.Join(l.Dir, "logs") }
-func (l Layout) Kubeconfig() string      { return filepath.Join(l.Dir, "kubeconfig") }
+// StateFile is where the lab records what it runs.
+func (l Layout) StateFile() string { return filepath.Join(l.Dir, "state.json") }
+
+// PKIDir holds the lab's CA and certificates.
+func (l Layout) PKIDir() string { return filepath.Join(l.Dir, "pki") }
+
+// LogDir holds every process's log.
+func (l Layout) LogDir() string { return filepath.Join(l.Dir, "logs") }
+
+// Kubeconfig is the administrator's kubeconfig.
+func (l Layout) Kubeconfig() string { return filepath.Join(l.Dir, "kubeconfig") }
+
+// NodeDir holds node n's files (CNI configuration, plugin state).
 func (l Layout) NodeDir(n string) string { return filepath.Join(l.Dir, "nodes", n) }
-func (l Layout) Bridge() string          { return l.Name + "br0" }
+
+// Bridge is the name of the segment's bridge.
+func (l Layout) Bridge() string { return l.Name + "br0" }
 
 // NodeName is the Node object and the network namespace of node i (1-based).
 func (l Layout) NodeName(i int) string { return fmt.Sprintf("%s-n%d", l.Name, i) }

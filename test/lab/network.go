@@ -11,7 +11,7 @@ import (
 func ip(args ...string) error {
 	out, err := exec.Command("ip", args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -20,7 +20,7 @@ func ip(args ...string) error {
 func inNetns(ns string, name string, args ...string) error {
 	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s %s in %s: %v: %s", name, strings.Join(args, " "), ns, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), ns, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -167,7 +167,7 @@ func setupStandinVXLAN(l Layout, s *State, n Node) error {
 
 // removeStandinRoutesTo drops the other nodes' routes and FDB entries for a
 // deleted node (the datapath plugin does this itself from CiliumNodes).
-func removeStandinRoutesTo(l Layout, s *State, gone Node) {
+func removeStandinRoutesTo(s *State, gone Node) {
 	for _, n := range s.Nodes {
 		if n.Index == gone.Index {
 			continue

@@ -75,7 +75,7 @@ func NodeDelete(ctx context.Context, stateRoot, name, node string, out io.Writer
 	if err != nil {
 		return err
 	}
-	stopNode(ctx, l, s, n, out)
+	stopNode(ctx, s, n, out)
 	killPIDs(pidsInNetns([]string{n.Name}))
 	if netnsExists(n.Name) {
 		if err := ip("netns", "del", n.Name); err != nil {
@@ -87,7 +87,7 @@ func NodeDelete(ctx context.Context, stateRoot, name, node string, out io.Writer
 		_ = ip("link", "del", host)
 	}
 	if s.Datapath == "standin" {
-		removeStandinRoutesTo(l, s, n)
+		removeStandinRoutesTo(s, n)
 	}
 	cs, err := adminClient(l)
 	if err != nil {

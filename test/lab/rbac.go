@@ -100,7 +100,7 @@ func renderChart(o *Options, identities []string) ([]string, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("helm %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+		return nil, fmt.Errorf("helm %s: %w: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	var docs []string
 	for _, d := range strings.Split("\n"+string(out), "\n---") {
@@ -196,7 +196,7 @@ func kubectlApply(s *State, l Layout, manifest string) error {
 	cmd.Stdin = strings.NewReader(manifest)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("kubectl apply: %v: %s", err, out)
+		return fmt.Errorf("kubectl apply: %w: %s", err, out)
 	}
 	return nil
 }

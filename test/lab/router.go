@@ -142,7 +142,7 @@ func EnsureRouterTools(out io.Writer) error {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("apt-get %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(b)))
+			return fmt.Errorf("apt-get %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(b)))
 		}
 	}
 	return RouterAvailable()
@@ -363,7 +363,7 @@ func RouterVtysh(l Layout, cmds ...string) (string, error) {
 	}
 	out, err := exec.Command("vtysh", args...).CombinedOutput()
 	if err != nil {
-		return string(out), fmt.Errorf("vtysh %s: %v: %s", strings.Join(cmds, "; "), err, strings.TrimSpace(string(out)))
+		return string(out), fmt.Errorf("vtysh %s: %w: %s", strings.Join(cmds, "; "), err, strings.TrimSpace(string(out)))
 	}
 	return string(out), nil
 }

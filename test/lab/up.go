@@ -388,7 +388,7 @@ func ensureHostTools(out interface{ Write([]byte) (int, error) }) error {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("apt-get %s: %v: %s", strings.Join(args, " "), err, b)
+			return fmt.Errorf("apt-get %s: %w: %s", strings.Join(args, " "), err, b)
 		}
 	}
 	return nil

@@ -37,12 +37,25 @@ type Node struct {
 	i    int
 }
 
-func (n Node) IP() string       { return fmt.Sprintf("198.18.0.%d", n.i) }
-func (n Node) IP6() string      { return fmt.Sprintf("fd00:198::%d", n.i) }
-func (n Node) PodIP() string    { return fmt.Sprintf("10.244.%d.10", n.i) }
-func (n Node) PodIP6() string   { return fmt.Sprintf("fd00:10:%d::10", n.i) }
-func (n Node) CIDR() string     { return fmt.Sprintf("10.244.%d.0/24", n.i) }
-func (n Node) CIDR6() string    { return fmt.Sprintf("fd00:10:%d::/64", n.i) }
+// IP is the node's IPv4 address on the bridge.
+func (n Node) IP() string { return fmt.Sprintf("198.18.0.%d", n.i) }
+
+// IP6 is the node's IPv6 address on the bridge.
+func (n Node) IP6() string { return fmt.Sprintf("fd00:198::%d", n.i) }
+
+// PodIP is the IPv4 address of the node's pod.
+func (n Node) PodIP() string { return fmt.Sprintf("10.244.%d.10", n.i) }
+
+// PodIP6 is the IPv6 address of the node's pod.
+func (n Node) PodIP6() string { return fmt.Sprintf("fd00:10:%d::10", n.i) }
+
+// CIDR is the node's IPv4 pod CIDR.
+func (n Node) CIDR() string { return fmt.Sprintf("10.244.%d.0/24", n.i) }
+
+// CIDR6 is the node's IPv6 pod CIDR.
+func (n Node) CIDR6() string { return fmt.Sprintf("fd00:10:%d::/64", n.i) }
+
+// VXLANMAC is the MAC address the node's VXLAN device gets.
 func (n Node) VXLANMAC() string { return fmt.Sprintf("0e:b9:c6:12:00:%02x", n.i) }
 
 // VXLANDevice is the VXLAN device name the tests configure.

@@ -60,7 +60,7 @@ func New(t testing.TB, prefix string) string {
 func Add(prefix string) (string, error) {
 	name := Name(prefix)
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("ip netns add %s: %v: %s", name, err, out)
+		return "", fmt.Errorf("ip netns add %s: %w: %s", name, err, out)
 	}
 	return name, nil
 }
@@ -68,7 +68,7 @@ func Add(prefix string) (string, error) {
 // Delete removes a named network namespace, and with it every link in it.
 func Delete(name string) error {
 	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns del %s: %v: %s", name, err, out)
+		return fmt.Errorf("ip netns del %s: %w: %s", name, err, out)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ const (
 // +kubebuilder:validation:Enum=unknown;idle;connect;active;opensent;openconfirm;established
 type BGPPeeringState string
 
+// The states of a BGP session (RFC 4271, section 8), as status reports them.
 const (
 	BGPPeeringStateUnknown     BGPPeeringState = "unknown"
 	BGPPeeringStateIdle        BGPPeeringState = "idle"

@@ -22,6 +22,7 @@ const (
 // +kubebuilder:validation:Enum=Yes;No
 type AllowFirstLastIPsType string
 
+// Whether a pool hands out the first and last address of its CIDRs.
 const (
 	AllowFirstLastIPsYes AllowFirstLastIPsType = "Yes"
 	AllowFirstLastIPsNo  AllowFirstLastIPsType = "No"

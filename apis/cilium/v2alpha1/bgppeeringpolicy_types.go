@@ -105,6 +105,7 @@ type CiliumBGPVirtualRouter struct {
 // +kubebuilder:validation:Enum=LoadBalancerIP;ClusterIP;ExternalIP
 type BGPServiceAddressType string
 
+// The Service addresses a legacy policy can advertise.
 const (
 	BGPLoadBalancerIPAddr BGPServiceAddressType = "LoadBalancerIP"
 	BGPClusterIPAddr      BGPServiceAddressType = "ClusterIP"

@@ -155,11 +155,9 @@ func (h *harness) clusterConfig(name string, sel *metav1.LabelSelector) *ciliumv
 	return c
 }
 
-func (h *harness) peerConfig(name string, secret *string) *ciliumv2.CiliumBGPPeerConfig {
+func (h *harness) peerConfig(name string, secret *string) {
 	h.t.Helper()
-	p := &ciliumv2.CiliumBGPPeerConfig{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: ciliumv2.CiliumBGPPeerConfigSpec{AuthSecretRef: secret}}
-	h.must(h.c.Create(h.ctx, p))
-	return p
+	h.must(h.c.Create(h.ctx, &ciliumv2.CiliumBGPPeerConfig{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: ciliumv2.CiliumBGPPeerConfigSpec{AuthSecretRef: secret}}))
 }
 
 func (h *harness) secret(ns, name string, data map[string][]byte) {
@@ -415,7 +413,7 @@ func TestB6_ConflictingClusterConfig(t *testing.T) {
 			}
 		}
 		if _, err := h.nodeConfig("n2"); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("n2's node config is still there (%v)", err)
+			return fmt.Errorf("n2's node config is still there (%w)", err)
 		}
 		return nil
 	})
@@ -594,7 +592,7 @@ func TestB51_OverrideNameMatching(t *testing.T) {
 	h.eventually("override gone from the cache", func() error {
 		err := h.c.Get(h.ctx, client.ObjectKey{Name: "n1"}, &ciliumv2.CiliumBGPNodeConfigOverride{})
 		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("still there: %v", err)
+			return fmt.Errorf("still there: %w", err)
 		}
 		return nil
 	})

@@ -164,7 +164,7 @@ func Decide(policies []Policy, pods []Pod, namespaces map[string]labels.Set, nod
 		gws := make([]gatewayPlan, len(p.Gateways))
 		keys := make([]string, len(p.Gateways))
 		for i, g := range p.Gateways {
-			gws[i] = planGateway(i, g, nodes)
+			gws[i] = planGateway(g, nodes)
 			keys[i] = strconv.Itoa(i)
 			if len(gws[i].candidates) == 0 {
 				res.Unmatched = append(res.Unmatched, i)
@@ -255,7 +255,7 @@ type gatewayPlan struct {
 // planGateway finds a gateway's candidates: with an egressIP every matching
 // node with an address (the node plugins pick the first live one), without
 // one the first Ready such node (a single gateway, as in the seed system).
-func planGateway(i int, g Gateway, nodes []Node) gatewayPlan {
+func planGateway(g Gateway, nodes []Node) gatewayPlan {
 	gp := gatewayPlan{egressIP: g.EgressIP}
 	for _, n := range nodes { // sorted by name
 		if n.Address == "" || !g.Nodes.Matches(n.Labels) {

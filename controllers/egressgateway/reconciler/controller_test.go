@@ -241,7 +241,7 @@ func TestE14_E25_E26_NoGatewayUpdateAndDelete(t *testing.T) {
 	h.must(h.c.Delete(h.ctx, p))
 	h.eventually("Egress removed", func() error {
 		if _, err := h.egress("n1"); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("n1 Egress still there (%v)", err)
+			return fmt.Errorf("n1 Egress still there (%w)", err)
 		}
 		return nil
 	})

@@ -105,8 +105,6 @@ type Plan struct {
 	Services map[string]*ServiceResult
 }
 
-type addrKey struct{ ip string }
-
 type addrState struct {
 	services   map[string]bool
 	candidates map[string]map[string]bool // node -> interface regexes ("" = all)

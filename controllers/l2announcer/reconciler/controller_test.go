@@ -83,7 +83,7 @@ func (h *harness) node(name, ip string, lbls map[string]string) {
 }
 
 // service makes a LoadBalancer Service holding ip, as LB-IPAM would leave it.
-func (h *harness) service(name, ip string, mutate ...func(*corev1.Service)) *corev1.Service {
+func (h *harness) service(name, ip string, mutate ...func(*corev1.Service)) {
 	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"test": "l2"}},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}, AllocateLoadBalancerNodePorts: ptr.To(false)}}
 	for _, m := range mutate {
@@ -92,7 +92,6 @@ func (h *harness) service(name, ip string, mutate ...func(*corev1.Service)) *cor
 	h.must(h.c.Create(h.ctx, s))
 	s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
 	h.must(h.c.Status().Update(h.ctx, s))
-	return s
 }
 
 func (h *harness) policy(name string, spec ciliumv2alpha1.L2AnnouncementPolicySpec) *ciliumv2alpha1.CiliumL2AnnouncementPolicy {

@@ -203,7 +203,7 @@ func parseBlock(b Block, allowFirstLast bool) (iprange.Range, *iprange.Range, er
 	}
 	r, err := iprange.Parse(b.Start, b.Stop)
 	if err != nil {
-		return iprange.Range{}, nil, fmt.Errorf("block %s: %v", blockLabel(b), err)
+		return iprange.Range{}, nil, fmt.Errorf("block %s: %w", blockLabel(b), err)
 	}
 	return r, &r, nil
 }

@@ -70,6 +70,7 @@ type Block struct {
 // Family is an IP family.
 type Family int
 
+// The IP families.
 const (
 	IPv4 Family = iota
 	IPv6
@@ -92,6 +93,7 @@ func familyOf(a netip.Addr) Family {
 // FamilyPolicy mirrors the Service's spec.ipFamilyPolicy.
 type FamilyPolicy string
 
+// The Service family policies.
 const (
 	SingleStack      FamilyPolicy = "SingleStack"
 	PreferDualStack  FamilyPolicy = "PreferDualStack"
@@ -140,12 +142,12 @@ type Service struct {
 type HeldSource int
 
 const (
-	// HeldDecided: LB-IPAM decided it in this process's lifetime.
+	// HeldDecided means LB-IPAM decided it in this process's lifetime.
 	HeldDecided HeldSource = iota
-	// HeldRecorded: in status beside LB-IPAM's condition, so LB-IPAM wrote
+	// HeldRecorded means it is in status beside LB-IPAM's condition, so LB-IPAM wrote
 	// it (before a restart, say).
 	HeldRecorded
-	// HeldImported: in status with no LB-IPAM condition: set by someone else,
+	// HeldImported means it is in status with no LB-IPAM condition: set by someone else,
 	// adopted only if free.
 	HeldImported
 )

@@ -53,10 +53,10 @@ func newHarness(t *testing.T, opts ...func(*reconciler.Reconciler)) *harness {
 }
 
 // startController runs the reconciler in a manager of its own, as the binary
-// does; the returned func stops it (as does the end of the test).
-func (h *harness) startController(opts ...func(*reconciler.Reconciler)) (stop func()) {
+// does; h.stop stops it (as does the end of the test).
+func (h *harness) startController(opts ...func(*reconciler.Reconciler)) {
 	h.t.Helper()
-	stop = env.RunManager(h.t, func(mgr ctrl.Manager) error {
+	h.stop = env.RunManager(h.t, func(mgr ctrl.Manager) error {
 		r := &reconciler.Reconciler{
 			Client:           mgr.GetClient(),
 			Recorder:         mgr.GetEventRecorder("plexus-lbipam"),
@@ -70,8 +70,6 @@ func (h *harness) startController(opts ...func(*reconciler.Reconciler)) (stop fu
 		}
 		return r.SetupWithManager(mgr)
 	})
-	h.stop = stop
-	return stop
 }
 
 func (h *harness) emptyCluster() {
@@ -91,7 +89,7 @@ func (h *harness) emptyCluster() {
 	h.eventually("cluster emptied", func() error {
 		var pools ciliumv2.CiliumLoadBalancerIPPoolList
 		if err := h.c.List(ctx, &pools); err != nil || len(pools.Items) > 0 {
-			return fmt.Errorf("%d pools left (%v)", len(pools.Items), err)
+			return fmt.Errorf("%d pools left (%w)", len(pools.Items), err)
 		}
 		return nil
 	})
@@ -273,11 +271,10 @@ func (h *harness) getPool(name string) *ciliumv2.CiliumLoadBalancerIPPool {
 
 // expectPool waits until pool name's conditions match want (type -> "status/reason/message",
 // with "*" for any part).
-func (h *harness) expectPool(name string, want map[string]string) *ciliumv2.CiliumLoadBalancerIPPool {
+func (h *harness) expectPool(name string, want map[string]string) {
 	h.t.Helper()
-	var p *ciliumv2.CiliumLoadBalancerIPPool
 	h.eventually("pool "+name+" conditions", func() error {
-		p = h.getPool(name)
+		p := h.getPool(name)
 		if p.Status.ObservedGeneration != p.Generation {
 			return fmt.Errorf("observedGeneration %d, generation %d", p.Status.ObservedGeneration, p.Generation)
 		}
@@ -296,7 +293,6 @@ func (h *harness) expectPool(name string, want map[string]string) *ciliumv2.Cili
 		}
 		return nil
 	})
-	return p
 }
 
 func (h *harness) update(obj client.Object, mutate func()) {

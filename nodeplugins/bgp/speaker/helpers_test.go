@@ -177,18 +177,6 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 	}
 }
 
-// never checks that cond stays false for d.
-func never(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			t.Fatalf("%s happened", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // fastPeer is a desired peer with test-friendly timers.
 func fastPeer(name string, r *router, local netip.Addr) desired.Peer {
 	return desired.Peer{

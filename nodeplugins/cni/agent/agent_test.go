@@ -238,10 +238,10 @@ func TestGCReleasesAddressesOfGonePodsOnly(t *testing.T) {
 	}
 	h.eventually("allocation of the deleted pod collected", func() error {
 		if _, err := h.cni.Check(h.ctx, goneAl.Key); !cniclient.IsNotFound(err) {
-			return fmt.Errorf("still there (%v)", err)
+			return fmt.Errorf("still there (%w)", err)
 		}
 		if _, err := h.cni.Check(h.ctx, ghost.Key); !cniclient.IsNotFound(err) {
-			return fmt.Errorf("ghost still there (%v)", err)
+			return fmt.Errorf("ghost still there (%w)", err)
 		}
 		return nil
 	})

@@ -100,7 +100,7 @@ func Compute(nodes []ciliumv2.CiliumNode, local string, mode Mode) (Desired, err
 			owner[c] = local
 		}
 		d.LocalPodCIDRs = cidrs
-		d.Local, _ = internalIP(n, true)
+		d.Local = internalIP(n, true)
 	}
 	if !found {
 		return Desired{}, fmt.Errorf("CiliumNode %q not found", local)
@@ -118,8 +118,8 @@ func Compute(nodes []ciliumv2.CiliumNode, local string, mode Mode) (Desired, err
 		}
 		cidrs, bad := podCIDRs(n)
 		d.PodCIDRs = append(d.PodCIDRs, cidrs...)
-		v4, _ := internalIP(n, true)
-		v6, _ := internalIP(n, false)
+		v4 := internalIP(n, true)
+		v6 := internalIP(n, false)
 		if !v4.IsValid() && !v6.IsValid() {
 			d.Skipped = append(d.Skipped, fmt.Sprintf("node %s: no InternalIP", n.Name))
 			continue
@@ -184,8 +184,9 @@ func nextHop(mode Mode, cidr netip.Prefix, v4, v6 netip.Addr) (netip.Addr, strin
 	}
 }
 
-// internalIP returns the node's first InternalIP of the family.
-func internalIP(n ciliumv2.CiliumNode, ipv4 bool) (netip.Addr, bool) {
+// internalIP returns the node's first InternalIP of the family (zero if
+// none).
+func internalIP(n ciliumv2.CiliumNode, ipv4 bool) netip.Addr {
 	for _, a := range n.Spec.Addresses {
 		if a.Type != ciliumv2.NodeAddressInternalIP {
 			continue
@@ -196,10 +197,10 @@ func internalIP(n ciliumv2.CiliumNode, ipv4 bool) (netip.Addr, bool) {
 		}
 		ip = ip.Unmap()
 		if ip.Is4() == ipv4 {
-			return ip, true
+			return ip
 		}
 	}
-	return netip.Addr{}, false
+	return netip.Addr{}
 }
 
 // podCIDRs returns the node's pod CIDRs (spec.ipam.podCIDRs and every

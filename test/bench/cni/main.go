@@ -77,7 +77,7 @@ var plugins = map[string]plugin{
 			c := client.New(socket, 5*time.Second)
 			for _, k := range keys {
 				if _, err := c.Check(ctx, k); !client.IsNotFound(err) {
-					return fmt.Errorf("the agent still holds %s after DEL (%v)", k.ContainerID, err)
+					return fmt.Errorf("the agent still holds %s after DEL (%w)", k.ContainerID, err)
 				}
 			}
 			return nil

@@ -104,7 +104,7 @@ func build() (string, error) {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, out), pkg)
 			cmd.Dir = root
 			if b, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+				buildErr = fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 				return
 			}
 		}

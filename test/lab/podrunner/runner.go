@@ -363,7 +363,7 @@ func (r *Runner) attach(ctx context.Context, rec *record, pod *corev1.Pod) error
 	}
 	if !netnsExists(rec.Netns) {
 		if out, err := exec.Command("ip", "netns", "add", rec.Netns).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip netns add %s: %v: %s", rec.Netns, err, out)
+			return fmt.Errorf("ip netns add %s: %w: %s", rec.Netns, err, out)
 		}
 	}
 	conf, err := r.cfg.CNI.LoadConfList()

@@ -92,14 +92,14 @@ func setup(tmp string) error {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, pkg), "./nodeplugins/cni/cmd/"+pkg)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+			return fmt.Errorf("building %s: %w\n%s", pkg, err, out)
 		}
 	}
 	cmd := exec.Command("bash", "hack/build-cniplugins.sh")
 	cmd.Dir, cmd.Stderr = root, os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return fmt.Errorf("building the reference CNI plugins: %v", err)
+		return fmt.Errorf("building the reference CNI plugins: %w", err)
 	}
 	refDir = strings.TrimSpace(string(out))
 

@@ -142,7 +142,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 		// Leave nothing behind: the runtime may never call DEL for a failed ADD.
 		_ = teardownPod(args)
 		if rerr := c.Release(ctx, key(args)); rerr != nil {
-			err = fmt.Errorf("%w (and releasing the addresses failed: %v)", err, rerr)
+			err = fmt.Errorf("%w (and releasing the addresses failed: %w)", err, rerr)
 		}
 		return types.NewError(types.ErrInternal, "setting up the pod interface: "+err.Error(), "")
 	}

@@ -168,136 +168,167 @@ func (ps *poolState) family(v4 bool) *Family {
 	return ps.pool.IPv6
 }
 
+// multiPool allocates from CiliumPodIPPools in two phases: every node keeps
+// what it holds, then every request is met from its pool, oldest node
+// first, so that when a pool runs out the newest nodes wait.
 func multiPool(pools []Pool, nodes []Node, res Result) {
-	var blocked []netip.Prefix
+	m := newMultiPool(pools, res)
+	// Restore every holding first, oldest node first, so a request never
+	// takes a CIDR that some node already holds.
+	for _, n := range nodes {
+		m.restore(n, res.Nodes[n.Name])
+	}
+	// Then meet every request, oldest node first.
+	for _, n := range nodes {
+		nr := res.Nodes[n.Name]
+		for _, req := range n.Requested {
+			m.meet(n.Name, req, nr)
+		}
+		slices.SortFunc(nr.Allocated, func(a, b PoolCIDRs) int { return strings.Compare(a.Pool, b.Pool) })
+	}
+	for _, ps := range m.order {
+		ps.res.FreeIPv4, ps.res.FreeIPv6 = ps.v4.Free(), ps.v6.Free()
+	}
+}
+
+// multiPoolRun is one multi-pool allocation: the pools' free space, what
+// every CIDR belongs to, and the CIDRs no pool may hand out.
+type multiPoolRun struct {
+	states map[string]*poolState
+	order  []*poolState // oldest pool first
+	owner  map[netip.Prefix]string
+	// blocked are CIDRs held outside any pool's current spec (kept until
+	// their pods are gone); every pool's Space skips them.
+	blocked []netip.Prefix
+}
+
+// newMultiPool sets up the pools, oldest first. Pod addresses must be
+// unique in the cluster: a newer pool that overlaps an older one hands out
+// nothing until the overlap is gone.
+func newMultiPool(pools []Pool, res Result) *multiPoolRun {
+	m := &multiPoolRun{states: map[string]*poolState{}, owner: map[netip.Prefix]string{}}
 	pools = slices.Clone(pools)
 	slices.SortFunc(pools, func(a, b Pool) int {
 		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.Name, b.Name))
 	})
-	states := map[string]*poolState{}
-	var order []*poolState
-	for _, p := range pools {
-		ps := &poolState{pool: p, res: newPoolResult()}
-		fam := func(f *Family) *Space {
-			if f == nil {
-				return NewSpace(nil, 0, &blocked)
-			}
-			return NewSpace(f.CIDRs, f.MaskSize, &blocked)
+	space := func(f *Family) *Space {
+		if f == nil {
+			return NewSpace(nil, 0, &m.blocked)
 		}
-		ps.v4, ps.v6 = fam(p.IPv4), fam(p.IPv6)
-		// Pod addresses must be unique in the cluster: an overlapping newer
-		// pool hands out nothing until the overlap is gone.
-		for _, older := range order {
+		return NewSpace(f.CIDRs, f.MaskSize, &m.blocked)
+	}
+	for _, p := range pools {
+		ps := &poolState{pool: p, res: newPoolResult(), v4: space(p.IPv4), v6: space(p.IPv6)}
+		for _, older := range m.order {
 			if c, oc, ok := poolsOverlap(p, older.pool); ok {
 				ps.res.Overlap = fmt.Sprintf("%s overlaps %s of pool %q", c, oc, older.pool.Name)
 				break
 			}
 		}
-		states[p.Name] = ps
-		order = append(order, ps)
+		m.states[p.Name] = ps
+		m.order = append(m.order, ps)
 		res.Pools[p.Name] = ps.res
 	}
-	owner := map[netip.Prefix]string{}
+	return m
+}
 
-	// Restore every holding, oldest node first, including CIDRs of pools that
-	// are gone or no longer cover them: pods may use them.
-	for _, n := range nodes {
-		nr := res.Nodes[n.Name]
-		for _, a := range n.Allocated {
-			ps := states[a.Pool]
-			kept := PoolCIDRs{Pool: a.Pool}
-			for _, c := range a.CIDRs {
-				p, err := netip.ParsePrefix(c)
-				if err != nil || p != p.Masked() {
-					nr.Errors = append(nr.Errors, fmt.Sprintf("dropped %q from pool %q's allocation: not a network CIDR", c, a.Pool))
-					continue
-				}
-				if other, clash := overlapOwner(owner, p); clash {
-					nr.Errors = append(nr.Errors, fmt.Sprintf("dropped %s from pool %q's allocation: it overlaps a CIDR of node %s", c, a.Pool, other))
-					continue
-				}
-				owner[p] = n.Name
-				kept.CIDRs = append(kept.CIDRs, p.String())
-				if ps == nil {
-					blocked = append(blocked, p)
-					nr.Notes = append(nr.Notes, fmt.Sprintf("keeps %s of pool %q, which no longer exists, until its pods are gone", c, a.Pool))
-					continue
-				}
-				ps.res.Holders[n.Name] = append(ps.res.Holders[n.Name], p.String())
-				if !ps.space(p.Addr().Is4()).Take(p) {
-					blocked = append(blocked, p)
-					ps.res.RemovedInUse[n.Name] = append(ps.res.RemovedInUse[n.Name], p.String())
-					nr.Notes = append(nr.Notes, fmt.Sprintf("keeps %s of pool %q, which the pool's spec no longer covers, until its pods are gone", c, a.Pool))
-				}
+// restore keeps what node n holds, including CIDRs of pools that are gone
+// or no longer cover them: pods may use them. Malformed CIDRs and CIDRs
+// that overlap another node's are dropped, with the reason.
+func (m *multiPoolRun) restore(n Node, nr *NodeResult) {
+	for _, a := range n.Allocated {
+		ps := m.states[a.Pool]
+		kept := PoolCIDRs{Pool: a.Pool}
+		for _, c := range a.CIDRs {
+			p, err := netip.ParsePrefix(c)
+			if err != nil || p != p.Masked() {
+				nr.Errors = append(nr.Errors, fmt.Sprintf("dropped %q from pool %q's allocation: not a network CIDR", c, a.Pool))
+				continue
 			}
-			if len(kept.CIDRs) > 0 {
-				nr.Allocated = append(nr.Allocated, kept)
+			if other, clash := overlapOwner(m.owner, p); clash {
+				nr.Errors = append(nr.Errors, fmt.Sprintf("dropped %s from pool %q's allocation: it overlaps a CIDR of node %s", c, a.Pool, other))
+				continue
+			}
+			m.owner[p] = n.Name
+			kept.CIDRs = append(kept.CIDRs, p.String())
+			if ps == nil {
+				m.blocked = append(m.blocked, p)
+				nr.Notes = append(nr.Notes, fmt.Sprintf("keeps %s of pool %q, which no longer exists, until its pods are gone", c, a.Pool))
+				continue
+			}
+			ps.res.Holders[n.Name] = append(ps.res.Holders[n.Name], p.String())
+			if !ps.space(p.Addr().Is4()).Take(p) {
+				m.blocked = append(m.blocked, p)
+				ps.res.RemovedInUse[n.Name] = append(ps.res.RemovedInUse[n.Name], p.String())
+				nr.Notes = append(nr.Notes, fmt.Sprintf("keeps %s of pool %q, which the pool's spec no longer covers, until its pods are gone", c, a.Pool))
 			}
 		}
-	}
-
-	// Meet every request, oldest node first.
-	for _, n := range nodes {
-		nr := res.Nodes[n.Name]
-		for _, req := range n.Requested {
-			ps := states[req.Pool]
-			switch {
-			case ps == nil:
-				nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q requested by the node does not exist", req.Pool))
-				continue
-			case ps.pool.Deleting:
-				nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q is being deleted: it hands out no new CIDRs", req.Pool))
-				continue
-			case ps.res.Overlap != "":
-				nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q hands out nothing: %s", req.Pool, ps.res.Overlap))
-				continue
-			}
-			idx := slices.IndexFunc(nr.Allocated, func(a PoolCIDRs) bool { return a.Pool == req.Pool })
-			if idx < 0 {
-				nr.Allocated = append(nr.Allocated, PoolCIDRs{Pool: req.Pool})
-				idx = len(nr.Allocated) - 1
-			}
-			alloc := &nr.Allocated[idx]
-			for _, v4 := range []bool{true, false} {
-				need, fam := req.IPv4, "IPv4"
-				if !v4 {
-					need, fam = req.IPv6, "IPv6"
-				}
-				if need <= 0 {
-					continue
-				}
-				f := ps.family(v4)
-				if f == nil {
-					nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q has no %s CIDRs, but the node requests %d %s addresses", req.Pool, fam, need, fam))
-					continue
-				}
-				have := uint64(0)
-				for _, c := range alloc.CIDRs {
-					if p := netip.MustParsePrefix(c); p.Addr().Is4() == v4 {
-						have = satAdd(have, Capacity(p))
-					}
-				}
-				for have < uint64(need) {
-					p, ok := ps.space(v4).Next()
-					if !ok {
-						nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q is exhausted: no free %s /%d CIDR for the %d addresses the node needs (it has room for %d); append a CIDR to spec.%s.cidrs", req.Pool, fam, f.MaskSize, need, have, strings.ToLower(fam)))
-						ps.res.Exhausted = append(ps.res.Exhausted, n.Name)
-						break
-					}
-					owner[p] = n.Name
-					alloc.CIDRs = append(alloc.CIDRs, p.String())
-					ps.res.Holders[n.Name] = append(ps.res.Holders[n.Name], p.String())
-					have = satAdd(have, Capacity(p))
-				}
-			}
-			if len(alloc.CIDRs) == 0 {
-				nr.Allocated = slices.Delete(nr.Allocated, idx, idx+1)
-			}
+		if len(kept.CIDRs) > 0 {
+			nr.Allocated = append(nr.Allocated, kept)
 		}
-		slices.SortFunc(nr.Allocated, func(a, b PoolCIDRs) int { return strings.Compare(a.Pool, b.Pool) })
 	}
-	for _, ps := range order {
-		ps.res.FreeIPv4, ps.res.FreeIPv6 = ps.v4.Free(), ps.v6.Free()
+}
+
+// meet grows node's allocation from req.Pool until it has room for the
+// addresses it requests in each family, or says why it cannot.
+func (m *multiPoolRun) meet(node string, req Request, nr *NodeResult) {
+	ps := m.states[req.Pool]
+	switch {
+	case ps == nil:
+		nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q requested by the node does not exist", req.Pool))
+		return
+	case ps.pool.Deleting:
+		nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q is being deleted: it hands out no new CIDRs", req.Pool))
+		return
+	case ps.res.Overlap != "":
+		nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q hands out nothing: %s", req.Pool, ps.res.Overlap))
+		return
+	}
+	idx := slices.IndexFunc(nr.Allocated, func(a PoolCIDRs) bool { return a.Pool == req.Pool })
+	if idx < 0 {
+		nr.Allocated = append(nr.Allocated, PoolCIDRs{Pool: req.Pool})
+		idx = len(nr.Allocated) - 1
+	}
+	alloc := &nr.Allocated[idx]
+	m.grow(node, ps, alloc, true, req.IPv4, nr)
+	m.grow(node, ps, alloc, false, req.IPv6, nr)
+	if len(alloc.CIDRs) == 0 {
+		nr.Allocated = slices.Delete(nr.Allocated, idx, idx+1)
+	}
+}
+
+// grow adds CIDRs of one family from ps to alloc until they hold need
+// addresses; an exhausted pool is reported on the node and the pool.
+func (m *multiPoolRun) grow(node string, ps *poolState, alloc *PoolCIDRs, v4 bool, need int, nr *NodeResult) {
+	if need <= 0 {
+		return
+	}
+	fam := "IPv4"
+	if !v4 {
+		fam = "IPv6"
+	}
+	f := ps.family(v4)
+	if f == nil {
+		nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q has no %s CIDRs, but the node requests %d %s addresses", alloc.Pool, fam, need, fam))
+		return
+	}
+	have := uint64(0)
+	for _, c := range alloc.CIDRs {
+		if p := netip.MustParsePrefix(c); p.Addr().Is4() == v4 {
+			have = satAdd(have, Capacity(p))
+		}
+	}
+	for have < uint64(need) {
+		p, ok := ps.space(v4).Next()
+		if !ok {
+			nr.Errors = append(nr.Errors, fmt.Sprintf("pool %q is exhausted: no free %s /%d CIDR for the %d addresses the node needs (it has room for %d); append a CIDR to spec.%s.cidrs", alloc.Pool, fam, f.MaskSize, need, have, strings.ToLower(fam)))
+			ps.res.Exhausted = append(ps.res.Exhausted, node)
+			return
+		}
+		m.owner[p] = node
+		alloc.CIDRs = append(alloc.CIDRs, p.String())
+		ps.res.Holders[node] = append(ps.res.Holders[node], p.String())
+		have = satAdd(have, Capacity(p))
 	}
 }
 

@@ -35,6 +35,20 @@ type Policy struct {
 	LoadBalancerIPs bool
 	ServiceErr      error
 	NodeErr         error
+	// InterfacesErr names the first interface expression that does not
+	// compile (CheckInterfaces).
+	InterfacesErr error
+}
+
+// CheckInterfaces returns the error of the first expression of exprs that
+// does not compile as a regular expression, for Policy.InterfacesErr.
+func CheckInterfaces(exprs []string) error {
+	for _, re := range exprs {
+		if _, err := regexp.Compile(re); err != nil {
+			return fmt.Errorf("interfaces: %q: %w", re, err)
+		}
+	}
+	return nil
 }
 
 // Service is what the planner needs of a Service.
@@ -105,99 +119,124 @@ type Plan struct {
 	Services map[string]*ServiceResult
 }
 
-type addrState struct {
-	services   map[string]bool
-	candidates map[string]map[string]bool // node -> interface regexes ("" = all)
-}
-
-// Decide computes the plan.
+// Decide computes the plan: each valid policy adds its Services' addresses
+// with the nodes it selects as candidates (collect), then every address's
+// candidates are ranked and handed to the nodes (assign), each node learns
+// its peers, and Services left without candidates are told why.
 func Decide(policies []Policy, services []Service, nodes []Node) Plan {
 	plan := Plan{Nodes: map[string]*NodePlan{}, Policies: map[string]*PolicyResult{}, Services: map[string]*ServiceResult{}}
-	addrs := map[string]*addrState{}
-	nodeAddr := map[string]string{}
-	for _, n := range nodes {
-		nodeAddr[n.Name] = n.Address
-	}
+	c := collector{plan: &plan, addrs: map[string]*addrState{}}
 	policies = slices.Clone(policies)
 	slices.SortFunc(policies, func(a, b Policy) int { return strings.Compare(a.Name, b.Name) })
 	for _, p := range policies {
-		pr := &PolicyResult{}
+		pr := &PolicyResult{BadRegex: p.InterfacesErr}
 		plan.Policies[p.Name] = pr
-		for _, re := range p.Interfaces {
-			if _, err := regexp.Compile(re); err != nil {
-				pr.BadRegex = fmt.Errorf("interfaces: %q: %w", re, err)
-				break
-			}
-		}
-		if p.ServiceErr != nil || p.NodeErr != nil || pr.BadRegex != nil {
+		if p.ServiceErr != nil || p.NodeErr != nil || p.InterfacesErr != nil {
 			continue // a broken policy announces nothing
 		}
-		var selected []Node
-		for _, n := range nodes {
-			if p.Nodes.Matches(n.Labels) {
-				selected = append(selected, n)
-			}
-		}
-		pr.Nodes = len(selected)
-		for _, s := range services {
-			if !eligible(s) || !p.Services.Matches(s.Labels) {
-				continue
-			}
-			ips := announcedIPs(p, s)
-			if len(ips) == 0 {
-				continue
-			}
-			pr.Services++
-			sr := plan.Services[s.Key()]
-			if sr == nil {
-				sr = &ServiceResult{Candidates: map[string][]string{}}
-				plan.Services[s.Key()] = sr
-			}
-			for _, ip := range ips {
-				a, err := netip.ParseAddr(ip)
-				switch {
-				case err != nil:
-					continue
-				case !a.Is4():
-					sr.Problem = fmt.Sprintf("%s is not announced: L2 announcements are IPv4 (ARP) only", ip)
-					continue
-				}
-				st := addrs[ip]
-				if st == nil {
-					st = &addrState{services: map[string]bool{}, candidates: map[string]map[string]bool{}}
-					addrs[ip] = st
-				}
-				st.services[s.Key()] = true
-				for _, n := range selected {
-					if n.Address == "" || (s.LocalOnly && !s.EndpointNodes[n.Name]) {
-						continue
-					}
-					res := st.candidates[n.Name]
-					if res == nil {
-						res = map[string]bool{}
-						st.candidates[n.Name] = res
-					}
-					if len(p.Interfaces) == 0 {
-						res[""] = true
-					}
-					for _, re := range p.Interfaces {
-						res[re] = true
-					}
-				}
-				if _, ok := sr.Candidates[ip]; !ok {
-					sr.Candidates[ip] = nil
-				}
-			}
+		c.collect(p, pr, services, nodes)
+	}
+	c.assign()
+	addPeers(plan.Nodes, nodes)
+	explainEmpty(plan.Services, services)
+	return plan
+}
+
+// addrState is what the policies say about one address: the Services that
+// have it and, per candidate node, the interface expressions it may be
+// announced on ("" for any).
+type addrState struct {
+	services   map[string]bool
+	candidates map[string]map[string]bool
+}
+
+// collector gathers the addresses every policy selects, with their
+// candidates, across policies.
+type collector struct {
+	plan  *Plan
+	addrs map[string]*addrState
+}
+
+// collect adds what policy p selects: its Services' addresses, announced
+// by the nodes it selects.
+func (c *collector) collect(p Policy, pr *PolicyResult, services []Service, nodes []Node) {
+	var selected []Node
+	for _, n := range nodes {
+		if p.Nodes.Matches(n.Labels) {
+			selected = append(selected, n)
 		}
 	}
+	pr.Nodes = len(selected)
+	for _, s := range services {
+		if !eligible(s) || !p.Services.Matches(s.Labels) {
+			continue
+		}
+		ips := announcedIPs(p, s)
+		if len(ips) == 0 {
+			continue
+		}
+		pr.Services++
+		sr := c.plan.Services[s.Key()]
+		if sr == nil {
+			sr = &ServiceResult{Candidates: map[string][]string{}}
+			c.plan.Services[s.Key()] = sr
+		}
+		for _, ip := range ips {
+			c.addAddress(p, s, sr, ip, selected)
+		}
+	}
+}
 
-	ips := make([]string, 0, len(addrs))
-	for ip := range addrs {
+// addAddress records that Service s has ip, which the selected nodes may
+// announce on p's interfaces (only nodes with a ready endpoint when the
+// Service's traffic policy is Local). IPv6 addresses are not announced:
+// the Service is told so.
+func (c *collector) addAddress(p Policy, s Service, sr *ServiceResult, ip string, selected []Node) {
+	a, err := netip.ParseAddr(ip)
+	switch {
+	case err != nil:
+		return
+	case !a.Is4():
+		sr.Problem = fmt.Sprintf("%s is not announced: L2 announcements are IPv4 (ARP) only", ip)
+		return
+	}
+	st := c.addrs[ip]
+	if st == nil {
+		st = &addrState{services: map[string]bool{}, candidates: map[string]map[string]bool{}}
+		c.addrs[ip] = st
+	}
+	st.services[s.Key()] = true
+	for _, n := range selected {
+		if n.Address == "" || (s.LocalOnly && !s.EndpointNodes[n.Name]) {
+			continue
+		}
+		exprs := st.candidates[n.Name]
+		if exprs == nil {
+			exprs = map[string]bool{}
+			st.candidates[n.Name] = exprs
+		}
+		if len(p.Interfaces) == 0 {
+			exprs[""] = true
+		}
+		for _, re := range p.Interfaces {
+			exprs[re] = true
+		}
+	}
+	if _, ok := sr.Candidates[ip]; !ok {
+		sr.Candidates[ip] = nil
+	}
+}
+
+// assign ranks every address's candidates (rendezvous hashing) and gives
+// each candidate node the address, in address order.
+func (c *collector) assign() {
+	ips := make([]string, 0, len(c.addrs))
+	for ip := range c.addrs {
 		ips = append(ips, ip)
 	}
 	slices.SortFunc(ips, func(a, b string) int { return netip.MustParseAddr(a).Compare(netip.MustParseAddr(b)) })
 	for _, ip := range ips {
-		st := addrs[ip]
+		st := c.addrs[ip]
 		cands := make([]string, 0, len(st.candidates))
 		for n := range st.candidates {
 			cands = append(cands, n)
@@ -206,19 +245,28 @@ func Decide(policies []Policy, services []Service, nodes []Node) Plan {
 		svcs := make([]string, 0, len(st.services))
 		for s := range st.services {
 			svcs = append(svcs, s)
-			plan.Services[s].Candidates[ip] = cands
+			c.plan.Services[s].Candidates[ip] = cands
 		}
 		slices.Sort(svcs)
 		for _, n := range cands {
-			np := plan.Nodes[n]
+			np := c.plan.Nodes[n]
 			if np == nil {
 				np = &NodePlan{}
-				plan.Nodes[n] = np
+				c.plan.Nodes[n] = np
 			}
 			np.Addresses = append(np.Addresses, Address{IP: ip, Services: svcs, Interfaces: interfaces(st.candidates[n]), Candidates: cands})
 		}
 	}
-	for name, np := range plan.Nodes {
+}
+
+// addPeers gives each node its heartbeat peers: itself and every node that
+// is a candidate for one of its addresses.
+func addPeers(plans map[string]*NodePlan, nodes []Node) {
+	nodeAddr := map[string]string{}
+	for _, n := range nodes {
+		nodeAddr[n.Name] = n.Address
+	}
+	for name, np := range plans {
 		peers := map[string]bool{name: true}
 		for _, a := range np.Addresses {
 			for _, c := range a.Candidates {
@@ -230,8 +278,13 @@ func Decide(policies []Policy, services []Service, nodes []Node) Plan {
 		}
 		slices.SortFunc(np.Peers, func(a, b Peer) int { return strings.Compare(a.Node, b.Node) })
 	}
+}
+
+// explainEmpty says, for a selected Service with an address nobody may
+// announce, why.
+func explainEmpty(results map[string]*ServiceResult, services []Service) {
 	for _, s := range services {
-		sr := plan.Services[s.Key()]
+		sr := results[s.Key()]
 		if sr == nil || sr.Problem != "" {
 			continue
 		}
@@ -241,7 +294,6 @@ func Decide(policies []Policy, services []Service, nodes []Node) Plan {
 			}
 		}
 	}
-	return plan
 }
 
 func whyNoCandidate(s Service) string {

@@ -38,6 +38,7 @@ func policy(t *testing.T, name string, svcSel, nodeSel *metav1.LabelSelector, mu
 	for _, m := range mutate {
 		m(&p)
 	}
+	p.InterfacesErr = CheckInterfaces(p.Interfaces)
 	return p
 }
 

@@ -60,7 +60,8 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	Passes   passes.Settings
 
-	runner passes.Runner
+	runner     passes.Runner
+	interfaces interfaceChecks
 }
 
 // SetupWithManager registers the reconciler.
@@ -89,7 +90,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	var pols []planner.Policy
 	byPolicy := map[string]planner.Policy{}
 	for i := range policies.Items {
-		pol := toPolicy(&policies.Items[i])
+		pol := toPolicy(&policies.Items[i], &r.interfaces)
 		pols = append(pols, pol)
 		byPolicy[pol.Name] = pol
 	}
@@ -106,6 +107,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 			ns = append(ns, toNode(&nodes.Items[i]))
 		}
 	}
+	r.interfaces.endPass()
 	plan := planner.Decide(pols, svcs, ns)
 
 	// Who announces what, as the nodes report it. A node that was killed

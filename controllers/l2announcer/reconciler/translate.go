@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -13,12 +14,36 @@ import (
 	"github.com/plexus-net/plexus/internal/selectors"
 )
 
-func toPolicy(p *ciliumv2alpha1.CiliumL2AnnouncementPolicy) planner.Policy {
+func toPolicy(p *ciliumv2alpha1.CiliumL2AnnouncementPolicy, interfaces *interfaceChecks) planner.Policy {
 	out := planner.Policy{Name: p.Name, Interfaces: p.Spec.Interfaces, ExternalIPs: p.Spec.ExternalIPs, LoadBalancerIPs: p.Spec.LoadBalancerIPs}
 	out.Services, out.ServiceErr = selectors.Compile(p.Spec.ServiceSelector, true)
 	out.Nodes, out.NodeErr = selectors.Compile(p.Spec.NodeSelector, true)
+	out.InterfacesErr = interfaces.check(p.Spec.Interfaces)
 	return out
 }
+
+// interfaceChecks remembers whether a policy's interface expressions
+// compile, so a pass compiles only expressions it has not seen (policies
+// change rarely; passes run on every Service and EndpointSlice event).
+type interfaceChecks struct {
+	last, next map[string]error
+}
+
+func (c *interfaceChecks) check(exprs []string) error {
+	key := strings.Join(exprs, "\x00")
+	err, ok := c.last[key]
+	if !ok {
+		err = planner.CheckInterfaces(exprs)
+	}
+	if c.next == nil {
+		c.next = map[string]error{}
+	}
+	c.next[key] = err
+	return err
+}
+
+// endPass keeps only what this pass used.
+func (c *interfaceChecks) endPass() { c.last, c.next = c.next, nil }
 
 // readyEndpointNodes maps each Service (namespace/name) to the nodes with a
 // ready endpoint of it.

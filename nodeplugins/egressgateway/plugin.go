@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
@@ -19,12 +18,6 @@ import (
 // ReasonProgrammed is the Ready reason of a node that does what its Egress
 // says (the other reasons are l2announce's).
 const ReasonProgrammed = "Programmed"
-
-// CacheOptions restricts the manager's Egress informer to this node's own
-// object.
-func CacheOptions(nodeName string) cache.Options {
-	return nodeplugin.OwnObject(&nodesv1alpha1.Egress{}, nodeName)
-}
 
 // Plugin connects an Agent to the API server: it feeds it the node's Egress
 // and writes its Report into that object's status.

@@ -7,7 +7,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
@@ -22,12 +21,6 @@ import (
 // ReasonAnnouncing is the Ready reason of a node that does what its
 // L2Announcement says (the other reasons are l2announce's).
 const ReasonAnnouncing = "Announcing"
-
-// CacheOptions restricts the manager's L2Announcement informer to this
-// node's own object, so a node reads one object whatever the cluster size.
-func CacheOptions(nodeName string) cache.Options {
-	return nodeplugin.OwnObject(&nodesv1alpha1.L2Announcement{}, nodeName)
-}
 
 // Plugin connects an Announcer to the API server: it feeds it the node's
 // L2Announcement and writes its Report into that object's status.

@@ -172,16 +172,11 @@ type roleKey struct {
 // killed cannot clear its own report, so its roles count only while a peer
 // still hears it (or it has no peer to ask).
 func reportedRoles(items []nodesv1alpha1.Egress) map[roleKey]nodesv1alpha1.EgressGatewayState {
-	views := map[string][]string{}
-	peers := map[string][]string{}
+	reports := make([]heartbeat.Report, len(items))
 	for i := range items {
-		e := &items[i]
-		views[e.Name] = e.Status.LivePeers
-		for _, p := range e.Spec.Peers {
-			peers[e.Name] = append(peers[e.Name], p.Node)
-		}
+		reports[i] = heartbeat.ReportOf(items[i].Name, items[i].Status.LivePeers, items[i].Spec.Peers)
 	}
-	credible := heartbeat.Credible(views, peers)
+	credible := heartbeat.CredibleReports(reports)
 	out := map[roleKey]nodesv1alpha1.EgressGatewayState{}
 	for i := range items {
 		e := &items[i]

@@ -114,15 +114,12 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	// cannot clear its own report, so a report counts only while some peer
 	// still hears the node (or the node has no peer to ask).
 	announcers := map[string][]announcer{}
-	views, peers := map[string][]string{}, map[string][]string{}
+	reports := make([]heartbeat.Report, len(current.Items))
 	for i := range current.Items {
 		a := &current.Items[i]
-		views[a.Name] = a.Status.LivePeers
-		for _, peer := range a.Spec.Peers {
-			peers[a.Name] = append(peers[a.Name], peer.Node)
-		}
+		reports[i] = heartbeat.ReportOf(a.Name, a.Status.LivePeers, a.Spec.Peers)
 	}
-	credible := heartbeat.Credible(views, peers)
+	credible := heartbeat.CredibleReports(reports)
 	for i := range current.Items {
 		a := &current.Items[i]
 		if plan.Nodes[a.Name] == nil || !credible[a.Name] {

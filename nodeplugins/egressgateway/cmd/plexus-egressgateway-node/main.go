@@ -48,7 +48,7 @@ func main() {
 	if err != nil {
 		operator.Fatal(err, "building the scheme")
 	}
-	mgr, err := nodeplugin.NewManager(&flags, scheme, egressgateway.CacheOptions(ann.NodeName))
+	mgr, err := nodeplugin.NewManager(&flags, scheme, nodeplugin.OwnObject(&nodesv1alpha1.Egress{}, ann.NodeName))
 	if err != nil {
 		operator.Fatal(err, "creating the manager")
 	}

@@ -39,7 +39,7 @@ func main() {
 	if err != nil {
 		operator.Fatal(err, "building the scheme")
 	}
-	mgr, err := nodeplugin.NewManager(&flags, scheme, l2announcer.CacheOptions(cfg.NodeName))
+	mgr, err := nodeplugin.NewManager(&flags, scheme, nodeplugin.OwnObject(&nodesv1alpha1.L2Announcement{}, cfg.NodeName))
 	if err != nil {
 		operator.Fatal(err, "creating the manager")
 	}

@@ -180,7 +180,7 @@ func defaultFlags() map[string]string {
 		"--enable-ipv4":                    "true",
 		"--enable-ipv6":                    "false",
 		"--default-lb-service-ipam":        "lbipam",
-		"--status-workers":                 "16",
+		"--workers":                        "16",
 		"--allocation-events":              "true",
 	}
 }
@@ -263,14 +263,14 @@ func TestChart(t *testing.T) {
 	}, {
 		name: "IPv6 only, tuned",
 		args: []string{"--set", "ipv4.enabled=false", "--set", "ipv6.enabled=true",
-			"--set", "lbipam.statusWorkers=4", "--set", "lbipam.logLevel=debug", "--set", "lbipam.allocationEvents=false",
+			"--set", "lbipam.workers=4", "--set", "lbipam.logLevel=debug", "--set", "lbipam.allocationEvents=false",
 			"--set", "lbipam.leaderElection.leaseDuration=1m30s"},
 		check: func(t *testing.T, o objects) {
 			d := get[appsv1.Deployment](t, o, "Deployment", fullname)
 			equal(t, "flags", flags(t, container(t, d).Args), withFlags(map[string]string{
 				"--enable-ipv4":                    "false",
 				"--enable-ipv6":                    "true",
-				"--status-workers":                 "4",
+				"--workers":                        "4",
 				"--allocation-events":              "false",
 				"--zap-log-level":                  "debug",
 				"--leader-election-lease-duration": "1m30s",

@@ -208,7 +208,7 @@ func watchServed(ctx context.Context, cfg *rest.Config, n int) (<-chan time.Time
 // startController runs bin/plexus-lbipam-controller against the control plane.
 func startController(cp *benchutil.ControlPlane, bin string, workers int, extraArgs ...string) (func() benchutil.Usage, error) {
 	return cp.StartBinary(bin, append([]string{"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=0",
-		"--kube-api-qps=-1", fmt.Sprintf("--status-workers=%d", workers), "--zap-log-level=error"}, extraArgs...)...)
+		"--kube-api-qps=-1", fmt.Sprintf("--workers=%d", workers), "--zap-log-level=error"}, extraArgs...)...)
 }
 
 // startCeiling writes, for each new Service, an address and a satisfied

@@ -87,8 +87,8 @@ func renderChart(o *Options, identities []string) ([]string, error) {
 	}
 	args := []string{"template", "plexus", chart, "--namespace", PlexusNamespace, "--include-crds"}
 	for _, sa := range identities {
-		// plexus-<block>, or plexus-<block>-agent for a node agent.
-		for _, block := range []string{strings.TrimPrefix(sa, "plexus-"), strings.TrimSuffix(strings.TrimPrefix(sa, "plexus-"), "-agent")} {
+		// plexus-<block> for a controller, plexus-<block>-node for a node plugin.
+		for _, block := range []string{strings.TrimPrefix(sa, "plexus-"), strings.TrimSuffix(strings.TrimPrefix(sa, "plexus-"), "-node")} {
 			if bytes.Contains(values, []byte("\n"+block+":\n")) {
 				args = append(args, "--set", block+".enabled=true")
 				break

@@ -247,7 +247,7 @@ func plexusIdentities(s *State) []string {
 	var ids []string
 	for _, c := range plexusControllers() {
 		if _, ok := binaryPath(s, c); ok {
-			ids = append(ids, "plexus-"+c.Name)
+			ids = append(ids, c.Identity.ServiceAccount())
 		}
 	}
 	for _, c := range nodeComponents(s) {

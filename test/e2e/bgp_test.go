@@ -133,12 +133,12 @@ func TestBGP(t *testing.T) {
 	})
 
 	t.Run("B67_LogsTagged", func(t *testing.T) {
-		for _, f := range []string{n1 + "-" + bgpPlugin + ".log", "bgp.log"} {
+		for _, f := range []string{n1 + "-" + bgpPlugin + ".log", "plexus-bgp-controller.log"} {
 			raw, err := os.ReadFile(filepath.Join(l.Layout.LogDir(), f))
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := map[string]string{"bgp.log": `"subsys":"bgp-cp-operator"`}[f]
+			want := map[string]string{"plexus-bgp-controller.log": `"subsys":"bgp-cp-operator"`}[f]
 			if want == "" {
 				want = `"subsys":"bgp-control-plane"`
 			}

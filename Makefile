@@ -12,7 +12,7 @@ HELM := $(TOOLS)/helm-$(HELM_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # Controllers (folders under controllers/): binary plexus-<name>-controller,
 # ServiceAccount and ClusterRole plexus-<name>.
-CONTROLLERS := lbipam ipam l2announcer egressgateway bgp
+CONTROLLERS := lbipam ipam l2announcer egressgateway bgp identity
 # Node plugins (folders under nodeplugins/): binary plexus-<name>-node,
 # ServiceAccount and ClusterRole plexus-<name>-node.
 NODEPLUGINS := datapath cni l2announcer egressgateway bgp
@@ -96,14 +96,17 @@ test: tools controlplane host-packages verify-generated ## the whole test suite:
 run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up
 	hack/run.sh
 
-.PHONY: bench bench-lbipam bench-ipam bench-cni bench-lab bench-l2 bench-egress bench-bgp
-bench: bench-lbipam bench-ipam bench-cni bench-lab bench-l2 bench-egress bench-bgp ## every scale benchmark against the real API server (see docs/benchmarks.md)
+.PHONY: bench bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp
+bench: bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp ## every scale benchmark against the real API server (see docs/benchmarks.md)
 
 bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/lbipam $(BENCH_ARGS)
 
 bench-ipam: controlplane ## IPAM: pod CIDRs for a burst of Nodes, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/ipam $(BENCH_ARGS)
+
+bench-identity: controlplane ## identities: CiliumIdentities for a burst of pods (10 per label set), beside the API server's write ceiling
+	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/identity $(BENCH_ARGS)
 
 bench-cni: controlplane ## CNI: ADD and DEL latency per pod of plexus-cni, beside ptp + host-local (needs root)
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/cni $(BENCH_ARGS)

@@ -122,7 +122,11 @@ func (r *Runner) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.
 	failed := runAll(ctx, r.Workers, p.writes)
 	passSeconds.WithLabelValues(r.Name).Observe(time.Since(start).Seconds())
 	r.status.Retain(func(uid types.UID) bool { return p.live[uid] })
-	return r.settle(ctx, failed, len(p.writes))
+	res, err := r.settle(ctx, failed, len(p.writes))
+	if err == nil && p.after > 0 && (res.RequeueAfter == 0 || p.after < res.RequeueAfter) {
+		res.RequeueAfter = p.after
+	}
+	return res, err
 }
 
 // settle turns the pass's failed writes into what the work queue does
@@ -181,6 +185,16 @@ type Pass struct {
 	reader client.Reader
 	writes []func(context.Context) error
 	live   map[types.UID]bool
+	after  time.Duration
+}
+
+// After asks for another pass within d even if no event comes, for
+// decisions that change with time alone (a grace period running out).
+// The earliest of several requests wins; d <= 0 asks for nothing.
+func (p *Pass) After(d time.Duration) {
+	if d > 0 && (p.after == 0 || d < p.after) {
+		p.after = d
+	}
 }
 
 // List lists one kind from the cache, read-only (UnsafeDisableDeepCopy: the

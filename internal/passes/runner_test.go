@@ -37,14 +37,24 @@ type world struct {
 	passes atomic.Int32
 	// before runs inside each write, before it patches (to race it).
 	before func(ctx context.Context, cm *corev1.ConfigMap) error
+	// after, if set, is what the first pass asks for with Pass.After; askedAt and askedIn record when and in which pass.
+	after   time.Duration
+	askedAt atomic.Int64
+	askedIn atomic.Int32
+	nextAt  atomic.Int64 // when the pass after askedIn began
 }
 
 func startWorld(t *testing.T, before func(ctx context.Context, cm *corev1.ConfigMap) error, maps ...string) *world {
 	t.Helper()
+	return startWorldAfter(t, 0, before, maps...)
+}
+
+func startWorldAfter(t *testing.T, after time.Duration, before func(ctx context.Context, cm *corev1.ConfigMap) error, maps ...string) *world {
+	t.Helper()
 	testenv.Require(t, env)
 	// Each run its own namespace and controller name (go test -count).
 	name := fmt.Sprintf("%s-%d", strings.ToLower(t.Name()), runs.Add(1))
-	w := &world{t: t, c: env.Client, ns: name, name: name, before: before}
+	w := &world{t: t, c: env.Client, ns: name, name: name, before: before, after: after}
 	ctx := context.Background()
 	if err := w.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}); err != nil {
 		t.Fatal(err)
@@ -62,10 +72,17 @@ func startWorld(t *testing.T, before func(ctx context.Context, cm *corev1.Config
 }
 
 func (w *world) decide(ctx context.Context, p *passes.Pass) error {
-	w.passes.Add(1)
+	n := w.passes.Add(1)
+	if asked := w.askedIn.Load(); asked != 0 && n == asked+1 {
+		w.nextAt.Store(time.Now().UnixNano())
+	}
 	var cms corev1.ConfigMapList
 	if err := p.List(ctx, &cms, client.InNamespace(w.ns)); err != nil {
 		return err
+	}
+	if w.after > 0 && w.askedIn.CompareAndSwap(0, n) {
+		w.askedAt.Store(time.Now().UnixNano())
+		p.After(w.after)
 	}
 	for i := range cms.Items {
 		cm := &cms.Items[i]
@@ -167,5 +184,27 @@ func TestInvalidWriteIsDroppedNotRetried(t *testing.T) {
 	}
 	if err := w.done("bad"); err == nil {
 		t.Error("bad was labelled")
+	}
+}
+
+// A pass that asks for another one after a while (a grace period running
+// out) gets it when the time is up, with no event; the pass after asks for
+// nothing and nothing more runs.
+func TestAfterRunsAPassWithoutEvents(t *testing.T) {
+	const after = 300 * time.Millisecond
+	w := startWorldAfter(t, after, func(context.Context, *corev1.ConfigMap) error { return nil }, "a")
+	testenv.Eventually(t, 10*time.Second, "a pass after the one that asked", func() error {
+		if asked := w.askedIn.Load(); asked == 0 || w.passes.Load() <= asked {
+			return fmt.Errorf("asked in pass %d, %d passes", asked, w.passes.Load())
+		}
+		return nil
+	})
+	if waited := time.Duration(w.nextAt.Load() - w.askedAt.Load()); waited < after {
+		t.Errorf("the next pass came %v after the request, before the %v asked for", waited, after)
+	}
+	n := w.passes.Load()
+	time.Sleep(time.Second)
+	if got := w.passes.Load(); got != n {
+		t.Errorf("%d passes a second later, want %d: only the first pass asked for another", got, n)
 	}
 }

@@ -613,6 +613,30 @@ func TestChartEgressGateway(t *testing.T) {
 	}
 }
 
+// Identities: off by default; on, the controller with its flags, and the
+// schema refusing a cluster ID Cluster Mesh cannot carry.
+func TestChartIdentity(t *testing.T) {
+	helm(t)
+	if o, err := render(t); err != nil || len(o.of("identity")) != 0 {
+		t.Errorf("identity is off by default: %v, %v", err, o.of("identity").ids())
+	}
+	o, err := render(t, "--set", "identity.enabled=true", "--set", "identity.clusterID=7", "--set", "identity.labels=k8s:!team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.get(t, "CustomResourceDefinition", "ciliumidentities.cilium.io")
+	checkControllerOf(t, o, "identity", true)
+	args := container(t, get[appsv1.Deployment](t, o, "Deployment", "plexus-identity")).Args
+	for _, want := range []string{"--cluster-id=7", "--cluster-name=default", "--gc-grace=30m", "--labels=k8s:!team", "--workers=16"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("args %v lack %s", args, want)
+		}
+	}
+	if _, err := render(t, "--set", "identity.enabled=true", "--set", "identity.clusterID=256"); err == nil || !strings.Contains(err.Error(), "clusterID") {
+		t.Errorf("cluster ID 256: %v", err)
+	}
+}
+
 // BGP: off by default (B1); the controller, the node plugin with only
 // NET_BIND_SERVICE, and a Role for Secrets in bgp.secretNamespace alone,
 // bound to both (B21).

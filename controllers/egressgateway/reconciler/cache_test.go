@@ -6,10 +6,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/plexus-net/plexus/internal/operator"
 )
 
-// The trimmed pod in the cache gives the planner exactly what the whole
-// pod would.
+// The trimmed pod in the controller's cache (operator.TrimPods) gives the
+// planner exactly what the whole pod would.
 func TestTrimPodKeepsWhatThePlannerReads(t *testing.T) {
 	now := metav1.Now()
 	for _, p := range []*corev1.Pod{
@@ -27,7 +29,7 @@ func TestTrimPodKeepsWhatThePlannerReads(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Name: "f", Namespace: "default", UID: "u4"},
 			Spec: corev1.PodSpec{NodeName: "n2"}, Status: corev1.PodStatus{Phase: corev1.PodFailed, PodIP: "10.0.1.6"}},
 	} {
-		trimmed, err := trimPod(p)
+		trimmed, err := operator.TrimPod(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +43,7 @@ func TestTrimPodKeepsWhatThePlannerReads(t *testing.T) {
 			t.Errorf("pod %s: not trimmed: %+v", p.Name, tp)
 		}
 	}
-	if out, _ := trimPod("tombstone"); out != "tombstone" {
+	if out, _ := operator.TrimPod("tombstone"); out != "tombstone" {
 		t.Error("a non-pod was changed")
 	}
 }

@@ -4,6 +4,8 @@
 package benchutil
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,8 +21,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/plexus-net/plexus/test/testenv"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/plexus-net/plexus/test/testenv"
 )
 
 // ControlPlane is a fresh kube-apiserver and etcd with Plexus's CRDs.
@@ -60,6 +66,46 @@ func (cp *ControlPlane) StartBinary(bin string, args ...string) (stop func() Usa
 		return nil, err
 	}
 	return p.Stop, nil
+}
+
+// StartController runs a controller binary the way every benchmark
+// compares it with its ceiling: no leader election, no client-side rate
+// limit, workers concurrent writes, errors-only logs, plus extra flags. It
+// returns once the controller is ready (its caches synced), as a ceiling
+// starts synced.
+func (cp *ControlPlane) StartController(bin string, workers int, extra ...string) (stop func() Usage, err error) {
+	probes, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	stop, err = cp.StartBinary(bin, append([]string{"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address=" + probes,
+		"--kube-api-qps=-1", fmt.Sprintf("--workers=%d", workers), "--zap-log-level=error"}, extra...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := WaitReady(probes); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+// Informer is a synced informer of obj's kind on the control plane, running
+// until ctx ends.
+func (cp *ControlPlane) Informer(ctx context.Context, obj client.Object) (cache.Informer, error) {
+	c, err := cache.New(cp.Config, cache.Options{Scheme: cp.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	inf, err := c.GetInformer(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		return nil, errors.New("cache did not sync")
+	}
+	return inf, nil
 }
 
 // Process is a binary StartProcess runs.
@@ -220,4 +266,74 @@ func Create(n, workers int, create func(i int) error) (time.Time, error) {
 	wg.Wait()
 	close(errs)
 	return time.Now(), <-errs
+}
+
+// Result is one run of a burst benchmark: a writer (the controller, or the
+// ceiling that makes the same writes with nothing decided) serving a burst
+// of Size objects.
+type Result struct {
+	Size int
+	Mode string
+	// Total is from the first create until everything was served; Tail from
+	// the last create until then.
+	Total, Tail time.Duration
+	Usage       Usage
+}
+
+// String is the one-line progress report of a run.
+func (r Result) String() string {
+	return fmt.Sprintf("%-8s n=%-6d total %v, after last create %v, controller CPU %v, peak RSS %d MiB",
+		r.Mode, r.Size, r.Total.Round(time.Millisecond), r.Tail.Round(time.Millisecond), r.Usage.CPU, r.Usage.PeakRSSKB/1024)
+}
+
+// Report prints the markdown table of docs/benchmarks.md: per size and mode
+// (in the order given) the medians, the ratio to the mode "ceiling", and
+// the controller's CPU and peak RSS. objects names what was created
+// ("Nodes", "Pods"), served what "served" means ("all allocated").
+func Report(all []Result, runs int, modes []string, objects, served string) {
+	fmt.Printf("\nMachine: %d CPUs (%s/%s), %s; median of %d runs.\n\n", goruntime.NumCPU(), goruntime.GOOS, goruntime.GOARCH, goruntime.Version(), runs)
+	fmt.Printf("| %s | writer | %s (median) | ratio to ceiling | after last create (median) | controller CPU (median) | controller peak RSS |\n", objects, served)
+	fmt.Println("|---:|---|---:|---:|---:|---:|---:|")
+	type key struct {
+		size int
+		mode string
+	}
+	groups := map[key][]Result{}
+	var sizes []int
+	for _, r := range all {
+		if !slices.Contains(sizes, r.Size) {
+			sizes = append(sizes, r.Size)
+		}
+		groups[key{r.Size, r.Mode}] = append(groups[key{r.Size, r.Mode}], r)
+	}
+	med := func(rs []Result, f func(Result) time.Duration) time.Duration {
+		ds := make([]time.Duration, len(rs))
+		for i, r := range rs {
+			ds[i] = f(r)
+		}
+		return Median(ds)
+	}
+	total := func(r Result) time.Duration { return r.Total }
+	for _, n := range sizes {
+		ceil := groups[key{n, "ceiling"}]
+		for _, mode := range modes {
+			rs := groups[key{n, mode}]
+			if len(rs) == 0 {
+				continue
+			}
+			ratio, cpu, rss := "–", "–", "–"
+			if len(ceil) > 0 {
+				ratio = fmt.Sprintf("%.2f", med(rs, total).Seconds()/med(ceil, total).Seconds())
+			}
+			if mode != "ceiling" {
+				peak := 0
+				for _, r := range rs {
+					peak = max(peak, r.Usage.PeakRSSKB)
+				}
+				cpu = fmt.Sprintf("%.2f s", med(rs, func(r Result) time.Duration { return r.Usage.CPU }).Seconds())
+				rss = fmt.Sprintf("%d MiB", peak/1024)
+			}
+			fmt.Printf("| %d | %s | %.2f s | %s | %.3f s | %s | %s |\n", n, mode, med(rs, total).Seconds(), ratio, med(rs, func(r Result) time.Duration { return r.Tail }).Seconds(), cpu, rss)
+		}
+	}
 }

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,20 +29,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	"github.com/plexus-net/plexus/test/bench/benchutil"
 )
-
-type result struct {
-	size  int
-	mode  string
-	total time.Duration // first Node created until every CiliumNode holds a CIDR
-	tail  time.Duration // last Node created until then
-	usage benchutil.Usage
-}
 
 func main() {
 	sizes := flag.String("sizes", "5000", "numbers of Nodes per run")
@@ -57,7 +47,7 @@ func main() {
 	if out, err := exec.Command("go", "build", "-o", *controllerBin, "./controllers/ipam/cmd/plexus-ipam-controller").CombinedOutput(); err != nil {
 		fail(fmt.Errorf("building the controller: %w\n%s", err, out))
 	}
-	var all []result
+	var all []benchutil.Result
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
@@ -69,13 +59,12 @@ func main() {
 				if err != nil {
 					fail(fmt.Errorf("%s with %d Nodes, run %d: %w", mode, n, i+1, err))
 				}
-				fmt.Fprintf(os.Stderr, "%-8s n=%-6d run %d: total %v, after last create %v, controller CPU %v, peak RSS %d MiB\n",
-					mode, n, i+1, r.total.Round(time.Millisecond), r.tail.Round(time.Millisecond), r.usage.CPU, r.usage.PeakRSSKB/1024)
+				fmt.Fprintf(os.Stderr, "run %d: %v\n", i+1, r)
 				all = append(all, r)
 			}
 		}
 	}
-	report(all, *runs)
+	benchutil.Report(all, *runs, []string{"ceiling", "ipam"}, "Nodes", "all allocated")
 }
 
 func fail(err error) {
@@ -83,10 +72,12 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func runOnce(n int, mode string, workers, creators int, bin string) (result, error) {
+// runOnce measures from the first Node created until every CiliumNode
+// holds a CIDR.
+func runOnce(n int, mode string, workers, creators int, bin string) (benchutil.Result, error) {
 	cp, err := benchutil.Start()
 	if err != nil {
-		return result{}, err
+		return benchutil.Result{}, err
 	}
 	defer cp.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -95,41 +86,30 @@ func runOnce(n int, mode string, workers, creators int, bin string) (result, err
 	var stopWriter func() benchutil.Usage
 	switch mode {
 	case "ipam":
-		// Measured from a ready controller, as the ceiling starts synced.
-		probes, perr := benchutil.FreeAddr()
-		if perr != nil {
-			return result{}, perr
-		}
-		stopWriter, err = cp.StartBinary(bin, "--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address="+probes,
-			"--kube-api-qps=-1", fmt.Sprintf("--workers=%d", workers), "--zap-log-level=error")
-		if err == nil {
-			if err = benchutil.WaitReady(probes); err != nil {
-				stopWriter()
-			}
-		}
+		stopWriter, err = cp.StartController(bin, workers)
 	case "ceiling":
 		stopWriter, err = startCeiling(ctx, cp, workers)
 	default:
-		return result{}, fmt.Errorf("unknown mode %q", mode)
+		return benchutil.Result{}, fmt.Errorf("unknown mode %q", mode)
 	}
 	if err != nil {
-		return result{}, err
+		return benchutil.Result{}, err
 	}
 	done, err := watchAllocated(ctx, cp, n)
 	if err != nil {
-		return result{}, err
+		return benchutil.Result{}, err
 	}
 	start := time.Now()
 	lastCreate, err := createNodes(ctx, cp.Client, n, creators)
 	if err != nil {
-		return result{}, err
+		return benchutil.Result{}, err
 	}
 	select {
 	case at := <-done:
-		return result{size: n, mode: mode, total: at.Sub(start), tail: at.Sub(lastCreate), usage: stopWriter()}, nil
+		return benchutil.Result{Size: n, Mode: mode, Total: at.Sub(start), Tail: at.Sub(lastCreate), Usage: stopWriter()}, nil
 	case <-time.After(15 * time.Minute):
 		stopWriter()
-		return result{}, errors.New("CiliumNodes not all allocated after 15 minutes")
+		return benchutil.Result{}, errors.New("CiliumNodes not all allocated after 15 minutes")
 	}
 }
 
@@ -142,7 +122,7 @@ func createNodes(ctx context.Context, c client.Client, n, creators int) (time.Ti
 // watchAllocated reports on the returned channel the moment n CiliumNodes
 // hold a pod CIDR.
 func watchAllocated(ctx context.Context, cp *benchutil.ControlPlane, n int) (<-chan time.Time, error) {
-	inf, err := informerFor(ctx, cp, &ciliumv2.CiliumNode{})
+	inf, err := cp.Informer(ctx, &ciliumv2.CiliumNode{})
 	if err != nil {
 		return nil, err
 	}
@@ -167,26 +147,10 @@ func watchAllocated(ctx context.Context, cp *benchutil.ControlPlane, n int) (<-c
 	return done, err
 }
 
-func informerFor(ctx context.Context, cp *benchutil.ControlPlane, obj client.Object) (cache.Informer, error) {
-	c, err := cache.New(cp.Config, cache.Options{Scheme: cp.Scheme()})
-	if err != nil {
-		return nil, err
-	}
-	inf, err := c.GetInformer(ctx, obj)
-	if err != nil {
-		return nil, err
-	}
-	go func() { _ = c.Start(ctx) }()
-	if !c.WaitForCacheSync(ctx) {
-		return nil, errors.New("cache did not sync")
-	}
-	return inf, nil
-}
-
 // startCeiling gives each new Node a CiliumNode holding the next /24 and then
 // writes its status: the controller's writes with nothing decided.
 func startCeiling(ctx context.Context, cp *benchutil.ControlPlane, workers int) (func() benchutil.Usage, error) {
-	inf, err := informerFor(ctx, cp, &corev1.Node{})
+	inf, err := cp.Informer(ctx, &corev1.Node{})
 	if err != nil {
 		return nil, err
 	}
@@ -227,53 +191,4 @@ func startCeiling(ctx context.Context, cp *benchutil.ControlPlane, workers int) 
 		wg.Wait()
 		return benchutil.Usage{}
 	}, nil
-}
-
-func report(all []result, runs int) {
-	fmt.Printf("\nMachine: %d CPUs (%s/%s), %s; median of %d runs.\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), runs)
-	fmt.Println("| Nodes | writer | all allocated (median) | ratio to ceiling | after last create (median) | controller CPU (median) | controller peak RSS |")
-	fmt.Println("|---:|---|---:|---:|---:|---:|---:|")
-	type key struct {
-		size int
-		mode string
-	}
-	groups := map[key][]result{}
-	var sizes []int
-	for _, r := range all {
-		k := key{r.size, r.mode}
-		if len(groups[k]) == 0 && r.mode == all[0].mode {
-			sizes = append(sizes, r.size)
-		}
-		groups[k] = append(groups[k], r)
-	}
-	med := func(rs []result, f func(result) time.Duration) time.Duration {
-		ds := make([]time.Duration, len(rs))
-		for i, r := range rs {
-			ds[i] = f(r)
-		}
-		return benchutil.Median(ds)
-	}
-	total := func(r result) time.Duration { return r.total }
-	for _, n := range sizes {
-		ceil := groups[key{n, "ceiling"}]
-		for _, mode := range []string{"ceiling", "ipam"} {
-			rs := groups[key{n, mode}]
-			if len(rs) == 0 {
-				continue
-			}
-			ratio, cpu, rss := "–", "–", "–"
-			if len(ceil) > 0 {
-				ratio = fmt.Sprintf("%.2f", med(rs, total).Seconds()/med(ceil, total).Seconds())
-			}
-			if mode != "ceiling" {
-				peak := 0
-				for _, r := range rs {
-					peak = max(peak, r.usage.PeakRSSKB)
-				}
-				cpu = fmt.Sprintf("%.2f s", med(rs, func(r result) time.Duration { return r.usage.CPU }).Seconds())
-				rss = fmt.Sprintf("%d MiB", peak/1024)
-			}
-			fmt.Printf("| %d | %s | %.2f s | %s | %.3f s | %s | %s |\n", n, mode, med(rs, total).Seconds(), ratio, med(rs, func(r result) time.Duration { return r.tail }).Seconds(), cpu, rss)
-		}
-	}
 }

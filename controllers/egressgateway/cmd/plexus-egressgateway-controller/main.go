@@ -24,7 +24,7 @@ func main() {
 	if err != nil {
 		operator.Fatal(err, "building the scheme")
 	}
-	mgr, err := operator.NewManager("egressgateway", &flags, scheme, reconciler.CacheOptions)
+	mgr, err := operator.NewManager("egressgateway", &flags, scheme, operator.TrimPods)
 	if err != nil {
 		operator.Fatal(err, "creating the manager")
 	}

@@ -193,7 +193,7 @@ func TestNP27_PodsWithTheSameSecurityLabelsShareAnIdentity(t *testing.T) {
 	want := map[string]string{
 		"k8s:app": "db", "k8s:io.kubernetes.pod.namespace": h.ns, "k8s:io.cilium.k8s.namespace.labels.team": "blue",
 		"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name": h.ns,
-		"k8s:io.cilium.k8s.policy.serviceaccount": "db-sa", "k8s:io.cilium.k8s.policy.cluster": "default",
+		"k8s:io.cilium.k8s.policy.serviceaccount":                        "db-sa", "k8s:io.cilium.k8s.policy.cluster": "default",
 	}
 	if !maps.Equal(got.SecurityLabels, want) {
 		t.Errorf("db's security labels\n got %v\nwant %v", got.SecurityLabels, want)

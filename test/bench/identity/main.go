@@ -2,7 +2,8 @@
 // identities to a burst of new pods on a real API server: from the first pod
 // created until every label set among them has a CiliumIdentity. Pods come
 // in label sets of -per-set pods each (replicas), so 10,000 pods at 10 per
-// set make 1,000 identities. Beside it runs a ceiling: a writer that creates
+// set make 1,000 identities; consecutive pods share a set, so the last set
+// appears with the last pods and the figure covers the whole burst. Beside it runs a ceiling: a writer that creates
 // one CiliumIdentity per new label set, through the same kind of informer
 // and the same number of concurrent writers, with nothing computed (the
 // set is one label, numbers are counted up). The controller runs as its own
@@ -112,7 +113,7 @@ func runOnce(n, perSet int, mode string, workers, creators int, bin string) (ben
 	lastCreate, err := benchutil.Create(n, creators, func(i int) error {
 		return cp.Client.Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: fmt.Sprintf("pod-%05d", i),
-				Labels: map[string]string{"app": fmt.Sprintf("app-%04d", i%sets), "pod-template-hash": strconv.Itoa(i)}},
+				Labels: map[string]string{"app": fmt.Sprintf("app-%04d", i/perSet), "pod-template-hash": strconv.Itoa(i)}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "agnhost"}}},
 		})
 	})

@@ -194,7 +194,7 @@ func TestEgressGateway(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 5 {
-			if got := nodesOf(arp(t, l, e.egressIP), macs); len(got) != 1 || got[0] != n2 {
+			if got := nodesOf(arpAsClient(t, l, e.egressIP), macs); len(got) != 1 || got[0] != n2 {
 				t.Fatalf("probe %d: ARP for %s answered by %v, want only %s", i, e.egressIP, got, n2)
 			}
 		}

@@ -169,10 +169,14 @@ func TestE21_E23_PerNodeObjectsAndActiveGateway(t *testing.T) {
 		}
 		return nil
 	})
-	_, c := h.ready("egress-sample")
-	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonNoActiveGateway {
-		t.Fatalf("before any report: Ready %+v, want False/%s", c, ReasonNoActiveGateway)
-	}
+	// The pass writes the per-node objects before the policy's status, so
+	// the status may trail the objects by one write.
+	h.eventually("before any report: Ready False/NoActiveGateway", func() error {
+		if _, c := h.ready("egress-sample"); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonNoActiveGateway {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		return nil
+	})
 
 	h.report("n2", []string{"n2", "n3"}, nodesv1alpha1.EgressGatewayState{Policy: "egress-sample", EgressIP: "198.18.0.240", Interface: "eth0", State: StateActive})
 	h.report("n3", []string{"n2", "n3"}, nodesv1alpha1.EgressGatewayState{Policy: "egress-sample", EgressIP: "198.18.0.240", State: StateStandby})

@@ -61,7 +61,7 @@ func TestBGP(t *testing.T) {
 	b.selected = []netip.Addr{b.nodeIP[n1], b.nodeIP[n2]}
 	ctx := context.Background()
 	for _, n := range []string{n1, n2} {
-		b.label(t, n, "bgp", "true")
+		b.LabelNode(t, n, "bgp", "true")
 	}
 	labtest.Deploy(t, l, labtest.Echo("web", 3, nil))
 	b.create(t,
@@ -374,7 +374,7 @@ func TestBGP(t *testing.T) {
 	})
 
 	t.Run("B66_UnselectedNodeWithdraws", func(t *testing.T) {
-		b.label(t, n2, "bgp", "")
+		b.LabelNode(t, n2, "bgp", "")
 		l.EventuallyIn(t, 30*time.Second, n2+"'s NodeConfig deleted", func() error {
 			var nc ciliumv2.CiliumBGPNodeConfig
 			if err := b.c.Get(ctx, client.ObjectKey{Name: n2}, &nc); err == nil {
@@ -435,19 +435,6 @@ func (b *bgpLab) create(t testing.TB, objs ...client.Object) {
 		if err := b.c.Create(context.Background(), o); err != nil {
 			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
 		}
-	}
-}
-
-// label sets (value "") or removes a label on a Node.
-func (b *bgpLab) label(t *testing.T, node, key, value string) {
-	t.Helper()
-	v := "null"
-	if value != "" {
-		v = fmt.Sprintf("%q", value)
-	}
-	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%s}}}`, key, v)
-	if _, err := b.Client.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -46,14 +46,7 @@ func egressBenchLab(b *testing.B) *benchEgress {
 	eip[3] = 240
 	e.egressIP = netip.AddrFrom4(eip).String()
 	for _, n := range []string{e.n2, e.n3} {
-		node, err := l.Client.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		node.Labels["egress-node"] = "true"
-		if _, err := l.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
-			b.Fatal(err)
-		}
+		l.LabelNode(b, n, "egress-node", "true")
 	}
 	for _, app := range []string{"backend", "frontend"} {
 		for _, p := range labtest.Deploy(b, l, labtest.Echo(app, 3, nil)) {

@@ -74,7 +74,6 @@ func (e *egressLab) expect(t *testing.T, pod *corev1.Pod, url, want string, with
 // every node.
 func newEgressLab(t *testing.T, mode string) *egressLab {
 	l := labtest.Start(t, lab.Options{Nodes: 3, RoutingMode: mode, IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus"})
-	ctx := context.Background()
 	for i := 1; i <= 3; i++ {
 		if n := l.Layout.NodeName(i); !l.Running(n, egressPlugin) {
 			t.Fatalf("%s does not run on %s: the lab did not start it (see its output above)", egressPlugin, n)
@@ -90,14 +89,7 @@ func newEgressLab(t *testing.T, mode string) *egressLab {
 		e.nodeIP[l.Layout.NodeName(i)] = l.Layout.NodeIP(i).String()
 	}
 	for _, n := range []string{l.Layout.NodeName(2), l.Layout.NodeName(3)} {
-		node, err := l.Client.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		node.Labels["egress-node"] = "true"
-		if _, err := l.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		l.LabelNode(t, n, "egress-node", "true")
 	}
 	backends := labtest.Deploy(t, l, labtest.Echo("backend", 3, nil))
 	for i := range backends {

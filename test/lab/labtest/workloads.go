@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
@@ -152,4 +153,18 @@ func ReachesAllNodesThrough(t *testing.T, l *Lab, from *corev1.Pod, svc *corev1.
 		}
 		return nil
 	})
+}
+
+// LabelNode sets a label on a Node, or removes it when value is "", with
+// a merge patch: a read-modify-write would race the node's heartbeats.
+func (l *Lab) LabelNode(t testing.TB, node, key, value string) {
+	t.Helper()
+	v := "null"
+	if value != "" {
+		v = fmt.Sprintf("%q", value)
+	}
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%s}}}`, key, v)
+	if _, err := l.Client.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -12,7 +12,7 @@ HELM := $(TOOLS)/helm-$(HELM_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # Controllers (folders under controllers/): binary plexus-<name>-controller,
 # ServiceAccount and ClusterRole plexus-<name>.
-CONTROLLERS := lbipam ipam l2announcer egressgateway bgp identity
+CONTROLLERS := lbipam ipam l2announcer egressgateway bgp identity policy
 # Node plugins (folders under nodeplugins/): binary plexus-<name>-node,
 # ServiceAccount and ClusterRole plexus-<name>-node.
 NODEPLUGINS := datapath cni l2announcer egressgateway bgp
@@ -68,7 +68,7 @@ generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, their c
 # CRDs whose controller is not released yet: generated and tested, but not
 # installed by the chart, so that no one applies a policy that nothing
 # enforces.
-UNRELEASED_CRDS := cilium.io_ciliumnetworkpolicies.yaml cilium.io_ciliumclusterwidenetworkpolicies.yaml
+UNRELEASED_CRDS := cilium.io_ciliumnetworkpolicies.yaml cilium.io_ciliumclusterwidenetworkpolicies.yaml nodes.plexus.dev_nodepolicies.yaml
 
 GENERATED := apis config/crd config/rbac charts/plexus/crds charts/plexus/files docs/rows.md
 generated_hash = find $(GENERATED) -type f | LC_ALL=C sort | xargs sha256sum | sha256sum

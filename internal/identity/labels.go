@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -191,6 +192,19 @@ func (f *Filter) Security(podLabels map[string]string) Labels {
 		}
 	}
 	return out
+}
+
+// HasOwnIdentity says whether a pod needs an identity of its own: pods on
+// the host network have the host's, and finished pods none.
+func HasOwnIdentity(pod *corev1.Pod) bool {
+	return !pod.Spec.HostNetwork && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
+}
+
+// PodSet is the security label set of pod, whose namespace has the labels
+// nsLabels, in the cluster named cluster. Every component that maps pods
+// to identities computes it here, with the same filter settings.
+func (f *Filter) PodSet(pod *corev1.Pod, nsLabels map[string]string, cluster string) Labels {
+	return f.Security(PodLabels(pod.Labels, pod.Namespace, nsLabels, pod.Spec.ServiceAccountName, cluster))
 }
 
 // Labels is a security label set as a CiliumIdentity's security-labels

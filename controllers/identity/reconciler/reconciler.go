@@ -15,6 +15,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -57,7 +58,22 @@ type Reconciler struct {
 	runner      passes.Runner
 	unusedSince map[identity.Number]time.Time
 	exhausted   map[string]bool
+	// created are the identities this controller made that its cache may
+	// not show yet, by label set key: a pass right after the create would
+	// otherwise find the label set without a number and make a second.
+	createdMu sync.Mutex
+	created   map[string]createdIdentity
 }
+
+type createdIdentity struct {
+	number identity.Number
+	at     time.Time
+}
+
+// createdVisibleWithin bounds how long a created identity is awaited in
+// the cache; past it (the object was deleted before the cache saw it) the
+// label set is allocated again.
+const createdVisibleWithin = 30 * time.Second
 
 // SetupWithManager registers the reconciler.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -89,6 +105,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	}
 	wanted, firstPod := r.labelSets(pods.Items, namespaces.Items)
 	index := identity.NewIndex(r.Range, existing.Items)
+	r.awaitCreated(index, wanted)
 	d := allocator.Decide(allocator.Input{
 		Existing: index, Range: r.Range, Wanted: wanted,
 		UnusedSince: r.unusedSince, Now: r.Now(), Grace: r.Grace, Pick: r.Pick,
@@ -111,6 +128,25 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	return nil
 }
 
+// awaitCreated takes out of wanted the label sets whose identity this
+// controller created and the cache does not show yet, so that they get no
+// second number, and forgets the creates the cache has caught up with.
+func (r *Reconciler) awaitCreated(index *identity.Index, wanted map[string]identity.Labels) {
+	r.createdMu.Lock()
+	defer r.createdMu.Unlock()
+	if r.created == nil {
+		r.created = map[string]createdIdentity{}
+	}
+	now := r.Now()
+	for key, c := range r.created {
+		if _, seen := index.Labels(c.number); seen || now.Sub(c.at) > createdVisibleWithin {
+			delete(r.created, key)
+			continue
+		}
+		delete(wanted, key)
+	}
+}
+
 // labelSets are the security label sets of the pods that need an identity,
 // by key, and the first pod (by namespace/name) carrying each. Pods on the
 // host network have the host's identity; pods that finished need none.
@@ -123,14 +159,14 @@ func (r *Reconciler) labelSets(pods []corev1.Pod, namespaces []corev1.Namespace)
 	first := map[string]*corev1.Pod{}
 	for i := range pods {
 		pod := &pods[i]
-		if pod.Spec.HostNetwork || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		if !identity.HasOwnIdentity(pod) {
 			continue
 		}
 		nl, ok := nsLabels[pod.Namespace]
 		if !ok {
 			continue // the namespace's event is on its way and brings another pass
 		}
-		set := r.Filter.Security(identity.PodLabels(pod.Labels, pod.Namespace, nl, pod.Spec.ServiceAccountName, r.Cluster))
+		set := r.Filter.PodSet(pod, nl, r.Cluster)
 		key := set.Key()
 		wanted[key] = set
 		if f, ok := first[key]; !ok || podBefore(pod, f) {
@@ -159,6 +195,9 @@ func (r *Reconciler) create(n identity.Number, set identity.Labels) func(context
 		if err := r.Client.Create(ctx, obj); err != nil {
 			return fmt.Errorf("creating CiliumIdentity %s: %w", n, err)
 		}
+		r.createdMu.Lock()
+		r.created[set.Key()] = createdIdentity{number: n, at: r.Now()}
+		r.createdMu.Unlock()
 		createdTotal.Inc()
 		logf.FromContext(ctx).Info("identity created", "identity", n.String(), "labels", set.Key())
 		return nil

@@ -1,0 +1,250 @@
+// Package reconciler is the policy controller's reconciler: every pass it
+// reads the policies (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy,
+// Kubernetes NetworkPolicy), the pods and their identities, compiles them
+// (compiler.Compile) and writes each node's share as a NodePolicy, then
+// each policy's status.
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/controllers/policy/compiler"
+	"github.com/plexus-net/plexus/internal/identity"
+	"github.com/plexus-net/plexus/internal/nodeobjects"
+	"github.com/plexus-net/plexus/internal/passes"
+)
+
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumnetworkpolicies;ciliumclusterwidenetworkpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumnetworkpolicies/status;ciliumclusterwidenetworkpolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumidentities,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods;namespaces;nodes;services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=nodes.plexus.dev,resources=nodepolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconciler keeps the NodePolicies and the policies' status.
+type Reconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	Passes   passes.Settings
+	// Filter, Cluster and Range must be the identity controller's
+	// settings, so that a pod's label set finds its identity.
+	Filter  *identity.Filter
+	Cluster string
+	Range   identity.Range
+	// Mode is the policy enforcement mode; HostFirewall enables host
+	// policies.
+	Mode         compiler.Mode
+	HostFirewall bool
+
+	runner passes.Runner
+	// reported are the problems last reported per NetworkPolicy, which
+	// has no status: a change brings an Event.
+	reported map[types.NamespacedName]string
+}
+
+const managedBy = "plexus-policy-controller"
+
+var nodePolicies = nodeobjects.Kind[nodesv1alpha1.NodePolicy, nodesv1alpha1.NodePolicySpec]{
+	Name: "NodePolicy", ManagedBy: managedBy,
+	New:    func() *nodesv1alpha1.NodePolicy { return &nodesv1alpha1.NodePolicy{} },
+	Spec:   func(n *nodesv1alpha1.NodePolicy) *nodesv1alpha1.NodePolicySpec { return &n.Spec },
+	Object: func(n *nodesv1alpha1.NodePolicy) client.Object { return n },
+}
+
+// SetupWithManager registers the reconciler.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil || r.Recorder == nil || r.Filter == nil || r.Cluster == "" || r.Range.Max == 0 {
+		return errors.New("policy: Client, Recorder, Filter, Cluster and Range must be set")
+	}
+	switch r.Mode {
+	case compiler.ModeDefault, compiler.ModeAlways, compiler.ModeNever:
+	default:
+		return fmt.Errorf("policy: enforcement mode %q is none of default, always, never", r.Mode)
+	}
+	r.runner = passes.Runner{Name: "policy", Client: r.Client, Settings: r.Passes, Decide: r.decide}
+	return r.runner.SetupWithManager(mgr,
+		passes.For(&ciliumv2.CiliumNetworkPolicy{}), passes.For(&ciliumv2.CiliumClusterwideNetworkPolicy{}),
+		passes.For(&networkingv1.NetworkPolicy{}), passes.For(&ciliumv2.CiliumIdentity{}),
+		passes.For(&corev1.Pod{}), passes.For(&corev1.Namespace{}), passes.For(&corev1.Node{}),
+		passes.For(&corev1.Service{}), passes.For(&discoveryv1.EndpointSlice{}),
+		passes.For(&nodesv1alpha1.NodePolicy{}))
+}
+
+// world is everything a pass reads.
+type world struct {
+	cnps       ciliumv2.CiliumNetworkPolicyList
+	ccnps      ciliumv2.CiliumClusterwideNetworkPolicyList
+	netpols    networkingv1.NetworkPolicyList
+	identities ciliumv2.CiliumIdentityList
+	pods       corev1.PodList
+	namespaces corev1.NamespaceList
+	nodes      corev1.NodeList
+	services   corev1.ServiceList
+	slices     discoveryv1.EndpointSliceList
+	current    nodesv1alpha1.NodePolicyList
+}
+
+// decide reads everything, compiles, and adds the writes of what changed.
+func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
+	var w world
+	if err := p.ListAll(ctx, &w.cnps, &w.ccnps, &w.netpols, &w.identities, &w.pods, &w.namespaces,
+		&w.nodes, &w.services, &w.slices, &w.current); err != nil {
+		return err
+	}
+	index := identity.NewIndex(r.Range, w.identities.Items)
+	in := compiler.Input{
+		Mode: r.Mode, Pods: map[identity.Number]identity.Labels{}, ClusterID: r.Range.Min.ClusterID(),
+		HostFirewall: r.HostFirewall, Nodes: map[string]map[string]string{},
+		CiliumPolicies: w.cnps.Items, ClusterwidePolicies: w.ccnps.Items, NetworkPolicies: w.netpols.Items,
+		Services: services(w.services.Items, w.slices.Items),
+	}
+	for n, l := range index.Numbers() {
+		in.Pods[n] = l
+	}
+	for i := range w.nodes.Items {
+		in.Nodes[w.nodes.Items[i].Name] = w.nodes.Items[i].Labels
+	}
+	out := compiler.Compile(in)
+
+	local, unresolved := r.localIdentities(w.pods.Items, w.namespaces.Items, index)
+	desired := map[string]nodesv1alpha1.NodePolicySpec{}
+	for i := range w.nodes.Items {
+		name := w.nodes.Items[i].Name
+		spec := out.NodeSpec(name, local[name])
+		if len(spec.Identities) > 0 || spec.Host != nil {
+			desired[name] = spec
+		}
+	}
+	p.Write(nodePolicies.Writes(r.Client, nodeobjects.Ptrs(w.current.Items), desired)...)
+	observe(out, unresolved)
+
+	nodesOf := nodesByIdentity(local)
+	reports := nodeReports(w.current.Items)
+	for i := range w.cnps.Items {
+		pol := &w.cnps.Items[i]
+		res := out.Policies[compiler.PolicyRef{Kind: compiler.KindCNP, Namespace: pol.Namespace, Name: pol.Name}]
+		p.Write(r.patchStatus(p, pol, summarize(res, nodesOf, reports, r.Mode)))
+	}
+	for i := range w.ccnps.Items {
+		pol := &w.ccnps.Items[i]
+		res := out.Policies[compiler.PolicyRef{Kind: compiler.KindCCNP, Name: pol.Name}]
+		p.Write(r.patchStatus(p, pol, summarize(res, nodesOf, reports, r.Mode)))
+	}
+	r.reportNetworkPolicies(w.netpols.Items, out)
+	return nil
+}
+
+// localIdentities are per node the identities of its pods, and how many
+// running pods have no identity yet (the identity controller has not made
+// it, or runs with other label settings).
+func (r *Reconciler) localIdentities(pods []corev1.Pod, namespaces []corev1.Namespace, index *identity.Index) (map[string][]identity.Number, int) {
+	nsLabels := make(map[string]map[string]string, len(namespaces))
+	for i := range namespaces {
+		nsLabels[namespaces[i].Name] = namespaces[i].Labels
+	}
+	local := map[string][]identity.Number{}
+	unresolved := 0
+	for i := range pods {
+		pod := &pods[i]
+		nl, ok := nsLabels[pod.Namespace]
+		if pod.Spec.NodeName == "" || !identity.HasOwnIdentity(pod) || !ok {
+			continue
+		}
+		n, ok := index.Lookup(r.Filter.PodSet(pod, nl, r.Cluster).Key())
+		if !ok {
+			unresolved++
+			continue
+		}
+		local[pod.Spec.NodeName] = append(local[pod.Spec.NodeName], n)
+	}
+	return local, unresolved
+}
+
+// services are what toServices rules read: each Service's labels and
+// selector, and for a Service without a selector its endpoints' addresses.
+func services(svcs []corev1.Service, eps []discoveryv1.EndpointSlice) map[types.NamespacedName]compiler.Service {
+	out := make(map[types.NamespacedName]compiler.Service, len(svcs))
+	for i := range svcs {
+		s := &svcs[i]
+		out[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}] = compiler.Service{Labels: s.Labels, Selector: s.Spec.Selector}
+	}
+	for i := range eps {
+		es := &eps[i]
+		key := types.NamespacedName{Namespace: es.Namespace, Name: es.Labels[discoveryv1.LabelServiceName]}
+		svc, ok := out[key]
+		if !ok || svc.Selector != nil {
+			continue
+		}
+		for _, ep := range es.Endpoints {
+			for _, a := range ep.Addresses {
+				if addr, err := netip.ParseAddr(a); err == nil {
+					svc.Addresses = append(svc.Addresses, addr)
+				}
+			}
+		}
+		slices.SortFunc(svc.Addresses, netip.Addr.Compare)
+		svc.Addresses = slices.Compact(svc.Addresses)
+		out[key] = svc
+	}
+	return out
+}
+
+// patchStatus writes a Cilium policy's status (generation, Valid, Ready).
+func (r *Reconciler) patchStatus(p *passes.Pass, pol client.Object, s summary) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := p.Status.PatchReady(ctx, pol, func(o client.Object) []metav1.Condition {
+			return policyStatus(o).Conditions
+		}, func(o client.Object) { setStatus(policyStatus(o), o.GetGeneration(), s) }, r.Recorder, "Compile")
+		if err != nil {
+			return fmt.Errorf("status of %s %s: %w", pol.GetObjectKind().GroupVersionKind().Kind, client.ObjectKeyFromObject(pol), err)
+		}
+		return nil
+	}
+}
+
+func policyStatus(o client.Object) *ciliumv2.NetworkPolicyStatus {
+	switch p := o.(type) {
+	case *ciliumv2.CiliumNetworkPolicy:
+		return &p.Status
+	case *ciliumv2.CiliumClusterwideNetworkPolicy:
+		return &p.Status
+	}
+	panic(fmt.Sprintf("policy: no status for %T", o))
+}
+
+// reportNetworkPolicies sends a Warning Event on a NetworkPolicy (which
+// has no status to hold conditions) when its problems change.
+func (r *Reconciler) reportNetworkPolicies(nps []networkingv1.NetworkPolicy, out *compiler.Output) {
+	now := map[types.NamespacedName]string{}
+	for i := range nps {
+		np := &nps[i]
+		res := out.Policies[compiler.PolicyRef{Kind: compiler.KindNetworkPolicy, Namespace: np.Namespace, Name: np.Name}]
+		if res == nil || len(res.Problems) == 0 {
+			continue
+		}
+		key := types.NamespacedName{Namespace: np.Namespace, Name: np.Name}
+		msg := problemText(res.Problems)
+		now[key] = msg
+		if r.reported[key] != msg {
+			r.Recorder.Eventf(np, nil, corev1.EventTypeWarning, res.Problems[0].Reason, "Compile", "%s", msg)
+		}
+	}
+	r.reported = now
+}

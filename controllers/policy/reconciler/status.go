@@ -1,0 +1,159 @@
+package reconciler
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/controllers/policy/compiler"
+	"github.com/plexus-net/plexus/internal/conditions"
+	"github.com/plexus-net/plexus/internal/identity"
+)
+
+// Condition types and reasons of a policy's status.
+const (
+	// TypeValid is Cilium's condition (and its Valid column): the
+	// policy could be compiled.
+	TypeValid = "Valid"
+
+	ReasonEnforced    = "Enforced"
+	ReasonProgramming = "Programming"
+	ReasonDisabled    = "EnforcementDisabled"
+	ReasonCompiled    = "Compiled"
+)
+
+// summary is what a policy's status says.
+type summary struct {
+	mode      compiler.Mode
+	endpoints int      // pods selected
+	nodes     []string // nodes that enforce it: hosts of selected pods, selected hosts
+	waiting   []string // of those, the nodes that have not programmed their latest NodePolicy
+	problems  []compiler.Problem
+}
+
+// nodesByIdentity counts, per identity, its pods on each node.
+func nodesByIdentity(local map[string][]identity.Number) map[identity.Number]map[string]int {
+	out := map[identity.Number]map[string]int{}
+	for node, ids := range local {
+		for _, n := range ids {
+			if out[n] == nil {
+				out[n] = map[string]int{}
+			}
+			out[n][node]++
+		}
+	}
+	return out
+}
+
+// nodeReports says per node whether its plugin programmed the current
+// generation of its NodePolicy.
+func nodeReports(items []nodesv1alpha1.NodePolicy) map[string]bool {
+	out := make(map[string]bool, len(items))
+	for i := range items {
+		np := &items[i]
+		ready := meta.FindStatusCondition(np.Status.Conditions, conditions.TypeReady)
+		out[np.Name] = np.Status.ObservedGeneration == np.Generation && ready != nil &&
+			ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == np.Generation
+	}
+	return out
+}
+
+func summarize(res *compiler.PolicyResult, nodesOf map[identity.Number]map[string]int, reports map[string]bool, mode compiler.Mode) summary {
+	s := summary{mode: mode}
+	if res == nil {
+		return s
+	}
+	s.problems = res.Problems
+	seen := map[string]bool{}
+	for _, n := range res.Endpoints {
+		for node, pods := range nodesOf[n] {
+			s.endpoints += pods
+			seen[node] = true
+		}
+	}
+	for _, node := range res.Nodes {
+		seen[node] = true
+	}
+	for node := range seen {
+		s.nodes = append(s.nodes, node)
+		if !reports[node] {
+			s.waiting = append(s.waiting, node)
+		}
+	}
+	slices.Sort(s.nodes)
+	slices.Sort(s.waiting)
+	return s
+}
+
+// setStatus writes the generation and the Valid and Ready conditions.
+func setStatus(st *ciliumv2.NetworkPolicyStatus, generation int64, s summary) {
+	st.ObservedGeneration = generation
+	valid, ready := validCondition(s), readyCondition(s)
+	conditions.Set(&st.Conditions, generation, valid)
+	conditions.Set(&st.Conditions, generation, ready)
+}
+
+func validCondition(s summary) metav1.Condition {
+	var invalid []compiler.Problem
+	for _, p := range s.problems {
+		if p.Reason == compiler.ReasonInvalid {
+			invalid = append(invalid, p)
+		}
+	}
+	if len(invalid) > 0 {
+		return metav1.Condition{Type: TypeValid, Status: metav1.ConditionFalse, Reason: compiler.ReasonInvalid, Message: problemText(invalid)}
+	}
+	return metav1.Condition{Type: TypeValid, Status: metav1.ConditionTrue, Reason: ReasonCompiled, Message: "the policy compiles"}
+}
+
+// readyCondition is True when every node that must enforce the policy
+// does, and every rule is enforced as written. Otherwise it says why not,
+// the first reason first: problems (rules not enforced as written), the
+// mode, then nodes still programming.
+func readyCondition(s summary) metav1.Condition {
+	c := metav1.Condition{Type: conditions.TypeReady}
+	scope := fmt.Sprintf("selects %d %s on %d %s", s.endpoints, plural(s.endpoints, "pod", "pods"), len(s.nodes), plural(len(s.nodes), "node", "nodes"))
+	switch {
+	case len(s.problems) > 0:
+		c.Status, c.Reason = metav1.ConditionFalse, s.problems[0].Reason
+		c.Message = "not enforced as written: " + problemText(s.problems) + "; " + scope
+	case s.mode == compiler.ModeNever:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonDisabled
+		c.Message = "policy enforcement mode is never: nothing is enforced; " + scope
+	case len(s.waiting) > 0:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonProgramming
+		c.Message = fmt.Sprintf("%s; enforced on %d of them, waiting for %s", scope, len(s.nodes)-len(s.waiting), listed(s.waiting, 5))
+	default:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonEnforced
+		c.Message = "enforced: " + scope
+	}
+	return c
+}
+
+func problemText(ps []compiler.Problem) string {
+	parts := make([]string, 0, len(ps))
+	for _, p := range ps {
+		parts = append(parts, p.Path+": "+p.Message)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// listed names up to max items, then how many more.
+func listed(items []string, limit int) string {
+	if len(items) <= limit {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:limit], ", "), len(items)-limit)
+}

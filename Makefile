@@ -44,6 +44,10 @@ tools: $(CONTROLLER_GEN) $(HELM) $(GOLANGCI_LINT) ## build controller-gen, helm 
 lint: $(GOLANGCI_LINT) ## the lint gate (.golangci.yml): layering, netlink dumps through internal/nldump, unused code, error wrapping, doc comments
 	$(GOLANGCI_LINT) run ./...
 
+.PHONY: bpf
+bpf: ## recompile the eBPF programs (bpf/src) into their committed bpf2go bindings; needs clang and libbpf-dev (apt-get install clang llvm libbpf-dev)
+	go generate ./bpf/...
+
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, their copies in the chart, and docs/rows.md (checklist rows to tests, checked)
 	$(CONTROLLER_GEN) object paths=./apis/...

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the kernel tests and the lab use, when they are
-# missing: nft, conntrack, ip, nsenter, and the lab's BGP routers (FRR, BIRD).
+# missing: nft, conntrack, ip, nsenter, ping, and the lab's BGP routers (FRR, BIRD).
 # Without root it only says what is missing: the tests that need them skip.
 set -euo pipefail
-declare -A need=([nft]=nftables [conntrack]=conntrack [ip]=iproute2 [nsenter]=util-linux
+declare -A need=([nft]=nftables [conntrack]=conntrack [ip]=iproute2 [nsenter]=util-linux [ping]=iputils-ping
   [/usr/lib/frr/bgpd]=frr [/usr/sbin/bird]=bird2)
 missing=()
 for bin in "${!need[@]}"; do

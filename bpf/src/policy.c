@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// Plexus network policy enforcement, attached with TCX to the host side of
+// each pod's veth: "from_pod" at its ingress sees what the pod sends (the
+// pod's egress), "to_pod" at its egress what the pod receives (the pod's
+// ingress).
+//
+// A packet's peer identity comes from the ipcache (longest prefix match
+// on the peer's address), the local endpoint's identity and enforcement
+// from the endpoints map (by ifindex, never by the address the pod claims).
+// The verdict comes from the policy map; replies of connections that a
+// policy allowed pass through the conntrack map. Every drop and every new
+// allowed flow is sent to user space through the events ring buffer.
+//
+// Addresses are 16 bytes: IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+#define DIR_INGRESS 0
+#define DIR_EGRESS 1
+
+#define EP_INGRESS_ENFORCED 1
+#define EP_EGRESS_ENFORCED 2
+
+#define VERDICT_DENY 1
+
+#define EVENT_DROP_POLICY 1   /* no allow entry in an enforced direction */
+#define EVENT_DROP_DENY 2     /* a deny entry matched */
+#define EVENT_ALLOW_NEW 3     /* a new flow allowed by policy (or not enforced) */
+#define EVENT_DROP_UNPARSED 4 /* enforced, but the packet could not be classified */
+
+#define CT_LIFETIME_NS (300ULL * 1000 * 1000 * 1000)
+
+struct ipcache_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct ipcache_value {
+	__u32 identity;
+};
+
+struct endpoint_value {
+	__u32 identity;
+	__u32 flags;
+};
+
+// policy_key fields are matched in order: the local identity, the peer
+// (0: any peer), the direction, the protocol (0: any) fully, then the
+// destination port (network byte order) by prefix, so port ranges are a
+// few prefixes. User space resolves deny precedence within one
+// (local, peer, direction, protocol); across them any deny wins.
+struct policy_key {
+	__u32 prefixlen;
+	__u32 local;
+	__u32 peer;
+	__u8 dir;
+	__u8 proto;
+	__be16 dport;
+};
+
+#define POLICY_FULL_PREFIX (32 + 32 + 8 + 8 + 16)
+
+struct policy_value {
+	__u32 flags;
+};
+
+struct ct_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct ct_value {
+	__u64 expires;
+};
+
+struct event {
+	__u64 time;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir;
+	__u8 kind;
+	__u8 pad;
+	__u32 local;
+	__u32 peer;
+	__u32 ifindex;
+	__u32 len;
+};
+
+// Keeps struct event in the BTF for bpf2go (the ring buffer has no type).
+const struct event *unused_event __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct ipcache_key);
+	__type(value, struct ipcache_value);
+	__uint(max_entries, 512 * 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} plx_ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct endpoint_value);
+	__uint(max_entries, 4096);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} plx_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct policy_key);
+	__type(value, struct policy_value);
+	__uint(max_entries, 256 * 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} plx_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct ct_key);
+	__type(value, struct ct_value);
+	__uint(max_entries, 256 * 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} plx_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} plx_events SEC(".maps");
+
+// Minimal headers: the uapi ones pull in glibc.
+struct eth {
+	__u8 dst[6];
+	__u8 src[6];
+	__be16 proto;
+} __attribute__((packed));
+
+struct ip4 {
+	__u8 vhl;
+	__u8 tos;
+	__be16 len;
+	__be16 id;
+	__be16 frag;
+	__u8 ttl;
+	__u8 proto;
+	__be16 csum;
+	__u8 saddr[4];
+	__u8 daddr[4];
+} __attribute__((packed));
+
+struct ip6 {
+	__be32 vtcfl;
+	__be16 len;
+	__u8 next;
+	__u8 hops;
+	__u8 saddr[16];
+	__u8 daddr[16];
+} __attribute__((packed));
+
+struct flow {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	// policy_port is what the policy matches: the destination port, or
+	// the ICMP type.
+	__be16 policy_port;
+	// echo_reply is set for ICMP echo replies, which only conntrack passes.
+	__u8 echo_reply;
+};
+
+#define IPPROTO_ICMPV6_ 58
+
+static __always_inline void map4(__u8 dst[16], const __u8 src[4])
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	dst[12] = src[0];
+	dst[13] = src[1];
+	dst[14] = src[2];
+	dst[15] = src[3];
+}
+
+// parse fills f; it returns 0, or -1 for a packet it cannot classify, and
+// 1 for one that is not IP (left to the kernel: ARP and the like).
+static __always_inline int parse(struct __sk_buff *skb, struct flow *f)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct eth *eth = data;
+	__u8 *l4;
+	__u8 proto;
+
+	if ((void *)(eth + 1) > end)
+		return -1;
+	if (eth->proto == bpf_htons(ETH_P_IP)) {
+		struct ip4 *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
+			return -1;
+		if ((ip->vhl >> 4) != 4 || (ip->vhl & 0xf) < 5)
+			return -1;
+		map4(f->saddr, ip->saddr);
+		map4(f->daddr, ip->daddr);
+		proto = ip->proto;
+		// Later fragments carry no L4 header: classify by addresses
+		// only, as the first fragment was.
+		if (ip->frag & bpf_htons(0x1fff)) {
+			f->proto = proto;
+			return 0;
+		}
+		l4 = (__u8 *)ip + (ip->vhl & 0xf) * 4;
+	} else if (eth->proto == bpf_htons(ETH_P_IPV6)) {
+		struct ip6 *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
+			return -1;
+		__builtin_memcpy(f->saddr, ip->saddr, 16);
+		__builtin_memcpy(f->daddr, ip->daddr, 16);
+		proto = ip->next;
+		l4 = (__u8 *)(ip + 1);
+	} else {
+		return 1;
+	}
+	f->proto = proto;
+	switch (proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP: {
+		__be16 *ports = (void *)l4;
+		if ((void *)(ports + 2) > end)
+			return -1;
+		f->sport = ports[0];
+		f->dport = ports[1];
+		f->policy_port = ports[1];
+		return 0;
+	}
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6_: {
+		// type, code, checksum, then the echo identifier.
+		if ((void *)(l4 + 6) > end)
+			return -1;
+		__u8 type = l4[0];
+		f->policy_port = bpf_htons(type);
+		if ((proto == IPPROTO_ICMP && (type == 8 || type == 0)) ||
+		    (proto == IPPROTO_ICMPV6_ && (type == 128 || type == 129))) {
+			// Echo request and reply share the identifier: it is the
+			// "port" on both sides of the conntrack key.
+			__builtin_memcpy(&f->sport, l4 + 4, 2);
+			f->dport = 0;
+			f->echo_reply = type == 0 || type == 129;
+		}
+		return 0;
+	}
+	}
+	return 0;
+}
+
+static __always_inline __u32 peer_identity(const __u8 addr[16])
+{
+	struct ipcache_key k = {.prefixlen = 128};
+	__builtin_memcpy(k.addr, addr, 16);
+	struct ipcache_value *v = bpf_map_lookup_elem(&plx_ipcache, &k);
+	// An address nothing claims is outside the cluster: the world.
+	return v ? v->identity : 2;
+}
+
+// lookup is the verdict of (local, peer, dir, proto, port): -1 no entry,
+// 0 allow, 1 deny.
+static __always_inline int lookup(__u32 local, __u32 peer, __u8 dir, __u8 proto, __be16 port)
+{
+	struct policy_key k = {
+		.prefixlen = POLICY_FULL_PREFIX,
+		.local = local,
+		.peer = peer,
+		.dir = dir,
+		.proto = proto,
+		.dport = port,
+	};
+	struct policy_value *v = bpf_map_lookup_elem(&plx_policy, &k);
+	if (!v)
+		return -1;
+	return (v->flags & VERDICT_DENY) ? 1 : 0;
+}
+
+// verdict is EVENT_DROP_DENY, EVENT_DROP_POLICY or 0 (allow).
+static __always_inline int verdict(__u32 local, __u32 peer, __u8 dir, const struct flow *f, int enforced)
+{
+	int allowed = 0;
+	__u32 peers[2] = {peer, 0};
+	__u8 protos[2] = {f->proto, 0};
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+#pragma unroll
+		for (int j = 0; j < 2; j++) {
+			// An entry of "any protocol" covers every port.
+			int r = lookup(local, peers[i], dir, protos[j], j ? 0 : f->policy_port);
+			if (r == 1)
+				return EVENT_DROP_DENY;
+			if (r == 0)
+				allowed = 1;
+		}
+	}
+	if (enforced && !allowed)
+		return EVENT_DROP_POLICY;
+	return 0;
+}
+
+static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, int reverse)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	if (reverse) {
+		__builtin_memcpy(k->saddr, f->daddr, 16);
+		__builtin_memcpy(k->daddr, f->saddr, 16);
+	} else {
+		__builtin_memcpy(k->saddr, f->saddr, 16);
+		__builtin_memcpy(k->daddr, f->daddr, 16);
+	}
+	k->proto = f->proto;
+	// ICMP echo keeps its identifier in sport on both sides.
+	if (reverse && f->proto != IPPROTO_ICMP && f->proto != IPPROTO_ICMPV6_) {
+		k->sport = f->dport;
+		k->dport = f->sport;
+	} else {
+		k->sport = f->sport;
+		k->dport = f->dport;
+	}
+}
+
+static __always_inline void emit(struct __sk_buff *skb, const struct flow *f, __u8 dir, __u8 kind, __u32 local, __u32 peer)
+{
+	struct event *e = bpf_ringbuf_reserve(&plx_events, sizeof(*e), 0);
+	if (!e)
+		return;
+	e->time = bpf_ktime_get_ns();
+	__builtin_memcpy(e->saddr, f->saddr, 16);
+	__builtin_memcpy(e->daddr, f->daddr, 16);
+	e->sport = f->sport;
+	e->dport = f->dport;
+	e->proto = f->proto;
+	e->dir = dir;
+	e->kind = kind;
+	e->pad = 0;
+	e->local = local;
+	e->peer = peer;
+	e->ifindex = skb->ifindex;
+	e->len = skb->len;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
+{
+	struct endpoint_value *ep;
+	struct flow f = {};
+	struct ct_key k;
+	struct ct_value *ct;
+	__u64 now;
+	__u32 ifindex = skb->ifindex;
+	int enforced, r;
+
+	ep = bpf_map_lookup_elem(&plx_endpoints, &ifindex);
+	if (!ep)
+		return TC_ACT_OK; // not a pod this plugin manages
+	enforced = ep->flags & (dir == DIR_INGRESS ? EP_INGRESS_ENFORCED : EP_EGRESS_ENFORCED);
+
+	r = parse(skb, &f);
+	if (r == 1)
+		return TC_ACT_OK;
+	if (r < 0) {
+		if (!enforced)
+			return TC_ACT_OK;
+		emit(skb, &f, dir, EVENT_DROP_UNPARSED, ep->identity, 0);
+		return TC_ACT_SHOT;
+	}
+
+	now = bpf_ktime_get_ns();
+	// A reply of a connection the other direction allowed.
+	ct_key_of(&k, &f, 1);
+	ct = bpf_map_lookup_elem(&plx_ct, &k);
+	if (ct && ct->expires > now) {
+		ct->expires = now + CT_LIFETIME_NS;
+		return TC_ACT_OK;
+	}
+	if (f.echo_reply && enforced) {
+		emit(skb, &f, dir, EVENT_DROP_POLICY, ep->identity, 0);
+		return TC_ACT_SHOT;
+	}
+
+	__u32 peer = peer_identity(dir == DIR_INGRESS ? f.saddr : f.daddr);
+	r = verdict(ep->identity, peer, dir, &f, enforced);
+	if (r) {
+		emit(skb, &f, dir, r, ep->identity, peer);
+		return TC_ACT_SHOT;
+	}
+	ct_key_of(&k, &f, 0);
+	ct = bpf_map_lookup_elem(&plx_ct, &k);
+	if (ct) {
+		ct->expires = now + CT_LIFETIME_NS;
+		return TC_ACT_OK;
+	}
+	struct ct_value nv = {.expires = now + CT_LIFETIME_NS};
+	bpf_map_update_elem(&plx_ct, &k, &nv, BPF_ANY);
+	emit(skb, &f, dir, EVENT_ALLOW_NEW, ep->identity, peer);
+	return TC_ACT_OK;
+}
+
+// from_pod: TCX ingress of the host-side veth, the pod's egress.
+SEC("tc")
+int from_pod(struct __sk_buff *skb)
+{
+	return enforce(skb, DIR_EGRESS);
+}
+
+// to_pod: TCX egress of the host-side veth, the pod's ingress.
+SEC("tc")
+int to_pod(struct __sk_buff *skb)
+{
+	return enforce(skb, DIR_INGRESS);
+}

@@ -1,0 +1,267 @@
+// Package datapath is the policy node plugin's kernel side: it computes
+// what the eBPF maps of bpf/src/policy.c must hold for a NodePolicy (pure,
+// in this file), writes only the entries that differ (sync.go), and
+// attaches the programs to the pods' veths (attach.go). Maps and links are
+// pinned, so a restarted plugin adopts them and enforcement never pauses.
+package datapath
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+)
+
+// Directions and flags as bpf/src/policy.c defines them.
+const (
+	dirIngress = 0
+	dirEgress  = 1
+
+	epIngressEnforced = 1
+	epEgressEnforced  = 2
+
+	verdictDeny = 1
+
+	// worldIdentity is what the programs give an address no entry claims.
+	worldIdentity = 2
+	// CIDRIdentityBase starts the node-local identities given to the CIDR
+	// prefixes of policies (Cilium's local identity scope).
+	CIDRIdentityBase = 1 << 24
+)
+
+// Endpoint is a local pod as the programs know it: by the ifindex of the
+// host side of its veth, with its identity.
+type Endpoint struct {
+	Ifindex  uint32
+	Identity uint32
+	// NamedPorts are the pod's container ports by name, for entries with
+	// a port name.
+	NamedPorts map[string]uint16
+}
+
+// PolicyKey is a policy map key before its port becomes a prefix.
+type PolicyKey struct {
+	Local, Peer uint32
+	Dir, Proto  uint8
+	Port        uint16 // the prefix's first port
+	PortBits    uint8  // prefix length of the port, 0-16
+}
+
+// EndpointValue is an endpoints map value.
+type EndpointValue struct {
+	Identity, Flags uint32
+}
+
+// State is what the maps hold (desired or read back).
+type State struct {
+	Endpoints map[uint32]EndpointValue
+	Policy    map[PolicyKey]uint32 // value: flags (verdictDeny)
+	IPCache   map[netip.Prefix]uint32
+}
+
+// Input is what Desired computes from.
+type Input struct {
+	Spec      nodesv1alpha1.NodePolicySpec
+	Endpoints []Endpoint
+	// Addresses are the cluster's addresses with their identities: pods,
+	// this node (host), other nodes (remote-node).
+	Addresses map[netip.Addr]uint32
+	// CIDRIdentities are the CIDR identities given so far (from the maps
+	// on a restart), kept for the prefixes still in use, so that entries
+	// do not change number.
+	CIDRIdentities map[netip.Prefix]uint32
+}
+
+// Problem is an entry that could not be programmed as written.
+type Problem struct {
+	Identity int64
+	Message  string
+}
+
+// Desired computes the maps' contents. Deny precedence is resolved here
+// within each (local, peer, direction, protocol): denied ports are cut out
+// of allowed ranges, so no allow prefix is more specific than a deny that
+// covers it; across those keys the program lets any deny win.
+func Desired(in Input) (State, map[netip.Prefix]uint32, []Problem) {
+	st := State{Endpoints: map[uint32]EndpointValue{}, Policy: map[PolicyKey]uint32{}, IPCache: map[netip.Prefix]uint32{}}
+	var problems []Problem
+
+	cidrIDs := allocateCIDRIdentities(in.Spec.PeerSets, in.CIDRIdentities)
+	for p, id := range cidrIDs {
+		st.IPCache[p] = id
+	}
+	// Addresses of the cluster win over CIDR prefixes of the same length:
+	// a policy's CIDR never captures a pod.
+	for a, id := range in.Addresses {
+		st.IPCache[netip.PrefixFrom(a, a.BitLen())] = id
+	}
+
+	sets := map[string][]uint32{}
+	for _, ps := range in.Spec.PeerSets {
+		sets[ps.Name] = expandPeerSet(ps, cidrIDs)
+	}
+
+	policies := map[int64]*nodesv1alpha1.IdentityPolicy{}
+	for i := range in.Spec.Identities {
+		policies[in.Spec.Identities[i].Identity] = &in.Spec.Identities[i]
+	}
+	named := map[uint32]map[string]uint16{}
+	for _, ep := range in.Endpoints {
+		var flags uint32
+		if p := policies[int64(ep.Identity)]; p != nil {
+			if p.Ingress.Enforced {
+				flags |= epIngressEnforced
+			}
+			if p.Egress.Enforced {
+				flags |= epEgressEnforced
+			}
+		}
+		st.Endpoints[ep.Ifindex] = EndpointValue{Identity: ep.Identity, Flags: flags}
+		if named[ep.Identity] == nil {
+			named[ep.Identity] = map[string]uint16{}
+		}
+		for n, port := range ep.NamedPorts {
+			named[ep.Identity][n] = port
+		}
+	}
+
+	for _, ip := range in.Spec.Identities {
+		local := uint32(ip.Identity)
+		for dir, d := range map[uint8]nodesv1alpha1.PolicyDirection{dirIngress: ip.Ingress, dirEgress: ip.Egress} {
+			type rangesKey struct {
+				peer  uint32
+				proto uint8
+			}
+			allow, deny := map[rangesKey][]portRange{}, map[rangesKey][]portRange{}
+			for _, e := range d.Entries {
+				r, err := entryRange(e, dir, named[local])
+				if err != nil {
+					problems = append(problems, Problem{Identity: ip.Identity, Message: err.Error()})
+					continue
+				}
+				peers := []uint32{0}
+				if e.Peers != nodesv1alpha1.AnyPeer {
+					var ok bool
+					if peers, ok = sets[e.Peers]; !ok {
+						problems = append(problems, Problem{Identity: ip.Identity, Message: fmt.Sprintf("entry names peer set %q, which the NodePolicy lacks", e.Peers)})
+						continue
+					}
+				}
+				for _, peer := range peers {
+					k := rangesKey{peer, uint8(e.Protocol)}
+					if e.Deny {
+						deny[k] = append(deny[k], r)
+					} else {
+						allow[k] = append(allow[k], r)
+					}
+				}
+			}
+			put := func(k rangesKey, rs []portRange, flags uint32) {
+				for _, r := range rs {
+					for _, p := range r.prefixes() {
+						st.Policy[PolicyKey{Local: local, Peer: k.peer, Dir: dir, Proto: k.proto, Port: p.value, PortBits: p.bits}] = flags
+					}
+				}
+			}
+			for k, rs := range deny {
+				put(k, normalize(rs), verdictDeny)
+			}
+			for k, rs := range allow {
+				put(k, minus(normalize(rs), normalize(deny[k])), 0)
+			}
+		}
+	}
+	slices.SortFunc(problems, func(a, b Problem) int { return int(a.Identity - b.Identity) })
+	return st, cidrIDs, problems
+}
+
+// entryRange is the ports of an entry; a named port is looked up among
+// the local pods' ports for ingress. For egress the name is the peer's
+// port, which this node cannot see: such an entry opens nothing.
+func entryRange(e nodesv1alpha1.PolicyEntry, dir uint8, named map[string]uint16) (portRange, error) {
+	if e.PortName == "" {
+		return portRange{uint16(e.Port), uint16(e.EndPort)}, nil
+	}
+	if dir != dirIngress {
+		return portRange{}, fmt.Errorf("egress to the named port %q is not supported yet; it opens nothing", e.PortName)
+	}
+	port, ok := named[e.PortName]
+	if !ok {
+		return portRange{}, fmt.Errorf("no local pod of this identity has a port named %q", e.PortName)
+	}
+	return portRange{port, port}, nil
+}
+
+// allocateCIDRIdentities gives each CIDR of the peer sets an identity:
+// the one it had (held), else the lowest free one. The whole address
+// space of a family is the world itself, which needs no entry.
+func allocateCIDRIdentities(sets []nodesv1alpha1.PeerSet, held map[netip.Prefix]uint32) map[netip.Prefix]uint32 {
+	want := map[netip.Prefix]bool{}
+	for _, ps := range sets {
+		for _, c := range ps.CIDRs {
+			p, err := netip.ParsePrefix(c)
+			if err != nil || p.Bits() == 0 {
+				continue
+			}
+			want[p.Masked()] = true
+		}
+	}
+	out := map[netip.Prefix]uint32{}
+	used := map[uint32]bool{}
+	for p, id := range held {
+		if want[p] {
+			out[p] = id
+			used[id] = true
+		}
+	}
+	var fresh []netip.Prefix
+	for p := range want {
+		if _, ok := out[p]; !ok {
+			fresh = append(fresh, p)
+		}
+	}
+	slices.SortFunc(fresh, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	next := uint32(CIDRIdentityBase)
+	for _, p := range fresh {
+		for used[next] {
+			next++
+		}
+		out[p] = next
+		used[next] = true
+	}
+	return out
+}
+
+// expandPeerSet is the identities a peer set matches on this node: its
+// identities, and the identity of every CIDR prefix known here that lies
+// within one of its CIDRs (an address resolves to its most specific
+// prefix). A /0 is the world: unclaimed addresses have identity 2.
+func expandPeerSet(ps nodesv1alpha1.PeerSet, cidrIDs map[netip.Prefix]uint32) []uint32 {
+	var out []uint32
+	for _, n := range ps.Identities {
+		out = append(out, uint32(n))
+	}
+	for _, c := range ps.CIDRs {
+		within, err := netip.ParsePrefix(c)
+		if err != nil {
+			continue
+		}
+		within = within.Masked()
+		if within.Bits() == 0 {
+			out = append(out, worldIdentity)
+		}
+		for p, id := range cidrIDs {
+			if p.Addr().Is4() == within.Addr().Is4() && p.Bits() >= within.Bits() && within.Contains(p.Addr()) {
+				out = append(out, id)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

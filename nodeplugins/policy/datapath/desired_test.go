@@ -1,0 +1,92 @@
+package datapath
+
+import (
+	"net/netip"
+	"testing"
+
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+)
+
+func spec(entries ...nodesv1alpha1.PolicyEntry) nodesv1alpha1.NodePolicySpec {
+	return nodesv1alpha1.NodePolicySpec{
+		Identities: []nodesv1alpha1.IdentityPolicy{{Identity: 1000, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
+			Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: entries},
+		}}},
+		PeerSets: []nodesv1alpha1.PeerSet{
+			{Name: "p1", Identities: []int64{7}},
+			{Name: "net", CIDRs: []string{"192.0.2.0/24", "0.0.0.0/0"}},
+			{Name: "net2", CIDRs: []string{"192.0.2.128/25"}},
+		},
+	}
+}
+
+// Within one (local, peer, direction, protocol) a deny cuts its ports out
+// of the allows, so no allow prefix is more specific than a deny.
+func TestDenyCutsAllowedRanges(t *testing.T) {
+	st, _, problems := Desired(Input{Spec: spec(
+		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, Port: 0, EndPort: 65535},
+		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, Port: 80, EndPort: 80, Deny: true},
+	), Endpoints: []Endpoint{{Ifindex: 5, Identity: 1000}}})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if st.Endpoints[5] != (EndpointValue{Identity: 1000, Flags: epIngressEnforced}) {
+		t.Errorf("endpoint %+v", st.Endpoints[5])
+	}
+	allowed := 0
+	for k, flags := range st.Policy {
+		first, size := int(k.Port), 1<<(16-int(k.PortBits))
+		holds80 := first <= 80 && 80 < first+size
+		switch {
+		case flags == verdictDeny && !(k.Port == 80 && k.PortBits == 16):
+			t.Errorf("unexpected deny %+v", k)
+		case flags == 0 && holds80:
+			t.Errorf("allow %+v holds the denied port", k)
+		case flags == 0:
+			allowed += size
+		}
+	}
+	if allowed != 65535 {
+		t.Errorf("allow entries cover %d ports, want 65535", allowed)
+	}
+}
+
+// CIDR identities stay with their prefix across computations, the world
+// (/0) needs none, and a peer set of CIDRs holds every known prefix
+// within them.
+func TestCIDRIdentitiesAreStable(t *testing.T) {
+	in := Input{Spec: spec(nodesv1alpha1.PolicyEntry{Peers: "net", Protocol: 0, Port: 0, EndPort: 65535},
+		nodesv1alpha1.PolicyEntry{Peers: "net2", Protocol: 0, Port: 0, EndPort: 65535})}
+	_, ids, _ := Desired(in)
+	if len(ids) != 2 {
+		t.Fatalf("CIDR identities %v, want two (the /0 is the world)", ids)
+	}
+	in.CIDRIdentities = map[netip.Prefix]uint32{netip.MustParsePrefix("192.0.2.128/25"): CIDRIdentityBase + 40}
+	st, ids2, _ := Desired(in)
+	if ids2[netip.MustParsePrefix("192.0.2.128/25")] != CIDRIdentityBase+40 {
+		t.Errorf("held identity not kept: %v", ids2)
+	}
+	// "net" covers both prefixes and the world.
+	wide := expandPeerSet(in.Spec.PeerSets[1], ids2)
+	if len(wide) != 3 || wide[0] != worldIdentity {
+		t.Errorf("net expands to %v, want the world and both prefixes", wide)
+	}
+	if st.IPCache[netip.MustParsePrefix("192.0.2.0/24")] == 0 {
+		t.Errorf("ipcache lacks the /24: %v", st.IPCache)
+	}
+}
+
+// A named port resolves against the local pods of the identity for
+// ingress; egress to a named port and an unknown name are reported.
+func TestNamedPorts(t *testing.T) {
+	in := Input{Spec: spec(nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, PortName: "http"},
+		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, PortName: "metrics"}),
+		Endpoints: []Endpoint{{Ifindex: 5, Identity: 1000, NamedPorts: map[string]uint16{"http": 8080}}}}
+	st, _, problems := Desired(in)
+	if _, ok := st.Policy[PolicyKey{Local: 1000, Peer: 7, Dir: dirIngress, Proto: 6, Port: 8080, PortBits: 16}]; !ok {
+		t.Errorf("http not resolved to 8080: %v", st.Policy)
+	}
+	if len(problems) != 1 {
+		t.Errorf("problems %+v, want one for metrics", problems)
+	}
+}

@@ -1,0 +1,241 @@
+package datapath
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/plexus-net/plexus/bpf/policybpf"
+)
+
+// Maps are the policy programs and their maps, pinned under a directory
+// of bpffs: a new process opens the same maps, so a restart keeps the
+// entries (and enforcement) and only writes what changed meanwhile.
+type Maps struct {
+	objs   policybpf.PolicyObjects
+	pinDir string
+}
+
+// Open loads the programs and opens the maps pinned in pinDir, creating
+// and pinning those that do not exist yet.
+func Open(pinDir string) (*Maps, error) {
+	if err := os.MkdirAll(pinDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating pin directory: %w", err)
+	}
+	m := &Maps{pinDir: pinDir}
+	err := policybpf.LoadPolicyObjects(&m.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("loading the policy programs: %w\nverifier log:\n%s", err, strings.Join(ve.Log, "\n"))
+		}
+		return nil, fmt.Errorf("loading the policy programs: %w", err)
+	}
+	return m, nil
+}
+
+// Close releases this process's handles; pinned maps stay.
+func (m *Maps) Close() error { return m.objs.Close() }
+
+// Unpin removes the pinned maps (the policy is switched off for good).
+func (m *Maps) Unpin() error {
+	for _, mp := range []*ebpf.Map{m.objs.PlxIpcache, m.objs.PlxEndpoints, m.objs.PlxPolicy, m.objs.PlxCt, m.objs.PlxEvents} {
+		if err := mp.Unpin(); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(filepath.Join(m.pinDir, linksDir))
+}
+
+// Events is the ring buffer of verdict events.
+func (m *Maps) Events() *ebpf.Map { return m.objs.PlxEvents }
+
+// be16 is v in network byte order, as a little-endian machine's uint16.
+func be16(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func fromBE16(v uint16) uint16 {
+	var b [2]byte
+	binary.NativeEndian.PutUint16(b[:], v)
+	return binary.BigEndian.Uint16(b[:])
+}
+
+func ipcacheKey(p netip.Prefix) policybpf.PolicyIpcacheKey {
+	k := policybpf.PolicyIpcacheKey{Prefixlen: uint32(p.Bits())}
+	if p.Addr().Is4() {
+		k.Prefixlen += 96
+	}
+	k.Addr = p.Addr().As16()
+	return k
+}
+
+func prefixOf(k policybpf.PolicyIpcacheKey) netip.Prefix {
+	a := netip.AddrFrom16(k.Addr)
+	bits := int(k.Prefixlen)
+	if a.Is4In6() && bits >= 96 {
+		return netip.PrefixFrom(a.Unmap(), bits-96)
+	}
+	return netip.PrefixFrom(a, bits)
+}
+
+func policyKey(k PolicyKey) policybpf.PolicyPolicyKey {
+	return policybpf.PolicyPolicyKey{
+		Prefixlen: 32 + 32 + 8 + 8 + uint32(k.PortBits),
+		Local:     k.Local, Peer: k.Peer, Dir: k.Dir, Proto: k.Proto, Dport: be16(k.Port),
+	}
+}
+
+func policyKeyOf(k policybpf.PolicyPolicyKey) PolicyKey {
+	return PolicyKey{Local: k.Local, Peer: k.Peer, Dir: k.Dir, Proto: k.Proto, Port: fromBE16(k.Dport), PortBits: uint8(k.Prefixlen - 80)}
+}
+
+// Read is what the maps hold now.
+func (m *Maps) Read() (State, error) {
+	st := State{Endpoints: map[uint32]EndpointValue{}, Policy: map[PolicyKey]uint32{}, IPCache: map[netip.Prefix]uint32{}}
+	var (
+		ik policybpf.PolicyIpcacheKey
+		iv policybpf.PolicyIpcacheValue
+	)
+	it := m.objs.PlxIpcache.Iterate()
+	for it.Next(&ik, &iv) {
+		st.IPCache[prefixOf(ik)] = iv.Identity
+	}
+	if err := it.Err(); err != nil {
+		return st, fmt.Errorf("reading the ipcache: %w", err)
+	}
+	var (
+		ek uint32
+		ev policybpf.PolicyEndpointValue
+	)
+	it = m.objs.PlxEndpoints.Iterate()
+	for it.Next(&ek, &ev) {
+		st.Endpoints[ek] = EndpointValue{Identity: ev.Identity, Flags: ev.Flags}
+	}
+	if err := it.Err(); err != nil {
+		return st, fmt.Errorf("reading the endpoints: %w", err)
+	}
+	var (
+		pk policybpf.PolicyPolicyKey
+		pv policybpf.PolicyPolicyValue
+	)
+	it = m.objs.PlxPolicy.Iterate()
+	for it.Next(&pk, &pv) {
+		st.Policy[policyKeyOf(pk)] = pv.Flags
+	}
+	if err := it.Err(); err != nil {
+		return st, fmt.Errorf("reading the policy: %w", err)
+	}
+	return st, nil
+}
+
+// CIDRIdentities are the CIDR identities the ipcache holds, to be kept
+// by the next Desired.
+func (st State) CIDRIdentities() map[netip.Prefix]uint32 {
+	out := map[netip.Prefix]uint32{}
+	for p, id := range st.IPCache {
+		if id >= CIDRIdentityBase {
+			out[p] = id
+		}
+	}
+	return out
+}
+
+// Changes counts what Apply wrote.
+type Changes struct{ Put, Deleted int }
+
+// Apply makes the maps hold want, given that they hold have (Read). It
+// writes every new or changed entry before it deletes any, so a flow that
+// both the old and the new policy allow is never dropped in between; an
+// entry that is already right is not touched.
+func (m *Maps) Apply(have, want State) (Changes, error) {
+	var c Changes
+	for p, id := range want.IPCache {
+		if cur, ok := have.IPCache[p]; ok && cur == id {
+			continue
+		}
+		if err := m.objs.PlxIpcache.Put(ipcacheKey(p), policybpf.PolicyIpcacheValue{Identity: id}); err != nil {
+			return c, fmt.Errorf("ipcache %s: %w", p, err)
+		}
+		c.Put++
+	}
+	for k, flags := range want.Policy {
+		if cur, ok := have.Policy[k]; ok && cur == flags {
+			continue
+		}
+		if err := m.objs.PlxPolicy.Put(policyKey(k), policybpf.PolicyPolicyValue{Flags: flags}); err != nil {
+			return c, fmt.Errorf("policy %+v: %w", k, err)
+		}
+		c.Put++
+	}
+	for ifindex, v := range want.Endpoints {
+		if cur, ok := have.Endpoints[ifindex]; ok && cur == v {
+			continue
+		}
+		if err := m.objs.PlxEndpoints.Put(ifindex, policybpf.PolicyEndpointValue{Identity: v.Identity, Flags: v.Flags}); err != nil {
+			return c, fmt.Errorf("endpoint %d: %w", ifindex, err)
+		}
+		c.Put++
+	}
+	for ifindex := range have.Endpoints {
+		if _, ok := want.Endpoints[ifindex]; !ok {
+			if err := deleteEntry(m.objs.PlxEndpoints, ifindex); err != nil {
+				return c, fmt.Errorf("endpoint %d: %w", ifindex, err)
+			}
+			c.Deleted++
+		}
+	}
+	for k := range have.Policy {
+		if _, ok := want.Policy[k]; !ok {
+			if err := deleteEntry(m.objs.PlxPolicy, policyKey(k)); err != nil {
+				return c, fmt.Errorf("policy %+v: %w", k, err)
+			}
+			c.Deleted++
+		}
+	}
+	for p := range have.IPCache {
+		if _, ok := want.IPCache[p]; !ok {
+			if err := deleteEntry(m.objs.PlxIpcache, ipcacheKey(p)); err != nil {
+				return c, fmt.Errorf("ipcache %s: %w", p, err)
+			}
+			c.Deleted++
+		}
+	}
+	return c, nil
+}
+
+func deleteEntry(mp *ebpf.Map, key any) error {
+	if err := mp.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return nil
+}
+
+// bpffsMagic is the filesystem type of bpffs (statfs f_type).
+const bpffsMagic = 0xcafe4a11
+
+// EnsureBPFFS makes dir a bpffs mount unless it is one: pins only live
+// on bpffs. A node plugin's DaemonSet mounts the host's /sys/fs/bpf; this
+// covers hosts where nothing mounted it yet.
+func EnsureBPFFS(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && uint32(st.Type) == bpffsMagic {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("mounting bpffs at %s: %w", dir, err)
+	}
+	return nil
+}

@@ -72,7 +72,7 @@ generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, their c
 # CRDs whose controller is not released yet: generated and tested, but not
 # installed by the chart, so that no one applies a policy that nothing
 # enforces.
-UNRELEASED_CRDS := cilium.io_ciliumnetworkpolicies.yaml cilium.io_ciliumclusterwidenetworkpolicies.yaml nodes.plexus.dev_nodepolicies.yaml
+UNRELEASED_CRDS := cilium.io_ciliumnetworkpolicies.yaml cilium.io_ciliumclusterwidenetworkpolicies.yaml nodes.plexus.dev_nodepolicies.yaml nodes.plexus.dev_identityaddresses.yaml
 
 GENERATED := apis config/crd config/rbac charts/plexus/crds charts/plexus/files docs/rows.md
 generated_hash = find $(GENERATED) -type f | LC_ALL=C sort | xargs sha256sum | sha256sum

@@ -150,3 +150,48 @@ type NodePolicyList struct {
 func init() {
 	SchemeBuilder.Register(&NodePolicy{}, &NodePolicyList{})
 }
+
+// IdentityAddresses are the addresses of the pods of one security
+// identity, written by the policy controller for every node's policy
+// plugin, which needs every address's identity (the sender of a packet
+// it receives may be anywhere). Batched per identity, at most
+// MaxIdentityAddresses per object, so a pod's coming or going rewrites
+// one object, and no node's own objects carry the cluster's addresses.
+// Named "<identity>" (then "<identity>-1", … for large identities).
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=ida
+// +kubebuilder:printcolumn:name="Identity",type=integer,JSONPath=`.spec.identity`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type IdentityAddresses struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec IdentityAddressesSpec `json:"spec"`
+}
+
+// MaxIdentityAddresses bounds one IdentityAddresses object.
+const MaxIdentityAddresses = 1000
+
+// IdentityAddressesSpec lists addresses of one identity.
+type IdentityAddressesSpec struct {
+	// +kubebuilder:validation:Minimum=1
+	Identity int64 `json:"identity"`
+	// Addresses are pod IPs (IPv4 and IPv6), sorted.
+	// +kubebuilder:validation:MaxItems=1000
+	// +listType=atomic
+	Addresses []string `json:"addresses"`
+}
+
+// +kubebuilder:object:root=true
+
+// IdentityAddressesList is a list of IdentityAddresses.
+type IdentityAddressesList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []IdentityAddresses `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&IdentityAddresses{}, &IdentityAddressesList{})
+}

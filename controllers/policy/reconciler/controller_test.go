@@ -58,6 +58,7 @@ func newHarness(t *testing.T) *harness {
 		h.must(client.IgnoreNotFound(h.c.DeleteAllOf(bg, &ciliumv2.CiliumNetworkPolicy{}, client.InNamespace(h.ns))))
 		h.must(client.IgnoreNotFound(h.c.DeleteAllOf(bg, &ciliumv2.CiliumIdentity{})))
 		h.must(client.IgnoreNotFound(h.c.DeleteAllOf(bg, &nodesv1alpha1.NodePolicy{})))
+		h.must(client.IgnoreNotFound(h.c.DeleteAllOf(bg, &nodesv1alpha1.IdentityAddresses{})))
 		h.must(client.IgnoreNotFound(h.c.DeleteAllOf(bg, &corev1.Node{})))
 	})
 	return h
@@ -89,15 +90,17 @@ func (h *harness) node(name string) {
 	h.must(h.c.Create(h.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}))
 }
 
-// pod creates a running pod on node and the identity of its labels (the
-// identity controller's job), returning the identity.
-func (h *harness) pod(name, node string, lbls map[string]string, n identity.Number) identity.Number {
+// pod creates a running pod on node with address ip and the identity of
+// its labels (the identity controller's job), returning the identity.
+func (h *harness) pod(name, node, ip string, lbls map[string]string, n identity.Number) identity.Number {
 	h.t.Helper()
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns, Labels: lbls},
 		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "agnhost"}}},
 	}
 	h.must(h.c.Create(h.ctx, p))
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+	h.must(h.c.Status().Update(h.ctx, p))
 	var ns corev1.Namespace
 	h.must(h.c.Get(h.ctx, client.ObjectKey{Name: h.ns}, &ns))
 	set := h.filter.PodSet(p, ns.Labels, "default")
@@ -151,8 +154,8 @@ func TestNP02_NP24_NodePoliciesAndStatus(t *testing.T) {
 	h := newHarness(t)
 	h.node("n1")
 	h.node("n2")
-	backend := h.pod("backend", "n1", map[string]string{"app": "backend"}, 1001)
-	frontend := h.pod("frontend", "n2", map[string]string{"app": "frontend"}, 1002)
+	backend := h.pod("backend", "n1", "10.0.1.5", map[string]string{"app": "backend"}, 1001)
+	frontend := h.pod("frontend", "n2", "10.0.2.7", map[string]string{"app": "frontend"}, 1002)
 	stop := h.start()
 	h.apply(`
 metadata: {name: backend-from-frontend}
@@ -187,6 +190,19 @@ spec:
 	if _, err := h.nodePolicy("n2"); err == nil {
 		t.Error("n2 hosts no selected pod but has a NodePolicy")
 	}
+	// Every node learns every pod's identity from IdentityAddresses.
+	h.eventually("IdentityAddresses", func() error {
+		for n, ip := range map[identity.Number]string{backend: "10.0.1.5", frontend: "10.0.2.7"} {
+			var ida nodesv1alpha1.IdentityAddresses
+			if err := h.c.Get(h.ctx, client.ObjectKey{Name: n.String()}, &ida); err != nil {
+				return err
+			}
+			if ida.Spec.Identity != int64(n) || !slices.Equal(ida.Spec.Addresses, []string{ip}) {
+				return fmt.Errorf("%s: %+v", n, ida.Spec)
+			}
+		}
+		return nil
+	})
 	h.eventually("status waits for n1", func() error {
 		p, valid, ready := h.policy("backend-from-frontend")
 		if p.Status.ObservedGeneration != p.Generation || valid == nil || valid.Status != metav1.ConditionTrue {
@@ -233,7 +249,7 @@ spec:
 func TestL7RuleIsReportedAndNotOpened(t *testing.T) {
 	h := newHarness(t)
 	h.node("n1")
-	backend := h.pod("backend", "n1", map[string]string{"app": "backend"}, 1011)
+	backend := h.pod("backend", "n1", "10.0.1.9", map[string]string{"app": "backend"}, 1011)
 	h.start()
 	h.apply(`
 metadata: {name: l7}

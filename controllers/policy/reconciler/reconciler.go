@@ -1,8 +1,9 @@
 // Package reconciler is the policy controller's reconciler: every pass it
 // reads the policies (CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy,
 // Kubernetes NetworkPolicy), the pods and their identities, compiles them
-// (compiler.Compile) and writes each node's share as a NodePolicy, then
-// each policy's status.
+// (compiler.Compile) and writes each node's share as a NodePolicy, the
+// pods' addresses per identity as IdentityAddresses, then each policy's
+// status.
 package reconciler
 
 import (
@@ -35,7 +36,7 @@ import (
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods;namespaces;nodes;services,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
-// +kubebuilder:rbac:groups=nodes.plexus.dev,resources=nodepolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=nodes.plexus.dev,resources=nodepolicies;identityaddresses,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconciler keeps the NodePolicies and the policies' status.
@@ -61,6 +62,13 @@ type Reconciler struct {
 
 const managedBy = "plexus-policy-controller"
 
+var identityAddresses = nodeobjects.Kind[nodesv1alpha1.IdentityAddresses, nodesv1alpha1.IdentityAddressesSpec]{
+	Name: "IdentityAddresses", ManagedBy: managedBy,
+	New:    func() *nodesv1alpha1.IdentityAddresses { return &nodesv1alpha1.IdentityAddresses{} },
+	Spec:   func(n *nodesv1alpha1.IdentityAddresses) *nodesv1alpha1.IdentityAddressesSpec { return &n.Spec },
+	Object: func(n *nodesv1alpha1.IdentityAddresses) client.Object { return n },
+}
+
 var nodePolicies = nodeobjects.Kind[nodesv1alpha1.NodePolicy, nodesv1alpha1.NodePolicySpec]{
 	Name: "NodePolicy", ManagedBy: managedBy,
 	New:    func() *nodesv1alpha1.NodePolicy { return &nodesv1alpha1.NodePolicy{} },
@@ -84,7 +92,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		passes.For(&networkingv1.NetworkPolicy{}), passes.For(&ciliumv2.CiliumIdentity{}),
 		passes.For(&corev1.Pod{}), passes.For(&corev1.Namespace{}), passes.For(&corev1.Node{}),
 		passes.For(&corev1.Service{}), passes.For(&discoveryv1.EndpointSlice{}),
-		passes.For(&nodesv1alpha1.NodePolicy{}))
+		passes.For(&nodesv1alpha1.NodePolicy{}), passes.For(&nodesv1alpha1.IdentityAddresses{}))
 }
 
 // world is everything a pass reads.
@@ -99,13 +107,14 @@ type world struct {
 	services   corev1.ServiceList
 	slices     discoveryv1.EndpointSliceList
 	current    nodesv1alpha1.NodePolicyList
+	addresses  nodesv1alpha1.IdentityAddressesList
 }
 
 // decide reads everything, compiles, and adds the writes of what changed.
 func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	var w world
 	if err := p.ListAll(ctx, &w.cnps, &w.ccnps, &w.netpols, &w.identities, &w.pods, &w.namespaces,
-		&w.nodes, &w.services, &w.slices, &w.current); err != nil {
+		&w.nodes, &w.services, &w.slices, &w.current, &w.addresses); err != nil {
 		return err
 	}
 	index := identity.NewIndex(r.Range, w.identities.Items)
@@ -123,7 +132,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	}
 	out := compiler.Compile(in)
 
-	local, unresolved := r.localIdentities(w.pods.Items, w.namespaces.Items, index)
+	local, addrs, unresolved := r.podIdentities(w.pods.Items, w.namespaces.Items, index)
 	desired := map[string]nodesv1alpha1.NodePolicySpec{}
 	for i := range w.nodes.Items {
 		name := w.nodes.Items[i].Name
@@ -133,6 +142,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		}
 	}
 	p.Write(nodePolicies.Writes(r.Client, nodeobjects.Ptrs(w.current.Items), desired)...)
+	p.Write(identityAddresses.Writes(r.Client, nodeobjects.Ptrs(w.addresses.Items), batches(addrs))...)
 	observe(out, unresolved)
 
 	nodesOf := nodesByIdentity(local)
@@ -151,15 +161,17 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	return nil
 }
 
-// localIdentities are per node the identities of its pods, and how many
-// running pods have no identity yet (the identity controller has not made
-// it, or runs with other label settings).
-func (r *Reconciler) localIdentities(pods []corev1.Pod, namespaces []corev1.Namespace, index *identity.Index) (map[string][]identity.Number, int) {
+// podIdentities are per node the identities of its pods, per identity
+// its pods' addresses, and how many running pods have no identity yet
+// (the identity controller has not made it, or runs with other label
+// settings).
+func (r *Reconciler) podIdentities(pods []corev1.Pod, namespaces []corev1.Namespace, index *identity.Index) (map[string][]identity.Number, map[identity.Number][]string, int) {
 	nsLabels := make(map[string]map[string]string, len(namespaces))
 	for i := range namespaces {
 		nsLabels[namespaces[i].Name] = namespaces[i].Labels
 	}
 	local := map[string][]identity.Number{}
+	addrs := map[identity.Number][]string{}
 	unresolved := 0
 	for i := range pods {
 		pod := &pods[i]
@@ -173,8 +185,33 @@ func (r *Reconciler) localIdentities(pods []corev1.Pod, namespaces []corev1.Name
 			continue
 		}
 		local[pod.Spec.NodeName] = append(local[pod.Spec.NodeName], n)
+		for _, ip := range pod.Status.PodIPs {
+			if a, err := netip.ParseAddr(ip.IP); err == nil {
+				addrs[n] = append(addrs[n], a.String())
+			}
+		}
 	}
-	return local, unresolved
+	return local, addrs, unresolved
+}
+
+// batches are the IdentityAddresses objects: each identity's addresses,
+// sorted, in objects of at most MaxIdentityAddresses, so a pod's change
+// rewrites one object.
+func batches(addrs map[identity.Number][]string) map[string]nodesv1alpha1.IdentityAddressesSpec {
+	out := map[string]nodesv1alpha1.IdentityAddressesSpec{}
+	for n, as := range addrs {
+		slices.SortFunc(as, func(a, b string) int { return netip.MustParseAddr(a).Compare(netip.MustParseAddr(b)) })
+		as = slices.Compact(as)
+		for i := 0; i*nodesv1alpha1.MaxIdentityAddresses < len(as); i++ {
+			name := n.String()
+			if i > 0 {
+				name = fmt.Sprintf("%s-%d", n, i)
+			}
+			chunk := as[i*nodesv1alpha1.MaxIdentityAddresses : min(len(as), (i+1)*nodesv1alpha1.MaxIdentityAddresses)]
+			out[name] = nodesv1alpha1.IdentityAddressesSpec{Identity: int64(n), Addresses: chunk}
+		}
+	}
+	return out
 }
 
 // services are what toServices rules read: each Service's labels and

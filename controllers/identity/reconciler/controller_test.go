@@ -70,8 +70,8 @@ func (h *harness) start(grace time.Duration) func() {
 	return env.RunManager(h.t, func(mgr ctrl.Manager) error {
 		return (&Reconciler{
 			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("plexus-identity"),
-			Passes: passes.Settings{Workers: 4, MinPassInterval: 20 * time.Millisecond},
-			Filter: h.filter, Cluster: "default", Range: h.r, Grace: grace,
+			Passes:   passes.Settings{Workers: 4, MinPassInterval: 20 * time.Millisecond},
+			Settings: identity.Settings{Filter: h.filter, Cluster: "default", Range: h.r}, Grace: grace,
 		}).SetupWithManager(mgr)
 	}, operator.TrimPods)
 }

@@ -42,12 +42,7 @@ type Reconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	Passes   passes.Settings
-	// Filter decides which labels count (identity.NewFilter).
-	Filter *identity.Filter
-	// Cluster is the cluster's name (the io.cilium.k8s.policy.cluster label).
-	Cluster string
-	// Range is the cluster's numbers (identity.RangeOf its cluster ID).
-	Range identity.Range
+	identity.Settings
 	// Grace is how long an identity outlives its last pod.
 	Grace time.Duration
 	// Now and Pick replace the clock and the random start of the search for
@@ -77,8 +72,8 @@ const createdVisibleWithin = 30 * time.Second
 
 // SetupWithManager registers the reconciler.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Client == nil || r.Recorder == nil || r.Filter == nil || r.Cluster == "" || r.Range.Max == 0 {
-		return errors.New("identity: Client, Recorder, Filter, Cluster and Range must be set")
+	if r.Client == nil || r.Recorder == nil || !r.Settings.Valid() {
+		return errors.New("identity: Client, Recorder and Settings must be set")
 	}
 	if r.Now == nil {
 		r.Now = time.Now
@@ -166,7 +161,7 @@ func (r *Reconciler) labelSets(pods []corev1.Pod, namespaces []corev1.Namespace)
 		if !ok {
 			continue // the namespace's event is on its way and brings another pass
 		}
-		set := r.Filter.PodSet(pod, nl, r.Cluster)
+		set := r.PodSet(pod, nl)
 		key := set.Key()
 		wanted[key] = set
 		if f, ok := first[key]; !ok || podBefore(pod, f) {

@@ -68,8 +68,8 @@ func (h *harness) start() func() {
 	return env.RunManager(h.t, func(mgr ctrl.Manager) error {
 		return (&Reconciler{
 			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("plexus-policy"),
-			Passes: passes.Settings{Workers: 4, MinPassInterval: 20 * time.Millisecond},
-			Filter: h.filter, Cluster: "default", Range: h.r, Mode: compiler.ModeDefault,
+			Passes:   passes.Settings{Workers: 4, MinPassInterval: 20 * time.Millisecond},
+			Settings: identity.Settings{Filter: h.filter, Cluster: "default", Range: h.r}, Mode: compiler.ModeDefault,
 		}).SetupWithManager(mgr)
 	}, operator.TrimPods)
 }

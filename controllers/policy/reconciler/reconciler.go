@@ -44,11 +44,9 @@ type Reconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	Passes   passes.Settings
-	// Filter, Cluster and Range must be the identity controller's
-	// settings, so that a pod's label set finds its identity.
-	Filter  *identity.Filter
-	Cluster string
-	Range   identity.Range
+	// Settings must be the identity controller's, so that a pod's label
+	// set finds its identity.
+	identity.Settings
 	// Mode is the policy enforcement mode; HostFirewall enables host
 	// policies.
 	Mode         compiler.Mode
@@ -78,8 +76,8 @@ var nodePolicies = nodeobjects.Kind[nodesv1alpha1.NodePolicy, nodesv1alpha1.Node
 
 // SetupWithManager registers the reconciler.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.Client == nil || r.Recorder == nil || r.Filter == nil || r.Cluster == "" || r.Range.Max == 0 {
-		return errors.New("policy: Client, Recorder, Filter, Cluster and Range must be set")
+	if r.Client == nil || r.Recorder == nil || !r.Settings.Valid() {
+		return errors.New("policy: Client, Recorder and Settings must be set")
 	}
 	switch r.Mode {
 	case compiler.ModeDefault, compiler.ModeAlways, compiler.ModeNever:
@@ -179,7 +177,7 @@ func (r *Reconciler) podIdentities(pods []corev1.Pod, namespaces []corev1.Namesp
 		if pod.Spec.NodeName == "" || !identity.HasOwnIdentity(pod) || !ok {
 			continue
 		}
-		n, ok := index.Lookup(r.Filter.PodSet(pod, nl, r.Cluster).Key())
+		n, ok := index.Lookup(r.PodSet(pod, nl).Key())
 		if !ok {
 			unresolved++
 			continue

@@ -7,7 +7,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"strings"
 	"time"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
@@ -18,29 +17,21 @@ import (
 
 func main() {
 	var (
-		flags     operator.Flags
-		cluster   string
-		clusterID uint
-		grace     time.Duration
-		labels    string
+		flags operator.Flags
+		idf   identity.Flags
+		grace time.Duration
 	)
 	flags.Bind(flag.CommandLine, "identity")
-	flag.StringVar(&cluster, "cluster-name", "default", "the cluster's name, in every identity as the label io.cilium.k8s.policy.cluster")
-	flag.UintVar(&clusterID, "cluster-id", 0, "the cluster's ID (0–255), the high bits of its identities' numbers; unique per cluster in a Cluster Mesh")
+	idf.Bind(flag.CommandLine)
 	flag.DurationVar(&grace, "gc-grace", 30*time.Minute, "how long an identity stays after the last pod with its labels is gone")
-	flag.StringVar(&labels, "labels", "", "label rules added to the defaults, space-separated, Cilium's --labels syntax: [source:]regexp includes, [source:]!regexp excludes; with an including rule only included labels count")
 	flag.Parse()
 
-	filter, err := identity.NewFilter(strings.Fields(labels))
+	settings, err := idf.Settings()
 	if err != nil {
-		operator.Fatal(err, "parsing --labels")
+		operator.Fatal(err, "checking the identity flags")
 	}
-	r, err := identity.RangeOf(uint32(clusterID))
-	if err != nil {
-		operator.Fatal(err, "checking --cluster-id")
-	}
-	if cluster == "" || grace < 0 {
-		operator.Fatal(errors.New("--cluster-name is empty or --gc-grace negative"), "checking flags")
+	if grace < 0 {
+		operator.Fatal(errors.New("--gc-grace is negative"), "checking flags")
 	}
 	scheme, err := operator.NewScheme(ciliumv2.AddToScheme)
 	if err != nil {
@@ -54,9 +45,7 @@ func main() {
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("plexus-identity"),
 		Passes:   flags.Passes,
-		Filter:   filter,
-		Cluster:  cluster,
-		Range:    r,
+		Settings: settings,
 		Grace:    grace,
 	}
 	if err := rec.SetupWithManager(mgr); err != nil {

@@ -6,9 +6,7 @@
 package main
 
 import (
-	"errors"
 	"flag"
-	"strings"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
@@ -21,30 +19,19 @@ import (
 func main() {
 	var (
 		flags        operator.Flags
-		cluster      string
-		clusterID    uint
-		labels       string
+		idf          identity.Flags
 		mode         string
 		hostFirewall bool
 	)
 	flags.Bind(flag.CommandLine, "policy")
-	flag.StringVar(&cluster, "cluster-name", "default", "the cluster's name; must be the identity controller's")
-	flag.UintVar(&clusterID, "cluster-id", 0, "the cluster's ID (0–255); must be the identity controller's")
-	flag.StringVar(&labels, "labels", "", "label rules added to the defaults (Cilium's --labels syntax); must be the identity controller's, or pods do not find their identities")
+	idf.Bind(flag.CommandLine)
 	flag.StringVar(&mode, "policy-enforcement-mode", string(compiler.ModeDefault), "default (enforce a direction once a policy selects the pod in it), always (enforce every pod) or never (enforce nothing)")
 	flag.BoolVar(&hostFirewall, "host-firewall", false, "enforce policies with a nodeSelector on the nodes themselves")
 	flag.Parse()
 
-	filter, err := identity.NewFilter(strings.Fields(labels))
+	settings, err := idf.Settings()
 	if err != nil {
-		operator.Fatal(err, "parsing --labels")
-	}
-	r, err := identity.RangeOf(uint32(clusterID))
-	if err != nil {
-		operator.Fatal(err, "checking --cluster-id")
-	}
-	if cluster == "" {
-		operator.Fatal(errors.New("--cluster-name is empty"), "checking flags")
+		operator.Fatal(err, "checking the identity flags")
 	}
 	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, nodesv1alpha1.AddToScheme)
 	if err != nil {
@@ -58,9 +45,7 @@ func main() {
 		Client:       mgr.GetClient(),
 		Recorder:     mgr.GetEventRecorder("plexus-policy"),
 		Passes:       flags.Passes,
-		Filter:       filter,
-		Cluster:      cluster,
-		Range:        r,
+		Settings:     settings,
 		Mode:         compiler.Mode(mode),
 		HostFirewall: hostFirewall,
 	}

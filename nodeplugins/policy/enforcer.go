@@ -1,0 +1,271 @@
+// Package policy is the policy node plugin: it keeps the node's eBPF
+// policy datapath (nodeplugins/policy/datapath) in line with the node's
+// NodePolicy, the cluster's IdentityAddresses and the local pods, and
+// reports what it enforces in the NodePolicy's status.
+package policy
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"github.com/vishvananda/netlink"
+
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/internal/identity"
+	"github.com/plexus-net/plexus/nodeplugins/policy/datapath"
+)
+
+// LocalPod is a pod of this node as the enforcer needs it.
+type LocalPod struct {
+	Name       string // namespace/name, for reports
+	IPs        []netip.Addr
+	NamedPorts map[string]uint16
+}
+
+// Veth finds the host side of a local pod's veth: the interface the
+// node's route to the pod's address goes through.
+type Veth func(ip netip.Addr) (name string, index int, err error)
+
+// Report is what the enforcer achieved, for the NodePolicy's status.
+type Report struct {
+	Generation int64
+	Identities int
+	Entries    int
+	// Problems are entries or pods that are not enforced as written.
+	Problems []string
+}
+
+// Enforcer programs the datapath from its inputs whenever one changes.
+type Enforcer struct {
+	Maps *datapath.Maps
+	Veth Veth
+	// NodeAddresses are this node's own addresses (identity host).
+	NodeAddresses []netip.Addr
+	Log           logr.Logger
+
+	mu         sync.Mutex
+	spec       *nodesv1alpha1.NodePolicySpec
+	generation int64
+	pods       []LocalPod
+	addresses  map[netip.Addr]uint32 // pods of the cluster and other nodes
+	report     Report
+	wake       chan struct{}
+	reports    chan struct{}
+	attached   map[string]int // veth name → index, attached by this process
+}
+
+// NewEnforcer makes an enforcer; Run starts it.
+func NewEnforcer(m *datapath.Maps, veth Veth, nodeAddrs []netip.Addr, log logr.Logger) *Enforcer {
+	return &Enforcer{Maps: m, Veth: veth, NodeAddresses: nodeAddrs, Log: log,
+		wake: make(chan struct{}, 1), reports: make(chan struct{}, 1)}
+}
+
+func (e *Enforcer) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// SetSpec hands over the node's NodePolicy (nil: none, nothing enforced).
+func (e *Enforcer) SetSpec(spec *nodesv1alpha1.NodePolicySpec, generation int64) {
+	e.mu.Lock()
+	e.spec, e.generation = spec, generation
+	e.mu.Unlock()
+	e.poke()
+}
+
+// SetPods hands over the node's pods.
+func (e *Enforcer) SetPods(pods []LocalPod) {
+	e.mu.Lock()
+	e.pods = pods
+	e.mu.Unlock()
+	e.poke()
+}
+
+// SetAddresses hands over every known address's identity: pods of the
+// cluster (IdentityAddresses) and the other nodes (remote-node).
+func (e *Enforcer) SetAddresses(addrs map[netip.Addr]uint32) {
+	e.mu.Lock()
+	e.addresses = addrs
+	e.mu.Unlock()
+	e.poke()
+}
+
+// Reports receives a value whenever the report changes.
+func (e *Enforcer) Reports() <-chan struct{} { return e.reports }
+
+// Report is the last report.
+func (e *Enforcer) Report() Report {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.report
+}
+
+// Run programs the datapath on every change until ctx ends.
+func (e *Enforcer) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.wake:
+		}
+		rep := e.sync()
+		e.mu.Lock()
+		changed := !reportsEqual(rep, e.report)
+		e.report = rep
+		e.mu.Unlock()
+		if changed {
+			select {
+			case e.reports <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func reportsEqual(a, b Report) bool {
+	return a.Generation == b.Generation && a.Identities == b.Identities && a.Entries == b.Entries && slices.Equal(a.Problems, b.Problems)
+}
+
+// sync computes and applies the maps once. Until the NodePolicy has been
+// seen nothing is touched, so a restarting plugin keeps what the pinned
+// maps enforce.
+func (e *Enforcer) sync() Report {
+	e.mu.Lock()
+	spec, gen, pods, addrs := e.spec, e.generation, e.pods, e.addresses
+	e.mu.Unlock()
+	if addrs == nil {
+		return Report{} // the cluster's addresses are not known yet
+	}
+	rep := Report{Generation: gen}
+	if spec == nil {
+		spec = &nodesv1alpha1.NodePolicySpec{}
+	}
+
+	all := make(map[netip.Addr]uint32, len(addrs)+len(e.NodeAddresses))
+	for a, id := range addrs {
+		all[a] = id
+	}
+	for _, a := range e.NodeAddresses {
+		all[a] = uint32(identity.Host)
+	}
+	var endpoints []datapath.Endpoint
+	want := map[string]int{}
+	for _, p := range pods {
+		ep, name, err := e.endpoint(p, all)
+		if err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("pod %s: %v", p.Name, err))
+			continue
+		}
+		endpoints = append(endpoints, ep)
+		want[name] = int(ep.Ifindex)
+	}
+	e.attach(want, &rep)
+
+	have, err := e.Maps.Read()
+	if err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+		return rep
+	}
+	desired, _, problems := datapath.Desired(datapath.Input{Spec: *spec, Endpoints: endpoints, Addresses: all, CIDRIdentities: have.CIDRIdentities()})
+	for _, p := range problems {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("identity %d: %s", p.Identity, p.Message))
+	}
+	c, err := e.Maps.Apply(have, desired)
+	if err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+	}
+	if c.Put+c.Deleted > 0 {
+		e.Log.V(1).Info("datapath updated", "generation", gen, "put", c.Put, "deleted", c.Deleted)
+	}
+	rep.Identities, rep.Entries = len(spec.Identities), len(desired.Policy)
+	slices.Sort(rep.Problems)
+	return rep
+}
+
+// attach puts the programs on the veths of want (name → index) that do
+// not have them yet (after a restart: adopting the pinned links, with
+// this binary's programs) and takes them off the veths of pods gone.
+func (e *Enforcer) attach(want map[string]int, rep *Report) {
+	if e.attached == nil {
+		e.attached = map[string]int{}
+	}
+	for name, idx := range want {
+		if e.attached[name] == idx {
+			continue
+		}
+		if err := e.Maps.Attach(name, idx); err != nil {
+			rep.Problems = append(rep.Problems, err.Error())
+			continue
+		}
+		e.attached[name] = idx
+	}
+	pinned, err := e.Maps.Attached()
+	if err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+		return
+	}
+	for _, name := range pinned {
+		if _, ok := want[name]; ok {
+			continue
+		}
+		if err := e.Maps.Detach(name); err != nil {
+			rep.Problems = append(rep.Problems, err.Error())
+			continue
+		}
+		delete(e.attached, name)
+	}
+}
+
+// endpoint is a local pod's datapath endpoint: its identity (by its
+// address, from IdentityAddresses) and the veth its route goes through.
+func (e *Enforcer) endpoint(p LocalPod, all map[netip.Addr]uint32) (datapath.Endpoint, string, error) {
+	if len(p.IPs) == 0 {
+		return datapath.Endpoint{}, "", fmt.Errorf("no address yet")
+	}
+	id, ok := all[p.IPs[0]]
+	if !ok || id == uint32(identity.Host) {
+		return datapath.Endpoint{}, "", fmt.Errorf("no identity for %s yet", p.IPs[0])
+	}
+	name, idx, err := e.Veth(p.IPs[0])
+	if err != nil {
+		return datapath.Endpoint{}, "", fmt.Errorf("finding its veth: %w", err)
+	}
+	return datapath.Endpoint{Ifindex: uint32(idx), Identity: id, NamedPorts: p.NamedPorts}, name, nil
+}
+
+// Summary is the report in a sentence, for the Ready condition.
+func (r Report) Summary() string {
+	s := fmt.Sprintf("%d identities, %d policy entries in the datapath", r.Identities, r.Entries)
+	if len(r.Problems) > 0 {
+		s += "; not enforced as written: " + strings.Join(r.Problems, "; ")
+	}
+	return s
+}
+
+// RouteVeth is the Veth of a node whose CNI routes each pod address to
+// the pod's veth (Plexus's CNI, and most others): the interface of the
+// node's route to the address, which must be a veth.
+func RouteVeth(ip netip.Addr) (string, int, error) {
+	routes, err := netlink.RouteGet(ip.AsSlice())
+	if err != nil {
+		return "", 0, err
+	}
+	if len(routes) == 0 {
+		return "", 0, fmt.Errorf("no route to %s", ip)
+	}
+	l, err := netlink.LinkByIndex(routes[0].LinkIndex)
+	if err != nil {
+		return "", 0, err
+	}
+	if l.Type() != "veth" {
+		return "", 0, fmt.Errorf("the route to %s leaves through %s, a %s, not a pod's veth", ip, l.Attrs().Name, l.Type())
+	}
+	return l.Attrs().Name, l.Attrs().Index, nil
+}

@@ -1,0 +1,87 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/nodeplugins/policy/datapath"
+	"github.com/plexus-net/plexus/test/netnstest"
+	"github.com/plexus-net/plexus/test/policytest"
+	"github.com/plexus-net/plexus/test/testenv"
+)
+
+// The enforcer finds the pods' veths by route, takes their identities
+// from the cluster's addresses, and enforces the NodePolicy; the report
+// counts what it programmed; no NodePolicy means no enforcement; a pod
+// gone loses its programs.
+func TestEnforcerProgramsTheNode(t *testing.T) {
+	tp := policytest.New(t)
+	maps, err := datapath.Open(policytest.BPFFS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = maps.Unpin(); _ = maps.Close() })
+	e := NewEnforcer(maps, RouteVeth, []netip.Addr{netip.MustParseAddr(policytest.NodeIP), netip.MustParseAddr(policytest.NodeExt)}, logr.Discard())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- netnstest.Do(tp.Node, func() error { return e.Run(ctx) }) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	a, b := netip.MustParseAddr(policytest.IPA), netip.MustParseAddr(policytest.IPB)
+	e.SetAddresses(map[netip.Addr]uint32{a: 1000, b: 2000})
+	e.SetPods([]LocalPod{{Name: "ns/a", IPs: []netip.Addr{a}}, {Name: "ns/b", IPs: []netip.Addr{b}}})
+	e.SetSpec(&nodesv1alpha1.NodePolicySpec{
+		Identities: []nodesv1alpha1.IdentityPolicy{{Identity: 2000, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
+			Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{{Peers: "pa", Protocol: 6, Port: 8080, EndPort: 8080}}},
+		}}},
+		PeerSets: []nodesv1alpha1.PeerSet{{Name: "pa", Identities: []int64{1000}}},
+	}, 3)
+	waitReport(t, e, func(r Report) bool { return r.Generation == 3 && r.Entries > 0 })
+	if r := e.Report(); r.Identities != 1 || len(r.Problems) != 0 {
+		t.Errorf("report %+v", r)
+	}
+	policytest.Check(t, "enforced",
+		policytest.Probe{From: tp.A, To: policytest.IPB, Port: "8080", Want: true},
+		policytest.Probe{From: tp.A, To: policytest.IPB, Port: "9090", Want: false},
+		policytest.Probe{From: tp.Ext, To: policytest.IPB, Port: "8080", Want: false})
+
+	e.SetSpec(nil, 0)
+	waitReport(t, e, func(r Report) bool { return r.Entries == 0 })
+	policytest.Check(t, "no NodePolicy", policytest.Probe{From: tp.A, To: policytest.IPB, Port: "9090", Want: true})
+
+	e.SetPods([]LocalPod{{Name: "ns/a", IPs: []netip.Addr{a}}})
+	testenv.Eventually(t, 5*time.Second, "programs only on the remaining pod's veth", func() error {
+		attached, err := maps.Attached()
+		if err != nil {
+			return fmt.Errorf("reading the pins: %w", err)
+		}
+		if !slices.Equal(attached, []string{policytest.VethA}) {
+			return fmt.Errorf("attached %v, want only %s", attached, policytest.VethA)
+		}
+		return nil
+	})
+
+	// A pod whose address has no identity yet is reported, not guessed.
+	e.SetPods([]LocalPod{{Name: "ns/a", IPs: []netip.Addr{a}}, {Name: "ns/new", IPs: []netip.Addr{netip.MustParseAddr("10.240.0.99")}}})
+	waitReport(t, e, func(r Report) bool { return len(r.Problems) == 1 })
+}
+
+func waitReport(t *testing.T, e *Enforcer, ok func(Report) bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for !ok(e.Report()) {
+		select {
+		case <-e.Reports():
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("report %+v", e.Report())
+		}
+	}
+}

@@ -131,3 +131,31 @@ func ReadFrom(ns, addr string) (string, error) {
 	})
 	return got, err
 }
+
+// Serve listens on TCP address addr (":80") in namespace ns and handles
+// every connection with handle, which the connection is closed after,
+// until the test ends.
+func Serve(t testing.TB, ns, addr string, handle func(net.Conn)) {
+	t.Helper()
+	var ln net.Listener
+	if err := Do(ns, func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); handle(c) }()
+		}
+	}()
+}
+
+// AnswerRemoteHost is a Serve handler that answers with the address the
+// connection came from: how tests see what a NAT made of the source.
+func AnswerRemoteHost(c net.Conn) {
+	host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+	_, _ = io.WriteString(c, host)
+}

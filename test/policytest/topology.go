@@ -101,27 +101,10 @@ func BPFFS(t *testing.T) string {
 	return filepath.Join(root, "plexus", "policy")
 }
 
-// Serve answers every TCP connection on port in ns with "ok" and closes.
+// Serve answers every TCP connection on port in ns with "ok".
 func Serve(t *testing.T, ns, port string) {
 	t.Helper()
-	var ln net.Listener
-	if err := netnstest.Do(ns, func() (err error) {
-		ln, err = net.Listen("tcp4", ":"+port)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, "ok")
-			c.Close()
-		}
-	}()
+	netnstest.Serve(t, ns, ":"+port, func(c net.Conn) { _, _ = io.WriteString(c, "ok") })
 }
 
 // Probe is a connection attempt and whether it should succeed; Port

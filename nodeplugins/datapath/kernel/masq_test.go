@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -121,22 +120,7 @@ func applyCfg(t *testing.T, node netlab.Node, cfg Config, nodes []ciliumv2.Ciliu
 // address it came from, until the test ends.
 func serveRemoteAddr(t *testing.T, ns string) {
 	t.Helper()
-	var ln net.Listener
-	if err := netnstest.Do(ns, func() (err error) { ln, err = net.Listen("tcp4", ":80"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-			_, _ = io.WriteString(c, host)
-			c.Close()
-		}
-	}()
+	netnstest.Serve(t, ns, ":80", netnstest.AnswerRemoteHost)
 }
 
 // requireSeenAs connects from ns to port 80 of dst until the server there

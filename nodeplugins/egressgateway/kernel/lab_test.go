@@ -98,29 +98,8 @@ func mac(t *testing.T, ns string) string {
 // test ends.
 func serveRemoteAddr(t *testing.T, ns string) {
 	t.Helper()
-	serve(t, ns, ":80", func(c net.Conn) {
-		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-		_, _ = io.WriteString(c, host)
-	})
-	serve(t, ns, ":7", func(c net.Conn) { _, _ = io.Copy(c, c) })
-}
-
-func serve(t *testing.T, ns, addr string, handle func(net.Conn)) {
-	t.Helper()
-	var ln net.Listener
-	if err := netnstest.Do(ns, func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); handle(c) }()
-		}
-	}()
+	netnstest.Serve(t, ns, ":80", netnstest.AnswerRemoteHost)
+	netnstest.Serve(t, ns, ":7", func(c net.Conn) { _, _ = io.Copy(c, c) })
 }
 
 // roundTrip sends msg on c and reads the echo.

@@ -31,6 +31,8 @@ type Component struct {
 	Args func(env ComponentEnv) []string
 	// Optional components are skipped when their binary is missing.
 	Optional bool
+	// Enabled, when set, says whether the lab runs the component.
+	Enabled func(*State) bool
 }
 
 // Identity is a certificate's common name and organizations.
@@ -164,6 +166,18 @@ func plexusControllers() []Component {
 			Args:     common,
 		},
 		{
+			Name: "plexus-identity-controller", Binary: "plexus-identity-controller", Optional: true,
+			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-identity"),
+			Enabled:  func(s *State) bool { return s.Policy },
+			Args:     common,
+		},
+		{
+			Name: "plexus-policy-controller", Binary: "plexus-policy-controller", Optional: true,
+			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-policy"),
+			Enabled:  func(s *State) bool { return s.Policy },
+			Args:     common,
+		},
+		{
 			Name: "plexus-bgp-controller", Binary: "plexus-bgp-controller", Optional: true,
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-bgp"),
 			Args: func(e ComponentEnv) []string {
@@ -180,7 +194,7 @@ func nodeComponents(s *State) []Component {
 	for _, c := range plexusNodeComponents() {
 		if c.Name == CNINode && s.CNI == "plexus" || c.Name == DatapathNode && s.Datapath == "plexus" ||
 			c.Name == L2AnnouncerNode && s.L2Announcer || c.Name == EgressGatewayNode && s.EgressGateway ||
-			c.Name == BGPNode && s.BGP {
+			c.Name == BGPNode && s.BGP || c.Name == PolicyNode && s.Policy {
 			cs = append(cs, c)
 		}
 	}
@@ -238,6 +252,17 @@ func plexusNodeComponents() []Component {
 					"--secret-namespace=" + BGPSecretNamespace, "--status-interval=1s", "--zap-time-encoding=rfc3339nano"}
 			},
 		},
+		{
+			// Policy programs on the pods' veths; maps and links pinned in a
+			// bpffs under the node's state dir (mounted by the plugin, and
+			// unmounted by lab down), so a restart adopts them.
+			Name: PolicyNode, Binary: PolicyNode,
+			Identity: ServiceAccountIdentity(PlexusNamespace, PolicyNode),
+			Args: func(e ComponentEnv) []string {
+				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig,
+					"--bpf-root=" + filepath.Join(e.NodeDir, "bpf"), "--zap-time-encoding=rfc3339nano"}
+			},
+		},
 	}
 }
 
@@ -250,6 +275,7 @@ const (
 	L2AnnouncerNode   = "plexus-l2announcer-node"
 	EgressGatewayNode = "plexus-egressgateway-node"
 	BGPNode           = "plexus-bgp-node"
+	PolicyNode        = "plexus-policy-node"
 )
 
 // BGPSecretNamespace is where the lab's BGP auth Secrets live (the chart's

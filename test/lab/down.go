@@ -48,6 +48,7 @@ func Down(ctx context.Context, stateRoot, name string, out io.Writer) error {
 	killPIDs(pidsInNetns(labNetns(name, s)))
 	killPIDs(proc.FindByArg(l.Dir + string(filepath.Separator)))
 	errs := sweepNetwork(name, s)
+	errs = append(errs, unmountUnder(l.Dir))
 	if err := os.RemoveAll(l.Dir); err != nil {
 		errs = append(errs, err)
 	}
@@ -189,4 +190,28 @@ func Leftovers(stateRoot, name string) []string {
 		left = append(left, "dir "+dir)
 	}
 	return left
+}
+
+// unmountUnder unmounts every mount below dir (the policy plugins' bpffs),
+// deepest first, so the state dir can be removed.
+func unmountUnder(dir string) error {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && strings.HasPrefix(f[1], dir+string(filepath.Separator)) {
+			points = append(points, f[1])
+		}
+	}
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	var errs []error
+	for _, p := range points {
+		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
 }

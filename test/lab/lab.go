@@ -36,6 +36,11 @@ type Options struct {
 	// plexus-datapath plugin on each node), "standin" (static routes the lab
 	// adds itself), or "auto" as for CNI.
 	Datapath string
+	// Policy runs network policy: the identity and policy controllers and
+	// the plexus-policy-node plugin on every node, with the policy CRDs the
+	// chart does not install yet. Off by default: it puts the policy
+	// programs on every pod's veth.
+	Policy bool
 	// Segment is the third octet of the lab's underlay 198.18.<Segment>.0/24;
 	// two labs on one machine need different segments.
 	Segment int

@@ -115,6 +115,7 @@ func NodeDelete(ctx context.Context, stateRoot, name, node string, out io.Writer
 	if err := s.save(); err != nil {
 		return err
 	}
+	_ = unmountUnder(l.NodeDir(n.Name))
 	_ = os.RemoveAll(l.NodeDir(n.Name))
 	fmt.Fprintf(out, "== node %s deleted\n", n.Name)
 	return nil

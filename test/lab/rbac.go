@@ -48,6 +48,13 @@ func installPlexusAPI(o *Options, l Layout, s *State, identities []string) (warn
 			}
 			docs = append(docs, d)
 		}
+		if s.Policy {
+			unreleased, err := unreleasedCRDs(o.Repo)
+			if err != nil {
+				return nil, err
+			}
+			docs = append(docs, unreleased...)
+		}
 	} else {
 		// No helm: the CRDs from config/ (RBAC below, from config/rbac).
 		crds, err := filepath.Glob(filepath.Join(o.Repo, "config", "crd", "bases", "*.yaml"))
@@ -75,6 +82,28 @@ func installPlexusAPI(o *Options, l Layout, s *State, identities []string) (warn
 		warnings = append(warnings, fmt.Sprintf("RBAC for %s from ClusterRole %s in config/rbac (the chart renders no binding for it yet)", sa, roleName))
 	}
 	return warnings, kubectlApply(s, l, strings.Join(docs, "\n---\n"))
+}
+
+// unreleasedCRDs are the CRDs in config/crd/bases that the chart does not
+// install yet (the Makefile's UNRELEASED_CRDS): a lab that runs those
+// features installs them itself.
+func unreleasedCRDs(repo string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(repo, "config", "crd", "bases", "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var docs []string
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(repo, "charts", "plexus", "crds", filepath.Base(f))); err == nil {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, string(b))
+	}
+	return docs, nil
 }
 
 // renderChart runs helm template with the release namespace the lab's

@@ -31,6 +31,9 @@ type State struct {
 	// BGP: the plexus-bgp-node plugin runs on every node (its binary and
 	// RBAC were there at `lab up`).
 	BGP bool `json:"bgp,omitempty"`
+	// Policy: the identity and policy controllers and the plexus-policy-node
+	// plugin run (Options.Policy).
+	Policy bool `json:"policy,omitempty"`
 	// Client is the external client's namespace on the segment.
 	Client string `json:"client,omitempty"`
 	// Router is the BGP router's namespace (FRR, see router.go), empty

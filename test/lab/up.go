@@ -71,8 +71,13 @@ func Up(ctx context.Context, o Options) error {
 	if why != "" {
 		fmt.Fprintf(o.Out, "== BGP: no %s on the nodes because %s\n", BGPNode, why)
 	}
+	if o.Policy {
+		if ok, why := pickNodePlugin(o, PolicyNode); !ok {
+			return fmt.Errorf("policy asked for, but %s", why)
+		}
+	}
 	s := &State{Name: o.Name, Segment: o.Segment, RoutingMode: o.RoutingMode, IPAMMode: o.IPAMMode, CNI: cni, Datapath: datapath,
-		L2Announcer: l2, EgressGateway: egress, BGP: bgpNode, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
+		L2Announcer: l2, EgressGateway: egress, BGP: bgpNode, Policy: o.Policy, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
 	for i := 1; i <= o.Nodes; i++ {
 		s.Nodes = append(s.Nodes, Node{Index: i, Name: l.NodeName(i), IP: l.NodeIP(i).String()})
 	}
@@ -164,6 +169,9 @@ func up(ctx context.Context, o *Options, l Layout, s *State) error {
 	}
 	var controllers []string
 	for i, c := range plexusControllers() {
+		if c.Enabled != nil && !c.Enabled(s) {
+			continue
+		}
 		if err := startComponent(l, s, c, nil, 18080+100*s.Segment+10*i); err != nil {
 			return err
 		}
@@ -246,7 +254,7 @@ func startNode(l Layout, s *State, n *Node) error {
 func plexusIdentities(s *State) []string {
 	var ids []string
 	for _, c := range plexusControllers() {
-		if _, ok := binaryPath(s, c); ok {
+		if _, ok := binaryPath(s, c); ok && (c.Enabled == nil || c.Enabled(s)) {
 			ids = append(ids, c.Identity.ServiceAccount())
 		}
 	}

@@ -101,7 +101,7 @@ func entry(peers string, proto, port, end int32) nodesv1alpha1.PolicyEntry {
 // allowed connections, per direction, deny precedence, CIDR rules with a
 // cut-out exception; a restarted plugin adopts maps and links and writes
 // nothing; a policy change never drops a connection still allowed.
-func TestPolicyEnforcedInTheKernel(t *testing.T) {
+func TestNP04_PolicyTruthTableInTheKernel(t *testing.T) {
 	tp := newTopology(t)
 
 	// No policy: everything passes.

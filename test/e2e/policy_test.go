@@ -1,0 +1,113 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	"github.com/plexus-net/plexus/internal/conditions"
+	"github.com/plexus-net/plexus/test/lab"
+	"github.com/plexus-net/plexus/test/lab/labtest"
+)
+
+// NP-02, NP-04, NP-06 on the lab, with every part deployed: the identity
+// and policy controllers and the policy plugin on both nodes. A policy
+// lets only the frontend reach the backend on 8080 and lets the backend
+// start nothing; the frontend reaches both backend pods (one on each
+// node), the client reaches none, the backend's replies pass (conntrack),
+// its own new connections do not, and its readiness probes from the node
+// keep passing. The policy's status turns Ready once both nodes enforce
+// it; deleting it opens everything again.
+// (The name is short on purpose: the lab lives under a temporary folder
+// named after the test, and the CNI agent's socket path must stay under
+// the 108 bytes of a Unix socket address.)
+func TestNP02_NP04_NP06_LabPolicy(t *testing.T) {
+	l := labtest.Start(t, lab.Options{Nodes: 2, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus", Policy: true})
+	backends := labtest.Deploy(t, l, labtest.Echo("backend", 2, nil))
+	frontend := labtest.Deploy(t, l, labtest.Echo("frontend", 1, nil))[0]
+	client_ := labtest.Deploy(t, l, labtest.Echo("client", 1, nil))[0]
+
+	reach := func(from *corev1.Pod, to *corev1.Pod) error {
+		c := l.HTTPClient(l.PodNetns(from))
+		c.Timeout = time.Second
+		_, err := labtest.FetchWith(c, fmt.Sprintf("http://%s:8080/", to.Status.PodIP))
+		return err
+	}
+	expect := func(stage string, from, to *corev1.Pod, want bool) {
+		t.Helper()
+		err := reach(from, to)
+		if (err == nil) != want {
+			t.Errorf("%s: %s (%s) → %s (%s on %s): %v, want reached=%v", stage, from.Name, from.Spec.NodeName, to.Name, to.Status.PodIP, to.Spec.NodeName, err, want)
+		}
+	}
+	for i := range backends {
+		expect("no policy", &client_, &backends[i], true)
+	}
+
+	// Applied as unstructured, as kubectl does: the typed client would drop
+	// "egress: []" (omitempty), and the empty list is what enforces the
+	// backend's egress with nothing allowed.
+	var pol unstructured.Unstructured
+	if err := yaml.Unmarshal([]byte(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: backend, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: backend}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: frontend}}]
+    toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+  egress: []
+`), &pol.Object); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Cilium.Create(context.Background(), &pol); err != nil {
+		t.Fatal(err)
+	}
+	l.Eventually(2*time.Minute, "the policy Ready (enforced on both nodes)", func() error {
+		var p ciliumv2.CiliumNetworkPolicy
+		if err := l.Cilium.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "backend"}, &p); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(p.Status.Conditions, conditions.TypeReady)
+		if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != p.Generation {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		return nil
+	})
+	for i := range backends {
+		b := &backends[i]
+		expect("policy", &frontend, b, true) // NP-02, and NP-04: the replies leave through the enforced egress
+		expect("policy", &client_, b, false)
+		expect("policy", b, &client_, false) // the backend's egress allows nothing new
+	}
+	// NP-06: the node's probes still reach the backends.
+	time.Sleep(3 * time.Second)
+	if ready, err := l.ReadyPods(labtest.Namespace, "app=backend"); err != nil || len(ready) != len(backends) {
+		t.Errorf("backends Ready under the policy: %d of %d (%v)", len(ready), len(backends), err)
+	}
+
+	if err := l.Cilium.Delete(context.Background(), &pol); err != nil {
+		t.Fatal(err)
+	}
+	l.Eventually(time.Minute, "everything open again", func() error {
+		for i := range backends {
+			if err := reach(&client_, &backends[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if t.Failed() {
+		l.DumpLogs()
+	}
+}

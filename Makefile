@@ -108,8 +108,8 @@ test: tools controlplane host-packages verify-generated ## the whole test suite:
 run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up
 	hack/run.sh
 
-.PHONY: bench bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp
-bench: bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp ## every scale benchmark against the real API server (see docs/benchmarks.md)
+.PHONY: bench bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-policy
+bench: bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-policy ## every scale benchmark against the real API server (see docs/benchmarks.md)
 
 bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/lbipam $(BENCH_ARGS)
@@ -125,6 +125,10 @@ bench-cni: controlplane ## CNI: ADD and DEL latency per pod of plexus-cni, besid
 
 bench-lab: controlplane tools ## lab: pod creation to its first answered request, on a 3-node lab (needs root)
 	go test -run '^$$' -bench PodToFirstAnswer -benchtime 30x -count 3 ./test/e2e
+
+bench-policy: ## policy: compiling 5,000 policies over 5,000 identities; the eBPF verdict per packet with growing policy maps (root)
+	go test -run '^$$' -bench Compile -benchtime 10x -count 5 ./controllers/policy/compiler
+	go test -run '^$$' -bench Verdict -benchtime 1000000x -count 5 ./nodeplugins/policy/datapath
 
 bench-l2: controlplane tools ## L2 announcements: failover time over 20 kills, API requests per node with 10/100/1,000 Services (needs root)
 	go test -run '^$$' -bench 'L2' -benchtime 20x -count 1 -timeout 60m ./test/e2e

@@ -91,7 +91,10 @@ func (tp *Topology) Ifindex(t *testing.T, name string) int {
 
 // BPFFS mounts a bpffs of the test's own and returns a directory in it;
 // the mount goes with the test.
-func BPFFS(t *testing.T) string {
+func BPFFS(t *testing.T) string { return BPFFSFor(t) }
+
+// BPFFSFor is BPFFS for any test or benchmark.
+func BPFFSFor(t testing.TB) string {
 	t.Helper()
 	root := t.TempDir()
 	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {

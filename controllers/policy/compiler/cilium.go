@@ -118,10 +118,19 @@ func (c *compilation) authenticationOK(path string, a *ciliumv2.Authentication) 
 	return false
 }
 
-// selectPods are the pod identities s selects.
+// selectPods are the pod identities s selects. A selector confined to
+// namespaces (every namespaced policy's) only looks at their identities.
 func (c *compilation) selectPods(s selector) []identity.Number {
+	candidates := c.pods
+	if nss, ok := s.namespaces(); ok {
+		candidates = nil
+		for _, ns := range nss {
+			candidates = append(candidates, c.byNamespace[ns]...)
+		}
+		slices.Sort(candidates)
+	}
 	var out []identity.Number
-	for _, n := range c.pods {
+	for _, n := range candidates {
 		if s.matches(c.in.Pods[n], false) {
 			out = append(out, n)
 		}
@@ -158,7 +167,7 @@ func (c *compilation) endpointPeers(namespace, path string, sels []ciliumv2.Endp
 			}
 		}
 	}
-	return Peers{}.union(Peers{Identities: ids})
+	return newPeers(ids, nil)
 }
 
 func (c *compilation) entities(path string, es []ciliumv2.Entity) Peers {
@@ -184,7 +193,7 @@ func (c *compilation) cidrs(path string, cs []ciliumv2.CIDR) Peers {
 		}
 		out = append(out, p)
 	}
-	return Peers{}.union(Peers{CIDRs: out})
+	return newPeers(nil, out)
 }
 
 // parseCIDR reads a CIDR, or an address as its single-address prefix.
@@ -248,7 +257,7 @@ func (c *compilation) cidrSet(path string, rules []ciliumv2.CIDRRule) Peers {
 			out = append(out, subtract(b, excepts)...)
 		}
 	}
-	return Peers{}.union(Peers{CIDRs: out})
+	return newPeers(nil, out)
 }
 
 func k8sLabels(m map[string]string) identity.Labels {
@@ -310,7 +319,7 @@ func (c *compilation) services(namespace, path string, ss []ciliumv2.PolicyServi
 		for _, a := range svc.Addresses {
 			pfx = append(pfx, netip.PrefixFrom(a, a.BitLen()))
 		}
-		out = out.union(Peers{CIDRs: pfx})
+		out = out.union(newPeers(nil, pfx))
 	}
 	for i, s := range ss {
 		p := fmt.Sprintf("%s[%d]", path, i)

@@ -171,9 +171,13 @@ func Compile(in Input) *Output {
 		c.pods = append(c.pods, n)
 	}
 	slices.Sort(c.pods)
+	c.byNamespace = map[string][]identity.Number{}
 	for _, n := range c.pods {
 		if n.ClusterID() == in.ClusterID {
 			c.localPods = append(c.localPods, n)
+		}
+		if ns, ok := in.Pods[n][identity.SourceK8s+":"+identity.LabelNamespace]; ok {
+			c.byNamespace[ns] = append(c.byNamespace[ns], n)
 		}
 	}
 	c.nodes = make([]string, 0, len(in.Nodes))
@@ -203,6 +207,8 @@ type compilation struct {
 	pods []identity.Number
 	// localPods are the pods of the local cluster.
 	localPods []identity.Number
+	// byNamespace are the pods by namespace label.
+	byNamespace map[string][]identity.Number
 	nodes     []string
 	// cur is the policy being compiled.
 	cur *PolicyResult

@@ -110,7 +110,7 @@ func (c *compilation) ipBlock(path string, b *networkingv1.IPBlock) Peers {
 		}
 		excepts = append(excepts, pfx.Masked())
 	}
-	return Peers{}.union(Peers{CIDRs: subtract(base, excepts)})
+	return newPeers(nil, subtract(base, excepts))
 }
 
 func (c *compilation) netpolPorts(path string, ports []networkingv1.NetworkPolicyPort) []Port {

@@ -29,16 +29,30 @@ var anyPeer = Peers{Any: true}
 
 func (p Peers) empty() bool { return !p.Any && len(p.Identities) == 0 && len(p.CIDRs) == 0 }
 
+// newPeers is the set of ids and cidrs in canonical form: both sorted,
+// without duplicates. Every Peers is made through it (or union).
+func newPeers(ids []identity.Number, cidrs []netip.Prefix) Peers {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	cidrs = slices.Clone(cidrs)
+	slices.SortFunc(cidrs, comparePrefix)
+	return Peers{Identities: slices.Compact(ids), CIDRs: slices.Compact(cidrs)}
+}
+
 // union adds o to p, keeping both lists sorted and free of duplicates.
+// Peers are never modified once made, so a union with an empty set is the
+// other set itself, not a copy (broad rules share one list everywhere).
 func (p Peers) union(o Peers) Peers {
 	if p.Any || o.Any {
 		return anyPeer
 	}
-	ids := append(slices.Clone(p.Identities), o.Identities...)
-	slices.Sort(ids)
-	cidrs := append(slices.Clone(p.CIDRs), o.CIDRs...)
-	slices.SortFunc(cidrs, comparePrefix)
-	return Peers{Identities: slices.Compact(ids), CIDRs: slices.Compact(cidrs)}
+	if p.empty() {
+		return o
+	}
+	if o.empty() {
+		return p
+	}
+	return newPeers(append(slices.Clone(p.Identities), o.Identities...), append(slices.Clone(p.CIDRs), o.CIDRs...))
 }
 
 func comparePrefix(a, b netip.Prefix) int {

@@ -103,6 +103,17 @@ func (s selector) namesNamespace() bool {
 	return false
 }
 
+// namespaces are the namespaces s is confined to, if it names them with
+// In (then ok).
+func (s selector) namespaces() ([]string, bool) {
+	for _, r := range s.reqs {
+		if r.key == identity.LabelNamespace && r.op == metav1.LabelSelectorOpIn && (r.source == identity.SourceK8s || r.source == sourceAny) {
+			return r.values, true
+		}
+	}
+	return nil, false
+}
+
 // matches says whether the label set l (of an identity whose reserved-ness
 // is given) is selected.
 func (s selector) matches(l identity.Labels, reserved bool) bool {
@@ -120,6 +131,12 @@ func (s selector) matches(l identity.Labels, reserved bool) bool {
 func (r requirement) matches(l identity.Labels) bool {
 	var found bool
 	var value string
+	if r.source == sourceAny && r.op == metav1.LabelSelectorOpIn {
+		// The common case first: a Kubernetes label of that key.
+		if v, ok := l[identity.SourceK8s+":"+r.key]; ok && slices.Contains(r.values, v) {
+			return true
+		}
+	}
 	if r.source == sourceAny {
 		for k, v := range l {
 			if _, key := splitKey(k); key == r.key {

@@ -1,0 +1,120 @@
+package datapath
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/test/netnstest"
+	"github.com/plexus-net/plexus/test/policytest"
+)
+
+// tcpPacket is an Ethernet/IPv4/TCP SYN from src to dst:dport.
+func tcpPacket(src, dst netip.Addr, sport, dport uint16) []byte {
+	b := make([]byte, 14+20+20)
+	binary.BigEndian.PutUint16(b[12:], 0x0800)
+	ip := b[14:]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], 40)
+	ip[8] = 64
+	ip[9] = 6
+	copy(ip[12:16], src.AsSlice())
+	copy(ip[16:20], dst.AsSlice())
+	tcp := ip[20:]
+	binary.BigEndian.PutUint16(tcp[0:], sport)
+	binary.BigEndian.PutUint16(tcp[2:], dport)
+	tcp[12] = 5 << 4
+	tcp[13] = 0x02 // SYN
+	return b
+}
+
+// BenchmarkVerdict times the to_pod program on one packet with
+// BPF_PROG_TEST_RUN (the test run's skb comes in on loopback, ifindex 1,
+// which stands for the pod's veth here), with policy maps of growing
+// size: an allowed packet of an established flow (conntrack refreshed)
+// and a denied one (a verdict event each). The figure is per packet.
+func BenchmarkVerdict(b *testing.B) {
+	netnstest.RequireRoot(b)
+	for _, peers := range []int{10, 1_000, 30_000} {
+		b.Run(fmt.Sprintf("peers=%d", peers), func(b *testing.B) {
+			maps, err := Open(policytest.BPFFSFor(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = maps.Unpin(); _ = maps.Close() }()
+			// Identity 1000 on "ifindex 1" enforces ingress; each of the
+			// peers may reach two port ranges; the sender is the last.
+			ids := make([]int64, peers)
+			for i := range ids {
+				ids[i] = int64(5000 + i)
+			}
+			var entries []nodesv1alpha1.PolicyEntry
+			for i := range peers {
+				name := fmt.Sprintf("p%d", i)
+				entries = append(entries,
+					nodesv1alpha1.PolicyEntry{Peers: name, Protocol: 6, Port: 8080, EndPort: 8080},
+					nodesv1alpha1.PolicyEntry{Peers: name, Protocol: 6, Port: 9000, EndPort: 9100})
+			}
+			spec := nodesv1alpha1.NodePolicySpec{Identities: []nodesv1alpha1.IdentityPolicy{{Identity: 1000,
+				DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: entries}}}}}
+			for i := range peers {
+				spec.PeerSets = append(spec.PeerSets, nodesv1alpha1.PeerSet{Name: fmt.Sprintf("p%d", i), Identities: []int64{ids[i]}})
+			}
+			src, dst := netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.0.0.1")
+			want, _, problems := Desired(Input{Spec: spec, Endpoints: []Endpoint{{Ifindex: 1, Identity: 1000}},
+				Addresses: map[netip.Addr]uint32{src: uint32(ids[peers-1]), dst: 1000}})
+			if len(problems) > 0 {
+				b.Fatal(problems)
+			}
+			have, _ := maps.Read()
+			if _, err := maps.Apply(have, want); err != nil {
+				b.Fatal(err)
+			}
+			for _, c := range []struct {
+				name string
+				port uint16
+				want uint32
+			}{{"allowed", 8080, 0}, {"denied", 7000, 2}} {
+				b.Run(c.name, func(b *testing.B) {
+					pkt := tcpPacket(src, dst, 40000, c.port)
+					ret, _, err := maps.objs.ToPod.Benchmark(pkt, 1, nil)
+					if err != nil || ret != c.want {
+						b.Fatalf("verdict %d (%v), want %d", ret, err, c.want)
+					}
+					ret, per, err := maps.objs.ToPod.Benchmark(pkt, b.N, nil)
+					if err != nil || ret != c.want {
+						b.Fatalf("verdict %d (%v), want %d", ret, err, c.want)
+					}
+					b.ReportMetric(float64(per.Nanoseconds()), "ns/packet")
+					b.ReportMetric(float64(len(want.Policy)), "policy-entries")
+				})
+			}
+		})
+	}
+}
+
+// A policy larger than the policy map is an error of Apply (which the
+// plugin reports in its NodePolicy's status), never a silent partial
+// program: NP-25.
+func TestNP25_FullPolicyMapIsReported(t *testing.T) {
+	netnstest.RequireRoot(t)
+	maps, err := Open(policytest.BPFFS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = maps.Unpin(); _ = maps.Close() }()
+	want := State{Policy: map[PolicyKey]uint32{}}
+	for i := range 300_000 {
+		want.Policy[PolicyKey{Local: 1000, Peer: uint32(5000 + i), Proto: 6, Port: 80, PortBits: 16}] = 0
+	}
+	have, err := maps.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := maps.Apply(have, want); err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Errorf("300,000 entries into a map of 262,144: %v, want an error saying it is full", err)
+	}
+}

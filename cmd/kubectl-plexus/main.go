@@ -4,6 +4,7 @@
 //
 //	kubectl plexus bgp peers
 //	kubectl plexus bgp routes [available|advertised] [ipv4|ipv6 unicast] [peer <address>] [vrouter <asn>]
+//	kubectl plexus policy get <pod> [-n <namespace>]
 package main
 
 import (
@@ -14,20 +15,26 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/cli/bgpcli"
+	"github.com/plexus-net/plexus/internal/cli/policycli"
 	"github.com/plexus-net/plexus/internal/operator"
 )
 
 const usage = `usage:
   kubectl plexus bgp peers
   kubectl plexus bgp routes [available|advertised] [ipv4|ipv6 unicast] [peer <address>] [vrouter <asn>]
+  kubectl plexus policy get <pod> [-n <namespace>]
 
 flags:
 `
@@ -37,6 +44,8 @@ func main() {
 	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	kubeContext := fs.String("context", "", "the kubeconfig context to use")
 	node := fs.String("node", "", "only this node")
+	namespace := fs.String("namespace", "default", "the pod's namespace (policy get)")
+	fs.StringVar(namespace, "n", "default", "shorthand for --namespace")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -54,7 +63,12 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := cmd.run(ctx, c, *node, os.Stdout); err != nil {
+	if cmd.pod != "" {
+		err = podPolicy(ctx, c, *namespace, cmd.pod, os.Stdout)
+	} else {
+		err = cmd.run(ctx, c, *node, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
@@ -64,12 +78,20 @@ func main() {
 type command struct {
 	peers  bool
 	routes bgpcli.RouteFilter
+	// pod is the pod of `policy get <pod>`.
+	pod string
 }
 
 // parse reads the seed's word-style arguments.
 func parse(args []string) (command, error) {
+	if len(args) >= 1 && args[0] == "policy" {
+		if len(args) != 3 || args[1] != "get" {
+			return command{}, errors.New("expected `policy get <pod>`")
+		}
+		return command{pod: args[2]}, nil
+	}
 	if len(args) < 2 || args[0] != "bgp" {
-		return command{}, errors.New("expected `bgp peers` or `bgp routes`")
+		return command{}, errors.New("expected `bgp peers`, `bgp routes` or `policy get <pod>`")
 	}
 	switch args[1] {
 	case "peers":
@@ -158,9 +180,49 @@ func newClient(kubeconfig, kubeContext string) (client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	scheme, err := operator.NewScheme(ciliumv2.AddToScheme)
+	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, nodesv1alpha1.AddToScheme)
 	if err != nil {
 		return nil, err
 	}
 	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
+// podPolicy shows a pod's identity, the policies that select it and what
+// its node enforces for it.
+func podPolicy(ctx context.Context, cl client.Client, namespace, name string, out io.Writer) error {
+	var pod corev1.Pod
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &pod); err != nil {
+		return err
+	}
+	v := policycli.PodView{Pod: namespace + "/" + name, Node: pod.Spec.NodeName, IP: pod.Status.PodIP, Labels: map[int64]map[string]string{}}
+	if pod.Spec.HostNetwork {
+		fmt.Fprintf(out, "%s uses the host's network: the node's (host) policy applies\n", v.Pod)
+		return nil
+	}
+	var addrs nodesv1alpha1.IdentityAddressesList
+	if err := cl.List(ctx, &addrs); err != nil {
+		return fmt.Errorf("listing IdentityAddresses (is the policy controller installed?): %w", err)
+	}
+	for _, ia := range addrs.Items {
+		if slices.Contains(ia.Spec.Addresses, pod.Status.PodIP) {
+			v.Identity = ia.Spec.Identity
+		}
+	}
+	var ids ciliumv2.CiliumIdentityList
+	if err := cl.List(ctx, &ids); err != nil {
+		return fmt.Errorf("listing CiliumIdentities: %w", err)
+	}
+	for _, id := range ids.Items {
+		if n, err := strconv.ParseInt(id.Name, 10, 64); err == nil {
+			v.Labels[n] = id.SecurityLabels
+		}
+	}
+	var np nodesv1alpha1.NodePolicy
+	switch err := cl.Get(ctx, client.ObjectKey{Name: pod.Spec.NodeName}, &np); {
+	case err == nil:
+		v.NodePolicy = &np
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("reading the NodePolicy of %s: %w", pod.Spec.NodeName, err)
+	}
+	return policycli.Render(out, v)
 }

@@ -22,6 +22,7 @@ func TestParse(t *testing.T) {
 			command{routes: bgpcli.RouteFilter{Advertised: true, Family: v4, Peer: netip.MustParseAddr("198.18.0.254")}}},
 		{[]string{"bgp", "routes", "available", "ipv4", "unicast", "vrouter", "65001"},
 			command{routes: bgpcli.RouteFilter{Family: v4, VRouter: 65001}}},
+		{[]string{"policy", "get", "backend-1"}, command{pod: "backend-1"}},
 	} {
 		got, err := parse(tc.args)
 		if err != nil || got != tc.want {
@@ -32,6 +33,7 @@ func TestParse(t *testing.T) {
 		{}, {"bgp"}, {"lb", "peers"}, {"bgp", "peers", "x"}, {"bgp", "routes", "available", "ipv4", "multicast"},
 		{"bgp", "routes", "available", "peer", "198.18.0.254"}, {"bgp", "routes", "advertised", "peer", "nope"},
 		{"bgp", "routes", "vrouter", "-1"}, {"bgp", "routes", "vrouter"}, {"bgp", "routes", "sideways"},
+		{"policy"}, {"policy", "get"}, {"policy", "list", "x"}, {"policy", "get", "a", "b"},
 	} {
 		if _, err := parse(bad); err == nil {
 			t.Errorf("parse(%v) accepted", bad)

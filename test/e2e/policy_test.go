@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +90,13 @@ spec:
 		expect("policy", &frontend, b, true) // NP-02, and NP-04: the replies leave through the enforced egress
 		expect("policy", &client_, b, false)
 		expect("policy", b, &client_, false) // the backend's egress allows nothing new
+	}
+	// The per-pod view names the policy and what the node enforces.
+	view := strings.Join(strings.Fields(l.Kubectl(t, "kubectl-plexus", "policy", "get", backends[0].Name, "-n", labtest.Namespace)), " ")
+	for _, want := range []string{"Selected by: CiliumNetworkPolicy/default/backend", "Ingress: enforced", "allow TCP/8080 from", "{app=frontend,namespace=default}", "Egress: enforced", "Datapath: Ready=True"} {
+		if !strings.Contains(view, want) {
+			t.Errorf("kubectl plexus policy get %s lacks %q:\n%s", backends[0].Name, want, view)
+		}
 	}
 	// NP-06: the node's probes still reach the backends.
 	time.Sleep(3 * time.Second)

@@ -55,6 +55,13 @@ type IdentityPolicy struct {
 	// +kubebuilder:validation:Minimum=1
 	Identity int64 `json:"identity"`
 
+	// Policies are the policies that select this identity, as
+	// Kind/namespace/name (Kind/name for clusterwide ones), sorted: what
+	// `kubectl plexus policy get <pod>` shows.
+	// +optional
+	// +listType=atomic
+	Policies []string `json:"policies,omitempty"`
+
 	DirectionalPolicy `json:",inline"`
 }
 

@@ -23,6 +23,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -97,6 +98,8 @@ type Output struct {
 // Policy is what one endpoint enforces.
 type Policy struct {
 	Ingress, Egress Direction
+	// Sources are the policies that select the endpoint.
+	Sources []PolicyRef
 }
 
 // Direction is the enforcement of one direction: with Enforced, only
@@ -209,7 +212,7 @@ type compilation struct {
 	localPods []identity.Number
 	// byNamespace are the pods by namespace label.
 	byNamespace map[string][]identity.Number
-	nodes     []string
+	nodes       []string
 	// cur is the policy being compiled.
 	cur *PolicyResult
 	// enforced records which directions some policy turned on, per
@@ -259,9 +262,27 @@ func (c *compilation) applyTo(p *Policy, r compiledRule) {
 	p.Egress.Entries = append(p.Egress.Entries, r.egress.entries...)
 }
 
-// finish applies the enforcement mode, adds the host's access to its
-// pods, and puts entries in canonical order.
+// finish records which policies select each endpoint, applies the
+// enforcement mode, adds the host's access to its pods, and puts entries
+// in canonical order.
 func (c *compilation) finish() {
+	refs := make([]PolicyRef, 0, len(c.out.Policies))
+	for ref := range c.out.Policies {
+		refs = append(refs, ref)
+	}
+	slices.SortFunc(refs, func(a, b PolicyRef) int { return strings.Compare(a.String(), b.String()) })
+	for _, ref := range refs {
+		for _, n := range c.out.Policies[ref].Endpoints {
+			if p := c.out.Endpoints[n]; p != nil {
+				p.Sources = append(p.Sources, ref)
+			}
+		}
+		for _, node := range c.out.Policies[ref].Nodes {
+			if p := c.out.Hosts[node]; p != nil {
+				p.Sources = append(p.Sources, ref)
+			}
+		}
+	}
 	if c.in.Mode == ModeNever {
 		c.out.Endpoints = map[identity.Number]*Policy{}
 		c.out.Hosts = map[string]*Policy{}

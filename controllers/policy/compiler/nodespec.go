@@ -23,7 +23,11 @@ func (out *Output) NodeSpec(node string, local []identity.Number) nodesv1alpha1.
 		if p == nil {
 			continue
 		}
-		spec.Identities = append(spec.Identities, nodesv1alpha1.IdentityPolicy{Identity: int64(n), DirectionalPolicy: p.toAPI(sets)})
+		ip := nodesv1alpha1.IdentityPolicy{Identity: int64(n), DirectionalPolicy: p.toAPI(sets)}
+		for _, ref := range p.Sources {
+			ip.Policies = append(ip.Policies, ref.String())
+		}
+		spec.Identities = append(spec.Identities, ip)
 	}
 	if p := out.Hosts[node]; p != nil {
 		d := p.toAPI(sets)

@@ -19,6 +19,9 @@ func (out *Output) Render(labels map[identity.Number]identity.Labels) string {
 	slices.Sort(ids)
 	for _, n := range ids {
 		fmt.Fprintf(&b, "identity %s %s\n", n, labelText(labels[n]))
+		for _, ref := range out.Endpoints[n].Sources {
+			fmt.Fprintf(&b, "  selected by %s\n", ref)
+		}
 		out.Endpoints[n].render(&b)
 	}
 	nodes := make([]string, 0, len(out.Hosts))

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,24 +67,47 @@ type router struct {
 	asn  uint32
 }
 
+// newRouter starts a router on a fresh loopback address. The port that
+// freePort found may be taken before the router binds it (other tests
+// open sockets all the time): then it tries another, a few times.
 func newRouter(t testing.TB, asn uint32) *router {
 	t.Helper()
 	addr := loopbackAddr()
-	return newRouterAt(t, asn, addr, freePort(t, addr))
+	var err error
+	for range 5 {
+		var r *router
+		if r, err = startRouter(t, asn, addr, freePort(t, addr)); err == nil {
+			return r
+		}
+		if !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+	}
+	t.Fatal(err)
+	return nil
 }
 
 func newRouterAt(t testing.TB, asn uint32, addr netip.Addr, port int32) *router {
 	t.Helper()
+	r, err := startRouter(t, asn, addr, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func startRouter(t testing.TB, asn uint32, addr netip.Addr, port int32) (*router, error) {
 	s := server.NewBgpServer(server.LoggerOption(&gobgpLogger{log: logr.Discard(), book: newErrorBook(func() {})}))
 	go s.Serve()
 	err := s.StartBgp(context.Background(), &api.StartBgpRequest{Global: &api.Global{
 		Asn: asn, RouterId: addr.String(), ListenPort: port, ListenAddresses: []string{addr.String()},
 	}})
 	if err != nil {
-		t.Fatal(err)
+		s.Stop()
+		return nil, err
 	}
 	t.Cleanup(func() { _ = s.StopBgp(context.Background(), &api.StopBgpRequest{}) })
-	return &router{t: t, s: s, addr: addr, port: port, asn: asn}
+	return &router{t: t, s: s, addr: addr, port: port, asn: asn}, nil
 }
 
 // neighbor configures the speaker at addr as a passive neighbour (the

@@ -47,10 +47,11 @@ func main() {
 	namespace := fs.String("namespace", "default", "the pod's namespace (policy get)")
 	fs.StringVar(namespace, "n", "default", "shorthand for --namespace")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	words, err := parseInterleaved(fs, os.Args[1:])
+	if err != nil {
 		os.Exit(2)
 	}
-	cmd, err := parse(fs.Args())
+	cmd, err := parse(words)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		fs.Usage()
@@ -71,6 +72,23 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
+	}
+}
+
+// parseInterleaved parses flags wherever they stand, as kubectl does
+// (`policy get web-1 -n shop`), and returns the other words in order; the
+// flag package alone stops at the first word.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var words []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return words, nil
+		}
+		words, args = append(words, args[0]), args[1:]
 	}
 }
 

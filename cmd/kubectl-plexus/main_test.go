@@ -1,7 +1,9 @@
 package main
 
 import (
+	"flag"
 	"net/netip"
+	"slices"
 	"testing"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
@@ -38,5 +40,16 @@ func TestParse(t *testing.T) {
 		if _, err := parse(bad); err == nil {
 			t.Errorf("parse(%v) accepted", bad)
 		}
+	}
+}
+
+// Flags may follow the words, as with kubectl.
+func TestFlagsAfterWords(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	ns := fs.String("n", "default", "")
+	node := fs.String("node", "", "")
+	words, err := parseInterleaved(fs, []string{"policy", "get", "web-1", "-n", "shop", "--node", "n2"})
+	if err != nil || !slices.Equal(words, []string{"policy", "get", "web-1"}) || *ns != "shop" || *node != "n2" {
+		t.Errorf("words %v, -n %q, --node %q, %v", words, *ns, *node, err)
 	}
 }

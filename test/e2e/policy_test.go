@@ -8,9 +8,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -20,18 +23,19 @@ import (
 	"github.com/plexus-net/plexus/test/lab/labtest"
 )
 
-// NP-02, NP-04, NP-06 on the lab, with every part deployed: the identity
+// NP-02, NP-04, NP-06 and NP-09 on the lab, with every part deployed: the identity
 // and policy controllers and the policy plugin on both nodes. A policy
 // lets only the frontend reach the backend on 8080 and lets the backend
 // start nothing; the frontend reaches both backend pods (one on each
 // node), the client reaches none, the backend's replies pass (conntrack),
 // its own new connections do not, and its readiness probes from the node
 // keep passing. The policy's status turns Ready once both nodes enforce
-// it; deleting it opens everything again.
+// it; deleting it opens everything again. Then a Kubernetes NetworkPolicy
+// with the same intent is enforced the same way.
 // (The name is short on purpose: the lab lives under a temporary folder
 // named after the test, and the CNI agent's socket path must stay under
 // the 108 bytes of a Unix socket address.)
-func TestNP02_NP04_NP06_LabPolicy(t *testing.T) {
+func TestNP02_NP04_NP06_NP09_LabPolicy(t *testing.T) {
 	l := labtest.Start(t, lab.Options{Nodes: 2, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus", Policy: true})
 	backends := labtest.Deploy(t, l, labtest.Echo("backend", 2, nil))
 	frontend := labtest.Deploy(t, l, labtest.Echo("frontend", 1, nil))[0]
@@ -105,6 +109,46 @@ spec:
 	}
 
 	if err := l.Cilium.Delete(context.Background(), &pol); err != nil {
+		t.Fatal(err)
+	}
+	l.Eventually(time.Minute, "everything open again", func() error {
+		for i := range backends {
+			if err := reach(&client_, &backends[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	// NP-09: a Kubernetes NetworkPolicy with the same intent, enforced by
+	// the same path; deleting it opens everything again.
+	tcp := corev1.ProtocolTCP
+	np := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "backend", Namespace: labtest.Namespace},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "backend"}},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From:  []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "frontend"}}}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(8080))}},
+			}},
+		},
+	}
+	if _, err := l.Client.NetworkingV1().NetworkPolicies(labtest.Namespace).Create(context.Background(), np, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l.Eventually(time.Minute, "the NetworkPolicy enforced", func() error {
+		for i := range backends {
+			if err := reach(&client_, &backends[i]); err == nil {
+				return fmt.Errorf("the client still reaches %s", backends[i].Name)
+			}
+		}
+		return nil
+	})
+	for i := range backends {
+		expect("NetworkPolicy", &frontend, &backends[i], true)
+		expect("NetworkPolicy", &backends[i], &client_, true) // it isolates ingress only
+	}
+	if err := l.Client.NetworkingV1().NetworkPolicies(labtest.Namespace).Delete(context.Background(), np.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	l.Eventually(time.Minute, "everything open again", func() error {

@@ -57,6 +57,9 @@ type Enforcer struct {
 	wake       chan struct{}
 	reports    chan struct{}
 	attached   map[string]int // veth name → index, attached by this process
+	// applied is what the maps hold, as this process last wrote them
+	// (nil: unknown, read them back); only Run's goroutine touches it.
+	applied *datapath.State
 }
 
 // NewEnforcer makes an enforcer; Run starts it.
@@ -168,11 +171,18 @@ func (e *Enforcer) sync() Report {
 	}
 	e.attach(want, &rep)
 
-	have, err := e.Maps.Read()
-	if err != nil {
-		rep.Problems = append(rep.Problems, err.Error())
-		return rep
+	// The maps are read back only at the start and after a failed write:
+	// otherwise they hold what this process wrote last, and reading every
+	// map on every pod change would cost as much as the maps are large.
+	if e.applied == nil {
+		have, err := e.Maps.Read()
+		if err != nil {
+			rep.Problems = append(rep.Problems, err.Error())
+			return rep
+		}
+		e.applied = &have
 	}
+	have := *e.applied
 	desired, _, problems := datapath.Desired(datapath.Input{Spec: *spec, Endpoints: endpoints, Addresses: all, CIDRIdentities: have.CIDRIdentities()})
 	for _, p := range problems {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("identity %d: %s", p.Identity, p.Message))
@@ -180,6 +190,9 @@ func (e *Enforcer) sync() Report {
 	c, err := e.Maps.Apply(have, desired)
 	if err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
+		e.applied = nil // partly written: read back next time
+	} else {
+		e.applied = &desired
 	}
 	if c.Put+c.Deleted > 0 {
 		e.Log.V(1).Info("datapath updated", "generation", gen, "put", c.Put, "deleted", c.Deleted)

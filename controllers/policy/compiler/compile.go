@@ -304,28 +304,25 @@ func (c *compilation) finish() {
 		}
 	}
 	for _, p := range c.out.Endpoints {
-		p.Ingress.Enforced = always || c.ingressOn[p]
-		p.Egress.Enforced = always || c.egressOn[p]
-		if p.Ingress.Enforced {
-			// The node reaches its own pods whatever the policy, so that
-			// kubelet probes keep working.
-			p.Ingress.Entries = append(p.Ingress.Entries, Entry{Peers: Peers{Identities: []identity.Number{identity.Host}}, Port: allPorts[0]})
-		}
+		// The node reaches its own pods whatever the policy, so that
+		// kubelet probes keep working.
+		c.settle(p, always, Entry{Peers: Peers{Identities: []identity.Number{identity.Host}}, Port: allPorts[0]})
 	}
 	for _, p := range c.out.Hosts {
-		p.Ingress.Enforced = always || c.ingressOn[p]
-		p.Egress.Enforced = always || c.egressOn[p]
+		c.settle(p, always)
 	}
-	for _, m := range []map[identity.Number]*Policy{c.out.Endpoints} {
-		for _, p := range m {
-			p.Ingress.Entries = canonical(p.Ingress.Entries)
-			p.Egress.Entries = canonical(p.Egress.Entries)
-		}
+}
+
+// settle sets p's enforcement and puts its entries in canonical order;
+// implicit are the ingress entries an enforced ingress gets.
+func (c *compilation) settle(p *Policy, always bool, implicit ...Entry) {
+	p.Ingress.Enforced = always || c.ingressOn[p]
+	p.Egress.Enforced = always || c.egressOn[p]
+	if p.Ingress.Enforced {
+		p.Ingress.Entries = append(p.Ingress.Entries, implicit...)
 	}
-	for _, p := range c.out.Hosts {
-		p.Ingress.Entries = canonical(p.Ingress.Entries)
-		p.Egress.Entries = canonical(p.Egress.Entries)
-	}
+	p.Ingress.Entries = canonical(p.Ingress.Entries)
+	p.Egress.Entries = canonical(p.Egress.Entries)
 }
 
 // canonical sorts entries and merges those that differ only in peers.

@@ -43,6 +43,7 @@ tools: $(CONTROLLER_GEN) $(HELM) $(GOLANGCI_LINT) ## build controller-gen, helm 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## the lint gate (.golangci.yml): layering, netlink dumps through internal/nldump, unused code, error wrapping, doc comments
 	$(GOLANGCI_LINT) run ./...
+	hack/build-hubble.sh >/dev/null
 
 .PHONY: bpf
 bpf: ## recompile the eBPF programs (bpf/src) into their committed bpf2go bindings; needs clang and libbpf-dev (apt-get install clang llvm libbpf-dev)
@@ -101,8 +102,13 @@ host-packages: ## install the Debian packages the kernel tests and the lab use (
 test: tools controlplane host-packages verify-generated ## the whole test suite: generation check, vet, unit, envtest, kernel, chart and lab end-to-end tests (root runs them all)
 	go vet ./...
 	$(GOLANGCI_LINT) run ./...
+	hack/build-hubble.sh >/dev/null
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) HELM=$(HELM) GOLANGCI_LINT=$(GOLANGCI_LINT) \
-	  go test -count=1 ./...
+	  HUBBLE=$$(hack/build-hubble.sh) go test -count=1 ./...
+
+.PHONY: hubble
+hubble: ## build the upstream Hubble CLI from Cilium's Go module into bin/tools (make test does; point it at a node: --server <node>:4244)
+	hack/build-hubble.sh
 
 .PHONY: run
 run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type PolicyCounter struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
+}
+
 type PolicyCtKey struct {
 	_     structs.HostLayout
 	Saddr [16]uint8
@@ -20,7 +26,8 @@ type PolicyCtKey struct {
 	Sport uint16
 	Dport uint16
 	Proto uint8
-	Pad   [3]uint8
+	Dir   uint8
+	Pad   [2]uint8
 }
 
 type PolicyCtValue struct {
@@ -35,20 +42,20 @@ type PolicyEndpointValue struct {
 }
 
 type PolicyEvent struct {
-	_       structs.HostLayout
-	Time    uint64
-	Saddr   [16]uint8
-	Daddr   [16]uint8
-	Sport   uint16
-	Dport   uint16
-	Proto   uint8
-	Dir     uint8
-	Kind    uint8
-	Pad     uint8
-	Local   uint32
-	Peer    uint32
-	Ifindex uint32
-	Len     uint32
+	_        structs.HostLayout
+	Time     uint64
+	Saddr    [16]uint8
+	Daddr    [16]uint8
+	Sport    uint16
+	Dport    uint16
+	Proto    uint8
+	Dir      uint8
+	Kind     uint8
+	IcmpType uint8
+	Local    uint32
+	Peer     uint32
+	Ifindex  uint32
+	Len      uint32
 }
 
 type PolicyIpcacheKey struct {
@@ -81,6 +88,7 @@ type PolicyPolicyValue struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	PolicyMapPlxCounters  = "plx_counters"
 	PolicyMapPlxCt        = "plx_ct"
 	PolicyMapPlxEndpoints = "plx_endpoints"
 	PolicyMapPlxEvents    = "plx_events"
@@ -141,6 +149,7 @@ type PolicyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PolicyMapSpecs struct {
+	PlxCounters  *ebpf.MapSpec `ebpf:"plx_counters"`
 	PlxCt        *ebpf.MapSpec `ebpf:"plx_ct"`
 	PlxEndpoints *ebpf.MapSpec `ebpf:"plx_endpoints"`
 	PlxEvents    *ebpf.MapSpec `ebpf:"plx_events"`
@@ -175,6 +184,7 @@ func (o *PolicyObjects) Close() error {
 //
 // It can be passed to LoadPolicyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PolicyMaps struct {
+	PlxCounters  *ebpf.Map `ebpf:"plx_counters"`
 	PlxCt        *ebpf.Map `ebpf:"plx_ct"`
 	PlxEndpoints *ebpf.Map `ebpf:"plx_endpoints"`
 	PlxEvents    *ebpf.Map `ebpf:"plx_events"`
@@ -184,6 +194,7 @@ type PolicyMaps struct {
 
 func (m *PolicyMaps) Close() error {
 	return _PolicyClose(
+		m.PlxCounters,
 		m.PlxCt,
 		m.PlxEndpoints,
 		m.PlxEvents,

@@ -34,6 +34,11 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define EVENT_DROP_DENY 2     /* a deny entry matched */
 #define EVENT_ALLOW_NEW 3     /* a new flow allowed by policy (or not enforced) */
 #define EVENT_DROP_UNPARSED 4 /* enforced, but the packet could not be classified */
+#define EVENT_KINDS 5
+
+// plx_counters is indexed by kind * 2 + dir; COUNTER_LOST counts events
+// the ring buffer had no room for (user space fell behind).
+#define COUNTER_LOST (EVENT_KINDS * 2)
 
 #define CT_LIFETIME_NS (300ULL * 1000 * 1000 * 1000)
 
@@ -77,7 +82,11 @@ struct ct_key {
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
-	__u8 pad[3];
+	// dir is the direction, at the endpoint, of the packet that opened
+	// the connection: each endpoint tracks (and reports) its own side,
+	// so two local pods each see a new flow.
+	__u8 dir;
+	__u8 pad[2];
 };
 
 struct ct_value {
@@ -93,11 +102,16 @@ struct event {
 	__u8 proto;
 	__u8 dir;
 	__u8 kind;
-	__u8 pad;
+	__u8 icmp_type; // for ICMP and ICMPv6
 	__u32 local;
 	__u32 peer;
 	__u32 ifindex;
 	__u32 len;
+};
+
+struct counter {
+	__u64 packets;
+	__u64 bytes;
 };
 
 // Keeps struct event in the BTF for bpf2go (the ring buffer has no type).
@@ -142,6 +156,16 @@ struct {
 	__uint(max_entries, 1 << 22);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } plx_events SEC(".maps");
+
+// Counters of verdicts, so that metrics never depend on the ring buffer
+// keeping up.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct counter);
+	__uint(max_entries, COUNTER_LOST + 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} plx_counters SEC(".maps");
 
 // Minimal headers: the uapi ones pull in glibc.
 struct eth {
@@ -234,6 +258,14 @@ static __always_inline int parse(struct __sk_buff *skb, struct flow *f)
 		__builtin_memcpy(f->daddr, ip->daddr, 16);
 		proto = ip->next;
 		l4 = (__u8 *)(ip + 1);
+		// A hop-by-hop header (multicast listener reports carry one)
+		// comes first: step over it to the protocol.
+		if (proto == 0) {
+			if ((void *)(l4 + 2) > end)
+				return -1;
+			proto = l4[0];
+			l4 += (l4[1] + 1) * 8;
+		}
 	} else {
 		return 1;
 	}
@@ -256,6 +288,11 @@ static __always_inline int parse(struct __sk_buff *skb, struct flow *f)
 		if ((void *)(l4 + 6) > end)
 			return -1;
 		__u8 type = l4[0];
+		// Neighbour discovery and multicast listener messages are the
+		// link's own plumbing (RFC 4861, 3810): left to the kernel, as
+		// ARP is, or IPv6 would break under any policy.
+		if (proto == IPPROTO_ICMPV6_ && ((type >= 130 && type <= 137) || type == 143))
+			return 1;
 		f->policy_port = bpf_htons(type);
 		if ((proto == IPPROTO_ICMP && (type == 8 || type == 0)) ||
 		    (proto == IPPROTO_ICMPV6_ && (type == 128 || type == 129))) {
@@ -321,9 +358,13 @@ static __always_inline int verdict(__u32 local, __u32 peer, __u8 dir, const stru
 	return 0;
 }
 
-static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, int reverse)
+// ct_key_of is the key of f's connection as seen in direction dir; with
+// reverse, the key of the connection f replies to (opened in the other
+// direction).
+static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __u8 dir, int reverse)
 {
 	__builtin_memset(k, 0, sizeof(*k));
+	k->dir = reverse ? !dir : dir;
 	if (reverse) {
 		__builtin_memcpy(k->saddr, f->daddr, 16);
 		__builtin_memcpy(k->daddr, f->saddr, 16);
@@ -344,9 +385,20 @@ static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, in
 
 static __always_inline void emit(struct __sk_buff *skb, const struct flow *f, __u8 dir, __u8 kind, __u32 local, __u32 peer)
 {
+	__u32 idx = kind * 2 + dir;
+	struct counter *c = bpf_map_lookup_elem(&plx_counters, &idx);
+	if (c) {
+		c->packets++;
+		c->bytes += skb->len;
+	}
 	struct event *e = bpf_ringbuf_reserve(&plx_events, sizeof(*e), 0);
-	if (!e)
+	if (!e) {
+		idx = COUNTER_LOST;
+		c = bpf_map_lookup_elem(&plx_counters, &idx);
+		if (c)
+			c->packets++;
 		return;
+	}
 	e->time = bpf_ktime_get_ns();
 	__builtin_memcpy(e->saddr, f->saddr, 16);
 	__builtin_memcpy(e->daddr, f->daddr, 16);
@@ -355,7 +407,7 @@ static __always_inline void emit(struct __sk_buff *skb, const struct flow *f, __
 	e->proto = f->proto;
 	e->dir = dir;
 	e->kind = kind;
-	e->pad = 0;
+	e->icmp_type = (f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6_) ? bpf_ntohs(f->policy_port) : 0;
 	e->local = local;
 	e->peer = peer;
 	e->ifindex = skb->ifindex;
@@ -390,7 +442,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 
 	now = bpf_ktime_get_ns();
 	// A reply of a connection the other direction allowed.
-	ct_key_of(&k, &f, 1);
+	ct_key_of(&k, &f, dir, 1);
 	ct = bpf_map_lookup_elem(&plx_ct, &k);
 	if (ct && ct->expires > now) {
 		ct->expires = now + CT_LIFETIME_NS;
@@ -407,7 +459,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		emit(skb, &f, dir, r, ep->identity, peer);
 		return TC_ACT_SHOT;
 	}
-	ct_key_of(&k, &f, 0);
+	ct_key_of(&k, &f, dir, 0);
 	ct = bpf_map_lookup_elem(&plx_ct, &k);
 	if (ct) {
 		ct->expires = now + CT_LIFETIME_NS;

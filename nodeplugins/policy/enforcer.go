@@ -57,6 +57,11 @@ type Enforcer struct {
 	wake       chan struct{}
 	reports    chan struct{}
 	attached   map[string]int // veth name → index, attached by this process
+	// rules and names (ifindex → namespace/name) explain flows, as of
+	// the last sync.
+	rules datapath.Rules
+	names map[uint32]string
+	at    map[netip.Addr]string
 	// applied is what the maps hold, as this process last wrote them
 	// (nil: unknown, read them back); only Run's goroutine touches it.
 	applied *datapath.State
@@ -160,6 +165,7 @@ func (e *Enforcer) sync() Report {
 	}
 	var endpoints []datapath.Endpoint
 	want := map[string]int{}
+	names, at := map[uint32]string{}, map[netip.Addr]string{}
 	for _, p := range pods {
 		ep, name, err := e.endpoint(p, all)
 		if err != nil {
@@ -168,6 +174,10 @@ func (e *Enforcer) sync() Report {
 		}
 		endpoints = append(endpoints, ep)
 		want[name] = int(ep.Ifindex)
+		names[ep.Ifindex] = p.Name
+		for _, a := range p.IPs {
+			at[a] = p.Name
+		}
 	}
 	e.attach(want, &rep)
 
@@ -183,8 +193,12 @@ func (e *Enforcer) sync() Report {
 		e.applied = &have
 	}
 	have := *e.applied
-	desired, _, problems := datapath.Desired(datapath.Input{Spec: *spec, Endpoints: endpoints, Addresses: all, CIDRIdentities: have.CIDRIdentities()})
-	for _, p := range problems {
+	res := datapath.Desired(datapath.Input{Spec: *spec, Endpoints: endpoints, Addresses: all, CIDRIdentities: have.CIDRIdentities()})
+	desired := res.State
+	e.mu.Lock()
+	e.rules, e.names, e.at = res.Rules, names, at
+	e.mu.Unlock()
+	for _, p := range res.Problems {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("identity %d: %s", p.Identity, p.Message))
 	}
 	c, err := e.Maps.Apply(have, desired)
@@ -200,6 +214,32 @@ func (e *Enforcer) sync() Report {
 	rep.Identities, rep.Entries = len(spec.Identities), len(desired.Policy)
 	slices.Sort(rep.Problems)
 	return rep
+}
+
+// Explain names the policies that allow and deny a packet, as the maps
+// enforce them now (see datapath.Rules.Explain).
+func (e *Enforcer) Explain(local, peer uint32, dir datapath.Direction, proto uint8, port uint16) (allowedBy, deniedBy []string) {
+	e.mu.Lock()
+	rules := e.rules
+	e.mu.Unlock()
+	return rules.Explain(local, peer, dir, proto, port)
+}
+
+// PodOf is the namespace/name of the local pod behind a veth (by the
+// ifindex of its host side).
+func (e *Enforcer) PodOf(ifindex uint32) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	name, ok := e.names[ifindex]
+	return name, ok
+}
+
+// PodAt is the namespace/name of the local pod with an address.
+func (e *Enforcer) PodAt(a netip.Addr) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	name, ok := e.at[a]
+	return name, ok
 }
 
 // attach puts the programs on the veths of want (name → index) that do

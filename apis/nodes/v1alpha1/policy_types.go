@@ -55,18 +55,19 @@ type IdentityPolicy struct {
 	// +kubebuilder:validation:Minimum=1
 	Identity int64 `json:"identity"`
 
-	// Policies are the policies that select this identity, as
-	// Kind/namespace/name (Kind/name for clusterwide ones), sorted: what
-	// `kubectl plexus policy get <pod>` shows.
-	// +optional
-	// +listType=atomic
-	Policies []string `json:"policies,omitempty"`
-
 	DirectionalPolicy `json:",inline"`
 }
 
-// DirectionalPolicy is a policy per direction.
+// DirectionalPolicy is a policy per direction, with the policies it
+// comes from.
 type DirectionalPolicy struct {
+	// Policies are the policies that select these endpoints, as
+	// Kind/namespace/name (Kind/name for clusterwide ones), sorted: what
+	// `kubectl plexus policy get <pod>` shows, and what entries' source
+	// counts in.
+	// +optional
+	// +listType=atomic
+	Policies []string `json:"policies,omitempty"`
 	// +optional
 	Ingress PolicyDirection `json:"ingress,omitempty"`
 	// +optional
@@ -108,6 +109,13 @@ type PolicyEntry struct {
 	// the node's pods; Port and EndPort are then 0.
 	// +optional
 	PortName string `json:"portName,omitempty"`
+	// Source is the position, from 1, in policies of the policy whose
+	// rule gives this entry (flows name it as the policy that allowed or
+	// denied them); 0 for entries Plexus adds itself, such as the node's
+	// access to its own pods.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Source int32 `json:"source,omitempty"`
 }
 
 // AnyPeer is the Peers value of an entry that matches every peer.

@@ -14,7 +14,7 @@ import (
 // ciliumPolicy compiles a CiliumNetworkPolicy (ref.Namespace set) or a
 // CiliumClusterwideNetworkPolicy: spec and specs are rules alike.
 func (c *compilation) ciliumPolicy(ref PolicyRef, spec *ciliumv2.PolicyRule, specs []ciliumv2.PolicyRule) {
-	c.cur = &PolicyResult{}
+	c.cur, c.curRef = &PolicyResult{}, ref
 	c.out.Policies[ref] = c.cur
 	if spec != nil {
 		c.ciliumRule(ref.Namespace, "spec", spec)

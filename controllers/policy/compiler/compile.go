@@ -115,6 +115,9 @@ type Entry struct {
 	Deny  bool
 	Peers Peers
 	Port  Port
+	// Source is the policy whose rule gives the entry; zero for entries
+	// the compiler adds itself (the node's access to its pods).
+	Source PolicyRef
 }
 
 // PolicyRef names a policy.
@@ -213,8 +216,9 @@ type compilation struct {
 	// byNamespace are the pods by namespace label.
 	byNamespace map[string][]identity.Number
 	nodes       []string
-	// cur is the policy being compiled.
-	cur *PolicyResult
+	// cur is the policy being compiled, curRef its name.
+	cur    *PolicyResult
+	curRef PolicyRef
 	// enforced records which directions some policy turned on, per
 	// endpoint, before the mode is applied.
 	ingressOn, egressOn map[*Policy]bool
@@ -258,8 +262,14 @@ func (c *compilation) applyTo(p *Policy, r compiledRule) {
 	if r.egress.present && r.egress.defaultDeny {
 		c.egressOn[p] = true
 	}
-	p.Ingress.Entries = append(p.Ingress.Entries, r.ingress.entries...)
-	p.Egress.Entries = append(p.Egress.Entries, r.egress.entries...)
+	for _, e := range r.ingress.entries {
+		e.Source = c.curRef
+		p.Ingress.Entries = append(p.Ingress.Entries, e)
+	}
+	for _, e := range r.egress.entries {
+		e.Source = c.curRef
+		p.Egress.Entries = append(p.Egress.Entries, e)
+	}
 }
 
 // finish records which policies select each endpoint, applies the
@@ -325,20 +335,23 @@ func (c *compilation) settle(p *Policy, always bool, implicit ...Entry) {
 	p.Egress.Entries = canonical(p.Egress.Entries)
 }
 
-// canonical sorts entries and merges those that differ only in peers.
+// canonical sorts entries and merges those of one policy that differ
+// only in peers (those of different policies stay apart, so that a flow
+// can name the policy that allowed or denied it).
 func canonical(es []Entry) []Entry {
 	type key struct {
-		deny bool
-		port Port
+		deny   bool
+		port   Port
+		source PolicyRef
 	}
 	merged := map[key]Peers{}
 	for _, e := range es {
-		k := key{e.Deny, e.Port}
+		k := key{e.Deny, e.Port, e.Source}
 		merged[k] = merged[k].union(e.Peers)
 	}
 	out := make([]Entry, 0, len(merged))
 	for k, p := range merged {
-		out = append(out, Entry{Deny: k.deny, Peers: p, Port: k.port})
+		out = append(out, Entry{Deny: k.deny, Peers: p, Port: k.port, Source: k.source})
 	}
 	sort.Slice(out, func(i, j int) bool { return entryLess(out[i], out[j]) })
 	return out
@@ -357,5 +370,8 @@ func entryLess(a, b Entry) bool {
 	if a.Port.Last != b.Port.Last {
 		return a.Port.Last < b.Port.Last
 	}
-	return a.Port.Name < b.Port.Name
+	if a.Port.Name != b.Port.Name {
+		return a.Port.Name < b.Port.Name
+	}
+	return a.Source.String() < b.Source.String()
 }

@@ -20,7 +20,7 @@ import (
 // CIDR with exceptions (and, as in Cilium, never matches pods).
 func (c *compilation) networkPolicy(np *networkingv1.NetworkPolicy) {
 	ref := PolicyRef{KindNetworkPolicy, np.Namespace, np.Name}
-	c.cur = &PolicyResult{}
+	c.cur, c.curRef = &PolicyResult{}, ref
 	c.out.Policies[ref] = c.cur
 
 	types := np.Spec.PolicyTypes

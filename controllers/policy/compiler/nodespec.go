@@ -23,11 +23,7 @@ func (out *Output) NodeSpec(node string, local []identity.Number) nodesv1alpha1.
 		if p == nil {
 			continue
 		}
-		ip := nodesv1alpha1.IdentityPolicy{Identity: int64(n), DirectionalPolicy: p.toAPI(sets)}
-		for _, ref := range p.Sources {
-			ip.Policies = append(ip.Policies, ref.String())
-		}
-		spec.Identities = append(spec.Identities, ip)
+		spec.Identities = append(spec.Identities, nodesv1alpha1.IdentityPolicy{Identity: int64(n), DirectionalPolicy: p.toAPI(sets)})
 	}
 	if p := out.Hosts[node]; p != nil {
 		d := p.toAPI(sets)
@@ -45,10 +41,18 @@ func (out *Output) NodeSpec(node string, local []identity.Number) nodesv1alpha1.
 }
 
 func (p *Policy) toAPI(sets map[string]nodesv1alpha1.PeerSet) nodesv1alpha1.DirectionalPolicy {
-	return nodesv1alpha1.DirectionalPolicy{Ingress: p.Ingress.toAPI(sets), Egress: p.Egress.toAPI(sets)}
+	out := nodesv1alpha1.DirectionalPolicy{}
+	source := map[PolicyRef]int32{}
+	for i, ref := range p.Sources {
+		out.Policies = append(out.Policies, ref.String())
+		source[ref] = int32(i + 1)
+	}
+	out.Ingress, out.Egress = p.Ingress.toAPI(sets, source), p.Egress.toAPI(sets, source)
+	return out
 }
 
-func (d Direction) toAPI(sets map[string]nodesv1alpha1.PeerSet) nodesv1alpha1.PolicyDirection {
+// toAPI writes d; source numbers the policies of the endpoint (from 1).
+func (d Direction) toAPI(sets map[string]nodesv1alpha1.PeerSet, source map[PolicyRef]int32) nodesv1alpha1.PolicyDirection {
 	out := nodesv1alpha1.PolicyDirection{Enforced: d.Enforced}
 	for _, e := range d.Entries {
 		out.Entries = append(out.Entries, nodesv1alpha1.PolicyEntry{
@@ -58,6 +62,7 @@ func (d Direction) toAPI(sets map[string]nodesv1alpha1.PeerSet) nodesv1alpha1.Po
 			Port:     int32(e.Port.First),
 			EndPort:  int32(e.Port.Last),
 			PortName: e.Port.Name,
+			Source:   source[e.Source],
 		})
 	}
 	return out

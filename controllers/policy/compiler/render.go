@@ -63,7 +63,11 @@ func (p *Policy) render(b *strings.Builder) {
 			if e.Deny {
 				verdict = "deny"
 			}
-			fmt.Fprintf(b, "    %s %s peers %s\n", verdict, e.Port, e.Peers.Key())
+			by := ""
+			if e.Source != (PolicyRef{}) {
+				by = " by " + e.Source.String()
+			}
+			fmt.Fprintf(b, "    %s %s peers %s%s\n", verdict, e.Port, e.Peers.Key(), by)
 		}
 	}
 }

@@ -64,8 +64,9 @@ func BenchmarkVerdict(b *testing.B) {
 				spec.PeerSets = append(spec.PeerSets, nodesv1alpha1.PeerSet{Name: fmt.Sprintf("p%d", i), Identities: []int64{ids[i]}})
 			}
 			src, dst := netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.0.0.1")
-			want, _, problems := Desired(Input{Spec: spec, Endpoints: []Endpoint{{Ifindex: 1, Identity: 1000}},
+			res := Desired(Input{Spec: spec, Endpoints: []Endpoint{{Ifindex: 1, Identity: 1000}},
 				Addresses: map[netip.Addr]uint32{src: uint32(ids[peers-1]), dst: 1000}})
+			want, problems := res.State, res.Problems
 			if len(problems) > 0 {
 				b.Fatal(problems)
 			}

@@ -73,6 +73,17 @@ type Input struct {
 	CIDRIdentities map[netip.Prefix]uint32
 }
 
+// Result is what Desired computes.
+type Result struct {
+	State State
+	// CIDRIdentities are the CIDR identities the maps use, for the next
+	// Input.
+	CIDRIdentities map[netip.Prefix]uint32
+	Problems       []Problem
+	// Rules explain verdicts: which policies allowed or denied a flow.
+	Rules Rules
+}
+
 // Problem is an entry that could not be programmed as written.
 type Problem struct {
 	Identity int64
@@ -83,7 +94,8 @@ type Problem struct {
 // within each (local, peer, direction, protocol): denied ports are cut out
 // of allowed ranges, so no allow prefix is more specific than a deny that
 // covers it; across those keys the program lets any deny win.
-func Desired(in Input) (State, map[netip.Prefix]uint32, []Problem) {
+func Desired(in Input) Result {
+	rules := Rules{}
 	st := State{Endpoints: map[uint32]EndpointValue{}, Policy: map[PolicyKey]uint32{}, IPCache: map[netip.Prefix]uint32{}}
 	var problems []Problem
 
@@ -129,6 +141,7 @@ func Desired(in Input) (State, map[netip.Prefix]uint32, []Problem) {
 	for _, ip := range in.Spec.Identities {
 		local := uint32(ip.Identity)
 		for dir, d := range map[uint8]nodesv1alpha1.PolicyDirection{dirIngress: ip.Ingress, dirEgress: ip.Egress} {
+			scope := ruleScope{local, Direction(dir)}
 			type rangesKey struct {
 				peer  uint32
 				proto uint8
@@ -148,6 +161,7 @@ func Desired(in Input) (State, map[netip.Prefix]uint32, []Problem) {
 						continue
 					}
 				}
+				rules[scope] = append(rules[scope], newRule(e, r, peers, ip.Policies))
 				for _, peer := range peers {
 					k := rangesKey{peer, uint8(e.Protocol)}
 					if e.Deny {
@@ -173,7 +187,7 @@ func Desired(in Input) (State, map[netip.Prefix]uint32, []Problem) {
 		}
 	}
 	slices.SortFunc(problems, func(a, b Problem) int { return int(a.Identity - b.Identity) })
-	return st, cidrIDs, problems
+	return Result{State: st, CIDRIdentities: cidrIDs, Problems: problems, Rules: rules}
 }
 
 // entryRange is the ports of an entry; a named port is looked up among

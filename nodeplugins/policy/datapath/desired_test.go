@@ -23,10 +23,11 @@ func spec(entries ...nodesv1alpha1.PolicyEntry) nodesv1alpha1.NodePolicySpec {
 // Within one (local, peer, direction, protocol) a deny cuts its ports out
 // of the allows, so no allow prefix is more specific than a deny.
 func TestDenyCutsAllowedRanges(t *testing.T) {
-	st, _, problems := Desired(Input{Spec: spec(
+	res := Desired(Input{Spec: spec(
 		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, Port: 0, EndPort: 65535},
 		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, Port: 80, EndPort: 80, Deny: true},
 	), Endpoints: []Endpoint{{Ifindex: 5, Identity: 1000}}})
+	st, problems := res.State, res.Problems
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
@@ -57,12 +58,13 @@ func TestDenyCutsAllowedRanges(t *testing.T) {
 func TestCIDRIdentitiesAreStable(t *testing.T) {
 	in := Input{Spec: spec(nodesv1alpha1.PolicyEntry{Peers: "net", Protocol: 0, Port: 0, EndPort: 65535},
 		nodesv1alpha1.PolicyEntry{Peers: "net2", Protocol: 0, Port: 0, EndPort: 65535})}
-	_, ids, _ := Desired(in)
+	ids := Desired(in).CIDRIdentities
 	if len(ids) != 2 {
 		t.Fatalf("CIDR identities %v, want two (the /0 is the world)", ids)
 	}
 	in.CIDRIdentities = map[netip.Prefix]uint32{netip.MustParsePrefix("192.0.2.128/25"): CIDRIdentityBase + 40}
-	st, ids2, _ := Desired(in)
+	res := Desired(in)
+	st, ids2 := res.State, res.CIDRIdentities
 	if ids2[netip.MustParsePrefix("192.0.2.128/25")] != CIDRIdentityBase+40 {
 		t.Errorf("held identity not kept: %v", ids2)
 	}
@@ -82,7 +84,8 @@ func TestNamedPorts(t *testing.T) {
 	in := Input{Spec: spec(nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, PortName: "http"},
 		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, PortName: "metrics"}),
 		Endpoints: []Endpoint{{Ifindex: 5, Identity: 1000, NamedPorts: map[string]uint16{"http": 8080}}}}
-	st, _, problems := Desired(in)
+	res := Desired(in)
+	st, problems := res.State, res.Problems
 	if _, ok := st.Policy[PolicyKey{Local: 1000, Peer: 7, Dir: dirIngress, Proto: 6, Port: 8080, PortBits: 16}]; !ok {
 		t.Errorf("http not resolved to 8080: %v", st.Policy)
 	}

@@ -60,7 +60,7 @@ func (tp *topology) program(t *testing.T, spec nodesv1alpha1.NodePolicySpec) Cha
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _, problems := Desired(Input{
+	res := Desired(Input{
 		Spec:      spec,
 		Endpoints: []Endpoint{{Ifindex: uint32(tp.IfA), Identity: idA}, {Ifindex: uint32(tp.IfB), Identity: idB}},
 		Addresses: map[netip.Addr]uint32{
@@ -69,6 +69,7 @@ func (tp *topology) program(t *testing.T, spec nodesv1alpha1.NodePolicySpec) Cha
 		},
 		CIDRIdentities: have.CIDRIdentities(),
 	})
+	want, problems := res.State, res.Problems
 	if len(problems) > 0 {
 		t.Fatalf("problems: %+v", problems)
 	}

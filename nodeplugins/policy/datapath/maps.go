@@ -46,7 +46,7 @@ func (m *Maps) Close() error { return m.objs.Close() }
 
 // Unpin removes the pinned maps (the policy is switched off for good).
 func (m *Maps) Unpin() error {
-	for _, mp := range []*ebpf.Map{m.objs.PlxIpcache, m.objs.PlxEndpoints, m.objs.PlxPolicy, m.objs.PlxCt, m.objs.PlxEvents} {
+	for _, mp := range []*ebpf.Map{m.objs.PlxIpcache, m.objs.PlxEndpoints, m.objs.PlxPolicy, m.objs.PlxCt, m.objs.PlxEvents, m.objs.PlxCounters} {
 		if err := mp.Unpin(); err != nil {
 			return err
 		}

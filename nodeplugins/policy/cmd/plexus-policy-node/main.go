@@ -3,23 +3,32 @@
 // it attaches the policy programs to the pods' veths and keeps their maps
 // in line with the node's NodePolicy and the cluster's addresses, and
 // reports in the NodePolicy's status what it enforces. Maps and links are
-// pinned, so a restart keeps enforcing and adopts them.
+// pinned, so a restart keeps enforcing and adopts them. Every verdict
+// becomes a flow, served over the Hubble Observer API (hubble observe
+// --server <node>:4244), and drop counters are Prometheus metrics.
 package main
 
 import (
+	"context"
 	"flag"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/vishvananda/netlink"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/nldump"
 	"github.com/plexus-net/plexus/internal/nodeplugin"
 	"github.com/plexus-net/plexus/internal/operator"
 	"github.com/plexus-net/plexus/nodeplugins/policy"
 	"github.com/plexus-net/plexus/nodeplugins/policy/datapath"
+	"github.com/plexus-net/plexus/nodeplugins/policy/flows"
 )
 
 func main() {
@@ -27,10 +36,14 @@ func main() {
 		flags    nodeplugin.Flags
 		nodeName string
 		bpfRoot  string
+		hubble   string
+		buffer   int
 	)
 	flags.Bind(flag.CommandLine)
 	flag.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME)")
 	flag.StringVar(&bpfRoot, "bpf-root", "/sys/fs/bpf", "the BPF filesystem; maps and links are pinned under plexus/policy in it (mounted if it is not)")
+	flag.StringVar(&hubble, "hubble-listen-address", ":4244", "address of the Hubble Observer gRPC API serving this node's flows; empty turns it off (drop metrics stay)")
+	flag.IntVar(&buffer, "hubble-buffer-size", 4095, "flows kept in memory for `hubble observe` (older ones are overwritten)")
 	flag.Parse()
 	log := flags.Logger("policy")
 	if nodeName == "" {
@@ -43,7 +56,7 @@ func main() {
 	if err != nil {
 		operator.Fatal(err, "loading the policy datapath")
 	}
-	scheme, err := operator.NewScheme(nodesv1alpha1.AddToScheme)
+	scheme, err := operator.NewScheme(nodesv1alpha1.AddToScheme, ciliumv2.AddToScheme)
 	if err != nil {
 		operator.Fatal(err, "building the scheme")
 	}
@@ -56,7 +69,29 @@ func main() {
 	if err := p.SetupWithManager(mgr); err != nil {
 		operator.Fatal(err, "setting up the plugin")
 	}
+	metrics.Registry.MustRegister(policy.Metrics{Maps: maps})
+	if hubble != "" {
+		store := flows.NewStore(buffer)
+		o := &policy.Observer{Maps: maps, Enforcer: e, Identities: mgr.GetClient(), Store: store, NodeName: nodeName}
+		l, err := net.Listen("tcp", hubble)
+		if err != nil {
+			operator.Fatal(err, "listening for the Hubble API")
+		}
+		srv := flows.NewServer(store, nodeName, "plexus-policy-node "+version())
+		for _, run := range []func(context.Context) error{o.Run, func(ctx context.Context) error { return srv.Serve(ctx, l) }} {
+			if err := mgr.Add(manager.RunnableFunc(run)); err != nil {
+				operator.Fatal(err, "adding the flow observer")
+			}
+		}
+	}
 	operator.Run(mgr)
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return "unknown"
 }
 
 // localAddresses are the node's own addresses (identity host): traffic

@@ -156,7 +156,7 @@ func nsHandle(t *testing.T, ns string) *netlink.Handle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(h.Close)
+	t.Cleanup(func() { _ = h.Close() })
 	return h
 }
 

@@ -751,3 +751,60 @@ func TestChartNodePlugins(t *testing.T) {
 		t.Errorf("geneve: %v", err)
 	}
 }
+
+// Network policy: off by default; on, the controller with the identity
+// settings it shares, the identity controller turned on with it, and the
+// node plugin with exactly the capabilities eBPF enforcement needs, the
+// host's BPF filesystem and the Hubble API on the node only by default.
+func TestChartPolicy(t *testing.T) {
+	helm(t)
+	off, err := render(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := append(off.of("policy").ids(), off.of("policy-node").ids()...); len(got) > 0 {
+		t.Errorf("policy.enabled=false renders %v", got)
+	}
+	o, err := render(t, "--set", "policy.enabled=true", "--set", "identity.clusterID=7", "--set", "policy.enforcementMode=always")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, crd := range []string{"ciliumnetworkpolicies.cilium.io", "ciliumclusterwidenetworkpolicies.cilium.io", "nodepolicies.nodes.plexus.dev", "identityaddresses.nodes.plexus.dev"} {
+		o.get(t, "CustomResourceDefinition", crd)
+	}
+	checkControllerOf(t, o, "policy", true)
+	checkControllerOf(t, o, "identity", true)
+	args := container(t, get[appsv1.Deployment](t, o, "Deployment", "plexus-policy")).Args
+	for _, want := range []string{"--policy-enforcement-mode=always", "--host-firewall=false", "--cluster-id=7", "--cluster-name=default"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("controller args %v lack %s", args, want)
+		}
+	}
+	equal(t, "policy node rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-policy-node").Rules, rbacFileRules(t, "policy-node"))
+	node := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-policy-node").Spec.Template.Spec
+	c := node.Containers[0]
+	equal(t, "policy node hostNetwork", node.HostNetwork, true)
+	equal(t, "policy node command", c.Command, []string{"/usr/local/bin/plexus-policy-node"})
+	equal(t, "policy node security", c.SecurityContext, &corev1.SecurityContext{
+		AllowPrivilegeEscalation: new(false), ReadOnlyRootFilesystem: new(true),
+		Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"BPF", "NET_ADMIN", "PERFMON"}}})
+	equal(t, "policy node mounts", c.VolumeMounts, []corev1.VolumeMount{{Name: "bpf", MountPath: "/sys/fs/bpf"}})
+	if len(node.Volumes) != 1 || node.Volumes[0].HostPath == nil || node.Volumes[0].HostPath.Path != "/sys/fs/bpf" {
+		t.Errorf("policy node volumes %+v, want the host's /sys/fs/bpf", node.Volumes)
+	}
+	for _, want := range []string{"--node-name=$(NODE_NAME)", "--hubble-listen-address=127.0.0.1:4244", "--hubble-buffer-size=4095"} {
+		if !slices.Contains(c.Args, want) {
+			t.Errorf("policy node args %v lack %s", c.Args, want)
+		}
+	}
+	noHubble, err := render(t, "--set", "policy.enabled=true", "--set", "policy.node.hubble.enabled=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if args := get[appsv1.DaemonSet](t, noHubble, "DaemonSet", "plexus-policy-node").Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--hubble-listen-address=") {
+		t.Errorf("hubble off: args %v lack an empty listen address", args)
+	}
+	if _, err := render(t, "--set", "policy.enabled=true", "--set", "policy.enforcementMode=strict"); err == nil || !strings.Contains(err.Error(), "/policy/enforcementMode") {
+		t.Errorf("an unknown enforcement mode: %v", err)
+	}
+}

@@ -71,7 +71,11 @@ func Render(w io.Writer, v PodView) error {
 			if e.Deny {
 				verdict = "deny"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s %s\n", verdict, port(e), d.way, peers(e.Peers, sets, v.Labels))
+			by := ""
+			if i := int(e.Source); i > 0 && i <= len(ip.Policies) {
+				by = "  (" + ip.Policies[i-1] + ")"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s %s%s\n", verdict, port(e), d.way, peers(e.Peers, sets, v.Labels), by)
 		}
 	}
 	st := v.NodePolicy.Status

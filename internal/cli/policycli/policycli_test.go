@@ -13,10 +13,10 @@ func TestRenderSelectedPod(t *testing.T) {
 	np := &nodesv1alpha1.NodePolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: "n1", Generation: 3},
 		Spec: nodesv1alpha1.NodePolicySpec{
-			Identities: []nodesv1alpha1.IdentityPolicy{{Identity: 1001, Policies: []string{"CiliumNetworkPolicy/default/backend"},
-				DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
+			Identities: []nodesv1alpha1.IdentityPolicy{{Identity: 1001,
+				DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{Policies: []string{"CiliumNetworkPolicy/default/backend"},
 					Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{
-						{Peers: "p1", Protocol: 6, Port: 8080, EndPort: 8080},
+						{Peers: "p1", Protocol: 6, Port: 8080, EndPort: 8080, Source: 1},
 						{Peers: "phost", Protocol: 0, Port: 0, EndPort: 65535},
 						{Peers: nodesv1alpha1.AnyPeer, Protocol: 17, Port: 9000, EndPort: 9100, Deny: true},
 					}},
@@ -43,7 +43,7 @@ func TestRenderSelectedPod(t *testing.T) {
 		"Identity:     1001 {app=backend,namespace=default}",
 		"Selected by:  CiliumNetworkPolicy/default/backend",
 		"Ingress:      enforced (only what is allowed)",
-		"allow        TCP/8080  from 1002 {app=frontend,namespace=default}; 192.0.2.0/24",
+		"allow        TCP/8080  from 1002 {app=frontend,namespace=default}; 192.0.2.0/24  (CiliumNetworkPolicy/default/backend)",
 		"allow        any       from host",
 		"deny         UDP/9000-9100  from any peer",
 		"Egress:       enforced (only what is allowed)",

@@ -42,7 +42,7 @@ func main() {
 	flags.Bind(flag.CommandLine)
 	flag.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME)")
 	flag.StringVar(&bpfRoot, "bpf-root", "/sys/fs/bpf", "the BPF filesystem; maps and links are pinned under plexus/policy in it (mounted if it is not)")
-	flag.StringVar(&hubble, "hubble-listen-address", ":4244", "address of the Hubble Observer gRPC API serving this node's flows; empty turns it off (drop metrics stay)")
+	flag.StringVar(&hubble, "hubble-listen-address", "127.0.0.1:4244", "address of the Hubble Observer gRPC API serving this node's flows (plain gRPC, no TLS: the default is reachable only from the node, or through kubectl port-forward); empty turns it off (drop metrics stay)")
 	flag.IntVar(&buffer, "hubble-buffer-size", 4095, "flows kept in memory for `hubble observe` (older ones are overwritten)")
 	flag.Parse()
 	log := flags.Logger("policy")

@@ -132,9 +132,11 @@ bench-cni: controlplane ## CNI: ADD and DEL latency per pod of plexus-cni, besid
 bench-lab: controlplane tools ## lab: pod creation to its first answered request, on a 3-node lab (needs root)
 	go test -run '^$$' -bench PodToFirstAnswer -benchtime 30x -count 3 ./test/e2e
 
-bench-policy: ## policy: compiling 5,000 policies over 5,000 identities; the eBPF verdict per packet with growing policy maps (root)
+bench-policy: ## policy: compiling 5,000 policies over 5,000 identities; the eBPF verdict per packet with growing policy maps; pod-to-pod TCP with enforcement off and on; the node plugin's memory at 100,000 endpoints (root)
 	go test -run '^$$' -bench Compile -benchtime 10x -count 5 ./controllers/policy/compiler
 	go test -run '^$$' -bench Verdict -benchtime 1000000x -count 5 ./nodeplugins/policy/datapath
+	go test -run '^$$' -bench PodToPod -benchtime 2s -count 5 ./nodeplugins/policy/datapath
+	go test -run '^$$' -bench EnforcerMemory -benchtime 1x -count 5 ./nodeplugins/policy
 
 bench-l2: controlplane tools ## L2 announcements: failover time over 20 kills, API requests per node with 10/100/1,000 Services (needs root)
 	go test -run '^$$' -bench 'L2' -benchtime 20x -count 1 -timeout 60m ./test/e2e

@@ -201,6 +201,11 @@ func (e *Enforcer) sync() Report {
 	for _, p := range res.Problems {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("identity %d: %s", p.Identity, p.Message))
 	}
+	if h := spec.Host; h != nil && (h.Ingress.Enforced || h.Egress.Enforced || len(h.Ingress.Entries)+len(h.Egress.Entries) > 0) {
+		// Said, never skipped in silence: the policies stay not Ready.
+		rep.Problems = append(rep.Problems, fmt.Sprintf("the host policy of %s is not enforced: the datapath does not attach to the node's own interfaces yet",
+			strings.Join(h.Policies, ", ")))
+	}
 	c, err := e.Maps.Apply(have, desired)
 	if err != nil {
 		rep.Problems = append(rep.Problems, err.Error())

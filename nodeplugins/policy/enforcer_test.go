@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,16 @@ func TestEnforcerProgramsTheNode(t *testing.T) {
 		policytest.Probe{From: tp.A, To: policytest.IPB, Port: "8080", Want: true},
 		policytest.Probe{From: tp.A, To: policytest.IPB, Port: "9090", Want: false},
 		policytest.Probe{From: tp.Ext, To: policytest.IPB, Port: "8080", Want: false})
+
+	// A host policy is reported, since this datapath does not enforce
+	// it yet.
+	withHost := &nodesv1alpha1.NodePolicySpec{Host: &nodesv1alpha1.DirectionalPolicy{Policies: []string{"CiliumClusterwideNetworkPolicy/lock-down"},
+		Ingress: nodesv1alpha1.PolicyDirection{Enforced: true}}}
+	e.SetSpec(withHost, 4)
+	waitReport(t, e, func(r Report) bool { return r.Generation == 4 })
+	if r := e.Report(); len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "host policy of CiliumClusterwideNetworkPolicy/lock-down is not enforced") {
+		t.Errorf("a host policy: report %+v, want it named as not enforced", r)
+	}
 
 	e.SetSpec(nil, 0)
 	waitReport(t, e, func(r Report) bool { return r.Entries == 0 })

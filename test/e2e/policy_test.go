@@ -2,7 +2,10 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +24,7 @@ import (
 	"github.com/plexus-net/plexus/internal/conditions"
 	"github.com/plexus-net/plexus/test/lab"
 	"github.com/plexus-net/plexus/test/lab/labtest"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // NP-02, NP-04, NP-06 and NP-09 on the lab, with every part deployed: the identity
@@ -31,7 +35,8 @@ import (
 // its own new connections do not, and its readiness probes from the node
 // keep passing. The policy's status turns Ready once both nodes enforce
 // it; deleting it opens everything again. Then a Kubernetes NetworkPolicy
-// with the same intent is enforced the same way.
+// with the same intent is enforced the same way. The upstream hubble CLI
+// shows the drops and the allowed flows with the policy's name (HB-04).
 // (The name is short on purpose: the lab lives under a temporary folder
 // named after the test, and the CNI agent's socket path must stay under
 // the 108 bytes of a Unix socket address.)
@@ -102,6 +107,50 @@ spec:
 			t.Errorf("kubectl plexus policy get %s lacks %q:\n%s", backends[0].Name, want, view)
 		}
 	}
+	// HB-04 on the lab: the upstream hubble CLI, on the node of each
+	// backend (as `kubectl exec` or a port-forward would reach the
+	// plugin's API), shows the client's drops and the frontend's
+	// allowed flow with the policy that allowed it.
+	if hubble := os.Getenv("HUBBLE"); hubble == "" {
+		t.Log("HUBBLE is not set (make test sets it): the hubble CLI check is skipped")
+	} else {
+		for i := range backends {
+			b := &backends[i]
+			out, err := netnstest.Exec(l.NodeNetns(b.Spec.NodeName), hubble, "observe", "--server=127.0.0.1:4244",
+				"--to-pod", labtest.Namespace+"/"+b.Name, "-o", "json", "--last", "1000")
+			if err != nil {
+				t.Errorf("hubble observe on %s: %v\n%s", b.Spec.NodeName, err, out)
+				continue
+			}
+			var dropped, allowed bool
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				var resp struct {
+					Flow struct {
+						Verdict          string                             `json:"verdict"`
+						DropReasonDesc   string                             `json:"drop_reason_desc"`
+						Source           struct{ Labels []string }          `json:"source"`
+						IngressAllowedBy []struct{ Name, Namespace string } `json:"ingress_allowed_by"`
+					} `json:"flow"`
+				}
+				if err := json.Unmarshal([]byte(line), &resp); err != nil {
+					t.Fatalf("hubble observe -o json printed %q: %v", line, err)
+				}
+				f := resp.Flow
+				if f.Verdict == "DROPPED" && f.DropReasonDesc == "POLICY_DENIED" && slices.Contains(f.Source.Labels, "k8s:app=client") {
+					dropped = true
+				}
+				if f.Verdict == "FORWARDED" && slices.Contains(f.Source.Labels, "k8s:app=frontend") &&
+					len(f.IngressAllowedBy) == 1 && f.IngressAllowedBy[0].Name == "backend" {
+					allowed = true
+				}
+			}
+			if !dropped || !allowed {
+				t.Errorf("hubble observe --to-pod %s on %s: client drop seen %v, frontend flow allowed by the policy seen %v:\n%s",
+					b.Name, b.Spec.NodeName, dropped, allowed, out)
+			}
+		}
+	}
+
 	// NP-06: the node's probes still reach the backends.
 	time.Sleep(3 * time.Second)
 	if ready, err := l.ReadyPods(labtest.Namespace, "app=backend"); err != nil || len(ready) != len(backends) {

@@ -42,7 +42,7 @@ type Topology struct {
 }
 
 // New builds the topology; everything goes with the test.
-func New(t *testing.T) *Topology {
+func New(t testing.TB) *Topology {
 	netnstest.RequireRoot(t)
 	tp := &Topology{Node: netnstest.New(t, "plxpn"), A: netnstest.New(t, "plxpa"), B: netnstest.New(t, "plxpb"), Ext: netnstest.New(t, "plxpx")}
 	run := func(args ...string) { netnstest.Run(t, "ip", args...) }
@@ -73,7 +73,7 @@ func New(t *testing.T) *Topology {
 }
 
 // Ifindex is the index of link name in the node namespace.
-func (tp *Topology) Ifindex(t *testing.T, name string) int {
+func (tp *Topology) Ifindex(t testing.TB, name string) int {
 	t.Helper()
 	var idx int
 	if err := netnstest.Do(tp.Node, func() error {
@@ -105,7 +105,7 @@ func BPFFSFor(t testing.TB) string {
 }
 
 // Serve answers every TCP connection on port in ns with "ok".
-func Serve(t *testing.T, ns, port string) {
+func Serve(t testing.TB, ns, port string) {
 	t.Helper()
 	netnstest.Serve(t, ns, ":"+port, func(c net.Conn) { _, _ = io.WriteString(c, "ok") })
 }

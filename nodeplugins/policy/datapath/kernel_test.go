@@ -25,8 +25,8 @@ type topology struct {
 
 const idA, idB = 1000, 2000
 
-func newTopology(t *testing.T) *topology {
-	tp := &topology{Topology: policytest.New(t), pinDir: policytest.BPFFS(t)}
+func newTopology(t testing.TB) *topology {
+	tp := &topology{Topology: policytest.New(t), pinDir: policytest.BPFFSFor(t)}
 	tp.open(t)
 	t.Cleanup(func() {
 		if tp.maps != nil {
@@ -39,7 +39,7 @@ func newTopology(t *testing.T) *topology {
 
 // open loads (or, on a second call, adopts) the maps and attaches the
 // programs to both pods' veths, as a starting plugin does.
-func (tp *topology) open(t *testing.T) {
+func (tp *topology) open(t testing.TB) {
 	t.Helper()
 	m, err := Open(tp.pinDir)
 	if err != nil {
@@ -54,7 +54,7 @@ func (tp *topology) open(t *testing.T) {
 }
 
 // program computes the maps for spec and applies them.
-func (tp *topology) program(t *testing.T, spec nodesv1alpha1.NodePolicySpec) Changes {
+func (tp *topology) program(t testing.TB, spec nodesv1alpha1.NodePolicySpec) Changes {
 	t.Helper()
 	have, err := tp.maps.Read()
 	if err != nil {

@@ -54,8 +54,8 @@ func (m *Maps) Unpin() error {
 	return os.RemoveAll(filepath.Join(m.pinDir, linksDir))
 }
 
-// Events is the ring buffer of verdict events.
-func (m *Maps) Events() *ebpf.Map { return m.objs.PlxEvents }
+// IPCache is the address-to-identity map (for measuring its memory).
+func (m *Maps) IPCache() *ebpf.Map { return m.objs.PlxIpcache }
 
 // be16 is v in network byte order, as a little-endian machine's uint16.
 func be16(v uint16) uint16 {

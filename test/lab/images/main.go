@@ -2,7 +2,9 @@
 // the lab's pod runner maps plexus.dev/lab/<name> to `lab-image <name>` and
 // appends the container's command and args.
 //
-//	echo    HTTP server answering GET / with JSON {pod, namespace, node, podIP, clientAddr}
+//	echo    HTTP server answering GET / with JSON {pod, namespace, node, podIP, clientAddr};
+//	        also "ok" to every TCP connection on -tcp and every UDP datagram
+//	        echoed back on -udp (for policy tests of ports and protocols)
 //	client  fetches a URL every second and logs each answer (-once: one fetch, exit status says if it worked)
 //	pause   does nothing until stopped
 //
@@ -62,7 +64,15 @@ func main() {
 func echo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("echo", flag.ExitOnError)
 	listen := fs.String("listen", ":8080", "address to serve on")
+	plainTCP := fs.String("tcp", ":9090", "address answering \"ok\" to every TCP connection (empty: none)")
+	udp := fs.String("udp", ":8081", "address echoing every UDP datagram (empty: none)")
 	_ = fs.Parse(args)
+	if err := serveOK(ctx, *plainTCP); err != nil {
+		return err
+	}
+	if err := serveUDPEcho(ctx, *udp); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -87,6 +97,52 @@ func echo(ctx context.Context, args []string) error {
 	if err := srv.Serve(ln); err != http.ErrServerClosed {
 		return err
 	}
+	return nil
+}
+
+// serveOK answers "ok" to every TCP connection on addr until ctx ends.
+func serveOK(ctx context.Context, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "ok")
+			_ = c.Close()
+		}
+	}()
+	return nil
+}
+
+// serveUDPEcho sends every datagram on addr back to its sender.
+func serveUDPEcho(ctx context.Context, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, func() { _ = pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(buf[:n], from)
+		}
+	}()
 	return nil
 }
 

@@ -39,7 +39,8 @@ func Echo(name string, replicas int32, annotations map[string]string) *appsv1.De
 					}},
 					Containers: []corev1.Container{{
 						Name: "echo", Image: "plexus.dev/lab/echo:e2e",
-						Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {Name: "plain", ContainerPort: 9090},
+							{Name: "udp-echo", ContainerPort: 8081, Protocol: corev1.ProtocolUDP}},
 						ReadinessProbe: &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}}},
 						Env:            []corev1.EnvVar{field("POD_NAME", "metadata.name"), field("POD_NAMESPACE", "metadata.namespace"), field("NODE_NAME", "spec.nodeName"), field("POD_IP", "status.podIP")},
 					}},
@@ -49,16 +50,17 @@ func Echo(name string, replicas int32, annotations map[string]string) *appsv1.De
 	}
 }
 
-// Deploy creates d and waits until its replicas are Ready, then returns them.
+// Deploy creates d (in its namespace) and waits until its replicas are
+// Ready, then returns them.
 func Deploy(t testing.TB, l *Lab, d *appsv1.Deployment) []corev1.Pod {
 	t.Helper()
-	if _, err := l.Client.AppsV1().Deployments(Namespace).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+	if _, err := l.Client.AppsV1().Deployments(d.Namespace).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var pods []corev1.Pod
 	l.EventuallyIn(t, 3*time.Minute, d.Name+" Ready", func() error {
 		var err error
-		if pods, err = l.ReadyPods(Namespace, "app="+d.Name); err != nil {
+		if pods, err = l.ReadyPods(d.Namespace, "app="+d.Name); err != nil {
 			return err
 		}
 		if len(pods) != int(*d.Spec.Replicas) {

@@ -1,0 +1,356 @@
+package e2e_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/plexus-net/plexus/test/lab"
+	"github.com/plexus-net/plexus/test/lab/labtest"
+	"github.com/plexus-net/plexus/test/netnstest"
+)
+
+// The policy truth table on the lab, in native routing and in VXLAN:
+// each case applies policies (CiliumNetworkPolicy, clusterwide, or
+// Kubernetes NetworkPolicy), waits until every probe gives the expected
+// verdict (real TCP, UDP and ICMP from pod namespaces, backends on both
+// nodes so that each rule is crossed on one node and between nodes), and
+// removes them again. Enforcement modes and host policies are not in the
+// table (see docs/policy.md).
+func TestPolicyTable(t *testing.T) {
+	t.Run("native", func(t *testing.T) { policyTable(t, "native") })
+	t.Run("vxlan", func(t *testing.T) { policyTable(t, "vxlan") })
+}
+
+// probe is one connection attempt and the verdict expected.
+type probe struct {
+	from string // a pod's network namespace
+	name string // for messages: "client→backend-1"
+	to   string // address
+	kind string // tcp (HTTP on 8080), plain (TCP 9090), udp (8081), icmp, ext (the external host's HTTP on 8080)
+	want bool
+}
+
+func (p probe) String() string {
+	verdict := "denied"
+	if p.want {
+		verdict = "allowed"
+	}
+	return fmt.Sprintf("%s %s %s", p.name, p.kind, verdict)
+}
+
+// run tries the probe once: whether the connection got its answer.
+func (p probe) run() bool {
+	var ok bool
+	_ = netnstest.Do(p.from, func() error {
+		switch p.kind {
+		case "icmp":
+			return nil // below: ping runs as a process
+		case "udp":
+			c, err := net.DialTimeout("udp4", net.JoinHostPort(p.to, "8081"), time.Second)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = c.Close() }()
+			_ = c.SetDeadline(time.Now().Add(time.Second))
+			buf := make([]byte, 16)
+			if _, err := io.WriteString(c, "policy"); err != nil {
+				return err
+			}
+			n, err := c.Read(buf)
+			ok = err == nil && string(buf[:n]) == "policy"
+			return nil
+		}
+		port, ask, answer := "8080", "GET / HTTP/1.0\r\n\r\n", "HTTP/1."
+		if p.kind == "plain" {
+			port, ask, answer = "9090", "", "ok"
+		}
+		c, err := net.DialTimeout("tcp4", net.JoinHostPort(p.to, port), time.Second)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = c.Close() }()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		if ask != "" {
+			if _, err := io.WriteString(c, ask); err != nil {
+				return err
+			}
+		}
+		got, _ := io.ReadAll(io.LimitReader(c, 64))
+		ok = strings.HasPrefix(string(got), answer)
+		return nil
+	})
+	if p.kind == "icmp" {
+		_, err := netnstest.Exec(p.from, "ping", "-c1", "-W1", p.to)
+		ok = err == nil
+	}
+	return ok
+}
+
+// table runs the cases of one lab: each applies its policies, checks its
+// probes, deletes the policies and waits for the open baseline again.
+type table struct {
+	l    *labtest.Lab
+	open []probe
+}
+
+func (tb table) check(t *testing.T, policies string, probes ...probe) {
+	t.Helper()
+	objs := applyPolicies(t, tb.l, policies)
+	checkProbes(t, probes)
+	for _, o := range objs {
+		if err := tb.l.Cilium.Delete(context.Background(), o); err != nil && !strings.Contains(err.Error(), "not found") {
+			t.Errorf("deleting %s: %v", o.GetName(), err)
+		}
+	}
+	if len(objs) > 0 {
+		checkProbes(t, tb.open) // back to no policy before the next case
+	}
+}
+
+func policyTable(t *testing.T, routing string) {
+	l := labtest.Start(t, lab.Options{Nodes: 2, RoutingMode: routing, IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus", Policy: true})
+	ctx := context.Background()
+	if _, err := l.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other", Labels: map[string]string{"team": "other"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	backends := labtest.Deploy(t, l, labtest.Echo("backend", 2, nil))
+	frontend := labtest.Deploy(t, l, labtest.Echo("frontend", 1, nil))[0]
+	cl := labtest.Deploy(t, l, labtest.Echo("client", 1, nil))[0]
+	strangerDeploy := labtest.Echo("stranger", 1, nil)
+	strangerDeploy.Namespace = "other"
+	stranger := labtest.Deploy(t, l, strangerDeploy)[0]
+	ext := l.ExternalServer(t, 1)
+	extIP := func(i int) string { return strings.TrimSuffix(strings.TrimPrefix(ext[i], "http://"), ":8080/") }
+	segment := netip.PrefixFrom(l.ClientIP(), 24).Masked()
+
+	b1, b2 := &backends[0], &backends[1]
+	pr := func(from *corev1.Pod, to *corev1.Pod, kind string, want bool) probe {
+		return probe{from: l.PodNetns(from), name: from.Labels["app"] + "→" + to.Name + "@" + to.Spec.NodeName, to: to.Status.PodIP, kind: kind, want: want}
+	}
+	toExt := func(from *corev1.Pod, i int, want bool) probe {
+		return probe{from: l.PodNetns(from), name: fmt.Sprintf("%s→external-%d", from.Labels["app"], i), to: extIP(i), kind: "ext", want: want}
+	}
+	open := []probe{
+		pr(&cl, b1, "tcp", true), pr(&cl, b2, "tcp", true), pr(&cl, b1, "plain", true), pr(&cl, b2, "udp", true),
+		pr(&cl, b1, "icmp", true), pr(&stranger, b2, "tcp", true), pr(b1, &cl, "tcp", true), toExt(&cl, 0, true),
+	}
+	tb := table{l: l, open: open}
+	t.Run("NP01_NoPolicyAllowsAll", func(t *testing.T) { tb.check(t, "", open...) })
+	t.Run("NP02_NP03_NP05_IngressFromFrontendOn8080", func(t *testing.T) {
+		tb.check(t, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: backend-from-frontend, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: backend}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: frontend}}]
+    toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+`,
+			pr(&frontend, b1, "tcp", true), pr(&frontend, b2, "tcp", true),
+			pr(&frontend, b1, "plain", false), pr(&frontend, b2, "udp", false), pr(&frontend, b1, "icmp", false),
+			pr(&cl, b1, "tcp", false), pr(&cl, b2, "tcp", false),
+			pr(b1, &cl, "tcp", true), pr(b2, &cl, "plain", true)) // NP-03: egress untouched
+	})
+	t.Run("NP04_EgressClosedRepliesPass", func(t *testing.T) {
+		tb.check(t, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: backend-closed, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: backend}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: frontend}}]
+  egress: []
+`,
+			pr(&frontend, b1, "tcp", true), pr(&frontend, b2, "udp", true), pr(&frontend, b1, "icmp", true),
+			pr(b1, &cl, "tcp", false), pr(b2, &frontend, "plain", false), pr(b1, &cl, "icmp", false))
+	})
+	t.Run("NP13_DenyWinsOverAllow", func(t *testing.T) {
+		tb.check(t, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: backend-deny-client, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: backend}}
+  ingress:
+  - fromEntities: [all]
+  ingressDeny:
+  - fromEndpoints: [{matchLabels: {app: client}}]
+`,
+			pr(&frontend, b1, "tcp", true), pr(&stranger, b2, "plain", true),
+			pr(&cl, b1, "tcp", false), pr(&cl, b2, "udp", false), pr(&cl, b1, "icmp", false))
+	})
+	t.Run("UDPAndICMPRules", func(t *testing.T) {
+		tb.check(t, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: backend-udp-icmp, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: backend}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: client}}]
+    toPorts: [{ports: [{port: "8081", protocol: UDP}]}]
+  - fromEndpoints: [{matchLabels: {app: client}}]
+    icmps: [{fields: [{type: 8, family: IPv4}]}]
+`,
+			pr(&cl, b1, "udp", true), pr(&cl, b2, "icmp", true),
+			pr(&cl, b1, "tcp", false), pr(&frontend, b2, "udp", false), pr(&frontend, b1, "icmp", false))
+	})
+	t.Run("PortRangeAndNamedPort", func(t *testing.T) {
+		tb.check(t, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: backend-ports, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: backend}}
+  ingress:
+  - toPorts: [{ports: [{port: "9000", endPort: 9100, protocol: TCP}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: backend-named-port, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: backend}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: frontend}}}]
+    ports: [{port: udp-echo, protocol: UDP}]
+`,
+			pr(&cl, b1, "plain", true), pr(&stranger, b2, "plain", true), // 9090 in 9000-9100
+			pr(&cl, b1, "tcp", false), pr(&cl, b2, "udp", false),
+			pr(&frontend, b1, "udp", true), // the named port, from the NetworkPolicy (NP-10: allows add up)
+			pr(&frontend, b2, "tcp", false))
+	})
+	t.Run("NP09_NP22_NamespaceIsolation", func(t *testing.T) {
+		tb.check(t, `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: same-namespace, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: backend}}
+  ingress:
+  - from: [{podSelector: {}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: stranger-from-default-client, namespace: other}
+spec:
+  podSelector: {}
+  ingress:
+  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: default}}, podSelector: {matchLabels: {app: client}}}]
+`,
+			pr(&cl, b1, "tcp", true), pr(&frontend, b2, "udp", true),
+			pr(&stranger, b1, "tcp", false), pr(&stranger, b2, "icmp", false),
+			pr(&cl, &stranger, "tcp", true), pr(&frontend, &stranger, "tcp", false))
+	})
+	t.Run("NP11_ClusterwideAcrossNamespaces", func(t *testing.T) {
+		tb.check(t, `
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: stranger-only-client}
+spec:
+  endpointSelector: {matchLabels: {app: stranger, k8s:io.kubernetes.pod.namespace: other}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: client, k8s:io.kubernetes.pod.namespace: default}}]
+`,
+			pr(&cl, &stranger, "tcp", true), pr(&cl, &stranger, "udp", true),
+			pr(&frontend, &stranger, "tcp", false), pr(b1, &stranger, "plain", false),
+			pr(&stranger, b1, "tcp", true)) // the policy selects the stranger only
+	})
+	t.Run("NP14_EntitiesWorldAndCluster", func(t *testing.T) {
+		tb.check(t, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: client-world-only, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toEntities: [world]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: frontend-cluster-only, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: frontend}}
+  egress:
+  - toEntities: [cluster]
+`,
+			toExt(&cl, 0, true), pr(&cl, b1, "tcp", false), pr(&cl, b2, "udp", false),
+			pr(&frontend, b1, "tcp", true), pr(&frontend, &stranger, "udp", true), toExt(&frontend, 0, false))
+	})
+	t.Run("NP15_CIDRWithExcept", func(t *testing.T) {
+		tb.check(t, fmt.Sprintf(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: client-segment-but-one, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toCIDRSet: [{cidr: %s, except: [%s/32]}]
+`, segment, extIP(1)),
+			toExt(&cl, 0, true), toExt(&cl, 1, false), pr(&cl, b1, "tcp", false))
+	})
+	if t.Failed() {
+		l.DumpLogs()
+	}
+}
+
+// applyPolicies creates the YAML documents as unstructured objects, as
+// kubectl would (so that empty lists such as `egress: []` stay).
+func applyPolicies(t *testing.T, l *labtest.Lab, docs string) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	for _, doc := range strings.Split(docs, "\n---\n") {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatalf("policy YAML: %v\n%s", err, doc)
+		}
+		if err := l.Cilium.Create(context.Background(), u); err != nil {
+			t.Fatalf("creating %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+		out = append(out, u)
+		t.Cleanup(func() {
+			_ = l.Cilium.Delete(context.Background(), u, client.PropagationPolicy(metav1.DeletePropagationBackground))
+		})
+	}
+	return out
+}
+
+// checkProbes waits until every probe gives its expected verdict (policy
+// changes take effect within seconds), then reports those that never did.
+func checkProbes(t *testing.T, probes []probe) {
+	t.Helper()
+	var wrong []string
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		wrong = wrong[:0]
+		for _, p := range probes {
+			if p.run() != p.want {
+				wrong = append(wrong, p.String())
+			}
+		}
+		if len(wrong) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if len(wrong) > 0 {
+		t.Error(errors.New("these probes disagree with the table: " + strings.Join(wrong, "; ")))
+	}
+}

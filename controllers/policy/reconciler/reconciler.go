@@ -144,7 +144,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	observe(out, unresolved)
 
 	nodesOf := nodesByIdentity(local)
-	reports := nodeReports(w.current.Items)
+	reports := nodeReports(w.current.Items, desired)
 	for i := range w.cnps.Items {
 		pol := &w.cnps.Items[i]
 		res := out.Policies[compiler.PolicyRef{Kind: compiler.KindCNP, Namespace: pol.Namespace, Name: pol.Name}]

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -50,15 +51,20 @@ func nodesByIdentity(local map[string][]identity.Number) map[identity.Number]map
 	return out
 }
 
-// nodeReports says per node whether its plugin programmed the current
-// generation of its NodePolicy.
-func nodeReports(items []nodesv1alpha1.NodePolicy) map[string]bool {
+// nodeReports says per node whether its plugin programmed what the node
+// must enforce now: the current generation of its NodePolicy, and that
+// NodePolicy already says what desired holds. A NodePolicy this pass
+// rewrites is not programmed yet, whatever its plugin reported for the
+// old spec, so a policy change is never called Ready before the nodes
+// have it.
+func nodeReports(items []nodesv1alpha1.NodePolicy, desired map[string]nodesv1alpha1.NodePolicySpec) map[string]bool {
 	out := make(map[string]bool, len(items))
 	for i := range items {
 		np := &items[i]
 		ready := meta.FindStatusCondition(np.Status.Conditions, conditions.TypeReady)
 		out[np.Name] = np.Status.ObservedGeneration == np.Generation && ready != nil &&
-			ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == np.Generation
+			ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == np.Generation &&
+			equality.Semantic.DeepEqual(np.Spec, desired[np.Name])
 	}
 	return out
 }

@@ -29,15 +29,9 @@ func TestEnforcerProgramsTheNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = maps.Unpin(); _ = maps.Close() })
-	e := NewEnforcer(maps, RouteVeth, []netip.Addr{netip.MustParseAddr(policytest.NodeIP), netip.MustParseAddr(policytest.NodeExt)}, logr.Discard())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- netnstest.Do(tp.Node, func() error { return e.Run(ctx) }) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	a, b := netip.MustParseAddr(policytest.IPA), netip.MustParseAddr(policytest.IPB)
-	e.SetAddresses(map[netip.Addr]uint32{a: 1000, b: 2000})
-	e.SetPods([]LocalPod{{Name: "ns/a", IPs: []netip.Addr{a}}, {Name: "ns/b", IPs: []netip.Addr{b}}})
+	e, stop := nodeEnforcer(t, tp, maps)
+	t.Cleanup(stop)
+	a := netip.MustParseAddr(policytest.IPA)
 	e.SetSpec(&nodesv1alpha1.NodePolicySpec{
 		Identities: []nodesv1alpha1.IdentityPolicy{{Identity: 2000, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
 			Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{{Peers: "pa", Protocol: 6, Port: 8080, EndPort: 8080}}},
@@ -82,6 +76,25 @@ func TestEnforcerProgramsTheNode(t *testing.T) {
 	// A pod whose address has no identity yet is reported, not guessed.
 	e.SetPods([]LocalPod{{Name: "ns/a", IPs: []netip.Addr{a}}, {Name: "ns/new", IPs: []netip.Addr{netip.MustParseAddr("10.240.0.99")}}})
 	waitReport(t, e, func(r Report) bool { return len(r.Problems) == 1 })
+}
+
+// nodeEnforcer runs an enforcer of maps on tp's node, as the plugin
+// does, fed tp's two pods (ns/a with identity 1000, ns/b with 2000); stop
+// ends it.
+func nodeEnforcer(t testing.TB, tp *policytest.Topology, maps *datapath.Maps) (e *Enforcer, stop func()) {
+	e = NewEnforcer(maps, RouteVeth, []netip.Addr{netip.MustParseAddr(policytest.NodeIP), netip.MustParseAddr(policytest.NodeExt)}, logr.Discard())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- netnstest.Do(tp.Node, func() error { return e.Run(ctx) }) }()
+	a, b := netip.MustParseAddr(policytest.IPA), netip.MustParseAddr(policytest.IPB)
+	e.SetAddresses(map[netip.Addr]uint32{a: 1000, b: 2000})
+	e.SetPods([]LocalPod{{Name: "ns/a", IPs: []netip.Addr{a}}, {Name: "ns/b", IPs: []netip.Addr{b}}})
+	return e, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("enforcer: %v", err)
+		}
+	}
 }
 
 func waitReport(t *testing.T, e *Enforcer, ok func(Report) bool) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -15,7 +14,6 @@ import (
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,7 +21,6 @@ import (
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/nodeplugins/policy/datapath"
 	"github.com/plexus-net/plexus/nodeplugins/policy/flows"
-	"github.com/plexus-net/plexus/test/netnstest"
 	"github.com/plexus-net/plexus/test/policytest"
 	"github.com/plexus-net/plexus/test/testenv"
 )
@@ -46,7 +43,8 @@ func TestHB02_HB04_HB07_FlowsFromTheKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = maps.Unpin(); _ = maps.Close() })
-	e := NewEnforcer(maps, RouteVeth, []netip.Addr{netip.MustParseAddr(policytest.NodeIP), netip.MustParseAddr(policytest.NodeExt)}, logr.Discard())
+	e, stopEnforcer := nodeEnforcer(t, tp, maps)
+	t.Cleanup(stopEnforcer)
 	store := flows.NewStore(100)
 	o := &Observer{Maps: maps, Enforcer: e, Store: store, NodeName: "node-1"}
 	srv := flows.NewServer(store, "node-1", "test")
@@ -55,22 +53,18 @@ func TestHB02_HB04_HB07_FlowsFromTheKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 3)
-	go func() { done <- netnstest.Do(tp.Node, func() error { return e.Run(ctx) }) }()
+	done := make(chan error, 2)
 	go func() { done <- o.Run(ctx) }()
 	go func() { done <- srv.Serve(ctx, l) }()
 	t.Cleanup(func() {
 		cancel()
-		for range 3 {
+		for range 2 {
 			if err := <-done; err != nil {
 				t.Errorf("stopping: %v", err)
 			}
 		}
 	})
 
-	a, b := netip.MustParseAddr(policytest.IPA), netip.MustParseAddr(policytest.IPB)
-	e.SetAddresses(map[netip.Addr]uint32{a: 1000, b: 2000})
-	e.SetPods([]LocalPod{{Name: "ns/a", IPs: []netip.Addr{a}}, {Name: "ns/b", IPs: []netip.Addr{b}}})
 	e.SetSpec(&nodesv1alpha1.NodePolicySpec{
 		Identities: []nodesv1alpha1.IdentityPolicy{{Identity: 2000, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
 			Policies: []string{deny9999, allowA},

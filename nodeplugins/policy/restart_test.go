@@ -1,15 +1,11 @@
 package policy
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"testing"
 	"time"
-
-	"github.com/go-logr/logr"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/nodeplugins/policy/datapath"
@@ -26,7 +22,6 @@ func TestRestartDuringTrafficKeepsEnforcement(t *testing.T) {
 	pinDir := policytest.BPFFS(t)
 	netnstest.Serve(t, tp.B, ":7070", func(c net.Conn) { _, _ = io.Copy(c, c) })
 
-	a, b := netip.MustParseAddr(policytest.IPA), netip.MustParseAddr(policytest.IPB)
 	spec := &nodesv1alpha1.NodePolicySpec{
 		Identities: []nodesv1alpha1.IdentityPolicy{{Identity: 2000, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
 			Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{{Peers: "pa", Protocol: 6, Port: 7070, EndPort: 7070}}},
@@ -40,19 +35,11 @@ func TestRestartDuringTrafficKeepsEnforcement(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := NewEnforcer(maps, RouteVeth, []netip.Addr{netip.MustParseAddr(policytest.NodeIP), netip.MustParseAddr(policytest.NodeExt)}, logr.Discard())
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- netnstest.Do(tp.Node, func() error { return e.Run(ctx) }) }()
-		e.SetAddresses(map[netip.Addr]uint32{a: 1000, b: 2000})
-		e.SetPods([]LocalPod{{Name: "ns/a", IPs: []netip.Addr{a}}, {Name: "ns/b", IPs: []netip.Addr{b}}})
+		e, stopEnforcer := nodeEnforcer(t, tp, maps)
 		e.SetSpec(spec, generation)
 		waitReport(t, e, func(r Report) bool { return r.Generation == generation && r.Entries > 0 })
 		return func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("enforcer: %v", err)
-			}
+			stopEnforcer()
 			_ = maps.Close()
 		}
 	}

@@ -792,7 +792,7 @@ func TestChartPolicy(t *testing.T) {
 	if len(node.Volumes) != 1 || node.Volumes[0].HostPath == nil || node.Volumes[0].HostPath.Path != "/sys/fs/bpf" {
 		t.Errorf("policy node volumes %+v, want the host's /sys/fs/bpf", node.Volumes)
 	}
-	for _, want := range []string{"--node-name=$(NODE_NAME)", "--hubble-listen-address=127.0.0.1:4244", "--hubble-buffer-size=4095"} {
+	for _, want := range []string{"--node-name=$(NODE_NAME)", "--hubble-listen-address=127.0.0.1:4244", "--hubble-buffer-size=4095", "--bpf-policy-map-max=262144"} {
 		if !slices.Contains(c.Args, want) {
 			t.Errorf("policy node args %v lack %s", c.Args, want)
 		}

@@ -102,24 +102,37 @@ func BenchmarkVerdict(b *testing.B) {
 
 // A policy larger than the policy map is an error of Apply (which the
 // plugin reports in its NodePolicy's status), never a silent partial
-// program: NP-25.
+// program, and the map's size is the plugin's to set
+// (--bpf-policy-map-max); a pinned map of another size is refused with
+// what to do, not replaced behind enforcement's back: NP-25.
 func TestNP25_FullPolicyMapIsReported(t *testing.T) {
 	netnstest.RequireRoot(t)
-	maps, err := Open(policytest.BPFFS(t))
+	pinDir := policytest.BPFFS(t)
+	maps, err := OpenSized(pinDir, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = maps.Unpin(); _ = maps.Close() }()
-	want := State{Policy: map[PolicyKey]uint32{}}
-	for i := range 300_000 {
-		want.Policy[PolicyKey{Local: 1000, Peer: uint32(5000 + i), Proto: 6, Port: 80, PortBits: 16}] = 0
+	fill := func(n int) State {
+		want := State{Policy: map[PolicyKey]uint32{}}
+		for i := range n {
+			want.Policy[PolicyKey{Local: 1000, Peer: uint32(5000 + i), Proto: 6, Port: 80, PortBits: 16}] = 0
+		}
+		return want
 	}
 	have, err := maps.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := maps.Apply(have, want); err == nil || !strings.Contains(err.Error(), "no space left") {
-		t.Errorf("300,000 entries into a map of 262,144: %v, want an error saying it is full", err)
+	if _, err := maps.Apply(have, fill(1000)); err != nil {
+		t.Errorf("1,000 entries into a map of 1,000: %v", err)
+	}
+	have, _ = maps.Read()
+	if _, err := maps.Apply(have, fill(1001)); err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Errorf("1,001 entries into a map of 1,000: %v, want an error saying it is full", err)
+	}
+	if _, err := OpenSized(pinDir, 2000); err == nil || !strings.Contains(err.Error(), "cannot be resized") {
+		t.Errorf("reopening the pins with another size: %v, want an error saying the map cannot be resized", err)
 	}
 }
 

@@ -23,14 +23,33 @@ type Maps struct {
 	pinDir string
 }
 
+// DefaultPolicyEntries is the policy map's size unless told otherwise.
+const DefaultPolicyEntries = 256 * 1024
+
 // Open loads the programs and opens the maps pinned in pinDir, creating
-// and pinning those that do not exist yet.
-func Open(pinDir string) (*Maps, error) {
+// and pinning those that do not exist yet, with a policy map of the
+// default size.
+func Open(pinDir string) (*Maps, error) { return OpenSized(pinDir, DefaultPolicyEntries) }
+
+// OpenSized is Open with a policy map of policyEntries entries (all
+// endpoints of the node share it). A pinned map of another size cannot
+// be resized in place: that is an error saying what to do.
+func OpenSized(pinDir string, policyEntries uint32) (*Maps, error) {
 	if err := os.MkdirAll(pinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating pin directory: %w", err)
 	}
+	spec, err := policybpf.LoadPolicy()
+	if err != nil {
+		return nil, err
+	}
+	spec.Maps[policybpf.PolicyMapPlxPolicy].MaxEntries = policyEntries
 	m := &Maps{pinDir: pinDir}
-	err := policybpf.LoadPolicyObjects(&m.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}})
+	err = spec.LoadAndAssign(&m.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}})
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		return nil, fmt.Errorf("the pinned policy maps in %s were made with another size than %d policy entries: "+
+			"a pinned map cannot be resized; keep the old size, or remove %s (enforcement on this node stops until the plugin has rewritten it): %w",
+			pinDir, policyEntries, filepath.Join(pinDir, policybpf.PolicyMapPlxPolicy), err)
+	}
 	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {

@@ -38,12 +38,14 @@ func main() {
 		bpfRoot  string
 		hubble   string
 		buffer   int
+		mapMax   uint
 	)
 	flags.Bind(flag.CommandLine)
 	flag.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME)")
 	flag.StringVar(&bpfRoot, "bpf-root", "/sys/fs/bpf", "the BPF filesystem; maps and links are pinned under plexus/policy in it (mounted if it is not)")
 	flag.StringVar(&hubble, "hubble-listen-address", "127.0.0.1:4244", "address of the Hubble Observer gRPC API serving this node's flows (plain gRPC, no TLS: the default is reachable only from the node, or through kubectl port-forward); empty turns it off (drop metrics stay)")
 	flag.IntVar(&buffer, "hubble-buffer-size", 4095, "flows kept in memory for `hubble observe` (older ones are overwritten)")
+	flag.UintVar(&mapMax, "bpf-policy-map-max", datapath.DefaultPolicyEntries, "entries of the node's policy map, shared by all its pods (a pinned map keeps its size: changing it needs the pin removed)")
 	flag.Parse()
 	log := flags.Logger("policy")
 	if nodeName == "" {
@@ -52,7 +54,10 @@ func main() {
 	if err := datapath.EnsureBPFFS(bpfRoot); err != nil {
 		operator.Fatal(err, "preparing the BPF filesystem")
 	}
-	maps, err := datapath.Open(filepath.Join(bpfRoot, "plexus", "policy"))
+	if mapMax == 0 || mapMax > 1<<24 {
+		operator.Fatal(os.ErrInvalid, "--bpf-policy-map-max must be between 1 and 16777216")
+	}
+	maps, err := datapath.OpenSized(filepath.Join(bpfRoot, "plexus", "policy"), uint32(mapMax))
 	if err != nil {
 		operator.Fatal(err, "loading the policy datapath")
 	}

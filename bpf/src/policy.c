@@ -207,6 +207,17 @@ struct flow {
 	__be16 policy_port;
 	// echo_reply is set for ICMP echo replies, which only conntrack passes.
 	__u8 echo_reply;
+	// related is set for an ICMP error (unreachable, packet too big, time
+	// exceeded, parameter problem); inner is the packet it is about, as
+	// that packet's sender sent it.
+	__u8 related;
+	struct {
+		__u8 saddr[16];
+		__u8 daddr[16];
+		__be16 sport;
+		__be16 dport;
+		__u8 proto;
+	} inner;
 };
 
 #define IPPROTO_ICMPV6_ 58
@@ -220,6 +231,47 @@ static __always_inline void map4(__u8 dst[16], const __u8 src[4])
 	dst[13] = src[1];
 	dst[14] = src[2];
 	dst[15] = src[3];
+}
+
+// parse_inner reads the packet an ICMP error quotes (its IP header and the
+// first bytes of its L4 header) into f->inner; 0 if it could.
+static __always_inline int parse_inner(struct flow *f, __u8 *l4, void *end, int v6)
+{
+	__u8 *in = l4 + 8;
+	__u8 *ports;
+	__u8 proto;
+
+	if (v6) {
+		struct ip6 *ip = (void *)in;
+		if ((void *)(ip + 1) > end)
+			return -1;
+		__builtin_memcpy(f->inner.saddr, ip->saddr, 16);
+		__builtin_memcpy(f->inner.daddr, ip->daddr, 16);
+		proto = ip->next;
+		ports = (__u8 *)(ip + 1);
+	} else {
+		struct ip4 *ip = (void *)in;
+		if ((void *)(ip + 1) > end)
+			return -1;
+		if ((ip->vhl & 0xf) < 5)
+			return -1;
+		map4(f->inner.saddr, ip->saddr);
+		map4(f->inner.daddr, ip->daddr);
+		proto = ip->proto;
+		ports = (__u8 *)ip + (ip->vhl & 0xf) * 4;
+	}
+	if ((void *)(ports + 6) > end)
+		return -1;
+	f->inner.proto = proto;
+	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6_) {
+		// An echo's conntrack "port" is its identifier.
+		__builtin_memcpy(&f->inner.sport, ports + 4, 2);
+		f->inner.dport = 0;
+	} else {
+		__builtin_memcpy(&f->inner.sport, ports, 2);
+		__builtin_memcpy(&f->inner.dport, ports + 2, 2);
+	}
+	return 0;
 }
 
 // parse fills f; it returns 0, or -1 for a packet it cannot classify, and
@@ -302,6 +354,9 @@ static __always_inline int parse(struct __sk_buff *skb, struct flow *f)
 			f->dport = 0;
 			f->echo_reply = type == 0 || type == 129;
 		}
+		if ((proto == IPPROTO_ICMP && (type == 3 || type == 11 || type == 12)) ||
+		    (proto == IPPROTO_ICMPV6_ && type >= 1 && type <= 4))
+			f->related = parse_inner(f, l4, end, proto == IPPROTO_ICMPV6_) == 0;
 		return 0;
 	}
 	}
@@ -447,6 +502,21 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	if (ct && ct->expires > now) {
 		ct->expires = now + CT_LIFETIME_NS;
 		return TC_ACT_OK;
+	}
+	// An ICMP error about a connection this endpoint's other direction
+	// allowed (port unreachable, packet too big for path MTU discovery)
+	// passes like a reply.
+	if (f.related) {
+		__builtin_memset(&k, 0, sizeof(k));
+		__builtin_memcpy(k.saddr, f.inner.saddr, 16);
+		__builtin_memcpy(k.daddr, f.inner.daddr, 16);
+		k.sport = f.inner.sport;
+		k.dport = f.inner.dport;
+		k.proto = f.inner.proto;
+		k.dir = !dir;
+		ct = bpf_map_lookup_elem(&plx_ct, &k);
+		if (ct && ct->expires > now)
+			return TC_ACT_OK;
 	}
 	if (f.echo_reply && enforced) {
 		emit(skb, &f, dir, EVENT_DROP_POLICY, ep->identity, 0);

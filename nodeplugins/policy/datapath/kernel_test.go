@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -245,4 +246,44 @@ func TestPolicyChangeKeepsAllowedConnection(t *testing.T) {
 	if _, err := conn.Read(make([]byte, 2)); err == nil || !strings.Contains(err.Error(), "timeout") {
 		t.Errorf("after the port was taken away: read %v, want a timeout", err)
 	}
+}
+
+// An ICMP error about an allowed flow passes directions that are enforced
+// and allow no ICMP, like the flow's replies (here B's "port unreachable"
+// for A's UDP, through B's egress and A's ingress; the same path carries
+// "packet too big" for path MTU discovery), while new ICMP stays denied.
+func TestICMPErrorsOfAllowedFlowsPass(t *testing.T) {
+	tp := newTopology(t)
+	closed := nodesv1alpha1.PolicyDirection{Enforced: true}
+	tp.program(t, nodesv1alpha1.NodePolicySpec{
+		Identities: []nodesv1alpha1.IdentityPolicy{
+			{Identity: idA, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{Ingress: closed,
+				Egress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pb", 17, 5555, 5555)}}}},
+			{Identity: idB, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{Egress: closed,
+				Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pa", 17, 5555, 5555)}}}},
+		},
+		PeerSets: []nodesv1alpha1.PeerSet{{Name: "pa", Identities: []int64{idA}}, {Name: "pb", Identities: []int64{idB}}},
+	})
+	// Nothing listens on B's UDP 5555: B answers "port unreachable",
+	// which a connected socket reports as ECONNREFUSED.
+	var readErr error
+	if err := netnstest.Do(tp.A, func() error {
+		c, err := net.Dial("udp4", ipB+":5555")
+		if err != nil {
+			return err
+		}
+		defer func() { _ = c.Close() }()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.WriteString(c, "anyone?"); err != nil {
+			return err
+		}
+		_, readErr = c.Read(make([]byte, 16))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(readErr, syscall.ECONNREFUSED) {
+		t.Errorf("A's UDP to B's closed port: %v, want connection refused (B's ICMP error let through)", readErr)
+	}
+	tp.check(t, "new ICMP", pr(tp.B, ipA, "icmp", false), pr(tp.A, ipB, "icmp", false))
 }

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -65,7 +67,14 @@ type Filter struct {
 	// onlyIncluded is set once the user gives an including rule: then
 	// only labels that some including rule matches count.
 	onlyIncluded bool
+	// decided remembers counts for each label key seen: the rules are
+	// fixed, keys are few, and every pass asks for every pod's labels.
+	decided sync.Map // source + ":" + key → bool
+	// remembered counts decided's keys, which stop growing at maxDecided.
+	remembered atomic.Int64
 }
+
+const maxDecided = 1 << 16
 
 type rule struct {
 	source  string
@@ -159,6 +168,18 @@ func (r rule) matchLen(source, key string) int {
 
 // counts says whether the label source:key counts for identity.
 func (f *Filter) counts(source, key string) bool {
+	k := source + ":" + key
+	if v, ok := f.decided.Load(k); ok {
+		return v.(bool)
+	}
+	v := f.decide(source, key)
+	if f.remembered.Add(1) <= maxDecided {
+		f.decided.Store(k, v)
+	}
+	return v
+}
+
+func (f *Filter) decide(source, key string) bool {
 	included, excluded := 0, 0
 	for _, r := range f.rules {
 		n := r.matchLen(source, key)

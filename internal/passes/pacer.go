@@ -2,21 +2,38 @@ package passes
 
 import "time"
 
-// Pacer spaces passes. A pass may start MinInterval after the previous one
-// started, or four times the previous pass's cost, whichever is later, so that
-// deciding takes at most a fifth of a core however large the cluster and the
-// API server keeps the rest. An event after a quiet spell is handled at once.
+// Deciding may use a fifth of a core over time (the API server and the
+// node keep the rest), and up to pacerBurst of deciding at once after a
+// quiet spell, so that the few passes one change needs (write the per-node
+// objects, then report what the nodes did) run back to back.
+const (
+	pacerShare = 5
+	pacerBurst = time.Second
+)
+
+// Pacer spaces passes with a budget of deciding time: it fills at a fifth
+// of wall time up to pacerBurst, each pass spends its cost, and a pass waits
+// while the budget is spent, however large the cluster. Passes also start
+// at least MinInterval apart. An event after a quiet spell is handled at
+// once.
 type Pacer struct {
 	MinInterval time.Duration
 
-	last     time.Time
-	lastCost time.Duration
+	last    time.Time // the last pass's start
+	updated time.Time // when budget was last filled
+	budget  time.Duration
 }
 
 // Start reports how long to wait before a pass may run; zero means run now,
 // and the pass is then recorded as started at now.
 func (p *Pacer) Start(now time.Time) time.Duration {
-	if wait := p.last.Add(max(p.MinInterval, 4*p.lastCost)).Sub(now); wait > 0 {
+	if p.updated.IsZero() {
+		p.budget, p.updated = pacerBurst, now
+	}
+	p.budget = min(pacerBurst, p.budget+now.Sub(p.updated)/pacerShare)
+	p.updated = now
+	wait := max(p.last.Add(p.MinInterval).Sub(now), -p.budget*pacerShare)
+	if !p.last.IsZero() && wait > 0 {
 		return wait
 	}
 	p.last = now
@@ -25,4 +42,4 @@ func (p *Pacer) Start(now time.Time) time.Duration {
 
 // Cost records how long the pass's reading and deciding took (its writes
 // excluded: they wait on the API server, not on this process's CPU).
-func (p *Pacer) Cost(d time.Duration) { p.lastCost = d }
+func (p *Pacer) Cost(d time.Duration) { p.budget -= d }

@@ -121,13 +121,9 @@ func (c *compilation) authenticationOK(path string, a *ciliumv2.Authentication) 
 // selectPods are the pod identities s selects. A selector confined to
 // namespaces (every namespaced policy's) only looks at their identities.
 func (c *compilation) selectPods(s selector) []identity.Number {
-	candidates := c.pods
-	if nss, ok := s.namespaces(); ok {
-		candidates = nil
-		for _, ns := range nss {
-			candidates = append(candidates, c.byNamespace[ns]...)
-		}
-		slices.Sort(candidates)
+	candidates, ok := c.byLabel.candidates(s)
+	if !ok {
+		candidates = c.pods
 	}
 	var out []identity.Number
 	for _, n := range candidates {

@@ -177,14 +177,12 @@ func Compile(in Input) *Output {
 		c.pods = append(c.pods, n)
 	}
 	slices.Sort(c.pods)
-	c.byNamespace = map[string][]identity.Number{}
+	c.byLabel = labelIndex{}
 	for _, n := range c.pods {
 		if n.ClusterID() == in.ClusterID {
 			c.localPods = append(c.localPods, n)
 		}
-		if ns, ok := in.Pods[n][identity.SourceK8s+":"+identity.LabelNamespace]; ok {
-			c.byNamespace[ns] = append(c.byNamespace[ns], n)
-		}
+		c.byLabel.add(n, in.Pods[n])
 	}
 	c.nodes = make([]string, 0, len(in.Nodes))
 	for n := range in.Nodes {
@@ -213,9 +211,10 @@ type compilation struct {
 	pods []identity.Number
 	// localPods are the pods of the local cluster.
 	localPods []identity.Number
-	// byNamespace are the pods by namespace label.
-	byNamespace map[string][]identity.Number
-	nodes       []string
+	// byLabel indexes the pods by label, so that a selector looks only
+	// at the pods one of its In requirements admits.
+	byLabel labelIndex
+	nodes   []string
 	// cur is the policy being compiled, curRef its name.
 	cur    *PolicyResult
 	curRef PolicyRef

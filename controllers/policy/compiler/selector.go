@@ -103,17 +103,6 @@ func (s selector) namesNamespace() bool {
 	return false
 }
 
-// namespaces are the namespaces s is confined to, if it names them with
-// In (then ok).
-func (s selector) namespaces() ([]string, bool) {
-	for _, r := range s.reqs {
-		if r.key == identity.LabelNamespace && r.op == metav1.LabelSelectorOpIn && (r.source == identity.SourceK8s || r.source == sourceAny) {
-			return r.values, true
-		}
-	}
-	return nil, false
-}
-
 // matches says whether the label set l (of an identity whose reserved-ness
 // is given) is selected.
 func (s selector) matches(l identity.Labels, reserved bool) bool {
@@ -187,4 +176,52 @@ func k8sSelector(ls *metav1.LabelSelector, prefix string) (selector, error) {
 // and is a selector that requires both.
 func (s selector) and(o selector) selector {
 	return selector{reqs: append(slices.Clone(s.reqs), o.reqs...), reserved: s.reserved || o.reserved}
+}
+
+// labelIndex maps label keys and values to the pod identities that carry
+// them: key (without its source, as "any" matches) → value → identities,
+// and the same under "source:key" for requirements of one source.
+type labelIndex map[string]map[string][]identity.Number
+
+func (x labelIndex) add(n identity.Number, l identity.Labels) {
+	put := func(key, value string) {
+		if x[key] == nil {
+			x[key] = map[string][]identity.Number{}
+		}
+		x[key][value] = append(x[key][value], n)
+	}
+	for k, v := range l {
+		src, key := splitKey(k)
+		put(sourceAny+":"+key, v)
+		if src != sourceAny {
+			put(src+":"+key, v)
+		}
+	}
+}
+
+// candidates are the pods that s's most selective In requirement admits,
+// sorted: every pod s selects is among them (ok is false when s has no In
+// requirement, and every pod is a candidate).
+func (x labelIndex) candidates(s selector) ([]identity.Number, bool) {
+	var best []identity.Number
+	found := false
+	for _, r := range s.reqs {
+		if r.op != metav1.LabelSelectorOpIn {
+			continue
+		}
+		values := x[r.source+":"+r.key]
+		var ids []identity.Number
+		for _, v := range r.values {
+			ids = append(ids, values[v]...)
+		}
+		if !found || len(ids) < len(best) {
+			best, found = ids, true
+		}
+	}
+	if !found {
+		return nil, false
+	}
+	best = slices.Clone(best)
+	slices.Sort(best)
+	return slices.Compact(best), true
 }

@@ -144,16 +144,16 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	observe(out, unresolved)
 
 	nodesOf := nodesByIdentity(local)
-	reports := nodeReports(w.current.Items, desired)
+	enforced := enforcement(w.current.Items, desired)
 	for i := range w.cnps.Items {
 		pol := &w.cnps.Items[i]
 		res := out.Policies[compiler.PolicyRef{Kind: compiler.KindCNP, Namespace: pol.Namespace, Name: pol.Name}]
-		p.Write(r.patchStatus(p, pol, summarize(res, nodesOf, reports, r.Mode)))
+		p.Write(r.patchStatus(p, pol, summarize(res, nodesOf, enforced, r.Mode)))
 	}
 	for i := range w.ccnps.Items {
 		pol := &w.ccnps.Items[i]
 		res := out.Policies[compiler.PolicyRef{Kind: compiler.KindCCNP, Name: pol.Name}]
-		p.Write(r.patchStatus(p, pol, summarize(res, nodesOf, reports, r.Mode)))
+		p.Write(r.patchStatus(p, pol, summarize(res, nodesOf, enforced, r.Mode)))
 	}
 	r.reportNetworkPolicies(w.netpols.Items, out)
 	return nil

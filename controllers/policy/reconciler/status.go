@@ -51,43 +51,73 @@ func nodesByIdentity(local map[string][]identity.Number) map[identity.Number]map
 	return out
 }
 
-// nodeReports says per node whether its plugin programmed what the node
-// must enforce now: the current generation of its NodePolicy, and that
-// NodePolicy already says what desired holds. A NodePolicy this pass
-// rewrites is not programmed yet, whatever its plugin reported for the
-// old spec, so a policy change is never called Ready before the nodes
-// have it.
-func nodeReports(items []nodesv1alpha1.NodePolicy, desired map[string]nodesv1alpha1.NodePolicySpec) map[string]bool {
-	out := make(map[string]bool, len(items))
+// nodeEnforcement is what a node's plugin has programmed of what the node
+// must enforce now.
+type nodeEnforcement struct {
+	// identities holds the identities whose policy the node enforces as
+	// desired; host whether its host policy is.
+	identities map[identity.Number]bool
+	host       bool
+}
+
+// enforcement says per node which identities' policies (and whether the
+// host's) are programmed as they must be now: the plugin reported the
+// NodePolicy's current generation programmed, and that NodePolicy already
+// holds, for the identity, what desired holds. A policy change is then
+// never called Ready on the strength of the old spec's report, and a
+// NodePolicy rewritten for one identity leaves the others' policies Ready.
+// (Entries name peer sets by a hash of their content, so equal entries
+// mean equal peers.)
+func enforcement(items []nodesv1alpha1.NodePolicy, desired map[string]nodesv1alpha1.NodePolicySpec) map[string]nodeEnforcement {
+	out := make(map[string]nodeEnforcement, len(items))
 	for i := range items {
 		np := &items[i]
 		ready := meta.FindStatusCondition(np.Status.Conditions, conditions.TypeReady)
-		out[np.Name] = np.Status.ObservedGeneration == np.Generation && ready != nil &&
-			ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == np.Generation &&
-			equality.Semantic.DeepEqual(np.Spec, desired[np.Name])
+		if np.Status.ObservedGeneration != np.Generation || ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != np.Generation {
+			continue
+		}
+		want := desired[np.Name]
+		have := make(map[int64]*nodesv1alpha1.IdentityPolicy, len(np.Spec.Identities))
+		for j := range np.Spec.Identities {
+			have[np.Spec.Identities[j].Identity] = &np.Spec.Identities[j]
+		}
+		e := nodeEnforcement{identities: map[identity.Number]bool{}, host: equality.Semantic.DeepEqual(np.Spec.Host, want.Host)}
+		for j := range want.Identities {
+			w := &want.Identities[j]
+			if h := have[w.Identity]; h != nil && equality.Semantic.DeepEqual(*h, *w) {
+				e.identities[identity.Number(w.Identity)] = true
+			}
+		}
+		out[np.Name] = e
 	}
 	return out
 }
 
-func summarize(res *compiler.PolicyResult, nodesOf map[identity.Number]map[string]int, reports map[string]bool, mode compiler.Mode) summary {
+func summarize(res *compiler.PolicyResult, nodesOf map[identity.Number]map[string]int, enforced map[string]nodeEnforcement, mode compiler.Mode) summary {
 	s := summary{mode: mode}
 	if res == nil {
 		return s
 	}
 	s.problems = res.Problems
-	seen := map[string]bool{}
+	seen, waiting := map[string]bool{}, map[string]bool{}
 	for _, n := range res.Endpoints {
 		for node, pods := range nodesOf[n] {
 			s.endpoints += pods
 			seen[node] = true
+			if !enforced[node].identities[n] {
+				waiting[node] = true
+			}
 		}
 	}
 	for _, node := range res.Nodes {
 		seen[node] = true
+		if !enforced[node].host {
+			waiting[node] = true
+		}
 	}
 	for node := range seen {
 		s.nodes = append(s.nodes, node)
-		if !reports[node] {
+		if waiting[node] {
 			s.waiting = append(s.waiting, node)
 		}
 	}

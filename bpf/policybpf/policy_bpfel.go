@@ -84,6 +84,28 @@ type PolicyPolicyValue struct {
 	Flags uint32
 }
 
+type PolicyServiceBackend struct {
+	_        structs.HostLayout
+	Identity uint32
+	Port     uint16
+	Pad      [2]uint8
+}
+
+type PolicyServiceKey struct {
+	_     structs.HostLayout
+	Addr  [16]uint8
+	Port  uint16
+	Proto uint8
+	Pad   uint8
+}
+
+type PolicyServiceValue struct {
+	_        structs.HostLayout
+	Count    uint32
+	Flags    uint32
+	Backends [16]PolicyServiceBackend
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -94,6 +116,7 @@ const (
 	PolicyMapPlxEvents    = "plx_events"
 	PolicyMapPlxIpcache   = "plx_ipcache"
 	PolicyMapPlxPolicy    = "plx_policy"
+	PolicyMapPlxServices  = "plx_services"
 	PolicyProgFromPod     = "from_pod"
 	PolicyProgToPod       = "to_pod"
 	PolicyVarUnusedEvent  = "unused_event"
@@ -155,6 +178,7 @@ type PolicyMapSpecs struct {
 	PlxEvents    *ebpf.MapSpec `ebpf:"plx_events"`
 	PlxIpcache   *ebpf.MapSpec `ebpf:"plx_ipcache"`
 	PlxPolicy    *ebpf.MapSpec `ebpf:"plx_policy"`
+	PlxServices  *ebpf.MapSpec `ebpf:"plx_services"`
 }
 
 // PolicyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -190,6 +214,7 @@ type PolicyMaps struct {
 	PlxEvents    *ebpf.Map `ebpf:"plx_events"`
 	PlxIpcache   *ebpf.Map `ebpf:"plx_ipcache"`
 	PlxPolicy    *ebpf.Map `ebpf:"plx_policy"`
+	PlxServices  *ebpf.Map `ebpf:"plx_services"`
 }
 
 func (m *PolicyMaps) Close() error {
@@ -200,6 +225,7 @@ func (m *PolicyMaps) Close() error {
 		m.PlxEvents,
 		m.PlxIpcache,
 		m.PlxPolicy,
+		m.PlxServices,
 	)
 }
 

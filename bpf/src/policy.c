@@ -8,7 +8,9 @@
 // on the peer's address), the local endpoint's identity and enforcement
 // from the endpoints map (by ifindex, never by the address the pod claims).
 // The verdict comes from the policy map; replies of connections that a
-// policy allowed pass through the conntrack map. Every drop and every new
+// policy allowed pass through the conntrack map. A pod's connection to a
+// Service address is judged by the Service's backends (the services map),
+// since these programs run before kube-proxy picks one. Every drop and every new
 // allowed flow is sent to user space through the events ring buffer.
 //
 // Addresses are 16 bytes: IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).
@@ -114,6 +116,32 @@ struct counter {
 	__u64 bytes;
 };
 
+// A Service frontend (cluster IP, external IP or load-balancer address,
+// port, protocol) and the distinct (identity, target port) pairs of its
+// ready backends. With more pairs than fit, SVC_OVERFLOW is set and an
+// enforced egress fails closed: the backend chosen could be one unlisted.
+#define SVC_MAX_BACKENDS 16
+#define SVC_OVERFLOW 1
+
+struct service_key {
+	__u8 addr[16];
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct service_backend {
+	__u32 identity;
+	__be16 port;
+	__u8 pad[2];
+};
+
+struct service_value {
+	__u32 count;
+	__u32 flags;
+	struct service_backend backends[SVC_MAX_BACKENDS];
+};
+
 // Keeps struct event in the BTF for bpf2go (the ring buffer has no type).
 const struct event *unused_event __attribute__((unused));
 
@@ -150,6 +178,15 @@ struct {
 	__uint(max_entries, 256 * 1024);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } plx_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct service_key);
+	__type(value, struct service_value);
+	__uint(max_entries, 64 * 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} plx_services SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -390,18 +427,19 @@ static __always_inline int lookup(__u32 local, __u32 peer, __u8 dir, __u8 proto,
 	return (v->flags & VERDICT_DENY) ? 1 : 0;
 }
 
-// verdict is EVENT_DROP_DENY, EVENT_DROP_POLICY or 0 (allow).
-static __always_inline int verdict(__u32 local, __u32 peer, __u8 dir, const struct flow *f, int enforced)
+// verdict is EVENT_DROP_DENY, EVENT_DROP_POLICY or 0 (allow) for a packet
+// of proto to port (or ICMP type) between local and peer.
+static __always_inline int verdict(__u32 local, __u32 peer, __u8 dir, __u8 proto, __be16 port, int enforced)
 {
 	int allowed = 0;
 	__u32 peers[2] = {peer, 0};
-	__u8 protos[2] = {f->proto, 0};
+	__u8 protos[2] = {proto, 0};
 #pragma unroll
 	for (int i = 0; i < 2; i++) {
 #pragma unroll
 		for (int j = 0; j < 2; j++) {
 			// An entry of "any protocol" covers every port.
-			int r = lookup(local, peers[i], dir, protos[j], j ? 0 : f->policy_port);
+			int r = lookup(local, peers[i], dir, protos[j], j ? 0 : port);
 			if (r == 1)
 				return EVENT_DROP_DENY;
 			if (r == 0)
@@ -409,6 +447,29 @@ static __always_inline int verdict(__u32 local, __u32 peer, __u8 dir, const stru
 		}
 	}
 	if (enforced && !allowed)
+		return EVENT_DROP_POLICY;
+	return 0;
+}
+
+// service_verdict judges a pod's packet to a Service frontend by every
+// backend it may reach: it passes only if each would pass on its own.
+// *peer is the backend that decided (the first one refused, or the first
+// one) for the report.
+static __always_inline int service_verdict(__u32 local, const struct service_value *svc, const struct flow *f, int enforced, __u32 *peer)
+{
+	__u32 n = svc->count;
+	if (n > SVC_MAX_BACKENDS)
+		n = SVC_MAX_BACKENDS;
+	*peer = n ? svc->backends[0].identity : 0;
+	for (__u32 i = 0; i < n; i++) {
+		const struct service_backend *b = &svc->backends[i];
+		int r = verdict(local, b->identity, DIR_EGRESS, f->proto, b->port, enforced);
+		if (r) {
+			*peer = b->identity;
+			return r;
+		}
+	}
+	if (enforced && (svc->flags & SVC_OVERFLOW))
 		return EVENT_DROP_POLICY;
 	return 0;
 }
@@ -523,8 +584,19 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_SHOT;
 	}
 
-	__u32 peer = peer_identity(dir == DIR_INGRESS ? f.saddr : f.daddr);
-	r = verdict(ep->identity, peer, dir, &f, enforced);
+	__u32 peer;
+	struct service_value *svc = 0;
+	if (dir == DIR_EGRESS && (f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP || f.proto == IPPROTO_SCTP)) {
+		struct service_key sk = {.port = f.dport, .proto = f.proto};
+		__builtin_memcpy(sk.addr, f.daddr, 16);
+		svc = bpf_map_lookup_elem(&plx_services, &sk);
+	}
+	if (svc) {
+		r = service_verdict(ep->identity, svc, &f, enforced, &peer);
+	} else {
+		peer = peer_identity(dir == DIR_INGRESS ? f.saddr : f.daddr);
+		r = verdict(ep->identity, peer, dir, f.proto, f.policy_port, enforced);
+	}
 	if (r) {
 		emit(skb, &f, dir, r, ep->identity, peer);
 		return TC_ACT_SHOT;

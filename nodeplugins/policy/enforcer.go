@@ -53,6 +53,7 @@ type Enforcer struct {
 	generation int64
 	pods       []LocalPod
 	addresses  map[netip.Addr]uint32 // pods of the cluster and other nodes
+	services   []datapath.Service
 	report     Report
 	wake       chan struct{}
 	reports    chan struct{}
@@ -105,6 +106,14 @@ func (e *Enforcer) SetAddresses(addrs map[netip.Addr]uint32) {
 	e.poke()
 }
 
+// SetServices hands over the cluster's Service frontends and backends.
+func (e *Enforcer) SetServices(svcs []datapath.Service) {
+	e.mu.Lock()
+	e.services = svcs
+	e.mu.Unlock()
+	e.poke()
+}
+
 // Reports receives a value whenever the report changes.
 func (e *Enforcer) Reports() <-chan struct{} { return e.reports }
 
@@ -146,7 +155,7 @@ func reportsEqual(a, b Report) bool {
 // maps enforce.
 func (e *Enforcer) sync() Report {
 	e.mu.Lock()
-	spec, gen, pods, addrs := e.spec, e.generation, e.pods, e.addresses
+	spec, gen, pods, addrs, svcs := e.spec, e.generation, e.pods, e.addresses, e.services
 	e.mu.Unlock()
 	if addrs == nil {
 		return Report{} // the cluster's addresses are not known yet
@@ -193,7 +202,7 @@ func (e *Enforcer) sync() Report {
 		e.applied = &have
 	}
 	have := *e.applied
-	res := datapath.Desired(datapath.Input{Spec: *spec, Endpoints: endpoints, Addresses: all, CIDRIdentities: have.CIDRIdentities()})
+	res := datapath.Desired(datapath.Input{Spec: *spec, Endpoints: endpoints, Addresses: all, CIDRIdentities: have.CIDRIdentities(), Services: svcs})
 	desired := res.State
 	e.mu.Lock()
 	e.rules, e.names, e.at = res.Rules, names, at

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,7 +25,8 @@ import (
 // +kubebuilder:rbac:groups=nodes.plexus.dev,resources=nodepolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=nodes.plexus.dev,resources=nodepolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=nodes.plexus.dev,resources=identityaddresses,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=pods;nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods;nodes;services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 
 // Ready reasons of a NodePolicy.
 const (
@@ -33,10 +35,13 @@ const (
 )
 
 // CacheOptions restrict the plugin's cache to its node: its NodePolicy
-// and its pods (IdentityAddresses and Nodes are cluster-wide by nature).
+// and its pods (IdentityAddresses, Nodes, Services and EndpointSlices are
+// cluster-wide by nature, as for kube-proxy). Managed fields are dropped:
+// nothing here reads them, and at scale they are most of an object.
 func CacheOptions(nodeName string) cache.Options {
 	o := nodeplugin.OwnObject(&nodesv1alpha1.NodePolicy{}, nodeName)
 	o.ByObject[&corev1.Pod{}] = cache.ByObject{Field: fields.OneTermEqualSelector("spec.nodeName", nodeName)}
+	o.DefaultTransform = cache.TransformStripManagedFields()
 	return o
 }
 
@@ -67,14 +72,16 @@ func (p *Plugin) SetupWithManager(mgr ctrl.Manager) error {
 	if err := w.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	// Pods, addresses and nodes: any change re-reads them all from the
-	// cache (one key, so bursts collapse into one read).
+	// Pods, addresses, nodes, Services and their endpoints: any change
+	// re-reads them all from the cache (one key, so bursts collapse into
+	// one read).
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{{}}
 	})
 	return ctrl.NewControllerManagedBy(mgr).Named("policy-inputs").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Watches(&corev1.Pod{}, all).Watches(&nodesv1alpha1.IdentityAddresses{}, all).Watches(&corev1.Node{}, all).
+		Watches(&corev1.Service{}, all).Watches(&discoveryv1.EndpointSlice{}, all).
 		Complete(reconcile.Func(p.feedInputs))
 }
 
@@ -83,14 +90,17 @@ func (p *Plugin) feedInputs(ctx context.Context, _ reconcile.Request) (reconcile
 		pods  corev1.PodList
 		addrs nodesv1alpha1.IdentityAddressesList
 		nodes corev1.NodeList
+		svcs  corev1.ServiceList
+		eps   discoveryv1.EndpointSliceList
 	)
-	for _, l := range []client.ObjectList{&pods, &addrs, &nodes} {
+	for _, l := range []client.ObjectList{&pods, &addrs, &nodes, &svcs, &eps} {
 		if err := p.Client.List(ctx, l); err != nil {
 			return reconcile.Result{}, err
 		}
 	}
 	p.Enforcer.SetPods(localPods(pods.Items, p.NodeName))
 	p.Enforcer.SetAddresses(addressIdentities(addrs.Items, nodes.Items, p.NodeName))
+	p.Enforcer.SetServices(serviceFrontends(svcs.Items, eps.Items, p.NodeName))
 	return reconcile.Result{}, nil
 }
 

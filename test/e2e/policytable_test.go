@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -27,8 +28,9 @@ import (
 // Kubernetes NetworkPolicy), waits until every probe gives the expected
 // verdict (real TCP, UDP and ICMP from pod namespaces, backends on both
 // nodes so that each rule is crossed on one node and between nodes), and
-// removes them again. Enforcement modes and host policies are not in the
-// table (see docs/policy.md).
+// removes them again; egress through a Service's ClusterIP is judged by
+// its backends. Enforcement modes and host policies are not in the table
+// (see docs/policy.md).
 func TestPolicyTable(t *testing.T) {
 	t.Run("native", func(t *testing.T) { policyTable(t, "native") })
 	t.Run("vxlan", func(t *testing.T) { policyTable(t, "vxlan") })
@@ -290,6 +292,44 @@ spec:
 `,
 			toExt(&cl, 0, true), pr(&cl, b1, "tcp", false), pr(&cl, b2, "udp", false),
 			pr(&frontend, b1, "tcp", true), pr(&frontend, &stranger, "udp", true), toExt(&frontend, 0, false))
+	})
+	// A Service in front of the backends: egress to its ClusterIP is
+	// judged by the backends behind it (kube-proxy translates it after the
+	// programs have seen the packet).
+	svc, err := l.Client.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "backend", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "backend"}, Ports: []corev1.ServicePort{
+			{Name: "http", Port: 8080, TargetPort: intstr.FromString("http")}, {Name: "plain", Port: 9090, TargetPort: intstr.FromInt32(9090)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toSvc := func(from *corev1.Pod, kind string, want bool) probe {
+		return probe{from: l.PodNetns(from), name: from.Labels["app"] + "→service/backend", to: svc.Spec.ClusterIP, kind: kind, want: want}
+	}
+	t.Run("NP21_ToServicesThroughClusterIP", func(t *testing.T) {
+		tb.check(t, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: client-to-backend-service, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toServices: [{k8sService: {serviceName: backend, namespace: default}}]
+    toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: frontend-to-stranger, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: frontend}}
+  egress:
+  - toEndpoints: [{matchLabels: {app: stranger, k8s:io.kubernetes.pod.namespace: other}}]
+`,
+			toSvc(&cl, "tcp", true), pr(&cl, b2, "tcp", true), // the Service's backends on 8080, by address or by Service
+			toSvc(&cl, "plain", false), pr(&cl, b1, "plain", false), pr(&cl, &stranger, "tcp", false),
+			toSvc(&frontend, "tcp", false), pr(&frontend, &stranger, "tcp", true), // its egress reaches the stranger only
+			toSvc(&stranger, "plain", true)) // not selected: open
 	})
 	t.Run("NP15_CIDRWithExcept", func(t *testing.T) {
 		tb.check(t, fmt.Sprintf(`

@@ -58,6 +58,7 @@ type State struct {
 	Endpoints map[uint32]EndpointValue
 	Policy    map[PolicyKey]uint32 // value: flags (verdictDeny)
 	IPCache   map[netip.Prefix]uint32
+	Services  map[ServiceKey]ServiceValue
 }
 
 // Input is what Desired computes from.
@@ -71,6 +72,10 @@ type Input struct {
 	// on a restart), kept for the prefixes still in use, so that entries
 	// do not change number.
 	CIDRIdentities map[netip.Prefix]uint32
+	// Services are the cluster's Service frontends with their ready
+	// backends, so that a pod's egress to a Service address is judged by
+	// where kube-proxy sends it.
+	Services []Service
 }
 
 // Result is what Desired computes.
@@ -108,6 +113,7 @@ func Desired(in Input) Result {
 	for a, id := range in.Addresses {
 		st.IPCache[netip.PrefixFrom(a, a.BitLen())] = id
 	}
+	st.Services = serviceEntries(in.Services, st.IPCache, cidrIDs)
 
 	sets := map[string][]uint32{}
 	for _, ps := range in.Spec.PeerSets {

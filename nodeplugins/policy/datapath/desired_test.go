@@ -93,3 +93,42 @@ func TestNamedPorts(t *testing.T) {
 		t.Errorf("problems %+v, want one for metrics", problems)
 	}
 }
+
+// A Service frontend's backends are judged as the ipcache would judge
+// their addresses: a known pod by its identity, an address inside a
+// policy's CIDR by that prefix's identity, anything else as the world;
+// equal pairs collapse, and more pairs than fit mark the entry overflowed.
+func TestServiceBackendsResolved(t *testing.T) {
+	var many []netip.AddrPort
+	for port := range uint16(MaxServiceBackends + 1) {
+		many = append(many, netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), 8000+port))
+	}
+	res := Desired(Input{
+		Spec:      spec(),
+		Addresses: map[netip.Addr]uint32{netip.MustParseAddr("10.0.0.1"): 5000, netip.MustParseAddr("10.0.0.2"): 5000},
+		Services: []Service{
+			{Frontend: netip.MustParseAddrPort("10.96.0.1:443"), Proto: 6, Backends: []netip.AddrPort{
+				netip.MustParseAddrPort("10.0.0.2:8443"), netip.MustParseAddrPort("10.0.0.1:8443"), // one pair
+				netip.MustParseAddrPort("192.0.2.200:8443"),  // inside net2's /25, the most specific prefix
+				netip.MustParseAddrPort("198.51.100.1:8443"), // nothing claims it
+			}},
+			{Frontend: netip.MustParseAddrPort("10.96.0.2:53"), Proto: 17},
+			{Frontend: netip.MustParseAddrPort("10.96.0.3:80"), Proto: 6, Backends: many},
+		},
+	})
+	cidr := res.CIDRIdentities[netip.MustParsePrefix("192.0.2.128/25")]
+	if cidr == 0 {
+		t.Fatalf("no identity for 192.0.2.128/25: %v", res.CIDRIdentities)
+	}
+	got := res.State.Services
+	want := ServiceValue{Count: 3, Backends: [MaxServiceBackends]ServiceBackend{{worldIdentity, 8443}, {5000, 8443}, {cidr, 8443}}}
+	if v := got[ServiceKey{netip.MustParseAddr("10.96.0.1"), 443, 6}]; v != want {
+		t.Errorf("10.96.0.1:443 = %+v, want %+v", v, want)
+	}
+	if _, ok := got[ServiceKey{netip.MustParseAddr("10.96.0.2"), 53, 17}]; ok {
+		t.Error("a Service without backends has an entry; its address should be judged as itself")
+	}
+	if v := got[ServiceKey{netip.MustParseAddr("10.96.0.3"), 80, 6}]; !v.Overflow || v.Count != MaxServiceBackends {
+		t.Errorf("17 distinct backends: count %d overflow %v, want %d and true", v.Count, v.Overflow, MaxServiceBackends)
+	}
+}

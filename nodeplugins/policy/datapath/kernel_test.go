@@ -22,6 +22,8 @@ type topology struct {
 	*policytest.Topology
 	maps   *Maps
 	pinDir string
+	// services are the Service frontends program hands to Desired.
+	services []Service
 }
 
 const idA, idB = 1000, 2000
@@ -69,6 +71,7 @@ func (tp *topology) program(t testing.TB, spec nodesv1alpha1.NodePolicySpec) Cha
 			netip.MustParseAddr(policytest.NodeIP): 1, netip.MustParseAddr(policytest.NodeExt): 1,
 		},
 		CIDRIdentities: have.CIDRIdentities(),
+		Services:       tp.services,
 	})
 	want, problems := res.State, res.Problems
 	if len(problems) > 0 {
@@ -286,4 +289,75 @@ func TestICMPErrorsOfAllowedFlowsPass(t *testing.T) {
 		t.Errorf("A's UDP to B's closed port: %v, want connection refused (B's ICMP error let through)", readErr)
 	}
 	tp.check(t, "new ICMP", pr(tp.B, ipA, "icmp", false), pr(tp.A, ipB, "icmp", false))
+}
+
+// A pod's connection to a Service address is judged by the Service's
+// backends, not by the address (toServices, NP-21, through kube-proxy):
+// the programs run before the node's DNAT (here an nft rule standing in
+// for kube-proxy's), so the services map tells them where it leads. A
+// Service whose backends the policy allows only in part is refused, as is
+// one whose target port is not allowed; replies come back un-DNATed and
+// pass by conntrack.
+func TestNP21_EgressToServiceAddressJudgedByBackends(t *testing.T) {
+	tp := newTopology(t)
+	const allowed, wrongPort, mixed = "10.96.0.10", "10.96.0.11", "10.96.0.12"
+	netnstest.Run(t, "ip", "netns", "exec", tp.Node, "nft",
+		"add table ip svc; add chain ip svc pre { type nat hook prerouting priority dstnat; }; "+
+			"add rule ip svc pre ip daddr "+allowed+" tcp dport 80 dnat to "+ipB+":8080; "+
+			"add rule ip svc pre ip daddr "+wrongPort+" tcp dport 80 dnat to "+ipB+":9090; "+
+			"add rule ip svc pre ip daddr "+mixed+" tcp dport 80 dnat to "+ipB+":8080")
+	netnstest.Run(t, "ip", "-n", tp.A, "route", "add", "10.96.0.0/16", "via", policytest.NodeIP)
+
+	tp.program(t, nodesv1alpha1.NodePolicySpec{
+		Identities: []nodesv1alpha1.IdentityPolicy{{Identity: idA, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
+			Egress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pb", 6, 8080, 8080)}},
+		}}},
+		PeerSets: []nodesv1alpha1.PeerSet{{Name: "pb", Identities: []int64{idB}}},
+	})
+	tp.check(t, "no Services known: the address is the world",
+		pr(tp.A, ipB, "8080", true), pr(tp.A, allowed, "80", false))
+
+	svc := func(frontend string, backends ...string) Service {
+		s := Service{Frontend: netip.MustParseAddrPort(frontend), Proto: 6}
+		for _, b := range backends {
+			s.Backends = append(s.Backends, netip.MustParseAddrPort(b))
+		}
+		return s
+	}
+	tp.services = []Service{
+		svc(allowed+":80", ipB+":8080"),
+		svc(wrongPort+":80", ipB+":9090"),
+		svc(mixed+":80", ipB+":8080", ipExt+":8080"),
+	}
+	if c := tp.program(t, nodesv1alpha1.NodePolicySpec{
+		Identities: []nodesv1alpha1.IdentityPolicy{{Identity: idA, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
+			Egress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pb", 6, 8080, 8080)}},
+		}}},
+		PeerSets: []nodesv1alpha1.PeerSet{{Name: "pb", Identities: []int64{idB}}},
+	}); c.Put != 3 || c.Deleted != 0 {
+		t.Errorf("adding three Services wrote %+v, want 3 puts", c)
+	}
+	tp.check(t, "Services known",
+		pr(tp.A, allowed, "80", true),    // backend B:8080 is allowed
+		pr(tp.A, wrongPort, "80", false), // B, but on a port the policy does not open
+		pr(tp.A, mixed, "80", false),     // one backend (the outside host) is not allowed
+	)
+	st, err := tp.maps.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ServiceValue{Count: 2, Backends: [MaxServiceBackends]ServiceBackend{{Identity: worldIdentity, Port: 8080}, {Identity: idB, Port: 8080}}}
+	if got := st.Services[ServiceKey{Addr: netip.MustParseAddr(mixed), Port: 80, Proto: 6}]; got != want {
+		t.Errorf("the mixed Service reads back as %+v, want %+v", got, want)
+	}
+
+	// The Service loses its last backend: its address is judged as itself again.
+	tp.services = tp.services[1:]
+	tp.program(t, nodesv1alpha1.NodePolicySpec{
+		Identities: []nodesv1alpha1.IdentityPolicy{{Identity: idA, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
+			Egress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pb", 6, 8080, 8080)}},
+		}}},
+		PeerSets: []nodesv1alpha1.PeerSet{{Name: "pb", Identities: []int64{idB}}},
+	})
+	tp.check(t, "Service gone", pr(tp.A, allowed, "80", false))
 }

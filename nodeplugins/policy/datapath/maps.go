@@ -65,7 +65,7 @@ func (m *Maps) Close() error { return m.objs.Close() }
 
 // Unpin removes the pinned maps (the policy is switched off for good).
 func (m *Maps) Unpin() error {
-	for _, mp := range []*ebpf.Map{m.objs.PlxIpcache, m.objs.PlxEndpoints, m.objs.PlxPolicy, m.objs.PlxCt, m.objs.PlxEvents, m.objs.PlxCounters} {
+	for _, mp := range []*ebpf.Map{m.objs.PlxIpcache, m.objs.PlxEndpoints, m.objs.PlxPolicy, m.objs.PlxServices, m.objs.PlxCt, m.objs.PlxEvents, m.objs.PlxCounters} {
 		if err := mp.Unpin(); err != nil {
 			return err
 		}
@@ -120,7 +120,8 @@ func policyKeyOf(k policybpf.PolicyPolicyKey) PolicyKey {
 
 // Read is what the maps hold now.
 func (m *Maps) Read() (State, error) {
-	st := State{Endpoints: map[uint32]EndpointValue{}, Policy: map[PolicyKey]uint32{}, IPCache: map[netip.Prefix]uint32{}}
+	st := State{Endpoints: map[uint32]EndpointValue{}, Policy: map[PolicyKey]uint32{}, IPCache: map[netip.Prefix]uint32{},
+		Services: map[ServiceKey]ServiceValue{}}
 	var (
 		ik policybpf.PolicyIpcacheKey
 		iv policybpf.PolicyIpcacheValue
@@ -153,6 +154,17 @@ func (m *Maps) Read() (State, error) {
 	}
 	if err := it.Err(); err != nil {
 		return st, fmt.Errorf("reading the policy: %w", err)
+	}
+	var (
+		sk policybpf.PolicyServiceKey
+		sv policybpf.PolicyServiceValue
+	)
+	it = m.objs.PlxServices.Iterate()
+	for it.Next(&sk, &sv) {
+		st.Services[serviceKeyOf(sk)] = serviceValueOf(sv)
+	}
+	if err := it.Err(); err != nil {
+		return st, fmt.Errorf("reading the services: %w", err)
 	}
 	return st, nil
 }
@@ -196,6 +208,15 @@ func (m *Maps) Apply(have, want State) (Changes, error) {
 		}
 		c.Put++
 	}
+	for k, v := range want.Services {
+		if cur, ok := have.Services[k]; ok && cur == v {
+			continue
+		}
+		if err := m.objs.PlxServices.Put(serviceKey(k), serviceValue(v)); err != nil {
+			return c, fmt.Errorf("service %s:%d/%d: %w", k.Addr, k.Port, k.Proto, err)
+		}
+		c.Put++
+	}
 	for ifindex, v := range want.Endpoints {
 		if cur, ok := have.Endpoints[ifindex]; ok && cur == v {
 			continue
@@ -217,6 +238,14 @@ func (m *Maps) Apply(have, want State) (Changes, error) {
 		if _, ok := want.Policy[k]; !ok {
 			if err := deleteEntry(m.objs.PlxPolicy, policyKey(k)); err != nil {
 				return c, fmt.Errorf("policy %+v: %w", k, err)
+			}
+			c.Deleted++
+		}
+	}
+	for k := range have.Services {
+		if _, ok := want.Services[k]; !ok {
+			if err := deleteEntry(m.objs.PlxServices, serviceKey(k)); err != nil {
+				return c, fmt.Errorf("service %s:%d/%d: %w", k.Addr, k.Port, k.Proto, err)
 			}
 			c.Deleted++
 		}

@@ -141,7 +141,7 @@ func run(pods, policies, nodes, changes, workers int, pause time.Duration) error
 		}
 		p.Spec = cnp(i, policies, int32(9000+k)).Spec
 		timeline.Lock()
-		timeline.firstSeen = time.Time{}
+		timeline.firstSeen, timeline.lastReported = time.Time{}, time.Time{}
 		timeline.Unlock()
 		t0 := time.Now()
 		if err := c.Update(ctx, &p); err != nil {
@@ -191,8 +191,6 @@ spec:
 	return &p
 }
 
-// simulateNodes reports every NodePolicy generation programmed as soon as
-// it is seen, as a node plugin does once its maps are written.
 // timeline is when, after a change, the first node saw its new
 // NodePolicy and the last node reported it programmed.
 var timeline struct {
@@ -200,6 +198,8 @@ var timeline struct {
 	firstSeen, lastReported time.Time
 }
 
+// simulateNodes reports every NodePolicy generation programmed as soon as
+// it is seen, as a node plugin does once its maps are written.
 func simulateNodes(ctx context.Context, cp *benchutil.ControlPlane) error {
 	inf, err := cp.Informer(ctx, &nodesv1alpha1.NodePolicy{})
 	if err != nil {

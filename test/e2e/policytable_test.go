@@ -236,6 +236,23 @@ spec:
 			pr(&frontend, b1, "udp", true), // the named port, from the NetworkPolicy (NP-10: allows add up)
 			pr(&frontend, b2, "tcp", false))
 	})
+	t.Run("EgressToNamedPort", func(t *testing.T) {
+		// The port name is the backends' (plain: 9090); the client's node
+		// cannot see their pods, the controller resolves it.
+		tb.check(t, `
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: client-to-plain, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{podSelector: {matchLabels: {app: backend}}}]
+    ports: [{port: plain}]
+`,
+			pr(&cl, b1, "plain", true), pr(&cl, b2, "plain", true),
+			pr(&cl, b1, "tcp", false), pr(&cl, b2, "udp", false), pr(&cl, &frontend, "plain", false))
+	})
 	t.Run("NP09_NP22_NamespaceIsolation", func(t *testing.T) {
 		tb.check(t, `
 apiVersion: networking.k8s.io/v1

@@ -105,8 +105,9 @@ type PolicyEntry struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=65535
 	EndPort int32 `json:"endPort"`
-	// PortName is a named port, resolved against the container ports of
-	// the node's pods; Port and EndPort are then 0.
+	// PortName is a named port of ingress entries, resolved against the
+	// container ports of the node's pods; Port and EndPort are then 0.
+	// (Egress port names are the peers': the controller resolves them.)
 	// +optional
 	PortName string `json:"portName,omitempty"`
 	// Source is the position, from 1, in policies of the policy whose

@@ -67,6 +67,9 @@ type Input struct {
 	CIDRGroups map[string]CIDRGroup
 	// Services are the Services toServices rules may name.
 	Services map[types.NamespacedName]Service
+	// NamedPorts are the named container ports of each identity's pods,
+	// for egress rules that name a port (the peer's).
+	NamedPorts map[identity.Number][]NamedPort
 }
 
 // CIDRGroup is a CiliumCIDRGroup: external CIDRs under a name and labels.
@@ -313,11 +316,13 @@ func (c *compilation) finish() {
 		}
 	}
 	for _, p := range c.out.Endpoints {
+		p.Egress.Entries = c.resolveEgressNames(p.Egress.Entries)
 		// The node reaches its own pods whatever the policy, so that
 		// kubelet probes keep working.
 		c.settle(p, always, Entry{Peers: Peers{Identities: []identity.Number{identity.Host}}, Port: allPorts[0]})
 	}
 	for _, p := range c.out.Hosts {
+		p.Egress.Entries = c.resolveEgressNames(p.Egress.Entries)
 		c.settle(p, always)
 	}
 }

@@ -38,6 +38,8 @@ type world struct {
 		Selector  map[string]string `json:"selector"`
 		Addresses []string          `json:"addresses"`
 	} `json:"services"`
+	// NamedPorts are per identity "name/PROTOCOL": port.
+	NamedPorts map[string]map[string]uint16 `json:"namedPorts"`
 }
 
 // loadCase reads testdata/<name>.yaml: the world, then the policies.
@@ -63,6 +65,17 @@ func loadCase(t *testing.T, path string) Input {
 			t.Fatal(err)
 		}
 		in.Pods[n] = l
+	}
+	in.NamedPorts = map[identity.Number][]NamedPort{}
+	for id, ports := range w.NamedPorts {
+		n, err := identity.Parse(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for key, port := range ports {
+			name, proto, _ := strings.Cut(key, "/")
+			in.NamedPorts[n] = append(in.NamedPorts[n], NamedPort{Name: name, Protocol: protocolNames[proto], Port: port})
+		}
 	}
 	for name, g := range w.CIDRGroups {
 		cg := CIDRGroup{Labels: g.Labels}

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"slices"
 
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -121,12 +120,7 @@ func (c *compilation) netpolPorts(path string, ports []networkingv1.NetworkPolic
 	for j, np := range ports {
 		proto := ProtoTCP
 		if np.Protocol != nil {
-			switch *np.Protocol {
-			case corev1.ProtocolUDP:
-				proto = ProtoUDP
-			case corev1.ProtocolSCTP:
-				proto = ProtoSCTP
-			}
+			proto = KubernetesProtocol(*np.Protocol)
 		}
 		port := wholeProtocol(proto)
 		switch {

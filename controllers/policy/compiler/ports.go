@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
@@ -45,6 +46,18 @@ func (p Protocol) String() string {
 		return "ANY"
 	}
 	return strconv.Itoa(int(p))
+}
+
+// KubernetesProtocol is the protocol a Kubernetes port names (TCP when
+// unset, the API's default).
+func KubernetesProtocol(p corev1.Protocol) Protocol {
+	switch p {
+	case corev1.ProtocolUDP:
+		return ProtoUDP
+	case corev1.ProtocolSCTP:
+		return ProtoSCTP
+	}
+	return ProtoTCP
 }
 
 // hasPorts says whether the protocol has ports (the others match whole).

@@ -128,9 +128,11 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	for i := range w.nodes.Items {
 		in.Nodes[w.nodes.Items[i].Name] = w.nodes.Items[i].Labels
 	}
+	pv := r.podIdentities(w.pods.Items, w.namespaces.Items, index)
+	local, addrs, unresolved := pv.local, pv.addrs, pv.unresolved
+	in.NamedPorts = pv.namedPorts
 	out := compiler.Compile(in)
 
-	local, addrs, unresolved := r.podIdentities(w.pods.Items, w.namespaces.Items, index)
 	desired := map[string]nodesv1alpha1.NodePolicySpec{}
 	for i := range w.nodes.Items {
 		name := w.nodes.Items[i].Name
@@ -159,18 +161,23 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	return nil
 }
 
-// podIdentities are per node the identities of its pods, per identity
-// its pods' addresses, and how many running pods have no identity yet
-// (the identity controller has not made it, or runs with other label
-// settings).
-func (r *Reconciler) podIdentities(pods []corev1.Pod, namespaces []corev1.Namespace, index *identity.Index) (map[string][]identity.Number, map[identity.Number][]string, int) {
+// podView is what a pass learns from the pods: per node the identities
+// of its pods, per identity its pods' addresses and named container
+// ports, and how many running pods have no identity yet (the identity
+// controller has not made it, or runs with other label settings).
+type podView struct {
+	local      map[string][]identity.Number
+	addrs      map[identity.Number][]string
+	namedPorts map[identity.Number][]compiler.NamedPort
+	unresolved int
+}
+
+func (r *Reconciler) podIdentities(pods []corev1.Pod, namespaces []corev1.Namespace, index *identity.Index) podView {
 	nsLabels := make(map[string]map[string]string, len(namespaces))
 	for i := range namespaces {
 		nsLabels[namespaces[i].Name] = namespaces[i].Labels
 	}
-	local := map[string][]identity.Number{}
-	addrs := map[identity.Number][]string{}
-	unresolved := 0
+	v := podView{local: map[string][]identity.Number{}, addrs: map[identity.Number][]string{}, namedPorts: map[identity.Number][]compiler.NamedPort{}}
 	for i := range pods {
 		pod := &pods[i]
 		nl, ok := nsLabels[pod.Namespace]
@@ -179,17 +186,36 @@ func (r *Reconciler) podIdentities(pods []corev1.Pod, namespaces []corev1.Namesp
 		}
 		n, ok := index.Lookup(r.PodSet(pod, nl).Key())
 		if !ok {
-			unresolved++
+			v.unresolved++
 			continue
 		}
-		local[pod.Spec.NodeName] = append(local[pod.Spec.NodeName], n)
+		v.local[pod.Spec.NodeName] = append(v.local[pod.Spec.NodeName], n)
 		for _, ip := range pod.Status.PodIPs {
 			if a, err := netip.ParseAddr(ip.IP); err == nil {
-				addrs[n] = append(addrs[n], a.String())
+				v.addrs[n] = append(v.addrs[n], a.String())
+			}
+		}
+		for _, np := range namedPorts(pod) {
+			if !slices.Contains(v.namedPorts[n], np) {
+				v.namedPorts[n] = append(v.namedPorts[n], np)
 			}
 		}
 	}
-	return local, addrs, unresolved
+	return v
+}
+
+// namedPorts are a pod's container ports that have a name.
+func namedPorts(pod *corev1.Pod) []compiler.NamedPort {
+	var out []compiler.NamedPort
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == "" {
+				continue
+			}
+			out = append(out, compiler.NamedPort{Name: p.Name, Protocol: compiler.KubernetesProtocol(p.Protocol), Port: uint16(p.ContainerPort)})
+		}
+	}
+	return out
 }
 
 // batches are the IdentityAddresses objects: each identity's addresses,

@@ -197,14 +197,15 @@ func Desired(in Input) Result {
 }
 
 // entryRange is the ports of an entry; a named port is looked up among
-// the local pods' ports for ingress. For egress the name is the peer's
-// port, which this node cannot see: such an entry opens nothing.
+// the local pods' ports for ingress. An egress name is the peer's, which
+// the policy controller resolves to numbers: one reaching the node comes
+// from an older controller and opens nothing.
 func entryRange(e nodesv1alpha1.PolicyEntry, dir uint8, named map[string]uint16) (portRange, error) {
 	if e.PortName == "" {
 		return portRange{uint16(e.Port), uint16(e.EndPort)}, nil
 	}
 	if dir != dirIngress {
-		return portRange{}, fmt.Errorf("egress to the named port %q is not supported yet; it opens nothing", e.PortName)
+		return portRange{}, fmt.Errorf("egress to the named port %q reached the node unresolved (the policy controller resolves egress port names: is it older than this plugin?); it opens nothing", e.PortName)
 	}
 	port, ok := named[e.PortName]
 	if !ok {

@@ -79,7 +79,7 @@ func TestCIDRIdentitiesAreStable(t *testing.T) {
 }
 
 // A named port resolves against the local pods of the identity for
-// ingress; egress to a named port and an unknown name are reported.
+// ingress; an unknown name is reported.
 func TestNamedPorts(t *testing.T) {
 	in := Input{Spec: spec(nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, PortName: "http"},
 		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, PortName: "metrics"}),

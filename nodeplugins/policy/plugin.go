@@ -99,7 +99,7 @@ func (p *Plugin) feedInputs(ctx context.Context, _ reconcile.Request) (reconcile
 		}
 	}
 	p.Enforcer.SetPods(localPods(pods.Items, p.NodeName))
-	p.Enforcer.SetAddresses(addressIdentities(addrs.Items, nodes.Items, p.NodeName))
+	p.Enforcer.SetAddresses(addressIdentities(addrs.Items, nodes.Items, eps.Items, p.NodeName))
 	p.Enforcer.SetServices(serviceFrontends(svcs.Items, eps.Items, p.NodeName))
 	return reconcile.Result{}, nil
 }
@@ -136,10 +136,11 @@ func localPods(pods []corev1.Pod, node string) []LocalPod {
 	return out
 }
 
-// addressIdentities maps every pod address to its identity, and the
-// other nodes' addresses to remote-node (this node's are host, which the
-// enforcer adds).
-func addressIdentities(items []nodesv1alpha1.IdentityAddresses, nodes []corev1.Node, self string) map[netip.Addr]uint32 {
+// addressIdentities maps every pod address to its identity, the other
+// nodes' addresses to remote-node (this node's are host, which the
+// enforcer adds), and the API server's (the endpoints of the Service
+// default/kubernetes) to kube-apiserver unless they are a node's.
+func addressIdentities(items []nodesv1alpha1.IdentityAddresses, nodes []corev1.Node, eps []discoveryv1.EndpointSlice, self string) map[netip.Addr]uint32 {
 	out := map[netip.Addr]uint32{}
 	for i := range nodes {
 		n := &nodes[i]
@@ -150,6 +151,21 @@ func addressIdentities(items []nodesv1alpha1.IdentityAddresses, nodes []corev1.N
 		for _, a := range n.Status.Addresses {
 			if addr, err := netip.ParseAddr(a.Address); err == nil && (a.Type == corev1.NodeInternalIP || a.Type == corev1.NodeExternalIP) {
 				out[addr] = id
+			}
+		}
+	}
+	for i := range eps {
+		s := &eps[i]
+		if s.Namespace != metav1.NamespaceDefault || s.Labels[discoveryv1.LabelServiceName] != "kubernetes" {
+			continue
+		}
+		for _, e := range s.Endpoints {
+			for _, a := range e.Addresses {
+				if addr, err := netip.ParseAddr(a); err == nil {
+					if _, isNode := out[addr]; !isNode {
+						out[addr] = uint32(identity.KubeAPIServer)
+					}
+				}
 			}
 		}
 	}

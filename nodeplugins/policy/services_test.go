@@ -2,12 +2,15 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 )
 
 func endpoint(ip, node string, ready, serving, terminating bool) discoveryv1.Endpoint {
@@ -88,5 +91,32 @@ func TestServiceFrontends(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("frontends\n got %v\nwant %v", got, want)
+	}
+}
+
+// Addresses get their identities: this node's host, the others
+// remote-node, the API server's (default/kubernetes endpoints)
+// kube-apiserver unless a node has the address, pods theirs.
+func TestAddressIdentities(t *testing.T) {
+	node := func(name, ip string) corev1.Node {
+		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}, {Type: corev1.NodeHostName, Address: name}}}}
+	}
+	https := []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To[int32](6443)}}
+	apiserver := slice("default", "kubernetes", discoveryv1.AddressTypeIPv4, https,
+		endpoint("198.18.0.1", "", true, true, false), endpoint("198.18.0.12", "", true, true, false))
+	lookalike := slice("other", "kubernetes", discoveryv1.AddressTypeIPv4, https, endpoint("198.18.0.99", "", true, true, false))
+	got := addressIdentities(
+		[]nodesv1alpha1.IdentityAddresses{{Spec: nodesv1alpha1.IdentityAddressesSpec{Identity: 5000, Addresses: []string{"10.0.1.5"}}}},
+		[]corev1.Node{node("n1", "198.18.0.11"), node("n2", "198.18.0.12")},
+		[]discoveryv1.EndpointSlice{apiserver, lookalike}, "n1")
+	want := map[string]uint32{"198.18.0.11": 1, "198.18.0.12": 6, "198.18.0.1": 7, "10.0.1.5": 5000}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for a, id := range want {
+		if got[netip.MustParseAddr(a)] != id {
+			t.Errorf("%s: identity %d, want %d", a, got[netip.MustParseAddr(a)], id)
+		}
 	}
 }

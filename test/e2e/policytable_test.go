@@ -41,7 +41,7 @@ type probe struct {
 	from string // a pod's network namespace
 	name string // for messages: "client→backend-1"
 	to   string // address
-	kind string // tcp (HTTP on 8080), plain (TCP 9090), udp (8081), icmp, ext (the external host's HTTP on 8080)
+	kind string // tcp (HTTP on 8080), plain (TCP 9090), udp (8081), icmp, ext (the external host's HTTP on 8080), connect (a TCP connection to "to", an address:port)
 	want bool
 }
 
@@ -60,6 +60,13 @@ func (p probe) run() bool {
 		switch p.kind {
 		case "icmp":
 			return nil // below: ping runs as a process
+		case "connect":
+			c, err := net.DialTimeout("tcp4", p.to, time.Second)
+			if err == nil {
+				ok = true
+				_ = c.Close()
+			}
+			return nil
 		case "udp":
 			c, err := net.DialTimeout("udp4", net.JoinHostPort(p.to, "8081"), time.Second)
 			if err != nil {
@@ -348,6 +355,57 @@ spec:
 			toSvc(&frontend, "tcp", false), pr(&frontend, &stranger, "tcp", true), // its egress reaches the stranger only
 			toSvc(&stranger, "plain", true)) // not selected: open
 	})
+	// The nodes (kube-proxy's health port answers on each node address)
+	// and the API server (through its ClusterIP, 10.96.0.1:443).
+	nodeIP := map[string]string{}
+	nodes, err := l.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				nodeIP[n.Name] = a.Address
+			}
+		}
+	}
+	other := func(p *corev1.Pod) string {
+		for name := range nodeIP {
+			if name != p.Spec.NodeName {
+				return name
+			}
+		}
+		t.Fatal("the lab has one node")
+		return ""
+	}
+	toNode := func(from *corev1.Pod, node string, want bool) probe {
+		return probe{from: l.PodNetns(from), name: from.Labels["app"] + "→node/" + node, to: net.JoinHostPort(nodeIP[node], "10256"), kind: "connect", want: want}
+	}
+	toAPIServer := func(from *corev1.Pod, want bool) probe {
+		return probe{from: l.PodNetns(from), name: from.Labels["app"] + "→kube-apiserver", to: "10.96.0.1:443", kind: "connect", want: want}
+	}
+	t.Run("NP14_EntitiesHostRemoteNodeAPIServer", func(t *testing.T) {
+		tb.check(t, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: client-host-and-apiserver, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toEntities: [host, kube-apiserver]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: frontend-remote-nodes, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: frontend}}
+  egress:
+  - toEntities: [remote-node]
+`,
+			toNode(&cl, cl.Spec.NodeName, true), toAPIServer(&cl, true), toNode(&cl, other(&cl), false), pr(&cl, b1, "tcp", false),
+			toNode(&frontend, other(&frontend), true), toNode(&frontend, frontend.Spec.NodeName, false), toAPIServer(&frontend, false),
+			toAPIServer(&stranger, true))
+	})
 	t.Run("NP15_CIDRWithExcept", func(t *testing.T) {
 		tb.check(t, fmt.Sprintf(`
 apiVersion: cilium.io/v2
@@ -360,9 +418,90 @@ spec:
 `, segment, extIP(1)),
 			toExt(&cl, 0, true), toExt(&cl, 1, false), pr(&cl, b1, "tcp", false))
 	})
+	if routing == "native" {
+		// The modes change the policy controller's setting; once per
+		// routing mode is enough, as they change what is compiled only.
+		enforcementModes(t, l, pr, func(from *corev1.Pod, want bool) probe { return toExt(from, 0, want) }, &cl, b1, b2)
+	}
 	if t.Failed() {
 		l.DumpLogs()
 	}
+}
+
+// enforcementModes checks NP-07 and NP-08 on the lab: with always, a pod
+// no policy selects can neither send nor receive (its node's probes still
+// reach it), and allows work as in default; with never, nothing is
+// enforced, deny rules included. The controller is set back to default
+// at the end.
+func enforcementModes(t *testing.T, l *labtest.Lab, pr func(from, to *corev1.Pod, kind string, want bool) probe,
+	toExt func(from *corev1.Pod, want bool) probe, cl, b1, b2 *corev1.Pod) {
+	setMode := func(t *testing.T, mode string) {
+		t.Helper()
+		if err := lab.RestartWithFlag(l.StateRoot, l.Options.Name, "", "plexus-policy-controller", "policy-enforcement-mode", mode, testLog{t}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = lab.RestartWithFlag(l.StateRoot, l.Options.Name, "", "plexus-policy-controller", "policy-enforcement-mode", "default", testLog{t})
+	})
+	t.Run("NP07_EnforcementModeAlways", func(t *testing.T) {
+		setMode(t, "always")
+		checkProbes(t, []probe{pr(cl, b1, "tcp", false), pr(cl, b2, "icmp", false), pr(b1, cl, "plain", false), toExt(cl, false)})
+		objs := applyPolicies(t, l, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: client-to-backend, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toEndpoints: [{matchLabels: {app: backend}}]
+    toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: backend-from-client, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: backend}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: client}}]
+`)
+		// Both ends must allow: the client's egress and the backend's ingress.
+		checkProbes(t, []probe{pr(cl, b1, "tcp", true), pr(cl, b2, "tcp", true), pr(cl, b1, "plain", false), pr(b2, cl, "tcp", false)})
+		for _, o := range objs {
+			if err := l.Cilium.Delete(context.Background(), o); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	t.Run("NP08_EnforcementModeNever", func(t *testing.T) {
+		setMode(t, "never")
+		objs := applyPolicies(t, l, `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: backend-deny-all, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: backend}}
+  ingressDeny:
+  - fromEntities: [all]
+  egress: []
+`)
+		// The probes count once the controller (in mode never) has
+		// reported on the policy: before, they would pass anyway.
+		l.EventuallyIn(t, 30*time.Second, "the deny policy's status", func() error {
+			u := objs[0].DeepCopy()
+			if err := l.Cilium.Get(context.Background(), client.ObjectKeyFromObject(u), u); err != nil {
+				return err
+			}
+			conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+			for _, c := range conds {
+				if m, ok := c.(map[string]any); ok && m["type"] == "Ready" && m["observedGeneration"] == u.GetGeneration() {
+					return nil
+				}
+			}
+			return fmt.Errorf("no Ready condition for generation %d yet: %v", u.GetGeneration(), conds)
+		})
+		checkProbes(t, []probe{pr(cl, b1, "tcp", true), pr(cl, b2, "udp", true), pr(b1, cl, "plain", true), toExt(b2, true)})
+	})
 }
 
 // applyPolicies creates the YAML documents as unstructured objects, as

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -133,6 +134,25 @@ func Restart(stateRoot, name, node, component string, out io.Writer) error {
 		return err
 	}
 	return startAgain(s, i, "restarted", out)
+}
+
+// RestartWithFlag restarts one process as Restart does, with --flag=value
+// in place of the flag's earlier value (or added): a setting changed the
+// way a Helm upgrade changes a container's arguments. The change stays in
+// the lab's state for later restarts.
+func RestartWithFlag(stateRoot, name, node, component, flag, value string, out io.Writer) error {
+	s, i, err := openProcess(stateRoot, name, node, component)
+	if err != nil {
+		return err
+	}
+	p := &s.Processes[i]
+	if err := p.Handle.Stop(10 * time.Second); err != nil {
+		return err
+	}
+	arg, prefix := "--"+flag+"="+value, "--"+flag+"="
+	args := slices.DeleteFunc(slices.Clone(p.Spec.Args), func(a string) bool { return strings.HasPrefix(a, prefix) })
+	p.Spec.Args = append(args, arg)
+	return startAgain(s, i, "restarted with "+arg, out)
 }
 
 // KillComponent ends one process with SIGKILL, as a crash would: it gets no

@@ -119,6 +119,7 @@ const (
 	PolicyMapPlxServices  = "plx_services"
 	PolicyProgFromPod     = "from_pod"
 	PolicyProgToPod       = "to_pod"
+	PolicyVarTunnelPort   = "tunnel_port"
 	PolicyVarUnusedEvent  = "unused_event"
 )
 
@@ -185,6 +186,7 @@ type PolicyMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PolicyVariableSpecs struct {
+	TunnelPort  *ebpf.VariableSpec `ebpf:"tunnel_port"`
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
 }
 
@@ -233,6 +235,7 @@ func (m *PolicyMaps) Close() error {
 //
 // It can be passed to LoadPolicyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PolicyVariables struct {
+	TunnelPort  *ebpf.Variable `ebpf:"tunnel_port"`
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
 }
 

@@ -2,7 +2,12 @@
 // Plexus network policy enforcement, attached with TCX to the host side of
 // each pod's veth: "from_pod" at its ingress sees what the pod sends (the
 // pod's egress), "to_pod" at its egress what the pod receives (the pod's
-// ingress).
+// ingress). With a host policy the same two programs sit on the node's
+// own devices the other way round: "to_pod" at their ingress (what
+// reaches the node), "from_pod" at their egress (what the node sends);
+// the endpoint's EP_HOST flag makes them judge only the node's own
+// traffic there. What local pods send to the node is judged against the
+// host's ingress on the pod's veth, since it never crosses a device.
 //
 // A packet's peer identity comes from the ipcache (longest prefix match
 // on the peer's address), the local endpoint's identity and enforcement
@@ -29,6 +34,17 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 
 #define EP_INGRESS_ENFORCED 1
 #define EP_EGRESS_ENFORCED 2
+#define EP_HOST 4
+
+#define HOST_IDENTITY 1
+// The endpoints map entry of key 0 (no interface has index 0) holds the
+// host's flags, for packets local pods send to the node.
+#define HOST_ENDPOINT_KEY 0
+
+// tunnel_port is the node's VXLAN UDP port (0: none), set at load: the
+// tunnel carries pods' packets, which their veths judge, so the host's
+// policy leaves it alone.
+volatile const __u16 tunnel_port = 0;
 
 #define VERDICT_DENY 1
 
@@ -531,6 +547,30 @@ static __always_inline void emit(struct __sk_buff *skb, const struct flow *f, __
 	bpf_ringbuf_submit(e, 0);
 }
 
+// host_traffic says whether a packet on a node device is the node's own:
+// arriving for one of its addresses, or sent by one of its sockets from
+// one of them (forwarded packets, masqueraded ones included, have no
+// socket).
+static __always_inline int host_traffic(struct __sk_buff *skb, const struct flow *f, __u8 dir)
+{
+	if (f->proto == IPPROTO_UDP && tunnel_port && f->dport == bpf_htons(tunnel_port))
+		return 0;
+	if (dir == DIR_INGRESS)
+		return peer_identity(f->daddr) == HOST_IDENTITY;
+	return skb->sk && peer_identity(f->saddr) == HOST_IDENTITY;
+}
+
+// host_ingress_verdict judges a local pod's packet to the node against the
+// host's ingress policy (0 when there is none).
+static __always_inline int host_ingress_verdict(__u32 pod, const struct flow *f)
+{
+	__u32 key = HOST_ENDPOINT_KEY;
+	struct endpoint_value *host = bpf_map_lookup_elem(&plx_endpoints, &key);
+	if (!host)
+		return 0;
+	return verdict(HOST_IDENTITY, pod, DIR_INGRESS, f->proto, f->policy_port, host->flags & EP_INGRESS_ENFORCED);
+}
+
 static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 {
 	struct endpoint_value *ep;
@@ -549,6 +589,12 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	r = parse(skb, &f);
 	if (r == 1)
 		return TC_ACT_OK;
+	if (ep->flags & EP_HOST) {
+		// A device of the node: what it cannot classify may be
+		// anyone's, and forwarded traffic is the pods' to judge.
+		if (r < 0 || !host_traffic(skb, &f, dir))
+			return TC_ACT_OK;
+	}
 	if (r < 0) {
 		if (!enforced)
 			return TC_ACT_OK;
@@ -586,7 +632,8 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 
 	__u32 peer;
 	struct service_value *svc = 0;
-	if (dir == DIR_EGRESS && (f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP || f.proto == IPPROTO_SCTP)) {
+	if (dir == DIR_EGRESS && !(ep->flags & EP_HOST) &&
+	    (f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP || f.proto == IPPROTO_SCTP)) {
 		struct service_key sk = {.port = f.dport, .proto = f.proto};
 		__builtin_memcpy(sk.addr, f.daddr, 16);
 		svc = bpf_map_lookup_elem(&plx_services, &sk);
@@ -600,6 +647,13 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	if (r) {
 		emit(skb, &f, dir, r, ep->identity, peer);
 		return TC_ACT_SHOT;
+	}
+	if (peer == HOST_IDENTITY && dir == DIR_EGRESS && !(ep->flags & EP_HOST)) {
+		r = host_ingress_verdict(ep->identity, &f);
+		if (r) {
+			emit(skb, &f, DIR_INGRESS, r, HOST_IDENTITY, ep->identity);
+			return TC_ACT_SHOT;
+		}
 	}
 	ct_key_of(&k, &f, dir, 0);
 	ct = bpf_map_lookup_elem(&plx_ct, &k);

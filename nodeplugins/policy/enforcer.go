@@ -6,6 +6,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -14,9 +15,11 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/identity"
+	"github.com/plexus-net/plexus/internal/nldump"
 	"github.com/plexus-net/plexus/nodeplugins/policy/datapath"
 )
 
@@ -30,6 +33,10 @@ type LocalPod struct {
 // Veth finds the host side of a local pod's veth: the interface the
 // node's route to the pod's address goes through.
 type Veth func(ip netip.Addr) (name string, index int, err error)
+
+// Devices finds the node's own devices (name → index), which a host
+// policy is enforced on.
+type Devices func() (map[string]int, error)
 
 // Report is what the enforcer achieved, for the NodePolicy's status.
 type Report struct {
@@ -46,7 +53,10 @@ type Enforcer struct {
 	Veth Veth
 	// NodeAddresses are this node's own addresses (identity host).
 	NodeAddresses []netip.Addr
-	Log           logr.Logger
+	// HostDevices finds the devices a host policy is enforced on; nil
+	// leaves host policies unenforced (and said so).
+	HostDevices Devices
+	Log         logr.Logger
 
 	mu         sync.Mutex
 	spec       *nodesv1alpha1.NodePolicySpec
@@ -57,7 +67,7 @@ type Enforcer struct {
 	report     Report
 	wake       chan struct{}
 	reports    chan struct{}
-	attached   map[string]int // veth name → index, attached by this process
+	attached   map[string]attachment // interface name → what this process attached
 	// rules and names (ifindex → namespace/name) explain flows, as of
 	// the last sync.
 	rules datapath.Rules
@@ -173,7 +183,7 @@ func (e *Enforcer) sync() Report {
 		all[a] = uint32(identity.Host)
 	}
 	var endpoints []datapath.Endpoint
-	want := map[string]int{}
+	want := map[string]attachment{}
 	names, at := map[uint32]string{}, map[netip.Addr]string{}
 	for _, p := range pods {
 		ep, name, err := e.endpoint(p, all)
@@ -182,10 +192,21 @@ func (e *Enforcer) sync() Report {
 			continue
 		}
 		endpoints = append(endpoints, ep)
-		want[name] = int(ep.Ifindex)
+		want[name] = attachment{index: int(ep.Ifindex)}
 		names[ep.Ifindex] = p.Name
 		for _, a := range p.IPs {
 			at[a] = p.Name
+		}
+	}
+	var hostDevices []uint32
+	if h := spec.Host; h != nil && e.HostDevices != nil {
+		devs, err := e.HostDevices()
+		if err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("finding the node's devices for the host policy: %v", err))
+		}
+		for name, idx := range devs {
+			want[name] = attachment{index: idx, host: true}
+			hostDevices = append(hostDevices, uint32(idx))
 		}
 	}
 	e.attach(want, &rep)
@@ -202,7 +223,8 @@ func (e *Enforcer) sync() Report {
 		e.applied = &have
 	}
 	have := *e.applied
-	res := datapath.Desired(datapath.Input{Spec: *spec, Endpoints: endpoints, Addresses: all, CIDRIdentities: have.CIDRIdentities(), Services: svcs})
+	res := datapath.Desired(datapath.Input{Spec: *spec, Endpoints: endpoints, Addresses: all, CIDRIdentities: have.CIDRIdentities(),
+		Services: svcs, HostDevices: hostDevices})
 	desired := res.State
 	e.mu.Lock()
 	e.rules, e.names, e.at = res.Rules, names, at
@@ -210,9 +232,9 @@ func (e *Enforcer) sync() Report {
 	for _, p := range res.Problems {
 		rep.Problems = append(rep.Problems, fmt.Sprintf("identity %d: %s", p.Identity, p.Message))
 	}
-	if h := spec.Host; h != nil && (h.Ingress.Enforced || h.Egress.Enforced || len(h.Ingress.Entries)+len(h.Egress.Entries) > 0) {
+	if h := spec.Host; h != nil && e.HostDevices == nil {
 		// Said, never skipped in silence: the policies stay not Ready.
-		rep.Problems = append(rep.Problems, fmt.Sprintf("the host policy of %s is not enforced: the datapath does not attach to the node's own interfaces yet",
+		rep.Problems = append(rep.Problems, fmt.Sprintf("the host policy of %s is not enforced: this plugin runs without host devices",
 			strings.Join(h.Policies, ", ")))
 	}
 	c, err := e.Maps.Apply(have, desired)
@@ -256,22 +278,30 @@ func (e *Enforcer) PodAt(a netip.Addr) (string, bool) {
 	return name, ok
 }
 
-// attach puts the programs on the veths of want (name → index) that do
-// not have them yet (after a restart: adopting the pinned links, with
-// this binary's programs) and takes them off the veths of pods gone.
-func (e *Enforcer) attach(want map[string]int, rep *Report) {
+// attachment is an interface the programs are on: a pod's veth, or a
+// device of the node (host).
+type attachment struct {
+	index int
+	host  bool
+}
+
+// attach puts the programs on the interfaces of want that do not have
+// them yet (after a restart: adopting the pinned links, with this
+// binary's programs) and takes them off the veths of pods gone and the
+// devices no host policy needs any more.
+func (e *Enforcer) attach(want map[string]attachment, rep *Report) {
 	if e.attached == nil {
-		e.attached = map[string]int{}
+		e.attached = map[string]attachment{}
 	}
-	for name, idx := range want {
-		if e.attached[name] == idx {
+	for name, a := range want {
+		if cur, ok := e.attached[name]; ok && cur == a {
 			continue
 		}
-		if err := e.Maps.Attach(name, idx); err != nil {
+		if err := e.Maps.Attach(name, a.index, a.host); err != nil {
 			rep.Problems = append(rep.Problems, err.Error())
 			continue
 		}
-		e.attached[name] = idx
+		e.attached[name] = a
 	}
 	pinned, err := e.Maps.Attached()
 	if err != nil {
@@ -335,4 +365,65 @@ func RouteVeth(ip netip.Addr) (string, int, error) {
 		return "", 0, fmt.Errorf("the route to %s leaves through %s, a %s, not a pod's veth", ip, l.Attrs().Name, l.Type())
 	}
 	return l.Attrs().Name, l.Attrs().Index, nil
+}
+
+// NamedDevices is the Devices of a fixed list of interface names.
+func NamedDevices(names []string) Devices {
+	return func() (map[string]int, error) {
+		out := map[string]int{}
+		var errs []error
+		for _, n := range names {
+			l, err := netlink.LinkByName(n)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("device %s: %w", n, err))
+				continue
+			}
+			out[n] = l.Attrs().Index
+		}
+		return out, errors.Join(errs...)
+	}
+}
+
+// DefaultRouteDevices are the devices of the node's default routes
+// (IPv4 and IPv6): its way to the other nodes and beyond, which is what a
+// host policy guards.
+func DefaultRouteDevices() (map[string]int, error) {
+	out := map[string]int{}
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		routes, err := nldump.Routes(nil, family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range routes {
+			if r.Dst != nil {
+				// A default route has no destination, or a /0 one.
+				if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+					continue
+				}
+			}
+			for _, idx := range routeLinks(r) {
+				l, err := netlink.LinkByIndex(idx)
+				if err != nil {
+					return nil, err
+				}
+				out[l.Attrs().Name] = idx
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the node has no default route: name its devices with --host-devices")
+	}
+	return out, nil
+}
+
+// routeLinks are the interfaces a route leaves through (one per next hop).
+func routeLinks(r netlink.Route) []int {
+	if len(r.MultiPath) == 0 {
+		return []int{r.LinkIndex}
+	}
+	var out []int
+	for _, nh := range r.MultiPath {
+		out = append(out, nh.LinkIndex)
+	}
+	return out
 }

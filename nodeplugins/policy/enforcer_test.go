@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -47,15 +46,23 @@ func TestEnforcerProgramsTheNode(t *testing.T) {
 		policytest.Probe{From: tp.A, To: policytest.IPB, Port: "9090", Want: false},
 		policytest.Probe{From: tp.Ext, To: policytest.IPB, Port: "8080", Want: false})
 
-	// A host policy is reported, since this datapath does not enforce
-	// it yet.
+	// A host policy puts the programs on the node's device too, and is
+	// enforced there: nothing may reach the node from outside; gone, the
+	// device is left alone again.
 	withHost := &nodesv1alpha1.NodePolicySpec{Host: &nodesv1alpha1.DirectionalPolicy{Policies: []string{"CiliumClusterwideNetworkPolicy/lock-down"},
 		Ingress: nodesv1alpha1.PolicyDirection{Enforced: true}}}
+	policytest.Check(t, "before the host policy", policytest.Probe{From: tp.Ext, To: policytest.NodeExt, Port: "icmp", Want: true})
 	e.SetSpec(withHost, 4)
 	waitReport(t, e, func(r Report) bool { return r.Generation == 4 })
-	if r := e.Report(); len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "host policy of CiliumClusterwideNetworkPolicy/lock-down is not enforced") {
-		t.Errorf("a host policy: report %+v, want it named as not enforced", r)
+	if r := e.Report(); len(r.Problems) != 0 {
+		t.Errorf("a host policy: report %+v, want no problems", r)
 	}
+	if attached, err := maps.Attached(); err != nil || !slices.Contains(attached, hostDevice) {
+		t.Errorf("attached %v (%v), want %s among them", attached, err, hostDevice)
+	}
+	policytest.Check(t, "host policy",
+		policytest.Probe{From: tp.Ext, To: policytest.NodeExt, Port: "icmp", Want: false},
+		policytest.Probe{From: tp.Ext, To: policytest.IPA, Port: "8080", Want: true}) // forwarded to a pod: not the host's
 
 	e.SetSpec(nil, 0)
 	waitReport(t, e, func(r Report) bool { return r.Entries == 0 })
@@ -78,11 +85,16 @@ func TestEnforcerProgramsTheNode(t *testing.T) {
 	waitReport(t, e, func(r Report) bool { return len(r.Problems) == 1 })
 }
 
+// hostDevice is the node's device towards the outside host in
+// policytest's topology.
+const hostDevice = "plxphx"
+
 // nodeEnforcer runs an enforcer of maps on tp's node, as the plugin
-// does, fed tp's two pods (ns/a with identity 1000, ns/b with 2000); stop
+// does, with its device towards the outside as the host device, fed tp's two pods (ns/a with identity 1000, ns/b with 2000); stop
 // ends it.
 func nodeEnforcer(t testing.TB, tp *policytest.Topology, maps *datapath.Maps) (e *Enforcer, stop func()) {
 	e = NewEnforcer(maps, RouteVeth, []netip.Addr{netip.MustParseAddr(policytest.NodeIP), netip.MustParseAddr(policytest.NodeExt)}, logr.Discard())
+	e.HostDevices = NamedDevices([]string{hostDevice})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- netnstest.Do(tp.Node, func() error { return e.Run(ctx) }) }()

@@ -419,13 +419,78 @@ spec:
 			toExt(&cl, 0, true), toExt(&cl, 1, false), pr(&cl, b1, "tcp", false))
 	})
 	if routing == "native" {
-		// The modes change the policy controller's setting; once per
-		// routing mode is enough, as they change what is compiled only.
+		// Host policies and the modes change the policy controller's
+		// settings; once is enough, as they change what is compiled, not
+		// how packets travel.
+		hostPolicy(t, l, toNode, pr, &cl, &frontend, b1, nodeIP)
 		enforcementModes(t, l, pr, func(from *corev1.Pod, want bool) probe { return toExt(from, 0, want) }, &cl, b1, b2)
 	}
 	if t.Failed() {
 		l.DumpLogs()
 	}
+}
+
+// hostPolicy checks NP-12 on the lab: with the host firewall on, a
+// clusterwide policy with a nodeSelector guards the nodes themselves
+// (here kube-proxy's health port): from a local pod (judged on its veth)
+// and from outside the cluster (judged on the node's eth0); the pods'
+// own traffic, which the nodes forward, is not the host's to judge. The
+// policy admits the API server and the other nodes, as a host policy
+// must not to cut the node off its control plane.
+func hostPolicy(t *testing.T, l *labtest.Lab, toNode func(from *corev1.Pod, node string, want bool) probe,
+	pr func(from, to *corev1.Pod, kind string, want bool) probe, cl, frontend, b1 *corev1.Pod, nodeIP map[string]string) {
+	fromOutside := func(node string, want bool) probe {
+		return probe{from: l.ClientNetns(), name: "outside→node/" + node, to: net.JoinHostPort(nodeIP[node], "10256"), kind: "connect", want: want}
+	}
+	restart := func(t *testing.T, on string) {
+		if err := lab.RestartWithFlag(l.StateRoot, l.Options.Name, "", "plexus-policy-controller", "host-firewall", on, testLog{t}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("NP12_HostPolicy", func(t *testing.T) {
+		restart(t, "true")
+		defer restart(t, "false")
+		objs := applyPolicies(t, l, `
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: nodes-health-port-from-client}
+spec:
+  nodeSelector: {}
+  ingress:
+  - fromEntities: [kube-apiserver, remote-node]
+  - fromEndpoints: [{matchLabels: {app: client, k8s:io.kubernetes.pod.namespace: default}}]
+    toPorts: [{ports: [{port: "10256", protocol: TCP}]}]
+`)
+		checkProbes(t, []probe{
+			toNode(cl, cl.Spec.NodeName, true), toNode(frontend, frontend.Spec.NodeName, false),
+			fromOutside(cl.Spec.NodeName, false), fromOutside(frontend.Spec.NodeName, false),
+			pr(cl, b1, "tcp", true), pr(frontend, b1, "plain", true)})
+		l.EventuallyIn(t, time.Minute, "the host policy Ready (enforced on every node)", func() error {
+			return readyCondition(l, objs[0])
+		})
+		for _, o := range objs {
+			if err := l.Cilium.Delete(context.Background(), o); err != nil {
+				t.Error(err)
+			}
+		}
+		checkProbes(t, []probe{toNode(frontend, frontend.Spec.NodeName, true), fromOutside(cl.Spec.NodeName, true)})
+	})
+}
+
+// readyCondition is nil once a policy's status has Ready=True for its
+// generation.
+func readyCondition(l *labtest.Lab, o *unstructured.Unstructured) error {
+	u := o.DeepCopy()
+	if err := l.Cilium.Get(context.Background(), client.ObjectKeyFromObject(u), u); err != nil {
+		return err
+	}
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Ready" && m["observedGeneration"] == u.GetGeneration() && m["status"] == "True" {
+			return nil
+		}
+	}
+	return fmt.Errorf("not Ready for generation %d: %v", u.GetGeneration(), conds)
 }
 
 // enforcementModes checks NP-07 and NP-08 on the lab: with always, a pod

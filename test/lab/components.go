@@ -260,7 +260,9 @@ func plexusNodeComponents() []Component {
 			Identity: ServiceAccountIdentity(PlexusNamespace, PolicyNode),
 			Args: func(e ComponentEnv) []string {
 				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig,
-					"--bpf-root=" + filepath.Join(e.NodeDir, "bpf"), "--zap-time-encoding=rfc3339nano"}
+					"--bpf-root=" + filepath.Join(e.NodeDir, "bpf"), "--zap-time-encoding=rfc3339nano",
+					// A lab node has no default route: its device is eth0.
+					"--host-devices=eth0"}
 			},
 		},
 	}

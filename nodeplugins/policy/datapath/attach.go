@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -14,26 +15,42 @@ import (
 
 const linksDir = "links"
 
-// hooks are the two attachments per pod veth: the host side's TCX ingress
-// sees what the pod sends, its egress what the pod receives.
-var hooks = []struct {
+type hook struct {
 	suffix string
 	attach ebpf.AttachType
 	prog   func(*Maps) *ebpf.Program
-}{
+}
+
+// podHooks are the two attachments per pod veth: the host side's TCX
+// ingress sees what the pod sends (the pod's egress), its egress what the
+// pod receives (the pod's ingress).
+var podHooks = []hook{
 	{"from", ebpf.AttachTCXIngress, func(m *Maps) *ebpf.Program { return m.objs.FromPod }},
 	{"to", ebpf.AttachTCXEgress, func(m *Maps) *ebpf.Program { return m.objs.ToPod }},
 }
 
+// hostHooks are those of a node device, the other way round: its ingress
+// is what reaches the node (the host's ingress), its egress what the
+// node sends (the host's egress).
+var hostHooks = []hook{
+	{"hin", ebpf.AttachTCXIngress, func(m *Maps) *ebpf.Program { return m.objs.ToPod }},
+	{"hout", ebpf.AttachTCXEgress, func(m *Maps) *ebpf.Program { return m.objs.FromPod }},
+}
+
 // Attach puts the programs on the host side of a pod's veth (ifname with
-// index ifindex, in the calling thread's network namespace) and pins the
-// links. A link already pinned for this interface is adopted: its program
-// is replaced in place (an upgrade) without a moment unattached. A pin
-// left by an earlier interface of the same name is replaced.
-func (m *Maps) Attach(ifname string, ifindex int) error {
+// index ifindex, in the calling thread's network namespace), or with
+// host on a device of the node, and pins the links. A link already pinned
+// for this interface is adopted: its program is replaced in place (an
+// upgrade) without a moment unattached. A pin left by an earlier
+// interface of the same name is replaced.
+func (m *Maps) Attach(ifname string, ifindex int, host bool) error {
 	dir := filepath.Join(m.pinDir, linksDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
+	}
+	hooks := podHooks
+	if host {
+		hooks = hostHooks
 	}
 	for _, h := range hooks {
 		pin := filepath.Join(dir, pinName(ifname, h.suffix))
@@ -65,10 +82,11 @@ func (m *Maps) Attach(ifname string, ifindex int) error {
 }
 
 // Detach removes the programs from ifname (a pod that left while its veth
-// lingers) and their pins; an interface already gone leaves only pins.
+// lingers, a device no longer under a host policy) and their pins; an
+// interface already gone leaves only pins.
 func (m *Maps) Detach(ifname string) error {
 	var errs []error
-	for _, h := range hooks {
+	for _, h := range append(slices.Clone(podHooks), hostHooks...) {
 		pin := filepath.Join(m.pinDir, linksDir, pinName(ifname, h.suffix))
 		l, err := link.LoadPinnedLink(pin, nil)
 		if errors.Is(err, os.ErrNotExist) {

@@ -108,7 +108,7 @@ func BenchmarkVerdict(b *testing.B) {
 func TestNP25_FullPolicyMapIsReported(t *testing.T) {
 	netnstest.RequireRoot(t)
 	pinDir := policytest.BPFFS(t)
-	maps, err := OpenSized(pinDir, 1000)
+	maps, err := OpenWith(pinDir, Options{PolicyEntries: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestNP25_FullPolicyMapIsReported(t *testing.T) {
 	if _, err := maps.Apply(have, fill(1001)); err == nil || !strings.Contains(err.Error(), "no space left") {
 		t.Errorf("1,001 entries into a map of 1,000: %v, want an error saying it is full", err)
 	}
-	if _, err := OpenSized(pinDir, 2000); err == nil || !strings.Contains(err.Error(), "cannot be resized") {
+	if _, err := OpenWith(pinDir, Options{PolicyEntries: 2000}); err == nil || !strings.Contains(err.Error(), "cannot be resized") {
 		t.Errorf("reopening the pins with another size: %v, want an error saying the map cannot be resized", err)
 	}
 }

@@ -20,6 +20,13 @@ const (
 
 	epIngressEnforced = 1
 	epEgressEnforced  = 2
+	epHost            = 4
+
+	hostIdentity = 1
+	// HostEndpointKey is the endpoints map key of the host's own entry,
+	// which the pods' programs read for what they send to the node (no
+	// interface has index 0).
+	HostEndpointKey = 0
 
 	verdictDeny = 1
 
@@ -72,6 +79,9 @@ type Input struct {
 	// on a restart), kept for the prefixes still in use, so that entries
 	// do not change number.
 	CIDRIdentities map[netip.Prefix]uint32
+	// HostDevices are the ifindexes of the node's own devices, which a
+	// host policy (Spec.Host) is enforced on.
+	HostDevices []uint32
 	// Services are the cluster's Service frontends with their ready
 	// backends, so that a pod's egress to a Service address is judged by
 	// where kube-proxy sends it.
@@ -102,7 +112,6 @@ type Problem struct {
 func Desired(in Input) Result {
 	rules := Rules{}
 	st := State{Endpoints: map[uint32]EndpointValue{}, Policy: map[PolicyKey]uint32{}, IPCache: map[netip.Prefix]uint32{}}
-	var problems []Problem
 
 	cidrIDs := allocateCIDRIdentities(in.Spec.PeerSets, in.CIDRIdentities)
 	for p, id := range cidrIDs {
@@ -128,12 +137,7 @@ func Desired(in Input) Result {
 	for _, ep := range in.Endpoints {
 		var flags uint32
 		if p := policies[int64(ep.Identity)]; p != nil {
-			if p.Ingress.Enforced {
-				flags |= epIngressEnforced
-			}
-			if p.Egress.Enforced {
-				flags |= epEgressEnforced
-			}
+			flags = enforcementFlags(p.DirectionalPolicy)
 		}
 		st.Endpoints[ep.Ifindex] = EndpointValue{Identity: ep.Identity, Flags: flags}
 		if named[ep.Identity] == nil {
@@ -143,57 +147,95 @@ func Desired(in Input) Result {
 			named[ep.Identity][n] = port
 		}
 	}
-
-	for _, ip := range in.Spec.Identities {
-		local := uint32(ip.Identity)
-		for dir, d := range map[uint8]nodesv1alpha1.PolicyDirection{dirIngress: ip.Ingress, dirEgress: ip.Egress} {
-			scope := ruleScope{local, Direction(dir)}
-			type rangesKey struct {
-				peer  uint32
-				proto uint8
-			}
-			allow, deny := map[rangesKey][]portRange{}, map[rangesKey][]portRange{}
-			for _, e := range d.Entries {
-				r, err := entryRange(e, dir, named[local])
-				if err != nil {
-					problems = append(problems, Problem{Identity: ip.Identity, Message: err.Error()})
-					continue
-				}
-				peers := []uint32{0}
-				if e.Peers != nodesv1alpha1.AnyPeer {
-					var ok bool
-					if peers, ok = sets[e.Peers]; !ok {
-						problems = append(problems, Problem{Identity: ip.Identity, Message: fmt.Sprintf("entry names peer set %q, which the NodePolicy lacks", e.Peers)})
-						continue
-					}
-				}
-				rules[scope] = append(rules[scope], newRule(e, r, peers, ip.Policies))
-				for _, peer := range peers {
-					k := rangesKey{peer, uint8(e.Protocol)}
-					if e.Deny {
-						deny[k] = append(deny[k], r)
-					} else {
-						allow[k] = append(allow[k], r)
-					}
-				}
-			}
-			put := func(k rangesKey, rs []portRange, flags uint32) {
-				for _, r := range rs {
-					for _, p := range r.prefixes() {
-						st.Policy[PolicyKey{Local: local, Peer: k.peer, Dir: dir, Proto: k.proto, Port: p.value, PortBits: p.bits}] = flags
-					}
-				}
-			}
-			for k, rs := range deny {
-				put(k, normalize(rs), verdictDeny)
-			}
-			for k, rs := range allow {
-				put(k, minus(normalize(rs), normalize(deny[k])), 0)
-			}
+	if h := in.Spec.Host; h != nil {
+		flags := enforcementFlags(*h)
+		st.Endpoints[HostEndpointKey] = EndpointValue{Identity: hostIdentity, Flags: flags}
+		for _, dev := range in.HostDevices {
+			st.Endpoints[dev] = EndpointValue{Identity: hostIdentity, Flags: flags | epHost}
 		}
 	}
+
+	pc := policyCompiler{st: st, sets: sets, rules: rules}
+	for _, ip := range in.Spec.Identities {
+		pc.add(uint32(ip.Identity), ip.DirectionalPolicy, named[uint32(ip.Identity)])
+	}
+	if h := in.Spec.Host; h != nil {
+		// The node's named ports are not known here: a host policy with
+		// one says so.
+		pc.add(hostIdentity, *h, nil)
+	}
+	problems := pc.problems
 	slices.SortFunc(problems, func(a, b Problem) int { return int(a.Identity - b.Identity) })
 	return Result{State: st, CIDRIdentities: cidrIDs, Problems: problems, Rules: rules}
+}
+
+func enforcementFlags(d nodesv1alpha1.DirectionalPolicy) uint32 {
+	var flags uint32
+	if d.Ingress.Enforced {
+		flags |= epIngressEnforced
+	}
+	if d.Egress.Enforced {
+		flags |= epEgressEnforced
+	}
+	return flags
+}
+
+// policyCompiler turns the entries of endpoints' policies into policy
+// map entries.
+type policyCompiler struct {
+	st       State
+	sets     map[string][]uint32
+	rules    Rules
+	problems []Problem
+}
+
+// add writes the policy of local identity into the policy map.
+func (pc *policyCompiler) add(local uint32, p nodesv1alpha1.DirectionalPolicy, named map[string]uint16) {
+	for dir, d := range map[uint8]nodesv1alpha1.PolicyDirection{dirIngress: p.Ingress, dirEgress: p.Egress} {
+		scope := ruleScope{local, Direction(dir)}
+		type rangesKey struct {
+			peer  uint32
+			proto uint8
+		}
+		allow, deny := map[rangesKey][]portRange{}, map[rangesKey][]portRange{}
+		for _, e := range d.Entries {
+			r, err := entryRange(e, dir, named)
+			if err != nil {
+				pc.problems = append(pc.problems, Problem{Identity: int64(local), Message: err.Error()})
+				continue
+			}
+			peers := []uint32{0}
+			if e.Peers != nodesv1alpha1.AnyPeer {
+				var ok bool
+				if peers, ok = pc.sets[e.Peers]; !ok {
+					pc.problems = append(pc.problems, Problem{Identity: int64(local), Message: fmt.Sprintf("entry names peer set %q, which the NodePolicy lacks", e.Peers)})
+					continue
+				}
+			}
+			pc.rules[scope] = append(pc.rules[scope], newRule(e, r, peers, p.Policies))
+			for _, peer := range peers {
+				k := rangesKey{peer, uint8(e.Protocol)}
+				if e.Deny {
+					deny[k] = append(deny[k], r)
+				} else {
+					allow[k] = append(allow[k], r)
+				}
+			}
+		}
+		put := func(k rangesKey, rs []portRange, flags uint32) {
+			for _, r := range rs {
+				for _, pr := range r.prefixes() {
+					pc.st.Policy[PolicyKey{Local: local, Peer: k.peer, Dir: dir, Proto: k.proto, Port: pr.value, PortBits: pr.bits}] = flags
+				}
+			}
+		}
+		for k, rs := range deny {
+			put(k, normalize(rs), verdictDeny)
+		}
+		for k, rs := range allow {
+			put(k, minus(normalize(rs), normalize(deny[k])), 0)
+		}
+	}
 }
 
 // entryRange is the ports of an entry; a named port is looked up among

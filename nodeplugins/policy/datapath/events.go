@@ -81,8 +81,9 @@ type Event struct {
 	SrcPort, DstPort uint16
 	Protocol         uint8
 	ICMPType         uint8
-	// Local is the identity of the pod whose veth saw the packet, Peer
-	// that of the other side (0 when the packet was not classified).
+	// Local is the identity of the endpoint whose policy judged the
+	// packet (a pod, or the host, 1), Peer that of the other side (0 when
+	// the packet was not classified).
 	Local, Peer uint32
 	Ifindex     uint32
 	Length      uint32

@@ -22,8 +22,10 @@ type topology struct {
 	*policytest.Topology
 	maps   *Maps
 	pinDir string
-	// services are the Service frontends program hands to Desired.
-	services []Service
+	// services are the Service frontends program hands to Desired, and
+	// hostDevices the node devices a host policy is enforced on.
+	services    []Service
+	hostDevices []uint32
 }
 
 const idA, idB = 1000, 2000
@@ -50,7 +52,7 @@ func (tp *topology) open(t testing.TB) {
 	}
 	tp.maps = m
 	if err := netnstest.Do(tp.Node, func() error {
-		return errors.Join(m.Attach(policytest.VethA, tp.IfA), m.Attach(policytest.VethB, tp.IfB))
+		return errors.Join(m.Attach(policytest.VethA, tp.IfA, false), m.Attach(policytest.VethB, tp.IfB, false))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +74,7 @@ func (tp *topology) program(t testing.TB, spec nodesv1alpha1.NodePolicySpec) Cha
 		},
 		CIDRIdentities: have.CIDRIdentities(),
 		Services:       tp.services,
+		HostDevices:    tp.hostDevices,
 	})
 	want, problems := res.State, res.Problems
 	if len(problems) > 0 {
@@ -360,4 +363,46 @@ func TestNP21_EgressToServiceAddressJudgedByBackends(t *testing.T) {
 		PeerSets: []nodesv1alpha1.PeerSet{{Name: "pb", Identities: []int64{idB}}},
 	})
 	tp.check(t, "Service gone", pr(tp.A, allowed, "80", false))
+}
+
+// A host policy (NP-12) guards the node itself: on its device towards the
+// outside (the programs attached the other way round) what arrives for
+// the node's address and what the node's own sockets send; on the pods'
+// veths what local pods send to the node. Traffic the node forwards for
+// its pods, masqueraded or not, and the node's access to its own pods
+// are not the host's to judge. Removing the policy detaches the device.
+func TestNP12_HostPolicyInTheKernel(t *testing.T) {
+	tp := newTopology(t)
+	const dev = "plxphx" // the node's device towards the outside host
+	for _, port := range []string{"8080", "9090"} {
+		policytest.Serve(t, tp.Node, port)
+	}
+	idx := tp.Ifindex(t, dev)
+	if err := netnstest.Do(tp.Node, func() error { return tp.maps.Attach(dev, idx, true) }); err != nil {
+		t.Fatal(err)
+	}
+	tp.hostDevices = []uint32{uint32(idx)}
+	world := nodesv1alpha1.PeerSet{Name: "world", CIDRs: []string{"0.0.0.0/0"}}
+	pA := nodesv1alpha1.PeerSet{Name: "pa", Identities: []int64{idA}}
+	host := nodesv1alpha1.NodePolicySpec{
+		Host: &nodesv1alpha1.DirectionalPolicy{
+			Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("world", 6, 8080, 8080), entry("pa", 0, 0, 65535)}},
+			Egress:  nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("world", 6, 9090, 9090)}},
+		},
+		PeerSets: []nodesv1alpha1.PeerSet{world, pA},
+	}
+	tp.program(t, host)
+	nodeExt, nodeIP := policytest.NodeExt, policytest.NodeIP
+	tp.check(t, "host policy",
+		pr(tp.Ext, nodeExt, "8080", true), // allowed, its replies leave by conntrack
+		pr(tp.Ext, nodeExt, "9090", false), pr(tp.Ext, nodeExt, "icmp", false),
+		pr(tp.A, nodeIP, "9090", true), pr(tp.A, nodeExt, "icmp", true), // pod A may reach the node
+		pr(tp.B, nodeIP, "8080", false), pr(tp.B, nodeExt, "icmp", false), // B may not: judged on B's veth
+		pr(tp.Node, ipExt, "9090", true), pr(tp.Node, ipExt, "8080", false), // the node's own egress
+		pr(tp.Ext, ipB, "8080", true), pr(tp.A, ipExt, "8080", true), // forwarded: not the host's
+		pr(tp.Node, ipA, "8080", true), // the node reaches its pods
+	)
+
+	tp.program(t, nodesv1alpha1.NodePolicySpec{})
+	tp.check(t, "host policy gone", pr(tp.Ext, nodeExt, "9090", true), pr(tp.B, nodeIP, "8080", true), pr(tp.Node, ipExt, "8080", true))
 }

@@ -26,21 +26,36 @@ type Maps struct {
 // DefaultPolicyEntries is the policy map's size unless told otherwise.
 const DefaultPolicyEntries = 256 * 1024
 
-// Open loads the programs and opens the maps pinned in pinDir, creating
-// and pinning those that do not exist yet, with a policy map of the
-// default size.
-func Open(pinDir string) (*Maps, error) { return OpenSized(pinDir, DefaultPolicyEntries) }
+// Options are the load-time settings of the programs and maps.
+type Options struct {
+	// PolicyEntries sizes the policy map (all endpoints of the node share
+	// it); 0 is DefaultPolicyEntries.
+	PolicyEntries uint32
+	// TunnelPort is the node's VXLAN UDP port, which a host policy leaves
+	// alone (the tunnel carries pods' packets); 0 for none.
+	TunnelPort uint16
+}
 
-// OpenSized is Open with a policy map of policyEntries entries (all
-// endpoints of the node share it). A pinned map of another size cannot
-// be resized in place: that is an error saying what to do.
-func OpenSized(pinDir string, policyEntries uint32) (*Maps, error) {
+// Open loads the programs and opens the maps pinned in pinDir, creating
+// and pinning those that do not exist yet, with the default options.
+func Open(pinDir string) (*Maps, error) { return OpenWith(pinDir, Options{}) }
+
+// OpenWith is Open with options. A pinned policy map of another size
+// cannot be resized in place: that is an error saying what to do.
+func OpenWith(pinDir string, o Options) (*Maps, error) {
+	policyEntries := o.PolicyEntries
+	if policyEntries == 0 {
+		policyEntries = DefaultPolicyEntries
+	}
 	if err := os.MkdirAll(pinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating pin directory: %w", err)
 	}
 	spec, err := policybpf.LoadPolicy()
 	if err != nil {
 		return nil, err
+	}
+	if err := spec.Variables["tunnel_port"].Set(o.TunnelPort); err != nil {
+		return nil, fmt.Errorf("setting the tunnel port: %w", err)
 	}
 	spec.Maps[policybpf.PolicyMapPlxPolicy].MaxEntries = policyEntries
 	m := &Maps{pinDir: pinDir}

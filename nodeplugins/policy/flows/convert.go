@@ -49,7 +49,9 @@ func Flow(e datapath.Event, l Lookup) *flowpb.Flow {
 		L4:        l4Of(e),
 	}
 	local := &flowpb.Endpoint{Identity: e.Local}
-	if l.PodOf != nil {
+	// The host's verdicts name no pod as the local end, even those taken
+	// on a pod's veth (what a local pod sends to the node).
+	if l.PodOf != nil && e.Local != uint32(identity.Host) {
 		if name, ok := l.PodOf(e.Ifindex); ok {
 			local.Namespace, local.PodName, _ = strings.Cut(name, "/")
 		}

@@ -1,10 +1,13 @@
 package flows
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+
+	"github.com/plexus-net/plexus/nodeplugins/policy/datapath"
 )
 
 func flow(srcNS, srcPod, dstIP string, port uint32, v flowpb.Verdict) *flowpb.Flow {
@@ -81,5 +84,19 @@ func TestFilters(t *testing.T) {
 	}
 	if _, err := NewFilter([]*flowpb.FlowFilter{{DestinationIp: []string{"not-an-ip"}}}, nil); err == nil {
 		t.Error("a malformed IP filter was accepted")
+	}
+}
+
+// A host verdict taken on a pod's veth (the pod sent to the node) has the
+// pod as its source and the host as its destination, never the pod twice.
+func TestHostVerdictOnAPodVeth(t *testing.T) {
+	e := datapath.Event{Kind: datapath.EventKind(1), Direction: datapath.Ingress, Local: 1, Peer: 5000, Ifindex: 7,
+		Src: netip.MustParseAddr("10.0.1.5"), Dst: netip.MustParseAddr("10.0.1.1"), Protocol: 6, DstPort: 10250}
+	f := Flow(e, Lookup{
+		PodOf: func(ifindex uint32) (string, bool) { return "shop/web-1", ifindex == 7 },
+		PodAt: func(a netip.Addr) (string, bool) { return "shop/web-1", a == e.Src },
+	})
+	if f.Source.PodName != "web-1" || f.Destination.PodName != "" || f.Destination.Identity != 1 {
+		t.Errorf("source %+v, destination %+v; want the pod to the host", f.Source, f.Destination)
 	}
 }

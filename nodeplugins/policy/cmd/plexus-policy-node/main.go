@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -39,6 +40,8 @@ func main() {
 		hubble   string
 		buffer   int
 		mapMax   uint
+		devices  string
+		tunnel   uint
 	)
 	flags.Bind(flag.CommandLine)
 	flag.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME)")
@@ -46,6 +49,8 @@ func main() {
 	flag.StringVar(&hubble, "hubble-listen-address", "127.0.0.1:4244", "address of the Hubble Observer gRPC API serving this node's flows (plain gRPC, no TLS: the default is reachable only from the node, or through kubectl port-forward); empty turns it off (drop metrics stay)")
 	flag.IntVar(&buffer, "hubble-buffer-size", 4095, "flows kept in memory for `hubble observe` (older ones are overwritten)")
 	flag.UintVar(&mapMax, "bpf-policy-map-max", datapath.DefaultPolicyEntries, "entries of the node's policy map, shared by all its pods (a pinned map keeps its size: changing it needs the pin removed)")
+	flag.StringVar(&devices, "host-devices", "auto", "the node's own devices a host policy is enforced on: a comma-separated list of names, or auto (the devices of the node's default routes)")
+	flag.UintVar(&tunnel, "tunnel-port", 8472, "the VXLAN UDP port of the node's tunnel (the datapath plugin's --vxlan-port), which a host policy leaves to the pods' policies; 0 for none")
 	flag.Parse()
 	log := flags.Logger("policy")
 	if nodeName == "" {
@@ -57,7 +62,18 @@ func main() {
 	if mapMax == 0 || mapMax > 1<<24 {
 		operator.Fatal(os.ErrInvalid, "--bpf-policy-map-max must be between 1 and 16777216")
 	}
-	maps, err := datapath.OpenSized(filepath.Join(bpfRoot, "plexus", "policy"), uint32(mapMax))
+	if tunnel > 65535 {
+		operator.Fatal(os.ErrInvalid, "--tunnel-port must be a UDP port (0 for none)")
+	}
+	hostDevices := policy.DefaultRouteDevices
+	if devices != "auto" {
+		names := strings.FieldsFunc(devices, func(r rune) bool { return r == ',' || r == ' ' })
+		if len(names) == 0 {
+			operator.Fatal(os.ErrInvalid, "--host-devices: name at least one device, or auto")
+		}
+		hostDevices = policy.NamedDevices(names)
+	}
+	maps, err := datapath.OpenWith(filepath.Join(bpfRoot, "plexus", "policy"), datapath.Options{PolicyEntries: uint32(mapMax), TunnelPort: uint16(tunnel)})
 	if err != nil {
 		operator.Fatal(err, "loading the policy datapath")
 	}
@@ -70,6 +86,7 @@ func main() {
 		operator.Fatal(err, "creating the manager")
 	}
 	e := policy.NewEnforcer(maps, policy.RouteVeth, localAddresses(), log.WithName("enforcer"))
+	e.HostDevices = hostDevices
 	p := &policy.Plugin{Client: mgr.GetClient(), NodeName: nodeName, Enforcer: e}
 	if err := p.SetupWithManager(mgr); err != nil {
 		operator.Fatal(err, "setting up the plugin")

@@ -105,6 +105,7 @@ test: tools controlplane host-packages verify-generated ## the whole test suite:
 	hack/build-hubble.sh >/dev/null
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) HELM=$(HELM) GOLANGCI_LINT=$(GOLANGCI_LINT) \
 	  HUBBLE=$$(hack/build-hubble.sh) go test -count=1 ./...
+	cd test/policyassistant && go vet ./... && go test -count=1 ./...
 
 .PHONY: hubble
 hubble: ## build the upstream Hubble CLI from Cilium's Go module into bin/tools (make test does; point it at a node: --server <node>:4244)

@@ -27,7 +27,7 @@ import (
 type LocalPod struct {
 	Name       string // namespace/name, for reports
 	IPs        []netip.Addr
-	NamedPorts map[string]uint16
+	NamedPorts []datapath.NamedPort
 }
 
 // Veth finds the host side of a local pod's veth: the interface the

@@ -20,6 +20,7 @@ import (
 	"github.com/plexus-net/plexus/internal/conditions"
 	"github.com/plexus-net/plexus/internal/identity"
 	"github.com/plexus-net/plexus/internal/nodeplugin"
+	"github.com/plexus-net/plexus/nodeplugins/policy/datapath"
 )
 
 // +kubebuilder:rbac:groups=nodes.plexus.dev,resources=nodepolicies,verbs=get;list;watch
@@ -112,7 +113,7 @@ func localPods(pods []corev1.Pod, node string) []LocalPod {
 		if pod.Spec.NodeName != node || !identity.HasOwnIdentity(pod) {
 			continue
 		}
-		lp := LocalPod{Name: pod.Namespace + "/" + pod.Name, NamedPorts: map[string]uint16{}}
+		lp := LocalPod{Name: pod.Namespace + "/" + pod.Name}
 		for _, ip := range pod.Status.PodIPs {
 			if a, err := netip.ParseAddr(ip.IP); err == nil {
 				lp.IPs = append(lp.IPs, a)
@@ -121,7 +122,9 @@ func localPods(pods []corev1.Pod, node string) []LocalPod {
 		for _, c := range pod.Spec.Containers {
 			for _, port := range c.Ports {
 				if port.Name != "" {
-					lp.NamedPorts[port.Name] = uint16(port.ContainerPort)
+					if proto, ok := protocolNumber(port.Protocol); ok {
+						lp.NamedPorts = append(lp.NamedPorts, datapath.NamedPort{Name: port.Name, Protocol: proto, Port: uint16(port.ContainerPort)})
+					}
 				}
 			}
 		}

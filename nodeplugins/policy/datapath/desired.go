@@ -42,9 +42,16 @@ const (
 type Endpoint struct {
 	Ifindex  uint32
 	Identity uint32
-	// NamedPorts are the pod's container ports by name, for entries with
-	// a port name.
-	NamedPorts map[string]uint16
+	// NamedPorts are the pod's container ports that have a name, for
+	// entries with a port name.
+	NamedPorts []NamedPort
+}
+
+// NamedPort is a container port with a name.
+type NamedPort struct {
+	Name     string
+	Protocol uint8
+	Port     uint16
 }
 
 // PolicyKey is a policy map key before its port becomes a prefix.
@@ -133,18 +140,17 @@ func Desired(in Input) Result {
 	for i := range in.Spec.Identities {
 		policies[in.Spec.Identities[i].Identity] = &in.Spec.Identities[i]
 	}
-	named := map[uint32]map[string]uint16{}
+	named := map[uint32][]NamedPort{}
 	for _, ep := range in.Endpoints {
 		var flags uint32
 		if p := policies[int64(ep.Identity)]; p != nil {
 			flags = enforcementFlags(p.DirectionalPolicy)
 		}
 		st.Endpoints[ep.Ifindex] = EndpointValue{Identity: ep.Identity, Flags: flags}
-		if named[ep.Identity] == nil {
-			named[ep.Identity] = map[string]uint16{}
-		}
-		for n, port := range ep.NamedPorts {
-			named[ep.Identity][n] = port
+		for _, np := range ep.NamedPorts {
+			if !slices.Contains(named[ep.Identity], np) {
+				named[ep.Identity] = append(named[ep.Identity], np)
+			}
 		}
 	}
 	if h := in.Spec.Host; h != nil {
@@ -160,8 +166,8 @@ func Desired(in Input) Result {
 		pc.add(uint32(ip.Identity), ip.DirectionalPolicy, named[uint32(ip.Identity)])
 	}
 	if h := in.Spec.Host; h != nil {
-		// The node's named ports are not known here: a host policy with
-		// one says so.
+		// The node's own ports have no names: a host policy's port name
+		// opens nothing.
 		pc.add(hostIdentity, *h, nil)
 	}
 	problems := pc.problems
@@ -190,7 +196,7 @@ type policyCompiler struct {
 }
 
 // add writes the policy of local identity into the policy map.
-func (pc *policyCompiler) add(local uint32, p nodesv1alpha1.DirectionalPolicy, named map[string]uint16) {
+func (pc *policyCompiler) add(local uint32, p nodesv1alpha1.DirectionalPolicy, named []NamedPort) {
 	for dir, d := range map[uint8]nodesv1alpha1.PolicyDirection{dirIngress: p.Ingress, dirEgress: p.Egress} {
 		scope := ruleScope{local, Direction(dir)}
 		type rangesKey struct {
@@ -199,10 +205,13 @@ func (pc *policyCompiler) add(local uint32, p nodesv1alpha1.DirectionalPolicy, n
 		}
 		allow, deny := map[rangesKey][]portRange{}, map[rangesKey][]portRange{}
 		for _, e := range d.Entries {
-			r, err := entryRange(e, dir, named)
+			rs, err := entryRanges(e, dir, named)
 			if err != nil {
 				pc.problems = append(pc.problems, Problem{Identity: int64(local), Message: err.Error()})
 				continue
+			}
+			if len(rs) == 0 {
+				continue // a port name none of the identity's pods has: it matches nothing
 			}
 			peers := []uint32{0}
 			if e.Peers != nodesv1alpha1.AnyPeer {
@@ -212,13 +221,15 @@ func (pc *policyCompiler) add(local uint32, p nodesv1alpha1.DirectionalPolicy, n
 					continue
 				}
 			}
-			pc.rules[scope] = append(pc.rules[scope], newRule(e, r, peers, p.Policies))
-			for _, peer := range peers {
-				k := rangesKey{peer, uint8(e.Protocol)}
-				if e.Deny {
-					deny[k] = append(deny[k], r)
-				} else {
-					allow[k] = append(allow[k], r)
+			for _, r := range rs {
+				pc.rules[scope] = append(pc.rules[scope], newRule(e, r, peers, p.Policies))
+				for _, peer := range peers {
+					k := rangesKey{peer, uint8(e.Protocol)}
+					if e.Deny {
+						deny[k] = append(deny[k], r)
+					} else {
+						allow[k] = append(allow[k], r)
+					}
 				}
 			}
 		}
@@ -238,22 +249,27 @@ func (pc *policyCompiler) add(local uint32, p nodesv1alpha1.DirectionalPolicy, n
 	}
 }
 
-// entryRange is the ports of an entry; a named port is looked up among
-// the local pods' ports for ingress. An egress name is the peer's, which
-// the policy controller resolves to numbers: one reaching the node comes
-// from an older controller and opens nothing.
-func entryRange(e nodesv1alpha1.PolicyEntry, dir uint8, named map[string]uint16) (portRange, error) {
+// entryRanges are the ports of an entry. A port name is looked up among
+// the local pods' named ports of the entry's protocol (any, for an entry
+// of every protocol) for ingress, and may give several numbers (pods of
+// one identity that number it differently) or none (it then matches
+// nothing, as in Kubernetes). An egress name is the peer's, which the
+// policy controller resolves to numbers: one reaching the node comes from
+// an older controller and opens nothing.
+func entryRanges(e nodesv1alpha1.PolicyEntry, dir uint8, named []NamedPort) ([]portRange, error) {
 	if e.PortName == "" {
-		return portRange{uint16(e.Port), uint16(e.EndPort)}, nil
+		return []portRange{{uint16(e.Port), uint16(e.EndPort)}}, nil
 	}
 	if dir != dirIngress {
-		return portRange{}, fmt.Errorf("egress to the named port %q reached the node unresolved (the policy controller resolves egress port names: is it older than this plugin?); it opens nothing", e.PortName)
+		return nil, fmt.Errorf("egress to the named port %q reached the node unresolved (the policy controller resolves egress port names: is it older than this plugin?); it opens nothing", e.PortName)
 	}
-	port, ok := named[e.PortName]
-	if !ok {
-		return portRange{}, fmt.Errorf("no local pod of this identity has a port named %q", e.PortName)
+	var out []portRange
+	for _, np := range named {
+		if np.Name == e.PortName && (e.Protocol == 0 || int32(np.Protocol) == e.Protocol) {
+			out = append(out, portRange{np.Port, np.Port})
+		}
 	}
-	return portRange{port, port}, nil
+	return out, nil
 }
 
 // allocateCIDRIdentities gives each CIDR of the peer sets an identity:

@@ -1,7 +1,9 @@
 package datapath
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
@@ -79,18 +81,34 @@ func TestCIDRIdentitiesAreStable(t *testing.T) {
 }
 
 // A named port resolves against the local pods of the identity for
-// ingress; an unknown name is reported.
+// ingress, by name and protocol (a UDP port of the name is not a TCP
+// one; an entry of every protocol takes any); pods numbering the name
+// differently open each number; an unknown name matches nothing and is no
+// problem (Kubernetes' rule).
 func TestNamedPorts(t *testing.T) {
-	in := Input{Spec: spec(nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, PortName: "http"},
-		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, PortName: "metrics"}),
-		Endpoints: []Endpoint{{Ifindex: 5, Identity: 1000, NamedPorts: map[string]uint16{"http": 8080}}}}
+	in := Input{Spec: spec(
+		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, PortName: "http"},
+		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, PortName: "dns"},
+		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 0, PortName: "metrics"},
+		nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, PortName: "nothing"}),
+		Endpoints: []Endpoint{
+			{Ifindex: 5, Identity: 1000, NamedPorts: []NamedPort{{"http", 6, 8080}, {"dns", 17, 53}, {"metrics", 6, 9100}}},
+			{Ifindex: 6, Identity: 1000, NamedPorts: []NamedPort{{"http", 6, 8081}}},
+		}}
 	res := Desired(in)
-	st, problems := res.State, res.Problems
-	if _, ok := st.Policy[PolicyKey{Local: 1000, Peer: 7, Dir: dirIngress, Proto: 6, Port: 8080, PortBits: 16}]; !ok {
-		t.Errorf("http not resolved to 8080: %v", st.Policy)
+	if len(res.Problems) > 0 {
+		t.Errorf("problems %+v, want none", res.Problems)
 	}
-	if len(problems) != 1 {
-		t.Errorf("problems %+v, want one for metrics", problems)
+	var got []string
+	for k := range res.State.Policy {
+		if k.Dir == dirIngress {
+			got = append(got, fmt.Sprintf("%d/%d/%d", k.Proto, k.Port, k.PortBits))
+		}
+	}
+	slices.Sort(got)
+	// 8080 and 8081 make one prefix.
+	if want := []string{"0/9100/16", "6/8080/15"}; !slices.Equal(got, want) {
+		t.Errorf("ingress ports %v, want %v", got, want)
 	}
 }
 

@@ -302,3 +302,18 @@ func EnsureBPFFS(dir string) error {
 	}
 	return nil
 }
+
+// TestRun runs the program of one direction of an endpoint (Ingress:
+// to_pod, Egress: from_pod) on an Ethernet frame with BPF_PROG_TEST_RUN,
+// as if it came on interface 1 (loopback), and returns the program's
+// verdict (0: pass, 2: drop). It is how tests outside this package judge
+// packets with the real programs and maps, without an interface per
+// endpoint: point the endpoints map's entry 1 at the endpoint first.
+func (m *Maps) TestRun(dir Direction, frame []byte) (uint32, error) {
+	prog := m.objs.ToPod
+	if dir == Egress {
+		prog = m.objs.FromPod
+	}
+	ret, _, err := prog.Benchmark(frame, 1, nil)
+	return ret, err
+}

@@ -788,11 +788,12 @@ func TestChartPolicy(t *testing.T) {
 	equal(t, "policy node security", c.SecurityContext, &corev1.SecurityContext{
 		AllowPrivilegeEscalation: new(false), ReadOnlyRootFilesystem: new(true),
 		Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"BPF", "NET_ADMIN", "PERFMON"}}})
-	equal(t, "policy node mounts", c.VolumeMounts, []corev1.VolumeMount{{Name: "bpf", MountPath: "/sys/fs/bpf"}})
-	if len(node.Volumes) != 1 || node.Volumes[0].HostPath == nil || node.Volumes[0].HostPath.Path != "/sys/fs/bpf" {
-		t.Errorf("policy node volumes %+v, want the host's /sys/fs/bpf", node.Volumes)
+	equal(t, "policy node mounts", c.VolumeMounts, []corev1.VolumeMount{{Name: "bpf", MountPath: "/sys/fs/bpf"}, {Name: "hubble-socket", MountPath: "/var/run/cilium"}})
+	if len(node.Volumes) != 2 || node.Volumes[0].HostPath == nil || node.Volumes[0].HostPath.Path != "/sys/fs/bpf" || node.Volumes[1].EmptyDir == nil {
+		t.Errorf("policy node volumes %+v, want the host's /sys/fs/bpf and an emptyDir for the Hubble socket", node.Volumes)
 	}
-	for _, want := range []string{"--node-name=$(NODE_NAME)", "--hubble-listen-address=127.0.0.1:4244", "--hubble-buffer-size=4095", "--bpf-policy-map-max=262144"} {
+	for _, want := range []string{"--node-name=$(NODE_NAME)", "--hubble-listen-address=127.0.0.1:4244", "--hubble-buffer-size=4095", "--bpf-policy-map-max=262144",
+		"--hubble-socket-path=/var/run/cilium/hubble.sock", "--host-devices=auto", "--tunnel-port=8472"} {
 		if !slices.Contains(c.Args, want) {
 			t.Errorf("policy node args %v lack %s", c.Args, want)
 		}
@@ -801,8 +802,12 @@ func TestChartPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if args := get[appsv1.DaemonSet](t, noHubble, "DaemonSet", "plexus-policy-node").Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--hubble-listen-address=") {
-		t.Errorf("hubble off: args %v lack an empty listen address", args)
+	noHubbleSpec := get[appsv1.DaemonSet](t, noHubble, "DaemonSet", "plexus-policy-node").Spec.Template.Spec
+	if args := noHubbleSpec.Containers[0].Args; !slices.Contains(args, "--hubble-listen-address=") || !slices.Contains(args, "--hubble-socket-path=") {
+		t.Errorf("hubble off: args %v lack an empty listen address and socket path", args)
+	}
+	if len(noHubbleSpec.Volumes) != 1 {
+		t.Errorf("hubble off: volumes %+v, want only /sys/fs/bpf", noHubbleSpec.Volumes)
 	}
 	if _, err := render(t, "--set", "policy.enabled=true", "--set", "policy.enforcementMode=strict"); err == nil || !strings.Contains(err.Error(), "/policy/enforcementMode") {
 		t.Errorf("an unknown enforcement mode: %v", err)

@@ -110,16 +110,21 @@ spec:
 	// HB-04 on the lab: the upstream hubble CLI, on the node of each
 	// backend (as `kubectl exec` or a port-forward would reach the
 	// plugin's API), shows the client's drops and the frontend's
-	// allowed flow with the policy that allowed it.
+	// allowed flow with the policy that allowed it; on the second node
+	// it asks over the plugin's Unix socket (HB-01).
 	if hubble := os.Getenv("HUBBLE"); hubble == "" {
 		t.Log("HUBBLE is not set (make test sets it): the hubble CLI check is skipped")
 	} else {
 		for i := range backends {
 			b := &backends[i]
-			out, err := netnstest.Exec(l.NodeNetns(b.Spec.NodeName), hubble, "observe", "--server=127.0.0.1:4244",
+			server := "--server=127.0.0.1:4244"
+			if i == 1 {
+				server = "--server=unix://" + lab.HubbleSocket(l.Layout.NodeDir(b.Spec.NodeName))
+			}
+			out, err := netnstest.Exec(l.NodeNetns(b.Spec.NodeName), hubble, "observe", server,
 				"--to-pod", labtest.Namespace+"/"+b.Name, "-o", "json", "--last", "1000")
 			if err != nil {
-				t.Errorf("hubble observe on %s: %v\n%s", b.Spec.NodeName, err, out)
+				t.Errorf("hubble observe %s on %s: %v\n%s", server, b.Spec.NodeName, err, out)
 				continue
 			}
 			var dropped, allowed bool

@@ -262,11 +262,17 @@ func plexusNodeComponents() []Component {
 				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig,
 					"--bpf-root=" + filepath.Join(e.NodeDir, "bpf"), "--zap-time-encoding=rfc3339nano",
 					// A lab node has no default route: its device is eth0.
-					"--host-devices=eth0"}
+					"--host-devices=eth0",
+					"--hubble-socket-path=" + HubbleSocket(e.NodeDir)}
 			},
 		},
 	}
 }
+
+// HubbleSocket is where a lab node's policy plugin serves the Hubble API
+// on a Unix socket (as /var/run/cilium/hubble.sock in its pod on a real
+// node), below the node's directory.
+func HubbleSocket(nodeDir string) string { return filepath.Join(nodeDir, "hubble.sock") }
 
 // The node plugins: each component, its binary and its ServiceAccount (the
 // chart's, bound to the ClusterRole in config/rbac/<feature>-node) share

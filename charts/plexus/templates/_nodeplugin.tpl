@@ -17,8 +17,8 @@ It takes a dict:
                   must differ between plugins)
   securityContext the container's securityContext (a dict); plugins get the
                   capabilities they need and nothing else
-  volumes         host paths: list of dicts name, hostPath, mountPath,
-                  type (hostPath type)
+  volumes         list of dicts name, mountPath and hostPath with type (the
+                  hostPath type), or without hostPath an emptyDir
   initContainers  optional, rendered as given (a list of dicts)
 */}}
 {{- define "plexus.nodeplugin" -}}
@@ -149,9 +149,13 @@ spec:
       volumes:
         {{- range . }}
         - name: {{ .name }}
+          {{- if .hostPath }}
           hostPath:
             path: {{ .hostPath }}
             type: {{ .type }}
+          {{- else }}
+          emptyDir: {}
+          {{- end }}
         {{- end }}
       {{- end }}
 {{- end -}}

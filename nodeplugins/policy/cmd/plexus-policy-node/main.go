@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"net"
 	"net/netip"
@@ -42,11 +43,13 @@ func main() {
 		mapMax   uint
 		devices  string
 		tunnel   uint
+		socket   string
 	)
 	flags.Bind(flag.CommandLine)
 	flag.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME)")
 	flag.StringVar(&bpfRoot, "bpf-root", "/sys/fs/bpf", "the BPF filesystem; maps and links are pinned under plexus/policy in it (mounted if it is not)")
 	flag.StringVar(&hubble, "hubble-listen-address", "127.0.0.1:4244", "address of the Hubble Observer gRPC API serving this node's flows (plain gRPC, no TLS: the default is reachable only from the node, or through kubectl port-forward); empty turns it off (drop metrics stay)")
+	flag.StringVar(&socket, "hubble-socket-path", "", "a Unix socket serving the same Hubble API to this node's own users (hubble observe --server unix://<path>; the hubble CLI's default is /var/run/cilium/hubble.sock); empty for none")
 	flag.IntVar(&buffer, "hubble-buffer-size", 4095, "flows kept in memory for `hubble observe` (older ones are overwritten)")
 	flag.UintVar(&mapMax, "bpf-policy-map-max", datapath.DefaultPolicyEntries, "entries of the node's policy map, shared by all its pods (a pinned map keeps its size: changing it needs the pin removed)")
 	flag.StringVar(&devices, "host-devices", "auto", "the node's own devices a host policy is enforced on: a comma-separated list of names, or auto (the devices of the node's default routes)")
@@ -92,21 +95,47 @@ func main() {
 		operator.Fatal(err, "setting up the plugin")
 	}
 	metrics.Registry.MustRegister(policy.Metrics{Maps: maps})
-	if hubble != "" {
+	if hubble != "" || socket != "" {
 		store := flows.NewStore(buffer)
 		o := &policy.Observer{Maps: maps, Enforcer: e, Identities: mgr.GetClient(), Store: store, NodeName: nodeName}
-		l, err := net.Listen("tcp", hubble)
-		if err != nil {
-			operator.Fatal(err, "listening for the Hubble API")
-		}
 		srv := flows.NewServer(store, nodeName, "plexus-policy-node "+version())
-		for _, run := range []func(context.Context) error{o.Run, func(ctx context.Context) error { return srv.Serve(ctx, l) }} {
+		runs := []func(context.Context) error{o.Run}
+		for _, addr := range []struct{ network, address string }{{"tcp", hubble}, {"unix", socket}} {
+			if addr.address == "" {
+				continue
+			}
+			l, err := listen(addr.network, addr.address)
+			if err != nil {
+				operator.Fatal(err, "listening for the Hubble API")
+			}
+			runs = append(runs, func(ctx context.Context) error { return srv.Serve(ctx, l) })
+		}
+		for _, run := range runs {
 			if err := mgr.Add(manager.RunnableFunc(run)); err != nil {
 				operator.Fatal(err, "adding the flow observer")
 			}
 		}
 	}
 	operator.Run(mgr)
+}
+
+// listen opens a listener; a Unix socket left by an earlier run is
+// replaced, and only the node's root (and the socket's group) may use it.
+func listen(network, address string) (net.Listener, error) {
+	if network != "unix" {
+		return net.Listen(network, address)
+	}
+	if err := os.MkdirAll(filepath.Dir(address), 0o750); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(address); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	l, err := net.Listen("unix", address)
+	if err != nil {
+		return nil, err
+	}
+	return l, os.Chmod(address, 0o660)
 }
 
 func version() string {

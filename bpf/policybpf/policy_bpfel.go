@@ -106,21 +106,39 @@ type PolicyServiceValue struct {
 	Backends [16]PolicyServiceBackend
 }
 
+type PolicyVerdictKey struct {
+	_        structs.HostLayout
+	Local    uint32
+	Peer     uint32
+	Dir      uint8
+	Proto    uint8
+	Port     uint16
+	Enforced uint32
+}
+
+type PolicyVerdictValue struct {
+	_          structs.HostLayout
+	Generation uint32
+	Verdict    int32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	PolicyMapPlxCounters  = "plx_counters"
-	PolicyMapPlxCt        = "plx_ct"
-	PolicyMapPlxEndpoints = "plx_endpoints"
-	PolicyMapPlxEvents    = "plx_events"
-	PolicyMapPlxIpcache   = "plx_ipcache"
-	PolicyMapPlxPolicy    = "plx_policy"
-	PolicyMapPlxServices  = "plx_services"
-	PolicyProgFromPod     = "from_pod"
-	PolicyProgToPod       = "to_pod"
-	PolicyVarTunnelPort   = "tunnel_port"
-	PolicyVarUnusedEvent  = "unused_event"
+	PolicyMapPlxCounters   = "plx_counters"
+	PolicyMapPlxCt         = "plx_ct"
+	PolicyMapPlxEndpoints  = "plx_endpoints"
+	PolicyMapPlxEvents     = "plx_events"
+	PolicyMapPlxGeneration = "plx_generation"
+	PolicyMapPlxIpcache    = "plx_ipcache"
+	PolicyMapPlxPolicy     = "plx_policy"
+	PolicyMapPlxServices   = "plx_services"
+	PolicyMapPlxVerdicts   = "plx_verdicts"
+	PolicyProgFromPod      = "from_pod"
+	PolicyProgToPod        = "to_pod"
+	PolicyVarTunnelPort    = "tunnel_port"
+	PolicyVarUnusedEvent   = "unused_event"
 )
 
 // LoadPolicy returns the embedded CollectionSpec for Policy.
@@ -173,13 +191,15 @@ type PolicyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PolicyMapSpecs struct {
-	PlxCounters  *ebpf.MapSpec `ebpf:"plx_counters"`
-	PlxCt        *ebpf.MapSpec `ebpf:"plx_ct"`
-	PlxEndpoints *ebpf.MapSpec `ebpf:"plx_endpoints"`
-	PlxEvents    *ebpf.MapSpec `ebpf:"plx_events"`
-	PlxIpcache   *ebpf.MapSpec `ebpf:"plx_ipcache"`
-	PlxPolicy    *ebpf.MapSpec `ebpf:"plx_policy"`
-	PlxServices  *ebpf.MapSpec `ebpf:"plx_services"`
+	PlxCounters   *ebpf.MapSpec `ebpf:"plx_counters"`
+	PlxCt         *ebpf.MapSpec `ebpf:"plx_ct"`
+	PlxEndpoints  *ebpf.MapSpec `ebpf:"plx_endpoints"`
+	PlxEvents     *ebpf.MapSpec `ebpf:"plx_events"`
+	PlxGeneration *ebpf.MapSpec `ebpf:"plx_generation"`
+	PlxIpcache    *ebpf.MapSpec `ebpf:"plx_ipcache"`
+	PlxPolicy     *ebpf.MapSpec `ebpf:"plx_policy"`
+	PlxServices   *ebpf.MapSpec `ebpf:"plx_services"`
+	PlxVerdicts   *ebpf.MapSpec `ebpf:"plx_verdicts"`
 }
 
 // PolicyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -210,13 +230,15 @@ func (o *PolicyObjects) Close() error {
 //
 // It can be passed to LoadPolicyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PolicyMaps struct {
-	PlxCounters  *ebpf.Map `ebpf:"plx_counters"`
-	PlxCt        *ebpf.Map `ebpf:"plx_ct"`
-	PlxEndpoints *ebpf.Map `ebpf:"plx_endpoints"`
-	PlxEvents    *ebpf.Map `ebpf:"plx_events"`
-	PlxIpcache   *ebpf.Map `ebpf:"plx_ipcache"`
-	PlxPolicy    *ebpf.Map `ebpf:"plx_policy"`
-	PlxServices  *ebpf.Map `ebpf:"plx_services"`
+	PlxCounters   *ebpf.Map `ebpf:"plx_counters"`
+	PlxCt         *ebpf.Map `ebpf:"plx_ct"`
+	PlxEndpoints  *ebpf.Map `ebpf:"plx_endpoints"`
+	PlxEvents     *ebpf.Map `ebpf:"plx_events"`
+	PlxGeneration *ebpf.Map `ebpf:"plx_generation"`
+	PlxIpcache    *ebpf.Map `ebpf:"plx_ipcache"`
+	PlxPolicy     *ebpf.Map `ebpf:"plx_policy"`
+	PlxServices   *ebpf.Map `ebpf:"plx_services"`
+	PlxVerdicts   *ebpf.Map `ebpf:"plx_verdicts"`
 }
 
 func (m *PolicyMaps) Close() error {
@@ -225,9 +247,11 @@ func (m *PolicyMaps) Close() error {
 		m.PlxCt,
 		m.PlxEndpoints,
 		m.PlxEvents,
+		m.PlxGeneration,
 		m.PlxIpcache,
 		m.PlxPolicy,
 		m.PlxServices,
+		m.PlxVerdicts,
 	)
 }
 

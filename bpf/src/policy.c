@@ -195,6 +195,40 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } plx_ct SEC(".maps");
 
+// A verdict computed once is kept for the next packets of the same
+// (local, peer, direction, protocol, port): one hash lookup instead of
+// four trie lookups. Entries carry the generation they were computed at;
+// user space bumps plx_generation after every change to the maps, which
+// retires them all at once. Neither map is pinned: a new plugin process
+// starts with an empty cache and its own generation.
+struct verdict_key {
+	__u32 local;
+	__u32 peer;
+	__u8 dir;
+	__u8 proto;
+	__be16 port;
+	__u32 enforced;
+};
+
+struct verdict_value {
+	__u32 generation;
+	__s32 verdict;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct verdict_key);
+	__type(value, struct verdict_value);
+	__uint(max_entries, 64 * 1024);
+} plx_verdicts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} plx_generation SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct service_key);
@@ -443,9 +477,9 @@ static __always_inline int lookup(__u32 local, __u32 peer, __u8 dir, __u8 proto,
 	return (v->flags & VERDICT_DENY) ? 1 : 0;
 }
 
-// verdict is EVENT_DROP_DENY, EVENT_DROP_POLICY or 0 (allow) for a packet
-// of proto to port (or ICMP type) between local and peer.
-static __always_inline int verdict(__u32 local, __u32 peer, __u8 dir, __u8 proto, __be16 port, int enforced)
+// lookup_verdict is EVENT_DROP_DENY, EVENT_DROP_POLICY or 0 (allow) from
+// the policy map itself.
+static __always_inline int lookup_verdict(__u32 local, __u32 peer, __u8 dir, __u8 proto, __be16 port, int enforced)
 {
 	int allowed = 0;
 	__u32 peers[2] = {peer, 0};
@@ -465,6 +499,32 @@ static __always_inline int verdict(__u32 local, __u32 peer, __u8 dir, __u8 proto
 	if (enforced && !allowed)
 		return EVENT_DROP_POLICY;
 	return 0;
+}
+
+// verdict is EVENT_DROP_DENY, EVENT_DROP_POLICY or 0 (allow) for a packet
+// of proto to port (or ICMP type) between local and peer: from the
+// verdict cache when it holds one of the current generation, else from
+// the policy map (and then cached).
+static __always_inline int verdict(__u32 local, __u32 peer, __u8 dir, __u8 proto, __be16 port, int enforced)
+{
+	__u32 zero = 0;
+	__u32 *genp = bpf_map_lookup_elem(&plx_generation, &zero);
+	struct verdict_key vk = {.local = local, .peer = peer, .dir = dir, .proto = proto, .port = port, .enforced = !!enforced};
+	__u32 gen;
+	int r;
+
+	if (!genp)
+		return lookup_verdict(local, peer, dir, proto, port, enforced);
+	// Read once, before the policy map: a verdict computed while user
+	// space rewrites the maps is stored under the old generation.
+	gen = *genp;
+	struct verdict_value *vv = bpf_map_lookup_elem(&plx_verdicts, &vk);
+	if (vv && vv->generation == gen)
+		return vv->verdict;
+	r = lookup_verdict(local, peer, dir, proto, port, enforced);
+	struct verdict_value nv = {.generation = gen, .verdict = r};
+	bpf_map_update_elem(&plx_verdicts, &vk, &nv, BPF_ANY);
+	return r;
 }
 
 // service_verdict judges a pod's packet to a Service frontend by every

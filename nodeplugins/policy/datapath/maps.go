@@ -203,8 +203,14 @@ type Changes struct{ Put, Deleted int }
 // writes every new or changed entry before it deletes any, so a flow that
 // both the old and the new policy allow is never dropped in between; an
 // entry that is already right is not touched.
-func (m *Maps) Apply(have, want State) (Changes, error) {
-	var c Changes
+func (m *Maps) Apply(have, want State) (c Changes, err error) {
+	defer func() {
+		// The programs' cached verdicts were computed from the maps as
+		// they were: whatever was written, even in part, retires them.
+		if c.Put+c.Deleted > 0 {
+			err = errors.Join(err, m.retireVerdicts())
+		}
+	}()
 	for p, id := range want.IPCache {
 		if cur, ok := have.IPCache[p]; ok && cur == id {
 			continue
@@ -274,6 +280,19 @@ func (m *Maps) Apply(have, want State) (Changes, error) {
 		}
 	}
 	return c, nil
+}
+
+// retireVerdicts moves the programs to a new generation, so that no
+// verdict cached before counts any more.
+func (m *Maps) retireVerdicts() error {
+	var gen uint32
+	if err := m.objs.PlxGeneration.Lookup(uint32(0), &gen); err != nil {
+		return fmt.Errorf("reading the verdict generation: %w", err)
+	}
+	if err := m.objs.PlxGeneration.Put(uint32(0), gen+1); err != nil {
+		return fmt.Errorf("retiring cached verdicts: %w", err)
+	}
+	return nil
 }
 
 func deleteEntry(mp *ebpf.Map, key any) error {

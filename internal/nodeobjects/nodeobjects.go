@@ -33,6 +33,10 @@ type Kind[T any, S any] struct {
 	Spec func(*T) *S
 	// Object views *T as a client.Object.
 	Object func(*T) client.Object
+	// Equal compares two specs; nil compares them by reflection
+	// (equality.Semantic), which large specs compared every pass make
+	// slow.
+	Equal func(a, b *S) bool
 }
 
 // Writes returns the writes that make the objects match desired (node name →
@@ -77,11 +81,18 @@ func (k Kind[T, S]) writes(c client.Client, existing []*T, desired map[string]Ow
 		switch {
 		case cur == nil:
 			writes = append(writes, k.create(c, name, want, owned))
-		case !equality.Semantic.DeepEqual(*k.Spec(cur), want.Spec) || owned && !k.metaMatches(cur, want.Owners):
+		case !k.equal(k.Spec(cur), &want.Spec) || owned && !k.metaMatches(cur, want.Owners):
 			writes = append(writes, k.update(c, cur, want, owned))
 		}
 	}
 	return writes
+}
+
+func (k Kind[T, S]) equal(a, b *S) bool {
+	if k.Equal != nil {
+		return k.Equal(a, b)
+	}
+	return equality.Semantic.DeepEqual(*a, *b)
 }
 
 func (k Kind[T, S]) metaMatches(cur *T, owners []metav1.OwnerReference) bool {

@@ -10,8 +10,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"slices"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -56,6 +58,54 @@ type Reconciler struct {
 	// reported are the problems last reported per NetworkPolicy, which
 	// has no status: a change brings an Event.
 	reported map[types.NamespacedName]string
+	// checked remembers, per Cilium policy, the status summary last found
+	// written on a version of the object: while both stay the same, the
+	// status needs no second look (a pass over 1,000 policies spent most
+	// of its time comparing statuses that had not changed).
+	checked checkedStatuses
+	// last is the last pass's plan (passes run one at a time).
+	last *plan
+}
+
+// checkedStatuses is safe for concurrent use: status writes run in
+// parallel.
+type checkedStatuses struct {
+	mu   sync.Mutex
+	byID map[types.UID]checkedStatus
+}
+
+type checkedStatus struct {
+	resourceVersion string
+	summary         summary
+}
+
+// current says whether o, as cached, was last seen holding the status s.
+func (c *checkedStatuses) current(o client.Object, s summary) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	got, ok := c.byID[o.GetUID()]
+	return ok && got.resourceVersion == o.GetResourceVersion() && got.summary.equal(s)
+}
+
+// record notes that o, as cached, holds (or is being written to hold) s.
+func (c *checkedStatuses) record(o client.Object, s summary) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byID == nil {
+		c.byID = map[types.UID]checkedStatus{}
+	}
+	c.byID[o.GetUID()] = checkedStatus{o.GetResourceVersion(), s}
+}
+
+// retain forgets the policies not in live.
+func (c *checkedStatuses) retain(live map[types.UID]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id := range c.byID {
+		if !live[id] {
+			delete(c.byID, id)
+		}
+	}
 }
 
 const managedBy = "plexus-policy-controller"
@@ -65,6 +115,7 @@ var identityAddresses = nodeobjects.Kind[nodesv1alpha1.IdentityAddresses, nodesv
 	New:    func() *nodesv1alpha1.IdentityAddresses { return &nodesv1alpha1.IdentityAddresses{} },
 	Spec:   func(n *nodesv1alpha1.IdentityAddresses) *nodesv1alpha1.IdentityAddressesSpec { return &n.Spec },
 	Object: func(n *nodesv1alpha1.IdentityAddresses) client.Object { return n },
+	Equal:  (*nodesv1alpha1.IdentityAddressesSpec).Equal,
 }
 
 var nodePolicies = nodeobjects.Kind[nodesv1alpha1.NodePolicy, nodesv1alpha1.NodePolicySpec]{
@@ -72,6 +123,7 @@ var nodePolicies = nodeobjects.Kind[nodesv1alpha1.NodePolicy, nodesv1alpha1.Node
 	New:    func() *nodesv1alpha1.NodePolicy { return &nodesv1alpha1.NodePolicy{} },
 	Spec:   func(n *nodesv1alpha1.NodePolicy) *nodesv1alpha1.NodePolicySpec { return &n.Spec },
 	Object: func(n *nodesv1alpha1.NodePolicy) client.Object { return n },
+	Equal:  (*nodesv1alpha1.NodePolicySpec).Equal,
 }
 
 // SetupWithManager registers the reconciler.
@@ -115,6 +167,53 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		&w.nodes, &w.services, &w.slices, &w.current, &w.addresses); err != nil {
 		return err
 	}
+	pl := r.plan(&w)
+	local, out, desired := pl.pods.local, pl.out, pl.desired
+	p.Write(nodePolicies.Writes(r.Client, nodeobjects.Ptrs(w.current.Items), desired)...)
+	p.Write(identityAddresses.Writes(r.Client, nodeobjects.Ptrs(w.addresses.Items), pl.addresses)...)
+	observe(out, pl.pods.unresolved)
+
+	nodesOf := nodesByIdentity(local)
+	enforced := enforcement(w.current.Items, desired)
+	live := make(map[types.UID]bool, len(w.cnps.Items)+len(w.ccnps.Items))
+	status := func(pol client.Object, ref compiler.PolicyRef) {
+		live[pol.GetUID()] = true
+		if s := summarize(out.Policies[ref], nodesOf, enforced, r.Mode); !r.checked.current(pol, s) {
+			p.Write(r.patchStatus(p, pol, s))
+		}
+	}
+	for i := range w.cnps.Items {
+		pol := &w.cnps.Items[i]
+		status(pol, compiler.PolicyRef{Kind: compiler.KindCNP, Namespace: pol.Namespace, Name: pol.Name})
+	}
+	for i := range w.ccnps.Items {
+		pol := &w.ccnps.Items[i]
+		status(pol, compiler.PolicyRef{Kind: compiler.KindCCNP, Name: pol.Name})
+	}
+	r.checked.retain(live)
+	r.reportNetworkPolicies(w.netpols.Items, out)
+	return nil
+}
+
+// plan is what a pass computes from the cluster, before comparing it
+// with what is written: the compiled policies, each node's NodePolicy and
+// the IdentityAddresses objects.
+type plan struct {
+	key       uint64
+	pods      podView
+	out       *compiler.Output
+	desired   map[string]nodesv1alpha1.NodePolicySpec
+	addresses map[string]nodesv1alpha1.IdentityAddressesSpec
+}
+
+// plan computes the pass's plan, or reuses the last one when none of its
+// inputs changed (a pass that only reads what the nodes report, which
+// follows every change, then costs no compilation).
+func (r *Reconciler) plan(w *world) *plan {
+	key := inputsKey(w)
+	if r.last != nil && r.last.key == key {
+		return r.last
+	}
 	index := identity.NewIndex(r.Range, w.identities.Items)
 	in := compiler.Input{
 		Mode: r.Mode, Pods: map[identity.Number]identity.Labels{}, ClusterID: r.Range.Min.ClusterID(),
@@ -128,37 +227,62 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	for i := range w.nodes.Items {
 		in.Nodes[w.nodes.Items[i].Name] = w.nodes.Items[i].Labels
 	}
-	pv := r.podIdentities(w.pods.Items, w.namespaces.Items, index)
-	local, addrs, unresolved := pv.local, pv.addrs, pv.unresolved
-	in.NamedPorts = pv.namedPorts
-	out := compiler.Compile(in)
-
-	desired := map[string]nodesv1alpha1.NodePolicySpec{}
+	pl := &plan{key: key, pods: r.podIdentities(w.pods.Items, w.namespaces.Items, index), desired: map[string]nodesv1alpha1.NodePolicySpec{}}
+	in.NamedPorts = pl.pods.namedPorts
+	pl.out = compiler.Compile(in)
 	for i := range w.nodes.Items {
 		name := w.nodes.Items[i].Name
-		spec := out.NodeSpec(name, local[name])
+		spec := pl.out.NodeSpec(name, pl.pods.local[name])
 		if len(spec.Identities) > 0 || spec.Host != nil {
-			desired[name] = spec
+			pl.desired[name] = spec
 		}
 	}
-	p.Write(nodePolicies.Writes(r.Client, nodeobjects.Ptrs(w.current.Items), desired)...)
-	p.Write(identityAddresses.Writes(r.Client, nodeobjects.Ptrs(w.addresses.Items), batches(addrs))...)
-	observe(out, unresolved)
+	pl.addresses = batches(pl.pods.addrs)
+	r.last = pl
+	return pl
+}
 
-	nodesOf := nodesByIdentity(local)
-	enforced := enforcement(w.current.Items, desired)
+// inputsKey identifies the inputs of a plan: every object it reads, by
+// UID and resourceVersion (any change to an object changes its version),
+// combined so that the order of the lists does not matter.
+func inputsKey(w *world) uint64 {
+	var sum, n uint64
+	add := func(kind string, o metav1.Object) {
+		h := fnv.New64a()
+		h.Write([]byte(kind))
+		h.Write([]byte(o.GetUID()))
+		h.Write([]byte(o.GetResourceVersion()))
+		sum += h.Sum64()
+		n++
+	}
 	for i := range w.cnps.Items {
-		pol := &w.cnps.Items[i]
-		res := out.Policies[compiler.PolicyRef{Kind: compiler.KindCNP, Namespace: pol.Namespace, Name: pol.Name}]
-		p.Write(r.patchStatus(p, pol, summarize(res, nodesOf, enforced, r.Mode)))
+		add("cnp", &w.cnps.Items[i])
 	}
 	for i := range w.ccnps.Items {
-		pol := &w.ccnps.Items[i]
-		res := out.Policies[compiler.PolicyRef{Kind: compiler.KindCCNP, Name: pol.Name}]
-		p.Write(r.patchStatus(p, pol, summarize(res, nodesOf, enforced, r.Mode)))
+		add("ccnp", &w.ccnps.Items[i])
 	}
-	r.reportNetworkPolicies(w.netpols.Items, out)
-	return nil
+	for i := range w.netpols.Items {
+		add("np", &w.netpols.Items[i])
+	}
+	for i := range w.identities.Items {
+		add("id", &w.identities.Items[i])
+	}
+	for i := range w.pods.Items {
+		add("pod", &w.pods.Items[i])
+	}
+	for i := range w.namespaces.Items {
+		add("ns", &w.namespaces.Items[i])
+	}
+	for i := range w.nodes.Items {
+		add("node", &w.nodes.Items[i])
+	}
+	for i := range w.services.Items {
+		add("svc", &w.services.Items[i])
+	}
+	for i := range w.slices.Items {
+		add("eps", &w.slices.Items[i])
+	}
+	return sum ^ n<<56
 }
 
 // podView is what a pass learns from the pods: per node the identities
@@ -276,6 +400,9 @@ func (r *Reconciler) patchStatus(p *passes.Pass, pol client.Object, s summary) f
 		if err != nil {
 			return fmt.Errorf("status of %s %s: %w", pol.GetObjectKind().GroupVersionKind().Kind, client.ObjectKeyFromObject(pol), err)
 		}
+		// Written (the cache will show a new version, looked at again)
+		// or found right: this version needs no second look for s.
+		r.checked.record(pol, s)
 		return nil
 	}
 }

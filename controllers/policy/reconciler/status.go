@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -35,6 +34,11 @@ type summary struct {
 	nodes     []string // nodes that enforce it: hosts of selected pods, selected hosts
 	waiting   []string // of those, the nodes that have not programmed their latest NodePolicy
 	problems  []compiler.Problem
+}
+
+func (s summary) equal(o summary) bool {
+	return s.mode == o.mode && s.endpoints == o.endpoints && slices.Equal(s.nodes, o.nodes) &&
+		slices.Equal(s.waiting, o.waiting) && slices.Equal(s.problems, o.problems)
 }
 
 // nodesByIdentity counts, per identity, its pods on each node.
@@ -81,10 +85,10 @@ func enforcement(items []nodesv1alpha1.NodePolicy, desired map[string]nodesv1alp
 		for j := range np.Spec.Identities {
 			have[np.Spec.Identities[j].Identity] = &np.Spec.Identities[j]
 		}
-		e := nodeEnforcement{identities: map[identity.Number]bool{}, host: equality.Semantic.DeepEqual(np.Spec.Host, want.Host)}
+		e := nodeEnforcement{identities: map[identity.Number]bool{}, host: np.Spec.Host.Equal(want.Host)}
 		for j := range want.Identities {
 			w := &want.Identities[j]
-			if h := have[w.Identity]; h != nil && equality.Semantic.DeepEqual(*h, *w) {
+			if h := have[w.Identity]; h != nil && h.Equal(w) {
 				e.identities[identity.Number(w.Identity)] = true
 			}
 		}

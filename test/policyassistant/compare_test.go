@@ -4,7 +4,6 @@
 package policyassistant
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -275,22 +274,10 @@ func (c *cluster) plexus(t *testing.T, maps *datapath.Maps, all []pod, probes []
 	return got
 }
 
-// frame is an Ethernet/IPv4 packet of the probe's protocol (the ports
-// lead TCP, UDP and SCTP headers alike).
+// frame is a packet of the probe from src to dst.
 func frame(src, dst netip.Addr, pr probe) []byte {
-	b := make([]byte, 14+20+20)
-	binary.BigEndian.PutUint16(b[12:], 0x0800)
-	ip := b[14:]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], 40)
-	ip[8] = 64
-	ip[9] = map[corev1.Protocol]byte{corev1.ProtocolTCP: 6, corev1.ProtocolUDP: 17, corev1.ProtocolSCTP: 132}[pr.protocol]
-	copy(ip[12:16], src.AsSlice())
-	copy(ip[16:20], dst.AsSlice())
-	l4 := ip[20:]
-	binary.BigEndian.PutUint16(l4[0:], 40000)
-	binary.BigEndian.PutUint16(l4[2:], uint16(pr.port))
-	return b
+	proto := map[corev1.Protocol]uint8{corev1.ProtocolTCP: 6, corev1.ProtocolUDP: 17, corev1.ProtocolSCTP: 132}[pr.protocol]
+	return policytest.Frame(src, dst, proto, 40000, uint16(pr.port))
 }
 
 // Every test case policy-assistant generates (its own cases for targets,

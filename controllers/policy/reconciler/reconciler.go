@@ -246,43 +246,35 @@ func (r *Reconciler) plan(w *world) *plan {
 // UID and resourceVersion (any change to an object changes its version),
 // combined so that the order of the lists does not matter.
 func inputsKey(w *world) uint64 {
-	var sum, n uint64
-	add := func(kind string, o metav1.Object) {
+	var k inputs
+	addItems(&k, "cnp", w.cnps.Items)
+	addItems(&k, "ccnp", w.ccnps.Items)
+	addItems(&k, "np", w.netpols.Items)
+	addItems(&k, "id", w.identities.Items)
+	addItems(&k, "pod", w.pods.Items)
+	addItems(&k, "ns", w.namespaces.Items)
+	addItems(&k, "node", w.nodes.Items)
+	addItems(&k, "svc", w.services.Items)
+	addItems(&k, "eps", w.slices.Items)
+	return k.sum ^ k.n<<56
+}
+
+// inputs sums the hashes of objects' identities and versions.
+type inputs struct{ sum, n uint64 }
+
+func addItems[T any, P interface {
+	*T
+	metav1.Object
+}](k *inputs, kind string, items []T) {
+	for i := range items {
+		o := P(&items[i])
 		h := fnv.New64a()
 		h.Write([]byte(kind))
 		h.Write([]byte(o.GetUID()))
 		h.Write([]byte(o.GetResourceVersion()))
-		sum += h.Sum64()
-		n++
+		k.sum += h.Sum64()
+		k.n++
 	}
-	for i := range w.cnps.Items {
-		add("cnp", &w.cnps.Items[i])
-	}
-	for i := range w.ccnps.Items {
-		add("ccnp", &w.ccnps.Items[i])
-	}
-	for i := range w.netpols.Items {
-		add("np", &w.netpols.Items[i])
-	}
-	for i := range w.identities.Items {
-		add("id", &w.identities.Items[i])
-	}
-	for i := range w.pods.Items {
-		add("pod", &w.pods.Items[i])
-	}
-	for i := range w.namespaces.Items {
-		add("ns", &w.namespaces.Items[i])
-	}
-	for i := range w.nodes.Items {
-		add("node", &w.nodes.Items[i])
-	}
-	for i := range w.services.Items {
-		add("svc", &w.services.Items[i])
-	}
-	for i := range w.slices.Items {
-		add("eps", &w.slices.Items[i])
-	}
-	return sum ^ n<<56
 }
 
 // podView is what a pass learns from the pods: per node the identities

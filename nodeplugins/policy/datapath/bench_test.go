@@ -1,7 +1,6 @@
 package datapath
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -14,25 +13,6 @@ import (
 	"github.com/plexus-net/plexus/test/netnstest"
 	"github.com/plexus-net/plexus/test/policytest"
 )
-
-// tcpPacket is an Ethernet/IPv4/TCP SYN from src to dst:dport.
-func tcpPacket(src, dst netip.Addr, sport, dport uint16) []byte {
-	b := make([]byte, 14+20+20)
-	binary.BigEndian.PutUint16(b[12:], 0x0800)
-	ip := b[14:]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], 40)
-	ip[8] = 64
-	ip[9] = 6
-	copy(ip[12:16], src.AsSlice())
-	copy(ip[16:20], dst.AsSlice())
-	tcp := ip[20:]
-	binary.BigEndian.PutUint16(tcp[0:], sport)
-	binary.BigEndian.PutUint16(tcp[2:], dport)
-	tcp[12] = 5 << 4
-	tcp[13] = 0x02 // SYN
-	return b
-}
 
 // BenchmarkVerdict times the to_pod program on one packet with
 // BPF_PROG_TEST_RUN (the test run's skb comes in on loopback, ifindex 1,
@@ -83,7 +63,7 @@ func BenchmarkVerdict(b *testing.B) {
 				want uint32
 			}{{"allowed", 8080, 0}, {"denied", 7000, 2}} {
 				b.Run(c.name, func(b *testing.B) {
-					pkt := tcpPacket(src, dst, 40000, c.port)
+					pkt := policytest.Frame(src, dst, 6, 40000, c.port)
 					ret, _, err := maps.objs.ToPod.Benchmark(pkt, 1, nil)
 					if err != nil || ret != c.want {
 						b.Fatalf("verdict %d (%v), want %d", ret, err, c.want)

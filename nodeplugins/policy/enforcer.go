@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -203,6 +204,15 @@ func (e *Enforcer) sync() Report {
 		devs, err := e.HostDevices()
 		if err != nil {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("finding the node's devices for the host policy: %v", err))
+			// A failed lookup takes no device out of enforcement.
+			kept := map[string]int{}
+			for name, a := range e.attached {
+				if a.host {
+					kept[name] = a.index
+				}
+			}
+			maps.Copy(kept, devs)
+			devs = kept
 		}
 		for name, idx := range devs {
 			want[name] = attachment{index: idx, host: true}

@@ -2,9 +2,11 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +66,16 @@ func TestEnforcerProgramsTheNode(t *testing.T) {
 		policytest.Probe{From: tp.Ext, To: policytest.NodeExt, Port: "icmp", Want: false},
 		policytest.Probe{From: tp.Ext, To: policytest.IPA, Port: "8080", Want: true}) // forwarded to a pod: not the host's
 
+	// The devices cannot be listed for a while: what is attached stays.
+	devicesFail.Store(true)
+	e.SetSpec(withHost, 5)
+	waitReport(t, e, func(r Report) bool { return r.Generation == 5 })
+	if r := e.Report(); len(r.Problems) != 1 {
+		t.Errorf("devices not found: report %+v, want the lookup named", r)
+	}
+	policytest.Check(t, "host policy while its devices cannot be listed", policytest.Probe{From: tp.Ext, To: policytest.NodeExt, Port: "icmp", Want: false})
+	devicesFail.Store(false)
+
 	e.SetSpec(nil, 0)
 	waitReport(t, e, func(r Report) bool { return r.Entries == 0 })
 	policytest.Check(t, "no NodePolicy", policytest.Probe{From: tp.A, To: policytest.IPB, Port: "9090", Want: true})
@@ -89,12 +101,21 @@ func TestEnforcerProgramsTheNode(t *testing.T) {
 // policytest's topology.
 const hostDevice = "plxphx"
 
+// devicesFail makes the enforcer's device lookup fail.
+var devicesFail atomic.Bool
+
 // nodeEnforcer runs an enforcer of maps on tp's node, as the plugin
 // does, with its device towards the outside as the host device, fed tp's two pods (ns/a with identity 1000, ns/b with 2000); stop
 // ends it.
 func nodeEnforcer(t testing.TB, tp *policytest.Topology, maps *datapath.Maps) (e *Enforcer, stop func()) {
 	e = NewEnforcer(maps, RouteVeth, []netip.Addr{netip.MustParseAddr(policytest.NodeIP), netip.MustParseAddr(policytest.NodeExt)}, logr.Discard())
-	e.HostDevices = NamedDevices([]string{hostDevice})
+	named := NamedDevices([]string{hostDevice})
+	e.HostDevices = func() (map[string]int, error) {
+		if devicesFail.Load() {
+			return nil, errors.New("netlink dump interrupted")
+		}
+		return named()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- netnstest.Do(tp.Node, func() error { return e.Run(ctx) }) }()

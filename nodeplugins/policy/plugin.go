@@ -121,10 +121,8 @@ func localPods(pods []corev1.Pod, node string) []LocalPod {
 		}
 		for _, c := range pod.Spec.Containers {
 			for _, port := range c.Ports {
-				if port.Name != "" {
-					if proto, ok := protocolNumber(port.Protocol); ok {
-						lp.NamedPorts = append(lp.NamedPorts, datapath.NamedPort{Name: port.Name, Protocol: proto, Port: uint16(port.ContainerPort)})
-					}
+				if proto, ok := protocolNumber(port.Protocol); ok && port.Name != "" {
+					lp.NamedPorts = append(lp.NamedPorts, datapath.NamedPort{Name: port.Name, Protocol: proto, Port: uint16(port.ContainerPort)})
 				}
 			}
 		}

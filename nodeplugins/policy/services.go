@@ -83,9 +83,13 @@ func appendFrontend(out []datapath.Service, a netip.Addr, sp corev1.ServicePort,
 // backends are the endpoints of one Service port in one address family:
 // ready ones, else serving terminating ones.
 func backends(eps []*discoveryv1.EndpointSlice, sp corev1.ServicePort, v4, localOnly bool, node string) []netip.AddrPort {
+	family := discoveryv1.AddressTypeIPv6
+	if v4 {
+		family = discoveryv1.AddressTypeIPv4
+	}
 	var ready, terminating []netip.AddrPort
 	for _, s := range eps {
-		if (s.AddressType == discoveryv1.AddressTypeIPv4) != v4 || (s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6) {
+		if s.AddressType != family {
 			continue
 		}
 		port, ok := slicePort(s, sp)

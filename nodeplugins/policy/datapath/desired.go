@@ -23,10 +23,10 @@ const (
 	epHost            = 4
 
 	hostIdentity = 1
-	// HostEndpointKey is the endpoints map key of the host's own entry,
+	// hostEndpointKey is the endpoints map key of the host's own entry,
 	// which the pods' programs read for what they send to the node (no
 	// interface has index 0).
-	HostEndpointKey = 0
+	hostEndpointKey = 0
 
 	verdictDeny = 1
 
@@ -155,7 +155,7 @@ func Desired(in Input) Result {
 	}
 	if h := in.Spec.Host; h != nil {
 		flags := enforcementFlags(*h)
-		st.Endpoints[HostEndpointKey] = EndpointValue{Identity: hostIdentity, Flags: flags}
+		st.Endpoints[hostEndpointKey] = EndpointValue{Identity: hostIdentity, Flags: flags}
 		for _, dev := range in.HostDevices {
 			st.Endpoints[dev] = EndpointValue{Identity: hostIdentity, Flags: flags | epHost}
 		}

@@ -10,10 +10,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -37,6 +39,57 @@ type Kind[T any, S any] struct {
 	// (equality.Semantic), which large specs compared every pass make
 	// slow.
 	Equal func(a, b *S) bool
+	// Written, if set, remembers this controller's own updates, so that a
+	// pass whose cache has not caught up with them yet does not send them
+	// again (each such write fails on its stale resourceVersion and costs
+	// a pass). Give each controller its own.
+	Written *Written
+}
+
+// Written remembers the generation of each object as this controller's
+// last update left it. An object whose cached generation is below that is
+// a cache still behind the controller's own write: the watch will bring
+// the object, and with it another pass.
+type Written struct {
+	mu  sync.Mutex
+	gen map[types.UID]int64
+}
+
+// behind says whether the cached o predates this controller's last update.
+func (w *Written) behind(o client.Object) bool {
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return o.GetGeneration() < w.gen[o.GetUID()]
+}
+
+// record notes an update's result.
+func (w *Written) record(o client.Object) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gen == nil {
+		w.gen = map[types.UID]int64{}
+	}
+	w.gen[o.GetUID()] = o.GetGeneration()
+}
+
+// retain forgets the objects not in live.
+func (w *Written) retain(live map[types.UID]bool) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for uid := range w.gen {
+		if !live[uid] {
+			delete(w.gen, uid)
+		}
+	}
 }
 
 // Writes returns the writes that make the objects match desired (node name →
@@ -69,9 +122,11 @@ func (k Kind[T, S]) WritesOwned(c client.Client, existing []*T, desired map[stri
 func (k Kind[T, S]) writes(c client.Client, existing []*T, desired map[string]Owned[S], owned bool) []func(context.Context) error {
 	var writes []func(context.Context) error
 	byName := map[string]*T{}
+	live := make(map[types.UID]bool, len(existing))
 	for _, cur := range existing {
 		o := k.Object(cur)
 		byName[o.GetName()] = cur
+		live[o.GetUID()] = true
 		if _, ok := desired[o.GetName()]; !ok && o.GetLabels()[ManagedByLabel] == k.ManagedBy {
 			writes = append(writes, k.delete(c, o))
 		}
@@ -81,10 +136,12 @@ func (k Kind[T, S]) writes(c client.Client, existing []*T, desired map[string]Ow
 		switch {
 		case cur == nil:
 			writes = append(writes, k.create(c, name, want, owned))
+		case k.Written.behind(k.Object(cur)):
 		case !k.equal(k.Spec(cur), &want.Spec) || owned && !k.metaMatches(cur, want.Owners):
 			writes = append(writes, k.update(c, cur, want, owned))
 		}
 	}
+	k.Written.retain(live)
 	return writes
 }
 
@@ -134,6 +191,7 @@ func (k Kind[T, S]) update(c client.Client, cur *T, want Owned[S], owned bool) f
 		if err := c.Patch(ctx, updated, client.MergeFromWithOptions(old, client.MergeFromWithOptimisticLock{})); err != nil {
 			return fmt.Errorf("updating %s %s: %w", k.Name, old.GetName(), err)
 		}
+		k.Written.record(updated)
 		return nil
 	}
 }

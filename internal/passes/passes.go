@@ -121,6 +121,7 @@ func (r *Runner) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.
 
 	failed := runAll(ctx, r.Workers, p.writes)
 	passSeconds.WithLabelValues(r.Name).Observe(time.Since(start).Seconds())
+	log.FromContext(ctx).V(1).Info("pass", "decided", decided, "writes", len(p.writes), "failed", len(failed), "took", time.Since(start))
 	r.status.Retain(func(uid types.UID) bool { return p.live[uid] })
 	res, err := r.settle(ctx, failed, len(p.writes))
 	if err == nil && p.after > 0 && (res.RequeueAfter == 0 || p.after < res.RequeueAfter) {

@@ -240,6 +240,10 @@ func (e *Enforcer) sync() Report {
 	e.rules, e.names, e.at = res.Rules, names, at
 	e.mu.Unlock()
 	for _, p := range res.Problems {
+		if p.Identity == 0 { // about the NodePolicy, not one identity
+			rep.Problems = append(rep.Problems, p.Message)
+			continue
+		}
 		rep.Problems = append(rep.Problems, fmt.Sprintf("identity %d: %s", p.Identity, p.Message))
 	}
 	if h := spec.Host; h != nil && e.HostDevices == nil {

@@ -29,11 +29,12 @@ type NodePolicy struct {
 // NodePolicySpec is what the node's endpoints enforce.
 type NodePolicySpec struct {
 	// Identities are the policies of the identities of the node's pods
-	// that enforce or deny anything, by identity. A local pod whose
-	// identity is absent allows all traffic.
+	// that enforce or deny anything, one per identity. A local pod whose
+	// identity is absent allows all traffic. The list is atomic (one
+	// writer, the policy controller): as a map list, the API server's
+	// field tracking of its hundreds of entries cost more than the write.
 	// +optional
-	// +listType=map
-	// +listMapKey=identity
+	// +listType=atomic
 	Identities []IdentityPolicy `json:"identities,omitempty"`
 
 	// Host is the policy of the node itself (host policies, with the host
@@ -42,10 +43,9 @@ type NodePolicySpec struct {
 	Host *DirectionalPolicy `json:"host,omitempty"`
 
 	// PeerSets are the peer sets the entries name, written once however
-	// many entries share them.
+	// many entries share them, one per name (atomic, as Identities).
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	PeerSets []PeerSet `json:"peerSets,omitempty"`
 }
 

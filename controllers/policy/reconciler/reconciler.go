@@ -13,6 +13,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,6 +66,13 @@ type Reconciler struct {
 	checked checkedStatuses
 	// last is the last pass's plan (passes run one at a time).
 	last *plan
+	// programmed is, per NodePolicy (by UID), the spec its plugin last
+	// reported programmed (see enforcement); it points into an earlier
+	// pass's listing, which nothing modifies.
+	programmed map[types.UID]*nodesv1alpha1.NodePolicySpec
+	// The kinds written, each remembering this controller's own writes.
+	nodePolicies      nodeobjects.Kind[nodesv1alpha1.NodePolicy, nodesv1alpha1.NodePolicySpec]
+	identityAddresses nodeobjects.Kind[nodesv1alpha1.IdentityAddresses, nodesv1alpha1.IdentityAddressesSpec]
 }
 
 // checkedStatuses is safe for concurrent use: status writes run in
@@ -136,6 +144,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	default:
 		return fmt.Errorf("policy: enforcement mode %q is none of default, always, never", r.Mode)
 	}
+	r.nodePolicies, r.identityAddresses = nodePolicies, identityAddresses
+	r.nodePolicies.Written, r.identityAddresses.Written = &nodeobjects.Written{}, &nodeobjects.Written{}
 	r.runner = passes.Runner{Name: "policy", Client: r.Client, Settings: r.Passes, Decide: r.decide}
 	return r.runner.SetupWithManager(mgr,
 		passes.For(&ciliumv2.CiliumNetworkPolicy{}), passes.For(&ciliumv2.CiliumClusterwideNetworkPolicy{}),
@@ -169,12 +179,13 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	}
 	pl := r.plan(&w)
 	local, out, desired := pl.pods.local, pl.out, pl.desired
-	p.Write(nodePolicies.Writes(r.Client, nodeobjects.Ptrs(w.current.Items), desired)...)
-	p.Write(identityAddresses.Writes(r.Client, nodeobjects.Ptrs(w.addresses.Items), pl.addresses)...)
+	p.Write(r.nodePolicies.Writes(r.Client, nodeobjects.Ptrs(w.current.Items), desired)...)
+	p.Write(r.identityAddresses.Writes(r.Client, nodeobjects.Ptrs(w.addresses.Items), pl.addresses)...)
 	observe(out, pl.pods.unresolved)
 
 	nodesOf := nodesByIdentity(local)
-	enforced := enforcement(w.current.Items, desired)
+	enforced, programmed := enforcement(w.current.Items, desired, r.programmed)
+	r.programmed = programmed
 	live := make(map[types.UID]bool, len(w.cnps.Items)+len(w.ccnps.Items))
 	status := func(pol client.Object, ref compiler.PolicyRef) {
 		live[pol.GetUID()] = true
@@ -199,7 +210,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 // with what is written: the compiled policies, each node's NodePolicy and
 // the IdentityAddresses objects.
 type plan struct {
-	key       uint64
+	key       planKey
 	pods      podView
 	out       *compiler.Output
 	desired   map[string]nodesv1alpha1.NodePolicySpec
@@ -208,7 +219,8 @@ type plan struct {
 
 // plan computes the pass's plan, or reuses the last one when none of its
 // inputs changed (a pass that only reads what the nodes report, which
-// follows every change, then costs no compilation).
+// follows every change, then costs no compilation). A policy change
+// reuses at least the view of the pods.
 func (r *Reconciler) plan(w *world) *plan {
 	key := inputsKey(w)
 	if r.last != nil && r.last.key == key {
@@ -227,7 +239,13 @@ func (r *Reconciler) plan(w *world) *plan {
 	for i := range w.nodes.Items {
 		in.Nodes[w.nodes.Items[i].Name] = w.nodes.Items[i].Labels
 	}
-	pl := &plan{key: key, pods: r.podIdentities(w.pods.Items, w.namespaces.Items, index), desired: map[string]nodesv1alpha1.NodePolicySpec{}}
+	pl := &plan{key: key, desired: map[string]nodesv1alpha1.NodePolicySpec{}}
+	if r.last != nil && r.last.key.pods == key.pods {
+		pl.pods, pl.addresses = r.last.pods, r.last.addresses
+	} else {
+		pl.pods = r.podIdentities(w.pods.Items, w.namespaces.Items, index)
+		pl.addresses = batches(pl.pods.addrs)
+	}
 	in.NamedPorts = pl.pods.namedPorts
 	pl.out = compiler.Compile(in)
 	for i := range w.nodes.Items {
@@ -237,41 +255,50 @@ func (r *Reconciler) plan(w *world) *plan {
 			pl.desired[name] = spec
 		}
 	}
-	pl.addresses = batches(pl.pods.addrs)
 	r.last = pl
 	return pl
 }
 
-// inputsKey identifies the inputs of a plan: every object it reads, by
-// UID and resourceVersion (any change to an object changes its version),
-// combined so that the order of the lists does not matter.
-func inputsKey(w *world) uint64 {
-	var k inputs
-	addItems(&k, "cnp", w.cnps.Items)
-	addItems(&k, "ccnp", w.ccnps.Items)
-	addItems(&k, "np", w.netpols.Items)
-	addItems(&k, "id", w.identities.Items)
-	addItems(&k, "pod", w.pods.Items)
-	addItems(&k, "ns", w.namespaces.Items)
-	addItems(&k, "node", w.nodes.Items)
-	addItems(&k, "svc", w.services.Items)
-	addItems(&k, "eps", w.slices.Items)
-	return k.sum ^ k.n<<56
+// planKey identifies the inputs of a plan: pods those of the view of the
+// pods (pods, namespaces, identities), all every input.
+type planKey struct{ pods, all uint64 }
+
+// inputsKey identifies every object a plan reads by UID and version,
+// combined so that the order of the lists does not matter. Policies count
+// by generation, which only their spec moves: the controller's own status
+// writes must not make the next pass compile again.
+func inputsKey(w *world) planKey {
+	var pods, rest inputs
+	addItems(&pods, "pod", w.pods.Items, metav1.Object.GetResourceVersion)
+	addItems(&pods, "ns", w.namespaces.Items, metav1.Object.GetResourceVersion)
+	addItems(&pods, "id", w.identities.Items, metav1.Object.GetResourceVersion)
+	rest = pods
+	addItems(&rest, "cnp", w.cnps.Items, generation)
+	addItems(&rest, "ccnp", w.ccnps.Items, generation)
+	addItems(&rest, "np", w.netpols.Items, generation)
+	addItems(&rest, "node", w.nodes.Items, metav1.Object.GetResourceVersion)
+	addItems(&rest, "svc", w.services.Items, metav1.Object.GetResourceVersion)
+	addItems(&rest, "eps", w.slices.Items, metav1.Object.GetResourceVersion)
+	return planKey{pods: pods.key(), all: rest.key()}
 }
+
+func generation(o metav1.Object) string { return strconv.FormatInt(o.GetGeneration(), 10) }
 
 // inputs sums the hashes of objects' identities and versions.
 type inputs struct{ sum, n uint64 }
 
+func (k inputs) key() uint64 { return k.sum ^ k.n<<56 }
+
 func addItems[T any, P interface {
 	*T
 	metav1.Object
-}](k *inputs, kind string, items []T) {
+}](k *inputs, kind string, items []T, version func(metav1.Object) string) {
 	for i := range items {
 		o := P(&items[i])
 		h := fnv.New64a()
 		h.Write([]byte(kind))
 		h.Write([]byte(o.GetUID()))
-		h.Write([]byte(o.GetResourceVersion()))
+		h.Write([]byte(version(o)))
 		k.sum += h.Sum64()
 		k.n++
 	}

@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
@@ -65,36 +66,59 @@ type nodeEnforcement struct {
 }
 
 // enforcement says per node which identities' policies (and whether the
-// host's) are programmed as they must be now: the plugin reported the
-// NodePolicy's current generation programmed, and that NodePolicy already
-// holds, for the identity, what desired holds. A policy change is then
-// never called Ready on the strength of the old spec's report, and a
-// NodePolicy rewritten for one identity leaves the others' policies Ready.
-// (Entries name peer sets by a hash of their content, so equal entries
-// mean equal peers.)
-func enforcement(items []nodesv1alpha1.NodePolicy, desired map[string]nodesv1alpha1.NodePolicySpec) map[string]nodeEnforcement {
+// host's) are programmed as they must be now, and returns what each node
+// was last seen to have programmed, for the next pass.
+//
+// A node has programmed a spec when its plugin reported the NodePolicy's
+// generation Ready. While the plugin works on a newer generation, what it
+// programmed before (programmed, from earlier passes) still counts: the
+// plugin rewrites only the entries that change, so the identities whose
+// policy the new spec leaves alone stay enforced throughout, and their
+// policies stay Ready instead of flapping through Programming on every
+// change to a neighbour. An identity counts only when the programmed
+// policy already is the desired one, so a change is never called Ready on
+// the strength of the old spec's report. A node that reported the current
+// generation not programmed counts as enforcing nothing: what it holds
+// is unknown. (Entries name peer sets by a hash of their content, so
+// equal entries mean equal peers.)
+func enforcement(items []nodesv1alpha1.NodePolicy, desired map[string]nodesv1alpha1.NodePolicySpec,
+	programmed map[types.UID]*nodesv1alpha1.NodePolicySpec) (map[string]nodeEnforcement, map[types.UID]*nodesv1alpha1.NodePolicySpec) {
 	out := make(map[string]nodeEnforcement, len(items))
+	now := make(map[types.UID]*nodesv1alpha1.NodePolicySpec, len(items))
 	for i := range items {
 		np := &items[i]
+		have := programmed[np.UID]
 		ready := meta.FindStatusCondition(np.Status.Conditions, conditions.TypeReady)
-		if np.Status.ObservedGeneration != np.Generation || ready == nil || ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != np.Generation {
-			continue
-		}
-		want := desired[np.Name]
-		have := make(map[int64]*nodesv1alpha1.IdentityPolicy, len(np.Spec.Identities))
-		for j := range np.Spec.Identities {
-			have[np.Spec.Identities[j].Identity] = &np.Spec.Identities[j]
-		}
-		e := nodeEnforcement{identities: map[identity.Number]bool{}, host: np.Spec.Host.Equal(want.Host)}
-		for j := range want.Identities {
-			w := &want.Identities[j]
-			if h := have[w.Identity]; h != nil && h.Equal(w) {
-				e.identities[identity.Number(w.Identity)] = true
+		switch {
+		case np.Status.ObservedGeneration == np.Generation && ready != nil && ready.ObservedGeneration == np.Generation:
+			have = nil
+			if ready.Status == metav1.ConditionTrue {
+				have = &np.Spec
 			}
 		}
-		out[np.Name] = e
+		if have == nil {
+			continue
+		}
+		now[np.UID] = have
+		out[np.Name] = enforcedOf(have, desired[np.Name])
 	}
-	return out
+	return out, now
+}
+
+// enforcedOf says which of want's policies have holds as they are.
+func enforcedOf(have *nodesv1alpha1.NodePolicySpec, want nodesv1alpha1.NodePolicySpec) nodeEnforcement {
+	byID := make(map[int64]*nodesv1alpha1.IdentityPolicy, len(have.Identities))
+	for j := range have.Identities {
+		byID[have.Identities[j].Identity] = &have.Identities[j]
+	}
+	e := nodeEnforcement{identities: map[identity.Number]bool{}, host: have.Host.Equal(want.Host)}
+	for j := range want.Identities {
+		w := &want.Identities[j]
+		if h := byID[w.Identity]; h != nil && h.Equal(w) {
+			e.identities[identity.Number(w.Identity)] = true
+		}
+	}
+	return e
 }
 
 func summarize(res *compiler.PolicyResult, nodesOf map[identity.Number]map[string]int, enforced map[string]nodeEnforcement, mode compiler.Mode) summary {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/conditions"
@@ -12,9 +13,11 @@ import (
 
 // A node enforces an identity's policy only once its plugin programmed a
 // NodePolicy that already holds that identity's policy as it must be now:
-// a change is not Ready on the strength of the old spec's report, and a
-// NodePolicy rewritten for one identity leaves the other identities'
-// policies enforced (their policies stay Ready, nothing flaps).
+// a change is not Ready on the strength of the old spec's report. While
+// the plugin works on a new generation, what it programmed before still
+// counts for the identities whose policy did not change (their policies
+// stay Ready, nothing flaps), but not after a failed report, and not for
+// a NodePolicy made anew under the same name.
 func TestEnforcementCountsOnlyTheDesiredSpec(t *testing.T) {
 	entries := func(port int32) nodesv1alpha1.DirectionalPolicy {
 		return nodesv1alpha1.DirectionalPolicy{Ingress: nodesv1alpha1.PolicyDirection{Enforced: true,
@@ -24,29 +27,46 @@ func TestEnforcementCountsOnlyTheDesiredSpec(t *testing.T) {
 		return nodesv1alpha1.NodePolicySpec{Identities: []nodesv1alpha1.IdentityPolicy{
 			{Identity: 1000, DirectionalPolicy: entries(port1000)}, {Identity: 2000, DirectionalPolicy: entries(port2000)}}}
 	}
-	programmed := nodesv1alpha1.NodePolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "n1", Generation: 2},
-		Spec:       spec(80, 80),
-		Status: nodesv1alpha1.NodePolicyStatus{ObservedGeneration: 2, Conditions: []metav1.Condition{
-			{Type: conditions.TypeReady, Status: metav1.ConditionTrue, Reason: "Programmed", ObservedGeneration: 2}}},
+	reported := func(generation int64, status metav1.ConditionStatus, s nodesv1alpha1.NodePolicySpec) nodesv1alpha1.NodePolicy {
+		return nodesv1alpha1.NodePolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "n1", UID: "uid-1", Generation: 2},
+			Spec:       s,
+			Status: nodesv1alpha1.NodePolicyStatus{ObservedGeneration: generation, Conditions: []metav1.Condition{
+				{Type: conditions.TypeReady, Status: status, Reason: "Programmed", ObservedGeneration: generation}}},
+		}
 	}
-	stale := programmed
-	stale.Status.ObservedGeneration = 1
+	programmed := reported(2, metav1.ConditionTrue, spec(80, 80))
+	// The controller rewrote identity 2000's policy (generation 2 -> 3);
+	// the plugin has not reported generation 3 yet.
+	inProgress := reported(2, metav1.ConditionTrue, spec(80, 9090))
+	inProgress.Generation = 3
+	failed := reported(2, metav1.ConditionFalse, spec(80, 80))
+	remade := inProgress
+	remade.UID = "uid-2"
+	before := map[types.UID]*nodesv1alpha1.NodePolicySpec{"uid-1": new(spec(80, 80))}
 	for _, tc := range []struct {
 		name       string
 		np         nodesv1alpha1.NodePolicy
+		before     map[types.UID]*nodesv1alpha1.NodePolicySpec
 		desired    nodesv1alpha1.NodePolicySpec
 		want1000   bool
 		want2000   bool
 		wantOnNode bool
 	}{
-		{"programmed, unchanged", programmed, spec(80, 80), true, true, true},
-		{"identity 1000's policy about to change", programmed, spec(8080, 80), false, true, true},
-		{"not yet programmed", stale, spec(80, 80), false, false, false},
+		{"programmed, unchanged", programmed, nil, spec(80, 80), true, true, true},
+		{"identity 1000's policy about to change", programmed, nil, spec(8080, 80), false, true, true},
+		{"being programmed, nothing known before", inProgress, nil, spec(80, 9090), false, false, false},
+		{"being programmed: 1000 unchanged, 2000 changed", inProgress, before, spec(80, 9090), true, false, true},
+		{"current generation failed", failed, before, spec(80, 80), false, false, false},
+		{"made anew under the same name", remade, before, spec(80, 9090), false, false, false},
 	} {
-		e, ok := enforcement([]nodesv1alpha1.NodePolicy{tc.np}, map[string]nodesv1alpha1.NodePolicySpec{"n1": tc.desired})["n1"]
+		got, now := enforcement([]nodesv1alpha1.NodePolicy{tc.np}, map[string]nodesv1alpha1.NodePolicySpec{"n1": tc.desired}, tc.before)
+		e, ok := got["n1"]
 		if ok != tc.wantOnNode || e.identities[identity.Number(1000)] != tc.want1000 || e.identities[identity.Number(2000)] != tc.want2000 {
 			t.Errorf("%s: %+v (reported %v), want 1000=%v 2000=%v", tc.name, e, ok, tc.want1000, tc.want2000)
+		}
+		if _, kept := now[tc.np.UID]; kept != tc.wantOnNode {
+			t.Errorf("%s: remembered for the next pass: %v, want %v", tc.name, kept, tc.wantOnNode)
 		}
 	}
 }

@@ -108,6 +108,8 @@ type Result struct {
 
 // Problem is an entry that could not be programmed as written.
 type Problem struct {
+	// Identity is the local identity concerned; 0 for the NodePolicy as a
+	// whole.
 	Identity int64
 	Message  string
 }
@@ -131,14 +133,25 @@ func Desired(in Input) Result {
 	}
 	st.Services = serviceEntries(in.Services, st.IPCache, cidrIDs)
 
+	// The API server no longer refuses a list with two entries of one
+	// identity or peer set (the lists are atomic); the controller never
+	// writes one, and a NodePolicy that has one is reported, not guessed at.
+	var problems []Problem
 	sets := map[string][]uint32{}
 	for _, ps := range in.Spec.PeerSets {
+		if _, dup := sets[ps.Name]; dup {
+			problems = append(problems, Problem{Message: fmt.Sprintf("peer set %q is listed more than once; the last one is used", ps.Name)})
+		}
 		sets[ps.Name] = expandPeerSet(ps, cidrIDs)
 	}
 
 	policies := map[int64]*nodesv1alpha1.IdentityPolicy{}
 	for i := range in.Spec.Identities {
-		policies[in.Spec.Identities[i].Identity] = &in.Spec.Identities[i]
+		id := in.Spec.Identities[i].Identity
+		if policies[id] != nil {
+			problems = append(problems, Problem{Identity: id, Message: "listed more than once; the entries of all are enforced, the enforcement of the last"})
+		}
+		policies[id] = &in.Spec.Identities[i]
 	}
 	named := map[uint32][]NamedPort{}
 	for _, ep := range in.Endpoints {
@@ -161,7 +174,7 @@ func Desired(in Input) Result {
 		}
 	}
 
-	pc := policyCompiler{st: st, sets: sets, rules: rules}
+	pc := policyCompiler{st: st, sets: sets, rules: rules, problems: problems}
 	for _, ip := range in.Spec.Identities {
 		pc.add(uint32(ip.Identity), ip.DirectionalPolicy, named[uint32(ip.Identity)])
 	}
@@ -170,8 +183,8 @@ func Desired(in Input) Result {
 		// opens nothing.
 		pc.add(hostIdentity, *h, nil)
 	}
-	problems := pc.problems
-	slices.SortFunc(problems, func(a, b Problem) int { return int(a.Identity - b.Identity) })
+	problems = pc.problems
+	slices.SortStableFunc(problems, func(a, b Problem) int { return int(a.Identity - b.Identity) })
 	return Result{State: st, CIDRIdentities: cidrIDs, Problems: problems, Rules: rules}
 }
 

@@ -112,6 +112,23 @@ func TestNamedPorts(t *testing.T) {
 	}
 }
 
+// Two entries of one identity or one peer set, which the API server no
+// longer refuses, are reported, never silently merged.
+func TestDuplicatesReported(t *testing.T) {
+	in := Input{Spec: spec(nodesv1alpha1.PolicyEntry{Peers: "p1", Protocol: 6, Port: 80, EndPort: 80})}
+	in.Spec.Identities = append(in.Spec.Identities, in.Spec.Identities[0])
+	in.Spec.PeerSets = append(in.Spec.PeerSets, in.Spec.PeerSets[0])
+	var got []string
+	for _, p := range Desired(in).Problems {
+		got = append(got, fmt.Sprintf("%d: %s", p.Identity, p.Message))
+	}
+	want := []string{`0: peer set "p1" is listed more than once; the last one is used`,
+		"1000: listed more than once; the entries of all are enforced, the enforcement of the last"}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems %q, want %q", got, want)
+	}
+}
+
 // A Service frontend's backends are judged as the ipcache would judge
 // their addresses: a known pod by its identity, an address inside a
 // policy's CIDR by that prefix's identity, anything else as the world;

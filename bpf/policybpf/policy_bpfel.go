@@ -31,8 +31,10 @@ type PolicyCtKey struct {
 }
 
 type PolicyCtValue struct {
-	_       structs.HostLayout
-	Expires uint64
+	_          structs.HostLayout
+	Expires    uint64
+	Generation uint32
+	Pad        uint32
 }
 
 type PolicyEndpointValue struct {

@@ -107,8 +107,14 @@ struct ct_key {
 	__u8 pad[2];
 };
 
+// generation is that of the maps when the connection's last packet in
+// its own direction was judged: while the maps stay at it, the next
+// packets pass without being judged again (nothing that decides changed).
+// 0 is never a generation.
 struct ct_value {
 	__u64 expires;
+	__u32 generation;
+	__u32 pad;
 };
 
 struct event {
@@ -199,8 +205,10 @@ struct {
 // (local, peer, direction, protocol, port): one hash lookup instead of
 // four trie lookups. Entries carry the generation they were computed at;
 // user space bumps plx_generation after every change to the maps, which
-// retires them all at once. Neither map is pinned: a new plugin process
-// starts with an empty cache and its own generation.
+// retires them all at once, and the allowed connections' conntrack
+// entries with them. The cache is not pinned (a new plugin process starts
+// with an empty one); the generation is, so that it never goes back and
+// an old conntrack entry's generation never comes round again.
 struct verdict_key {
 	__u32 local;
 	__u32 peer;
@@ -227,6 +235,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } plx_generation SEC(".maps");
 
 struct {
@@ -501,23 +510,29 @@ static __always_inline int lookup_verdict(__u32 local, __u32 peer, __u8 dir, __u
 	return 0;
 }
 
-// verdict is EVENT_DROP_DENY, EVENT_DROP_POLICY or 0 (allow) for a packet
-// of proto to port (or ICMP type) between local and peer: from the
-// verdict cache when it holds one of the current generation, else from
-// the policy map (and then cached).
-static __always_inline int verdict(__u32 local, __u32 peer, __u8 dir, __u8 proto, __be16 port, int enforced)
+// generation is the maps' generation (0 if it cannot be read, which
+// matches nothing). A packet reads it once, before any other map: what it
+// decides while user space rewrites the maps is stored under the old
+// generation, which the rewrite then retires.
+static __always_inline __u32 generation(void)
 {
 	__u32 zero = 0;
 	__u32 *genp = bpf_map_lookup_elem(&plx_generation, &zero);
+	return genp ? *genp : 0;
+}
+
+// verdict is EVENT_DROP_DENY, EVENT_DROP_POLICY or 0 (allow) for a packet
+// of proto to port (or ICMP type) between local and peer: from the
+// verdict cache when it holds one of generation gen, else from the policy
+// map (and then cached).
+static __always_inline int verdict(__u32 gen, __u32 local, __u32 peer, __u8 dir, __u8 proto, __be16 port, int enforced)
+{
 	struct verdict_key vk = {.local = local, .peer = peer, .dir = dir, .proto = proto, .port = port, .enforced = !!enforced};
-	__u32 gen;
 	int r;
 
-	if (!genp)
-		return lookup_verdict(local, peer, dir, proto, port, enforced);
-	// Read once, before the policy map: a verdict computed while user
-	// space rewrites the maps is stored under the old generation.
-	gen = *genp;
+	// (gen is 0 only if the generation map could not be read, which an
+	// array's index 0 always can: no branch for it here, where the
+	// Service loop would multiply the verifier's paths.)
 	struct verdict_value *vv = bpf_map_lookup_elem(&plx_verdicts, &vk);
 	if (vv && vv->generation == gen)
 		return vv->verdict;
@@ -531,7 +546,7 @@ static __always_inline int verdict(__u32 local, __u32 peer, __u8 dir, __u8 proto
 // backend it may reach: it passes only if each would pass on its own.
 // *peer is the backend that decided (the first one refused, or the first
 // one) for the report.
-static __always_inline int service_verdict(__u32 local, const struct service_value *svc, const struct flow *f, int enforced, __u32 *peer)
+static __always_inline int service_verdict(__u32 gen, __u32 local, const struct service_value *svc, const struct flow *f, int enforced, __u32 *peer)
 {
 	__u32 n = svc->count;
 	if (n > SVC_MAX_BACKENDS)
@@ -539,7 +554,7 @@ static __always_inline int service_verdict(__u32 local, const struct service_val
 	*peer = n ? svc->backends[0].identity : 0;
 	for (__u32 i = 0; i < n; i++) {
 		const struct service_backend *b = &svc->backends[i];
-		int r = verdict(local, b->identity, DIR_EGRESS, f->proto, b->port, enforced);
+		int r = verdict(gen, local, b->identity, DIR_EGRESS, f->proto, b->port, enforced);
 		if (r) {
 			*peer = b->identity;
 			return r;
@@ -622,13 +637,13 @@ static __always_inline int host_traffic(struct __sk_buff *skb, const struct flow
 
 // host_ingress_verdict judges a local pod's packet to the node against the
 // host's ingress policy (0 when there is none).
-static __always_inline int host_ingress_verdict(__u32 pod, const struct flow *f)
+static __always_inline int host_ingress_verdict(__u32 gen, __u32 pod, const struct flow *f)
 {
 	__u32 key = HOST_ENDPOINT_KEY;
 	struct endpoint_value *host = bpf_map_lookup_elem(&plx_endpoints, &key);
 	if (!host)
 		return 0;
-	return verdict(HOST_IDENTITY, pod, DIR_INGRESS, f->proto, f->policy_port, host->flags & EP_INGRESS_ENFORCED);
+	return verdict(gen, HOST_IDENTITY, pod, DIR_INGRESS, f->proto, f->policy_port, host->flags & EP_INGRESS_ENFORCED);
 }
 
 static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
@@ -636,9 +651,9 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	struct endpoint_value *ep;
 	struct flow f = {};
 	struct ct_key k;
-	struct ct_value *ct;
+	struct ct_value *ct, *fwd;
 	__u64 now;
-	__u32 ifindex = skb->ifindex;
+	__u32 gen, ifindex = skb->ifindex;
 	int enforced, r;
 
 	ep = bpf_map_lookup_elem(&plx_endpoints, &ifindex);
@@ -662,7 +677,8 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_SHOT;
 	}
 
-	now = bpf_ktime_get_ns();
+	gen = generation();
+	now = bpf_ktime_get_coarse_ns();
 	// A reply of a connection the other direction allowed.
 	ct_key_of(&k, &f, dir, 1);
 	ct = bpf_map_lookup_elem(&plx_ct, &k);
@@ -689,6 +705,16 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		emit(skb, &f, dir, EVENT_DROP_POLICY, ep->identity, 0);
 		return TC_ACT_SHOT;
 	}
+	// A packet of a connection judged allowed at this generation: no
+	// endpoint, address, Service or policy changed since, so neither
+	// would the verdict.
+	// k holds this key until the end.
+	ct_key_of(&k, &f, dir, 0);
+	fwd = bpf_map_lookup_elem(&plx_ct, &k);
+	if (fwd && gen && fwd->generation == gen && fwd->expires > now) {
+		fwd->expires = now + CT_LIFETIME_NS;
+		return TC_ACT_OK;
+	}
 
 	__u32 peer;
 	struct service_value *svc = 0;
@@ -699,29 +725,28 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		svc = bpf_map_lookup_elem(&plx_services, &sk);
 	}
 	if (svc) {
-		r = service_verdict(ep->identity, svc, &f, enforced, &peer);
+		r = service_verdict(gen, ep->identity, svc, &f, enforced, &peer);
 	} else {
 		peer = peer_identity(dir == DIR_INGRESS ? f.saddr : f.daddr);
-		r = verdict(ep->identity, peer, dir, f.proto, f.policy_port, enforced);
+		r = verdict(gen, ep->identity, peer, dir, f.proto, f.policy_port, enforced);
 	}
 	if (r) {
 		emit(skb, &f, dir, r, ep->identity, peer);
 		return TC_ACT_SHOT;
 	}
 	if (peer == HOST_IDENTITY && dir == DIR_EGRESS && !(ep->flags & EP_HOST)) {
-		r = host_ingress_verdict(ep->identity, &f);
+		r = host_ingress_verdict(gen, ep->identity, &f);
 		if (r) {
 			emit(skb, &f, DIR_INGRESS, r, HOST_IDENTITY, ep->identity);
 			return TC_ACT_SHOT;
 		}
 	}
-	ct_key_of(&k, &f, dir, 0);
-	ct = bpf_map_lookup_elem(&plx_ct, &k);
-	if (ct) {
-		ct->expires = now + CT_LIFETIME_NS;
+	if (fwd) {
+		fwd->expires = now + CT_LIFETIME_NS;
+		fwd->generation = gen;
 		return TC_ACT_OK;
 	}
-	struct ct_value nv = {.expires = now + CT_LIFETIME_NS};
+	struct ct_value nv = {.expires = now + CT_LIFETIME_NS, .generation = gen};
 	bpf_map_update_elem(&plx_ct, &k, &nv, BPF_ANY);
 	emit(skb, &f, dir, EVENT_ALLOW_NEW, ep->identity, peer);
 	return TC_ACT_OK;

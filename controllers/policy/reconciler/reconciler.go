@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -84,8 +85,18 @@ type checkedStatuses struct {
 
 type checkedStatus struct {
 	resourceVersion string
+	generation      int64
 	summary         summary
+	// since is when the summary was first recorded for this generation.
+	since time.Time
 }
+
+// progressInterval is how often a policy's status follows the nodes'
+// progress while it is Programming: a report that only moves a node from
+// waiting to enforcing is written at most this often, so a change's
+// status is written twice (Programming, then Ready) rather than once per
+// node. Everything else is written at once.
+const progressInterval = time.Second
 
 // current says whether o, as cached, was last seen holding the status s.
 func (c *checkedStatuses) current(o client.Object, s summary) bool {
@@ -96,13 +107,30 @@ func (c *checkedStatuses) current(o client.Object, s summary) bool {
 }
 
 // record notes that o, as cached, holds (or is being written to hold) s.
-func (c *checkedStatuses) record(o client.Object, s summary) {
+func (c *checkedStatuses) record(o client.Object, s summary, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byID == nil {
 		c.byID = map[types.UID]checkedStatus{}
 	}
-	c.byID[o.GetUID()] = checkedStatus{o.GetResourceVersion(), s}
+	got, ok := c.byID[o.GetUID()]
+	if !ok || got.generation != o.GetGeneration() || !got.summary.equal(s) {
+		got.since = now
+	}
+	c.byID[o.GetUID()] = checkedStatus{resourceVersion: o.GetResourceVersion(), generation: o.GetGeneration(), summary: s, since: got.since}
+}
+
+// settling says how long the write of s may wait: while a policy whose
+// spec did not change is Programming, and s only moves nodes from waiting
+// to enforcing, until progressInterval after the status last changed.
+func (c *checkedStatuses) settling(o client.Object, s summary, now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	got, ok := c.byID[o.GetUID()]
+	if !ok || got.generation != o.GetGeneration() || !progressOnly(got.summary, s) {
+		return 0
+	}
+	return max(0, got.since.Add(progressInterval).Sub(now))
 }
 
 // retain forgets the policies not in live.
@@ -187,9 +215,15 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	enforced, programmed := enforcement(w.current.Items, desired, r.programmed)
 	r.programmed = programmed
 	live := make(map[types.UID]bool, len(w.cnps.Items)+len(w.ccnps.Items))
+	now := time.Now()
 	status := func(pol client.Object, ref compiler.PolicyRef) {
 		live[pol.GetUID()] = true
-		if s := summarize(out.Policies[ref], nodesOf, enforced, r.Mode); !r.checked.current(pol, s) {
+		s := summarize(out.Policies[ref], nodesOf, enforced, r.Mode)
+		switch wait := r.checked.settling(pol, s, now); {
+		case r.checked.current(pol, s):
+		case wait > 0:
+			p.After(wait)
+		default:
 			p.Write(r.patchStatus(p, pol, s))
 		}
 	}
@@ -413,15 +447,22 @@ func services(svcs []corev1.Service, eps []discoveryv1.EndpointSlice) map[types.
 // patchStatus writes a Cilium policy's status (generation, Valid, Ready).
 func (r *Reconciler) patchStatus(p *passes.Pass, pol client.Object, s summary) func(context.Context) error {
 	return func(ctx context.Context) error {
-		_, err := p.Status.PatchReady(ctx, pol, func(o client.Object) []metav1.Condition {
-			return policyStatus(o).Conditions
-		}, func(o client.Object) { setStatus(policyStatus(o), o.GetGeneration(), s) }, r.Recorder, "Compile")
+		mutate := func(o client.Object) { setStatus(policyStatus(o), o.GetGeneration(), s) }
+		var err error
+		if readyCondition(s).Reason == ReasonProgramming {
+			// Progress, not a problem: no Warning Event.
+			_, err = p.Status.Patch(ctx, pol, mutate)
+		} else {
+			_, err = p.Status.PatchReady(ctx, pol, func(o client.Object) []metav1.Condition {
+				return policyStatus(o).Conditions
+			}, mutate, r.Recorder, "Compile")
+		}
 		if err != nil {
 			return fmt.Errorf("status of %s %s: %w", pol.GetObjectKind().GroupVersionKind().Kind, client.ObjectKeyFromObject(pol), err)
 		}
 		// Written (the cache will show a new version, looked at again)
 		// or found right: this version needs no second look for s.
-		r.checked.record(pol, s)
+		r.checked.record(pol, s, time.Now())
 		return nil
 	}
 }

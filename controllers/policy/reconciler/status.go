@@ -42,6 +42,25 @@ func (s summary) equal(o summary) bool {
 		slices.Equal(s.waiting, o.waiting) && slices.Equal(s.problems, o.problems)
 }
 
+// progressOnly says whether next differs from prev only in nodes that
+// moved from waiting to enforcing, with both still Programming (see
+// readyCondition): what the status may report a little later.
+func progressOnly(prev, next summary) bool {
+	if prev.mode != next.mode || prev.endpoints != next.endpoints || !slices.Equal(prev.nodes, next.nodes) ||
+		!slices.Equal(prev.problems, next.problems) || len(prev.problems) > 0 || next.mode == compiler.ModeNever {
+		return false
+	}
+	if len(next.waiting) == 0 || len(next.waiting) >= len(prev.waiting) {
+		return false
+	}
+	for _, n := range next.waiting {
+		if !slices.Contains(prev.waiting, n) {
+			return false
+		}
+	}
+	return true
+}
+
 // nodesByIdentity counts, per identity, its pods on each node.
 func nodesByIdentity(local map[string][]identity.Number) map[identity.Number]map[string]int {
 	out := map[identity.Number]map[string]int{}

@@ -2,11 +2,14 @@ package reconciler
 
 import (
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/controllers/policy/compiler"
 	"github.com/plexus-net/plexus/internal/conditions"
 	"github.com/plexus-net/plexus/internal/identity"
 )
@@ -68,5 +71,54 @@ func TestEnforcementCountsOnlyTheDesiredSpec(t *testing.T) {
 		if _, kept := now[tc.np.UID]; kept != tc.wantOnNode {
 			t.Errorf("%s: remembered for the next pass: %v, want %v", tc.name, kept, tc.wantOnNode)
 		}
+	}
+}
+
+// While a policy is Programming, a report that only moves nodes from
+// waiting to enforcing may wait until a second after the status last
+// changed; becoming Ready, a new problem or node, a node falling back to
+// waiting, or a spec change (new generation) is written at once.
+func TestProgressWaitsOnlyForProgress(t *testing.T) {
+	waiting := func(nodes ...string) summary {
+		return summary{mode: compiler.ModeDefault, endpoints: 3, nodes: []string{"a", "b", "c"}, waiting: nodes}
+	}
+	withProblem := waiting("a")
+	withProblem.problems = []compiler.Problem{{Reason: compiler.ReasonUnsupported, Path: "spec", Message: "x"}}
+	for _, tc := range []struct {
+		name       string
+		prev, next summary
+		want       bool
+	}{
+		{"one node fewer to wait for", waiting("a", "b", "c"), waiting("a"), true},
+		{"ready", waiting("a", "b"), waiting(), false},
+		{"a node waits again", waiting("a"), waiting("a", "b"), false},
+		{"another node waits", waiting("a", "b"), waiting("c"), false},
+		{"a problem", waiting("a", "b"), withProblem, false},
+	} {
+		if got := progressOnly(tc.prev, tc.next); got != tc.want {
+			t.Errorf("%s: progressOnly %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	var c checkedStatuses
+	pol := &ciliumv2.CiliumNetworkPolicy{ObjectMeta: metav1.ObjectMeta{UID: "p", ResourceVersion: "1", Generation: 1}}
+	t0 := time.Now()
+	c.record(pol, waiting("a", "b", "c"), t0)
+	if got := c.settling(pol, waiting("a"), t0.Add(300*time.Millisecond)); got != 700*time.Millisecond {
+		t.Errorf("progress 0.3 s after the status changed waits %v, want 0.7 s", got)
+	}
+	if got := c.settling(pol, waiting("a"), t0.Add(1500*time.Millisecond)); got != 0 {
+		t.Errorf("progress 1.5 s after waits %v, want nothing", got)
+	}
+	// Recording the same summary again (the write found it in place)
+	// does not restart the second.
+	c.record(pol, waiting("a", "b", "c"), t0.Add(200*time.Millisecond))
+	if got := c.settling(pol, waiting("a"), t0.Add(300*time.Millisecond)); got != 700*time.Millisecond {
+		t.Errorf("after recording the same status again: waits %v, want 0.7 s", got)
+	}
+	changed := pol.DeepCopy()
+	changed.Generation = 2
+	if got := c.settling(changed, waiting("a"), t0.Add(300*time.Millisecond)); got != 0 {
+		t.Errorf("after a spec change: waits %v, want nothing", got)
 	}
 }

@@ -10,18 +10,30 @@ import (
 	"time"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/bpf/policybpf"
 	"github.com/plexus-net/plexus/test/netnstest"
 	"github.com/plexus-net/plexus/test/policytest"
 )
 
-// BenchmarkVerdict times the to_pod program on one packet with
-// BPF_PROG_TEST_RUN (the test run's skb comes in on loopback, ifindex 1,
-// which stands for the pod's veth here), with policy maps of growing
-// size: an allowed packet of an established flow (conntrack refreshed)
-// and a denied one (a verdict event each). The figure is per packet.
+// BenchmarkVerdict times the to_pod program with BPF_PROG_TEST_RUN (the
+// test run's skb comes in on loopback, ifindex 1, which stands for the
+// pod's veth here), with policy maps of growing size. Cases:
+//   - unmanaged: a packet for an interface that is no endpoint (one hash
+//     miss): the floor of the test run and the program;
+//   - established: the next packet of a connection judged allowed at the
+//     maps' current generation (conntrack hit, refreshed);
+//   - reply: a packet of a connection the pod opened, coming back;
+//   - new-flow: the first packet of a connection (a new source port each
+//     time; one test run per packet, timed by the kernel): conntrack
+//     misses, the peer's identity from the ipcache, the verdict (from its
+//     cache after the first), a conntrack entry and a flow event; also
+//     what it costs over the connection's second packet, timed alike;
+//   - denied: a packet to a closed port (judged each time, a drop event).
+//
+// The figure is per packet.
 func BenchmarkVerdict(b *testing.B) {
 	netnstest.RequireRoot(b)
-	for _, peers := range []int{10, 1_000, 30_000} {
+	for _, peers := range []int{10, 1_000, 10_000, 30_000} {
 		b.Run(fmt.Sprintf("peers=%d", peers), func(b *testing.B) {
 			maps, err := Open(policytest.BPFFSFor(b))
 			if err != nil {
@@ -57,12 +69,29 @@ func BenchmarkVerdict(b *testing.B) {
 			if _, err := maps.Apply(have, want); err != nil {
 				b.Fatal(err)
 			}
+			const allowed, denied = 0, 2 // TC_ACT_OK, TC_ACT_SHOT
 			for _, c := range []struct {
-				name string
-				port uint16
-				want uint32
-			}{{"allowed", 8080, 0}, {"denied", 7000, 2}} {
+				name  string
+				port  uint16
+				want  uint32
+				setup func(b *testing.B)
+			}{
+				{"unmanaged", 8080, allowed, func(b *testing.B) { b.Cleanup(maps.withoutEndpoint(b, 1)) }},
+				{"established", 8080, allowed, nil},
+				{"reply", 8080, allowed, func(b *testing.B) {
+					// The pod's own connection out to the peer (egress is
+					// not enforced), whose replies come back in.
+					out := policytest.Frame(dst, src, 6, 8080, 40000)
+					if ret, _, err := maps.objs.FromPod.Benchmark(out, 1, nil); err != nil || ret != allowed {
+						b.Fatalf("the pod's connection out: %d (%v)", ret, err)
+					}
+				}},
+				{"denied", 7000, denied, nil},
+			} {
 				b.Run(c.name, func(b *testing.B) {
+					if c.setup != nil {
+						c.setup(b)
+					}
 					pkt := policytest.Frame(src, dst, 6, 40000, c.port)
 					ret, _, err := maps.objs.ToPod.Benchmark(pkt, 1, nil)
 					if err != nil || ret != c.want {
@@ -76,7 +105,46 @@ func BenchmarkVerdict(b *testing.B) {
 					b.ReportMetric(float64(len(want.Policy)), "policy-entries")
 				})
 			}
+			b.Run("new-flow", func(b *testing.B) {
+				// A test run of one packet costs more than the kernel's
+				// loop does per packet (its timer, a cold start): each new
+				// connection's first packet is followed by its second,
+				// timed the same way, and the difference is what a first
+				// packet costs over an established one.
+				var first, second time.Duration
+				for i := range b.N {
+					// Every packet a connection of its own (up to 6.4 million).
+					pkt := policytest.Frame(src, dst, 6, uint16(1024+i%64000), uint16(9000+(i/64000)%101))
+					for _, total := range []*time.Duration{&first, &second} {
+						ret, took, err := maps.objs.ToPod.Benchmark(pkt, 1, nil)
+						if err != nil || ret != allowed {
+							b.Fatalf("verdict %d (%v), want %d", ret, err, allowed)
+						}
+						*total += took
+					}
+				}
+				b.ReportMetric(float64(first.Nanoseconds())/float64(b.N), "ns/packet")
+				b.ReportMetric(float64((first-second).Nanoseconds())/float64(b.N), "ns-over-established")
+				b.ReportMetric(float64(len(want.Policy)), "policy-entries")
+			})
 		})
+	}
+}
+
+// withoutEndpoint takes ifindex out of the endpoints map and returns what
+// puts it back.
+func (m *Maps) withoutEndpoint(b *testing.B, ifindex uint32) func() {
+	var v policybpf.PolicyEndpointValue
+	if err := m.objs.PlxEndpoints.Lookup(ifindex, &v); err != nil {
+		b.Fatal(err)
+	}
+	if err := m.objs.PlxEndpoints.Delete(ifindex); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		if err := m.objs.PlxEndpoints.Put(ifindex, v); err != nil {
+			b.Error(err)
+		}
 	}
 }
 

@@ -6,12 +6,17 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/bpf/policybpf"
 	"github.com/plexus-net/plexus/test/netnstest"
 	"github.com/plexus-net/plexus/test/policytest"
 )
@@ -405,4 +410,60 @@ func TestNP12_HostPolicyInTheKernel(t *testing.T) {
 
 	tp.program(t, nodesv1alpha1.NodePolicySpec{})
 	tp.check(t, "host policy gone", pr(tp.Ext, nodeExt, "9090", true), pr(tp.B, nodeIP, "8080", true), pr(tp.Node, ipExt, "8080", true))
+}
+
+// A conntrack map pinned by an earlier plugin, whose entries held only
+// their expiry, is carried over to the new layout when a new plugin opens
+// the maps: the connections' entries are kept (their replies keep
+// passing), at no generation, so each connection's next packet is judged
+// again; the generation starts at 1 and never matches them.
+func TestOpenUpgradesAnOldConntrackMap(t *testing.T) {
+	netnstest.RequireRoot(t)
+	pinDir := policytest.BPFFSFor(t)
+	if err := os.MkdirAll(pinDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old, err := ebpf.NewMap(&ebpf.MapSpec{Name: policybpf.PolicyMapPlxCt, Type: ebpf.LRUHash, KeySize: 40, ValueSize: 8, MaxEntries: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := policybpf.PolicyCtKey{Proto: 6, Sport: 1234, Dport: 80}
+	key.Saddr[15], key.Daddr[15] = 1, 2
+	if err := old.Put(key, uint64(987654321)); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Pin(filepath.Join(pinDir, policybpf.PolicyMapPlxCt)); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	m, err := Open(pinDir)
+	if err != nil {
+		t.Fatalf("opening over an old conntrack map: %v", err)
+	}
+	defer m.Close()
+	var v policybpf.PolicyCtValue
+	if err := m.objs.PlxCt.Lookup(key, &v); err != nil {
+		t.Fatalf("the old entry was not carried over: %v", err)
+	}
+	if v.Expires != 987654321 || v.Generation != 0 {
+		t.Errorf("carried over as %+v, want the old expiry at generation 0", v)
+	}
+	var gen uint32
+	if err := m.objs.PlxGeneration.Lookup(uint32(0), &gen); err != nil || gen != 1 {
+		t.Errorf("generation %d (%v), want 1", gen, err)
+	}
+	// Opened again (a plugin restart), nothing is carried over twice and
+	// the generation stays.
+	if err := m.retireVerdicts(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(pinDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if err := again.objs.PlxGeneration.Lookup(uint32(0), &gen); err != nil || gen != 2 {
+		t.Errorf("generation after a restart %d (%v), want 2", gen, err)
+	}
 }

@@ -58,6 +58,10 @@ func OpenWith(pinDir string, o Options) (*Maps, error) {
 		return nil, fmt.Errorf("setting the tunnel port: %w", err)
 	}
 	spec.Maps[policybpf.PolicyMapPlxPolicy].MaxEntries = policyEntries
+	restoreConntrack, err := upgradeConntrack(pinDir)
+	if err != nil {
+		return nil, err
+	}
 	m := &Maps{pinDir: pinDir}
 	err = spec.LoadAndAssign(&m.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}})
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
@@ -72,7 +76,81 @@ func OpenWith(pinDir string, o Options) (*Maps, error) {
 		}
 		return nil, fmt.Errorf("loading the policy programs: %w", err)
 	}
+	if err := errors.Join(restoreConntrack(m.objs.PlxCt), m.startGeneration()); err != nil {
+		_ = m.Close()
+		return nil, err
+	}
 	return m, nil
+}
+
+// conntrackV1ValueSize is the value size of conntrack maps pinned by
+// plugins before conntrack entries carried a generation: the expiry alone.
+const conntrackV1ValueSize = 8
+
+// upgradeConntrack takes the entries out of a conntrack map pinned by an
+// earlier plugin in the old layout (which the new programs cannot share)
+// and unpins it, so that loading makes a new one; the function returned
+// writes the entries into the new map, at no generation: each
+// connection's replies keep passing and its next packet is judged again.
+// (The old programs keep their map until the new ones replace them;
+// connections they open in that moment are not carried over.)
+func upgradeConntrack(pinDir string) (restore func(*ebpf.Map) error, err error) {
+	none := func(*ebpf.Map) error { return nil }
+	old, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, policybpf.PolicyMapPlxCt), nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return none, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the pinned conntrack map: %w", err)
+	}
+	defer old.Close()
+	if old.ValueSize() != conntrackV1ValueSize {
+		return none, nil
+	}
+	type entry struct {
+		key     policybpf.PolicyCtKey
+		expires uint64
+	}
+	var (
+		entries []entry
+		e       entry
+	)
+	it := old.Iterate()
+	for it.Next(&e.key, &e.expires) {
+		entries = append(entries, e)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("reading the pinned conntrack map of the old layout: %w", err)
+	}
+	if err := old.Unpin(); err != nil {
+		return nil, fmt.Errorf("unpinning the conntrack map of the old layout: %w", err)
+	}
+	return func(ct *ebpf.Map) error {
+		for _, e := range entries {
+			err := ct.Update(e.key, policybpf.PolicyCtValue{Expires: e.expires}, ebpf.UpdateNoExist)
+			if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+				return fmt.Errorf("carrying conntrack entries over to the new layout: %w", err)
+			}
+		}
+		return nil
+	}, nil
+}
+
+// startGeneration makes a new generation map start at 1: 0 is never a
+// generation, so conntrack entries carried over (or made when the
+// generation could not be read) never count as judged.
+func (m *Maps) startGeneration() error {
+	var gen uint32
+	if err := m.objs.PlxGeneration.Lookup(uint32(0), &gen); err != nil {
+		return fmt.Errorf("reading the maps' generation: %w", err)
+	}
+	if gen != 0 {
+		return nil
+	}
+	if err := m.objs.PlxGeneration.Put(uint32(0), uint32(1)); err != nil {
+		return fmt.Errorf("starting the maps' generation: %w", err)
+	}
+	return nil
 }
 
 // Close releases this process's handles; pinned maps stay.
@@ -80,7 +158,8 @@ func (m *Maps) Close() error { return m.objs.Close() }
 
 // Unpin removes the pinned maps (the policy is switched off for good).
 func (m *Maps) Unpin() error {
-	for _, mp := range []*ebpf.Map{m.objs.PlxIpcache, m.objs.PlxEndpoints, m.objs.PlxPolicy, m.objs.PlxServices, m.objs.PlxCt, m.objs.PlxEvents, m.objs.PlxCounters} {
+	for _, mp := range []*ebpf.Map{m.objs.PlxIpcache, m.objs.PlxEndpoints, m.objs.PlxPolicy, m.objs.PlxServices, m.objs.PlxCt,
+		m.objs.PlxEvents, m.objs.PlxCounters, m.objs.PlxGeneration} {
 		if err := mp.Unpin(); err != nil {
 			return err
 		}
@@ -283,13 +362,17 @@ func (m *Maps) Apply(have, want State) (c Changes, err error) {
 }
 
 // retireVerdicts moves the programs to a new generation, so that no
-// verdict cached before counts any more.
+// verdict cached before counts any more, nor any connection judged before.
+// Past 2^32-1 the generation goes round to 1, never 0.
 func (m *Maps) retireVerdicts() error {
 	var gen uint32
 	if err := m.objs.PlxGeneration.Lookup(uint32(0), &gen); err != nil {
 		return fmt.Errorf("reading the verdict generation: %w", err)
 	}
-	if err := m.objs.PlxGeneration.Put(uint32(0), gen+1); err != nil {
+	if gen++; gen == 0 {
+		gen = 1
+	}
+	if err := m.objs.PlxGeneration.Put(uint32(0), gen); err != nil {
 		return fmt.Errorf("retiring cached verdicts: %w", err)
 	}
 	return nil

@@ -187,22 +187,22 @@ func TestNP25_FullPolicyMapIsReported(t *testing.T) {
 // BenchmarkPodToPod measures what enforcement costs real traffic between
 // two pods of one node (veths through the node namespace): TCP
 // throughput (1 MiB per op, MB/s) and request-response latency (one
-// 1-byte round trip per op), with no programs attached ("off") and with
-// both pods enforcing both directions ("on": A may reach B's port, the
-// replies pass by connection tracking, so each round trip runs the
+// 1-byte round trip per op), with no programs attached ("off"), with the
+// programs attached but no endpoint in the maps ("attached": what the
+// TCX hooks cost with a program that only looks the interface up), and
+// with both pods enforcing both directions ("on": A may reach B's port,
+// the replies pass by connection tracking, so each round trip runs the
 // programs four times).
 func BenchmarkPodToPod(b *testing.B) {
 	netnstest.RequireRoot(b)
-	for _, enforce := range []bool{false, true} {
-		name := "enforcement=off"
-		if enforce {
-			name = "enforcement=on"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []string{"off", "attached", "on"} {
+		b.Run("enforcement="+mode, func(b *testing.B) {
 			tp := &topology{Topology: policytest.New(b), pinDir: policytest.BPFFSFor(b)}
-			if enforce {
+			if mode != "off" {
 				tp.open(b)
 				defer func() { _ = tp.maps.Unpin(); _ = tp.maps.Close() }()
+			}
+			if mode == "on" {
 				tp.program(b, nodesv1alpha1.NodePolicySpec{
 					Identities: []nodesv1alpha1.IdentityPolicy{
 						{Identity: idA, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{

@@ -10,6 +10,7 @@ package statuswrite
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -88,8 +89,10 @@ func (w *Writer) Retain(live func(types.UID) bool) {
 // a reason or message it did not have before, it records a Warning Event
 // with them, so users see each new problem once and resyncs stay silent.
 // action names what the controller was doing (Validate, Allocate, ...).
+// Ready False with one of the progress reasons (waiting for nodes to
+// program a change) is no problem: it records no Event.
 func (w *Writer) PatchReady(ctx context.Context, cached client.Object, conds func(client.Object) []metav1.Condition,
-	mutate func(client.Object), rec events.EventRecorder, action string) (bool, error) {
+	mutate func(client.Object), rec events.EventRecorder, action string, progress ...string) (bool, error) {
 	before := meta.FindStatusCondition(conds(cached), conditions.TypeReady)
 	var after client.Object
 	wrote, err := w.Patch(ctx, cached, func(o client.Object) {
@@ -100,7 +103,8 @@ func (w *Writer) PatchReady(ctx context.Context, cached client.Object, conds fun
 		return wrote, err
 	}
 	ready := meta.FindStatusCondition(conds(after), conditions.TypeReady)
-	if ready != nil && ready.Status != metav1.ConditionTrue && (before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
+	if ready != nil && ready.Status != metav1.ConditionTrue && !slices.Contains(progress, ready.Reason) &&
+		(before == nil || before.Reason != ready.Reason || before.Message != ready.Message) {
 		rec.Eventf(cached, nil, corev1.EventTypeWarning, ready.Reason, action, "%s", ready.Message)
 	}
 	return true, nil

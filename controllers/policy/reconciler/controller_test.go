@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -220,6 +221,14 @@ spec:
 		}
 		return nil
 	})
+	// Waiting for n1 was progress, not a problem: no Warning Event.
+	var evs eventsv1.EventList
+	h.must(h.c.List(h.ctx, &evs, client.InNamespace(h.ns)))
+	for _, ev := range evs.Items {
+		if ev.Regarding.Name == "backend-from-frontend" && ev.Reason == ReasonProgramming {
+			h.t.Errorf("a Warning Event for progress: %s %s", ev.Reason, ev.Note)
+		}
+	}
 
 	// A restart reads the same world and writes nothing.
 	stop()

@@ -447,16 +447,9 @@ func services(svcs []corev1.Service, eps []discoveryv1.EndpointSlice) map[types.
 // patchStatus writes a Cilium policy's status (generation, Valid, Ready).
 func (r *Reconciler) patchStatus(p *passes.Pass, pol client.Object, s summary) func(context.Context) error {
 	return func(ctx context.Context) error {
-		mutate := func(o client.Object) { setStatus(policyStatus(o), o.GetGeneration(), s) }
-		var err error
-		if readyCondition(s).Reason == ReasonProgramming {
-			// Progress, not a problem: no Warning Event.
-			_, err = p.Status.Patch(ctx, pol, mutate)
-		} else {
-			_, err = p.Status.PatchReady(ctx, pol, func(o client.Object) []metav1.Condition {
-				return policyStatus(o).Conditions
-			}, mutate, r.Recorder, "Compile")
-		}
+		_, err := p.Status.PatchReady(ctx, pol, func(o client.Object) []metav1.Condition {
+			return policyStatus(o).Conditions
+		}, func(o client.Object) { setStatus(policyStatus(o), o.GetGeneration(), s) }, r.Recorder, "Compile", ReasonProgramming)
 		if err != nil {
 			return fmt.Errorf("status of %s %s: %w", pol.GetObjectKind().GroupVersionKind().Kind, client.ObjectKeyFromObject(pol), err)
 		}

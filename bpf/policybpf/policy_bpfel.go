@@ -128,19 +128,20 @@ type PolicyVerdictValue struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	PolicyMapPlxCounters   = "plx_counters"
-	PolicyMapPlxCt         = "plx_ct"
-	PolicyMapPlxEndpoints  = "plx_endpoints"
-	PolicyMapPlxEvents     = "plx_events"
-	PolicyMapPlxGeneration = "plx_generation"
-	PolicyMapPlxIpcache    = "plx_ipcache"
-	PolicyMapPlxPolicy     = "plx_policy"
-	PolicyMapPlxServices   = "plx_services"
-	PolicyMapPlxVerdicts   = "plx_verdicts"
-	PolicyProgFromPod      = "from_pod"
-	PolicyProgToPod        = "to_pod"
-	PolicyVarTunnelPort    = "tunnel_port"
-	PolicyVarUnusedEvent   = "unused_event"
+	PolicyMapPlxCounters      = "plx_counters"
+	PolicyMapPlxCt            = "plx_ct"
+	PolicyMapPlxEndpointIndex = "plx_endpoint_index"
+	PolicyMapPlxEndpoints     = "plx_endpoints"
+	PolicyMapPlxEvents        = "plx_events"
+	PolicyMapPlxGeneration    = "plx_generation"
+	PolicyMapPlxIpcache       = "plx_ipcache"
+	PolicyMapPlxPolicy        = "plx_policy"
+	PolicyMapPlxServices      = "plx_services"
+	PolicyMapPlxVerdicts      = "plx_verdicts"
+	PolicyProgFromPod         = "from_pod"
+	PolicyProgToPod           = "to_pod"
+	PolicyVarTunnelPort       = "tunnel_port"
+	PolicyVarUnusedEvent      = "unused_event"
 )
 
 // LoadPolicy returns the embedded CollectionSpec for Policy.
@@ -193,15 +194,16 @@ type PolicyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PolicyMapSpecs struct {
-	PlxCounters   *ebpf.MapSpec `ebpf:"plx_counters"`
-	PlxCt         *ebpf.MapSpec `ebpf:"plx_ct"`
-	PlxEndpoints  *ebpf.MapSpec `ebpf:"plx_endpoints"`
-	PlxEvents     *ebpf.MapSpec `ebpf:"plx_events"`
-	PlxGeneration *ebpf.MapSpec `ebpf:"plx_generation"`
-	PlxIpcache    *ebpf.MapSpec `ebpf:"plx_ipcache"`
-	PlxPolicy     *ebpf.MapSpec `ebpf:"plx_policy"`
-	PlxServices   *ebpf.MapSpec `ebpf:"plx_services"`
-	PlxVerdicts   *ebpf.MapSpec `ebpf:"plx_verdicts"`
+	PlxCounters      *ebpf.MapSpec `ebpf:"plx_counters"`
+	PlxCt            *ebpf.MapSpec `ebpf:"plx_ct"`
+	PlxEndpointIndex *ebpf.MapSpec `ebpf:"plx_endpoint_index"`
+	PlxEndpoints     *ebpf.MapSpec `ebpf:"plx_endpoints"`
+	PlxEvents        *ebpf.MapSpec `ebpf:"plx_events"`
+	PlxGeneration    *ebpf.MapSpec `ebpf:"plx_generation"`
+	PlxIpcache       *ebpf.MapSpec `ebpf:"plx_ipcache"`
+	PlxPolicy        *ebpf.MapSpec `ebpf:"plx_policy"`
+	PlxServices      *ebpf.MapSpec `ebpf:"plx_services"`
+	PlxVerdicts      *ebpf.MapSpec `ebpf:"plx_verdicts"`
 }
 
 // PolicyVariableSpecs contains global variables before they are loaded into the kernel.
@@ -232,21 +234,23 @@ func (o *PolicyObjects) Close() error {
 //
 // It can be passed to LoadPolicyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PolicyMaps struct {
-	PlxCounters   *ebpf.Map `ebpf:"plx_counters"`
-	PlxCt         *ebpf.Map `ebpf:"plx_ct"`
-	PlxEndpoints  *ebpf.Map `ebpf:"plx_endpoints"`
-	PlxEvents     *ebpf.Map `ebpf:"plx_events"`
-	PlxGeneration *ebpf.Map `ebpf:"plx_generation"`
-	PlxIpcache    *ebpf.Map `ebpf:"plx_ipcache"`
-	PlxPolicy     *ebpf.Map `ebpf:"plx_policy"`
-	PlxServices   *ebpf.Map `ebpf:"plx_services"`
-	PlxVerdicts   *ebpf.Map `ebpf:"plx_verdicts"`
+	PlxCounters      *ebpf.Map `ebpf:"plx_counters"`
+	PlxCt            *ebpf.Map `ebpf:"plx_ct"`
+	PlxEndpointIndex *ebpf.Map `ebpf:"plx_endpoint_index"`
+	PlxEndpoints     *ebpf.Map `ebpf:"plx_endpoints"`
+	PlxEvents        *ebpf.Map `ebpf:"plx_events"`
+	PlxGeneration    *ebpf.Map `ebpf:"plx_generation"`
+	PlxIpcache       *ebpf.Map `ebpf:"plx_ipcache"`
+	PlxPolicy        *ebpf.Map `ebpf:"plx_policy"`
+	PlxServices      *ebpf.Map `ebpf:"plx_services"`
+	PlxVerdicts      *ebpf.Map `ebpf:"plx_verdicts"`
 }
 
 func (m *PolicyMaps) Close() error {
 	return _PolicyClose(
 		m.PlxCounters,
 		m.PlxCt,
+		m.PlxEndpointIndex,
 		m.PlxEndpoints,
 		m.PlxEvents,
 		m.PlxGeneration,

@@ -35,6 +35,9 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 #define EP_INGRESS_ENFORCED 1
 #define EP_EGRESS_ENFORCED 2
 #define EP_HOST 4
+// EP_INDEXED marks an entry of plx_endpoint_index that holds an endpoint
+// (an array's entries always exist).
+#define EP_INDEXED 8
 
 #define HOST_IDENTITY 1
 // The endpoints map entry of key 0 (no interface has index 0) holds the
@@ -59,6 +62,10 @@ volatile const __u16 tunnel_port = 0;
 #define COUNTER_LOST (EVENT_KINDS * 2)
 
 #define CT_LIFETIME_NS (300ULL * 1000 * 1000 * 1000)
+// A connection's lifetime is pushed out at most once a second: writing it
+// on every packet would move the entry's cache line between the CPUs of
+// the two directions (or of the two ends' programs) on every packet.
+#define CT_REFRESH_NS (1000ULL * 1000 * 1000)
 
 struct ipcache_key {
 	__u32 prefixlen;
@@ -183,6 +190,23 @@ struct {
 	__uint(max_entries, 4096);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } plx_endpoints SEC(".maps");
+
+// plx_endpoint_index mirrors the endpoints of interface index below
+// ENDPOINT_INDEX_SIZE, where the verifier turns a lookup into an address
+// computation: a hash lookup costs the packets of every managed interface
+// a bucket and an element in the CPU's cache, and interface indexes stay
+// small on most nodes (the kernel hands them out in order). User space
+// writes an endpoint to plx_endpoints first, then here, and removes it in
+// the other order; it rebuilds the index from plx_endpoints at start.
+#define ENDPOINT_INDEX_SIZE 65536
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct endpoint_value);
+	__uint(max_entries, ENDPOINT_INDEX_SIZE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} plx_endpoint_index SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -590,6 +614,12 @@ static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __
 	}
 }
 
+static __always_inline void ct_refresh(struct ct_value *ct, __u64 now)
+{
+	if (ct->expires < now + (CT_LIFETIME_NS - CT_REFRESH_NS))
+		ct->expires = now + CT_LIFETIME_NS;
+}
+
 static __always_inline void emit(struct __sk_buff *skb, const struct flow *f, __u8 dir, __u8 kind, __u32 local, __u32 peer)
 {
 	__u32 idx = kind * 2 + dir;
@@ -635,12 +665,22 @@ static __always_inline int host_traffic(struct __sk_buff *skb, const struct flow
 	return skb->sk && peer_identity(f->saddr) == HOST_IDENTITY;
 }
 
+// endpoint is what the endpoints map holds for an interface, or 0 for one
+// this plugin does not manage.
+static __always_inline struct endpoint_value *endpoint(__u32 ifindex)
+{
+	if (ifindex < ENDPOINT_INDEX_SIZE) {
+		struct endpoint_value *ep = bpf_map_lookup_elem(&plx_endpoint_index, &ifindex);
+		return ep && (ep->flags & EP_INDEXED) ? ep : 0;
+	}
+	return bpf_map_lookup_elem(&plx_endpoints, &ifindex);
+}
+
 // host_ingress_verdict judges a local pod's packet to the node against the
 // host's ingress policy (0 when there is none).
 static __always_inline int host_ingress_verdict(__u32 gen, __u32 pod, const struct flow *f)
 {
-	__u32 key = HOST_ENDPOINT_KEY;
-	struct endpoint_value *host = bpf_map_lookup_elem(&plx_endpoints, &key);
+	struct endpoint_value *host = endpoint(HOST_ENDPOINT_KEY);
 	if (!host)
 		return 0;
 	return verdict(gen, HOST_IDENTITY, pod, DIR_INGRESS, f->proto, f->policy_port, host->flags & EP_INGRESS_ENFORCED);
@@ -656,7 +696,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	__u32 gen, ifindex = skb->ifindex;
 	int enforced, r;
 
-	ep = bpf_map_lookup_elem(&plx_endpoints, &ifindex);
+	ep = endpoint(ifindex);
 	if (!ep)
 		return TC_ACT_OK; // not a pod this plugin manages
 	enforced = ep->flags & (dir == DIR_INGRESS ? EP_INGRESS_ENFORCED : EP_EGRESS_ENFORCED);
@@ -683,7 +723,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	ct_key_of(&k, &f, dir, 1);
 	ct = bpf_map_lookup_elem(&plx_ct, &k);
 	if (ct && ct->expires > now) {
-		ct->expires = now + CT_LIFETIME_NS;
+		ct_refresh(ct, now);
 		return TC_ACT_OK;
 	}
 	// An ICMP error about a connection this endpoint's other direction
@@ -712,7 +752,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	ct_key_of(&k, &f, dir, 0);
 	fwd = bpf_map_lookup_elem(&plx_ct, &k);
 	if (fwd && gen && fwd->generation == gen && fwd->expires > now) {
-		fwd->expires = now + CT_LIFETIME_NS;
+		ct_refresh(fwd, now);
 		return TC_ACT_OK;
 	}
 

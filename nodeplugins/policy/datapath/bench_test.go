@@ -138,11 +138,11 @@ func (m *Maps) withoutEndpoint(b *testing.B, ifindex uint32) func() {
 	if err := m.objs.PlxEndpoints.Lookup(ifindex, &v); err != nil {
 		b.Fatal(err)
 	}
-	if err := m.objs.PlxEndpoints.Delete(ifindex); err != nil {
+	if err := m.deleteEndpoint(ifindex); err != nil {
 		b.Fatal(err)
 	}
 	return func() {
-		if err := m.objs.PlxEndpoints.Put(ifindex, v); err != nil {
+		if err := m.putEndpoint(ifindex, EndpointValue{Identity: v.Identity, Flags: v.Flags}); err != nil {
 			b.Error(err)
 		}
 	}

@@ -76,7 +76,7 @@ func OpenWith(pinDir string, o Options) (*Maps, error) {
 		}
 		return nil, fmt.Errorf("loading the policy programs: %w", err)
 	}
-	if err := errors.Join(restoreConntrack(m.objs.PlxCt), m.startGeneration()); err != nil {
+	if err := errors.Join(restoreConntrack(m.objs.PlxCt), m.startGeneration(), m.rebuildEndpointIndex()); err != nil {
 		_ = m.Close()
 		return nil, err
 	}
@@ -153,12 +153,70 @@ func (m *Maps) startGeneration() error {
 	return nil
 }
 
+// endpointIndexSize is ENDPOINT_INDEX_SIZE of the programs: the interface
+// indexes whose endpoints plx_endpoint_index mirrors.
+const endpointIndexSize = 65536
+
+// epIndexed marks an entry of the endpoint index that holds an endpoint.
+const epIndexed = 8
+
+// rebuildEndpointIndex makes the endpoint index what the endpoints map
+// says, in one write: after an upgrade from plugins without it, or a stop
+// between the two writes of an endpoint, before any program of this
+// process reads it.
+func (m *Maps) rebuildEndpointIndex() error {
+	keys := make([]uint32, endpointIndexSize)
+	values := make([]policybpf.PolicyEndpointValue, endpointIndexSize)
+	for i := range keys {
+		keys[i] = uint32(i)
+	}
+	var (
+		k uint32
+		v policybpf.PolicyEndpointValue
+	)
+	it := m.objs.PlxEndpoints.Iterate()
+	for it.Next(&k, &v) {
+		if k < endpointIndexSize {
+			values[k] = policybpf.PolicyEndpointValue{Identity: v.Identity, Flags: v.Flags | epIndexed}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("reading the endpoints: %w", err)
+	}
+	if _, err := m.objs.PlxEndpointIndex.BatchUpdate(keys, values, nil); err != nil {
+		return fmt.Errorf("rebuilding the endpoint index: %w", err)
+	}
+	return nil
+}
+
+// putEndpoint writes an endpoint to the endpoints map, then to the index.
+func (m *Maps) putEndpoint(ifindex uint32, v EndpointValue) error {
+	if err := m.objs.PlxEndpoints.Put(ifindex, policybpf.PolicyEndpointValue{Identity: v.Identity, Flags: v.Flags}); err != nil {
+		return err
+	}
+	if ifindex < endpointIndexSize {
+		return m.objs.PlxEndpointIndex.Put(ifindex, policybpf.PolicyEndpointValue{Identity: v.Identity, Flags: v.Flags | epIndexed})
+	}
+	return nil
+}
+
+// deleteEndpoint takes an endpoint out of the index, then out of the
+// endpoints map.
+func (m *Maps) deleteEndpoint(ifindex uint32) error {
+	if ifindex < endpointIndexSize {
+		if err := m.objs.PlxEndpointIndex.Put(ifindex, policybpf.PolicyEndpointValue{}); err != nil {
+			return err
+		}
+	}
+	return deleteEntry(m.objs.PlxEndpoints, ifindex)
+}
+
 // Close releases this process's handles; pinned maps stay.
 func (m *Maps) Close() error { return m.objs.Close() }
 
 // Unpin removes the pinned maps (the policy is switched off for good).
 func (m *Maps) Unpin() error {
-	for _, mp := range []*ebpf.Map{m.objs.PlxIpcache, m.objs.PlxEndpoints, m.objs.PlxPolicy, m.objs.PlxServices, m.objs.PlxCt,
+	for _, mp := range []*ebpf.Map{m.objs.PlxIpcache, m.objs.PlxEndpoints, m.objs.PlxEndpointIndex, m.objs.PlxPolicy, m.objs.PlxServices, m.objs.PlxCt,
 		m.objs.PlxEvents, m.objs.PlxCounters, m.objs.PlxGeneration} {
 		if err := mp.Unpin(); err != nil {
 			return err
@@ -321,14 +379,14 @@ func (m *Maps) Apply(have, want State) (c Changes, err error) {
 		if cur, ok := have.Endpoints[ifindex]; ok && cur == v {
 			continue
 		}
-		if err := m.objs.PlxEndpoints.Put(ifindex, policybpf.PolicyEndpointValue{Identity: v.Identity, Flags: v.Flags}); err != nil {
+		if err := m.putEndpoint(ifindex, v); err != nil {
 			return c, fmt.Errorf("endpoint %d: %w", ifindex, err)
 		}
 		c.Put++
 	}
 	for ifindex := range have.Endpoints {
 		if _, ok := want.Endpoints[ifindex]; !ok {
-			if err := deleteEntry(m.objs.PlxEndpoints, ifindex); err != nil {
+			if err := m.deleteEndpoint(ifindex); err != nil {
 				return c, fmt.Errorf("endpoint %d: %w", ifindex, err)
 			}
 			c.Deleted++

@@ -467,3 +467,86 @@ func TestOpenUpgradesAnOldConntrackMap(t *testing.T) {
 		t.Errorf("generation after a restart %d (%v), want 2", gen, err)
 	}
 }
+
+// The programs find endpoints on interfaces of index below 65,536 in the
+// array index and the others in the endpoints map, and a plugin that opens
+// the maps rebuilds the index from the endpoints map (after an upgrade from
+// plugins without it, or a stop between an endpoint's two writes) before
+// its programs read it.
+func TestEndpointIndex(t *testing.T) {
+	netnstest.RequireRoot(t)
+	ns := netnstest.New(t, "epx")
+	const low, high = 7, 70000
+	netnstest.Run(t, "ip", "-n", ns, "link", "add", "low", "index", "7", "type", "veth", "peer", "name", "lowpeer", "index", "8")
+	netnstest.Run(t, "ip", "-n", ns, "link", "add", "high", "index", "70000", "type", "veth", "peer", "name", "highpeer")
+	pinDir := policytest.BPFFSFor(t)
+	m, err := Open(pinDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Unpin(); _ = m.Close() })
+
+	frame := policytest.Frame(netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.0.0.1"), 6, 40000, 80)
+	const allowed, dropped = 0, 2 // TC_ACT_OK, TC_ACT_SHOT
+	verdict := func(m *Maps, ifindex uint32) uint32 {
+		t.Helper()
+		// __sk_buff up to ifindex, the 11th field: what a test run may set.
+		var ctx [11]uint32
+		ctx[10] = ifindex
+		var ret uint32
+		if err := netnstest.Do(ns, func() (err error) {
+			ret, err = m.objs.FromPod.Run(&ebpf.RunOptions{Data: frame, Context: ctx})
+			return err
+		}); err != nil {
+			t.Fatalf("running the program on interface %d: %v", ifindex, err)
+		}
+		return ret
+	}
+	// Egress enforced with no rule: a managed interface drops the packet.
+	enforcing := EndpointValue{Identity: idA, Flags: epEgressEnforced}
+	have, err := m.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := State{Endpoints: map[uint32]EndpointValue{low: enforcing, high: enforcing}}
+	if _, err := m.Apply(have, want); err != nil {
+		t.Fatal(err)
+	}
+	for ifindex, w := range map[uint32]uint32{low: dropped, high: dropped, 8: allowed} {
+		if got := verdict(m, ifindex); got != w {
+			t.Errorf("interface %d: verdict %d, want %d", ifindex, got, w)
+		}
+	}
+
+	// The index is what the programs read below 65,536: out of it, the
+	// endpoint is unmanaged; a stale entry manages an interface.
+	if err := m.objs.PlxEndpointIndex.Put(uint32(low), policybpf.PolicyEndpointValue{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.objs.PlxEndpointIndex.Put(uint32(8), policybpf.PolicyEndpointValue{Identity: idB, Flags: epEgressEnforced | epIndexed}); err != nil {
+		t.Fatal(err)
+	}
+	if got := verdict(m, low); got != allowed {
+		t.Fatalf("interface %d out of the index: verdict %d, want %d (the array is not what the programs read)", low, got, allowed)
+	}
+	again, err := Open(pinDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	for ifindex, w := range map[uint32]uint32{low: dropped, high: dropped, 8: allowed} {
+		if got := verdict(again, ifindex); got != w {
+			t.Errorf("after reopening: interface %d: verdict %d, want %d", ifindex, got, w)
+		}
+	}
+
+	// Taken out, both are unmanaged again.
+	if _, err := again.Apply(want, State{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ifindex := range []uint32{low, high} {
+		if got := verdict(again, ifindex); got != allowed {
+			t.Errorf("interface %d after its endpoint went: verdict %d, want %d", ifindex, got, allowed)
+		}
+	}
+}

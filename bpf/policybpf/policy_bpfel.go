@@ -20,21 +20,22 @@ type PolicyCounter struct {
 }
 
 type PolicyCtKey struct {
-	_     structs.HostLayout
-	Saddr [16]uint8
-	Daddr [16]uint8
-	Sport uint16
-	Dport uint16
-	Proto uint8
-	Dir   uint8
-	Pad   [2]uint8
+	_      structs.HostLayout
+	AddrA  [16]uint8
+	AddrB  [16]uint8
+	PortA  uint16
+	PortB  uint16
+	Proto  uint8
+	LocalB uint8
+	Pad    [2]uint8
 }
 
 type PolicyCtValue struct {
 	_          structs.HostLayout
 	Expires    uint64
 	Generation uint32
-	Pad        uint32
+	Opener     uint8
+	Pad        [3]uint8
 }
 
 type PolicyEndpointValue struct {
@@ -128,8 +129,8 @@ type PolicyVerdictValue struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	PolicyMapPlxConntrack     = "plx_conntrack"
 	PolicyMapPlxCounters      = "plx_counters"
-	PolicyMapPlxCt            = "plx_ct"
 	PolicyMapPlxEndpointIndex = "plx_endpoint_index"
 	PolicyMapPlxEndpoints     = "plx_endpoints"
 	PolicyMapPlxEvents        = "plx_events"
@@ -194,8 +195,8 @@ type PolicyProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PolicyMapSpecs struct {
+	PlxConntrack     *ebpf.MapSpec `ebpf:"plx_conntrack"`
 	PlxCounters      *ebpf.MapSpec `ebpf:"plx_counters"`
-	PlxCt            *ebpf.MapSpec `ebpf:"plx_ct"`
 	PlxEndpointIndex *ebpf.MapSpec `ebpf:"plx_endpoint_index"`
 	PlxEndpoints     *ebpf.MapSpec `ebpf:"plx_endpoints"`
 	PlxEvents        *ebpf.MapSpec `ebpf:"plx_events"`
@@ -234,8 +235,8 @@ func (o *PolicyObjects) Close() error {
 //
 // It can be passed to LoadPolicyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PolicyMaps struct {
+	PlxConntrack     *ebpf.Map `ebpf:"plx_conntrack"`
 	PlxCounters      *ebpf.Map `ebpf:"plx_counters"`
-	PlxCt            *ebpf.Map `ebpf:"plx_ct"`
 	PlxEndpointIndex *ebpf.Map `ebpf:"plx_endpoint_index"`
 	PlxEndpoints     *ebpf.Map `ebpf:"plx_endpoints"`
 	PlxEvents        *ebpf.Map `ebpf:"plx_events"`
@@ -248,8 +249,8 @@ type PolicyMaps struct {
 
 func (m *PolicyMaps) Close() error {
 	return _PolicyClose(
+		m.PlxConntrack,
 		m.PlxCounters,
-		m.PlxCt,
 		m.PlxEndpointIndex,
 		m.PlxEndpoints,
 		m.PlxEvents,

@@ -101,27 +101,33 @@ struct policy_value {
 	__u32 flags;
 };
 
+// ct_key names a connection at one local endpoint, whichever way its
+// packet goes: its two ends (address, port) in a fixed order, and which
+// of them is the endpoint. One lookup finds the entry for a packet in the
+// opening direction and for a reply. Each endpoint has its own entry (and
+// reports its own new flow), so two local pods both track their side.
 struct ct_key {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__be16 sport;
-	__be16 dport;
+	__u8 addr_a[16];
+	__u8 addr_b[16];
+	__be16 port_a;
+	__be16 port_b;
 	__u8 proto;
-	// dir is the direction, at the endpoint, of the packet that opened
-	// the connection: each endpoint tracks (and reports) its own side,
-	// so two local pods each see a new flow.
-	__u8 dir;
+	// local_b: the endpoint is end b.
+	__u8 local_b;
 	__u8 pad[2];
 };
 
 // generation is that of the maps when the connection's last packet in
-// its own direction was judged: while the maps stay at it, the next
+// the opening direction was judged: while the maps stay at it, the next
 // packets pass without being judged again (nothing that decides changed).
 // 0 is never a generation.
 struct ct_value {
 	__u64 expires;
 	__u32 generation;
-	__u32 pad;
+	// opener is the direction, at the endpoint, of the packet that opened
+	// the connection; packets the other way are its replies.
+	__u8 opener;
+	__u8 pad[3];
 };
 
 struct event {
@@ -223,7 +229,7 @@ struct {
 	__type(value, struct ct_value);
 	__uint(max_entries, 256 * 1024);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} plx_ct SEC(".maps");
+} plx_conntrack SEC(".maps");
 
 // A verdict computed once is kept for the next packets of the same
 // (local, peer, direction, protocol, port): one hash lookup instead of
@@ -589,29 +595,49 @@ static __always_inline int service_verdict(__u32 gen, __u32 local, const struct 
 	return 0;
 }
 
-// ct_key_of is the key of f's connection as seen in direction dir; with
-// reverse, the key of the connection f replies to (opened in the other
-// direction).
-static __always_inline void ct_key_of(struct ct_key *k, const struct flow *f, __u8 dir, int reverse)
+// addr_before says whether the end (a, ap) comes before (b, bp) in the
+// order of conntrack keys; any fixed total order does.
+static __always_inline int end_before(const __u8 a[16], __be16 ap, const __u8 b[16], __be16 bp)
 {
+	__u64 a0, a1, b0, b1;
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	if (a0 != b0)
+		return a0 < b0;
+	if (a1 != b1)
+		return a1 < b1;
+	return ap < bp;
+}
+
+// ct_key_of is the conntrack key of a packet from (saddr, sport) to
+// (daddr, dport), at the endpoint that sent it (local_src) or receives it.
+// ICMP echo keeps its identifier in sport both ways: its ends are the
+// addresses alone.
+static __always_inline void ct_key_of(struct ct_key *k, const __u8 saddr[16], const __u8 daddr[16], __be16 sport, __be16 dport,
+				      __u8 proto, int local_src)
+{
+	int icmp = proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6_;
+	int src_first = end_before(saddr, icmp ? 0 : sport, daddr, icmp ? 0 : dport);
+
 	__builtin_memset(k, 0, sizeof(*k));
-	k->dir = reverse ? !dir : dir;
-	if (reverse) {
-		__builtin_memcpy(k->saddr, f->daddr, 16);
-		__builtin_memcpy(k->daddr, f->saddr, 16);
+	k->proto = proto;
+	if (src_first) {
+		__builtin_memcpy(k->addr_a, saddr, 16);
+		__builtin_memcpy(k->addr_b, daddr, 16);
 	} else {
-		__builtin_memcpy(k->saddr, f->saddr, 16);
-		__builtin_memcpy(k->daddr, f->daddr, 16);
+		__builtin_memcpy(k->addr_a, daddr, 16);
+		__builtin_memcpy(k->addr_b, saddr, 16);
 	}
-	k->proto = f->proto;
-	// ICMP echo keeps its identifier in sport on both sides.
-	if (reverse && f->proto != IPPROTO_ICMP && f->proto != IPPROTO_ICMPV6_) {
-		k->sport = f->dport;
-		k->dport = f->sport;
+	if (src_first || icmp) {
+		k->port_a = sport;
+		k->port_b = dport;
 	} else {
-		k->sport = f->sport;
-		k->dport = f->dport;
+		k->port_a = dport;
+		k->port_b = sport;
 	}
+	k->local_b = local_src != src_first;
 }
 
 static __always_inline void ct_refresh(struct ct_value *ct, __u64 now)
@@ -691,7 +717,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	struct endpoint_value *ep;
 	struct flow f = {};
 	struct ct_key k;
-	struct ct_value *ct, *fwd;
+	struct ct_value *ct;
 	__u64 now;
 	__u32 gen, ifindex = skb->ifindex;
 	int enforced, r;
@@ -719,41 +745,37 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 
 	gen = generation();
 	now = bpf_ktime_get_coarse_ns();
-	// A reply of a connection the other direction allowed.
-	ct_key_of(&k, &f, dir, 1);
-	ct = bpf_map_lookup_elem(&plx_ct, &k);
-	if (ct && ct->expires > now) {
+	// k holds this packet's key until the end.
+	ct_key_of(&k, f.saddr, f.daddr, f.sport, f.dport, f.proto, dir == DIR_EGRESS);
+	ct = bpf_map_lookup_elem(&plx_conntrack, &k);
+	if (ct && ct->expires <= now)
+		ct = 0; // expired: judged as new, and the entry taken over
+	if (ct && ct->opener != dir) {
+		// A reply of a connection the other direction allowed.
 		ct_refresh(ct, now);
 		return TC_ACT_OK;
 	}
-	// An ICMP error about a connection this endpoint's other direction
-	// allowed (port unreachable, packet too big for path MTU discovery)
-	// passes like a reply.
+	// A packet of a connection judged allowed at this generation: no
+	// endpoint, address, Service or policy changed since, so neither
+	// would the verdict.
+	if (ct && gen && ct->generation == gen) {
+		ct_refresh(ct, now);
+		return TC_ACT_OK;
+	}
+	// An ICMP error about a connection this endpoint tracks (port
+	// unreachable, packet too big for path MTU discovery) passes like a
+	// reply. The packet it quotes went the other way: an error coming in
+	// is about one the endpoint sent.
 	if (f.related) {
-		__builtin_memset(&k, 0, sizeof(k));
-		__builtin_memcpy(k.saddr, f.inner.saddr, 16);
-		__builtin_memcpy(k.daddr, f.inner.daddr, 16);
-		k.sport = f.inner.sport;
-		k.dport = f.inner.dport;
-		k.proto = f.inner.proto;
-		k.dir = !dir;
-		ct = bpf_map_lookup_elem(&plx_ct, &k);
-		if (ct && ct->expires > now)
+		struct ct_key ik;
+		ct_key_of(&ik, f.inner.saddr, f.inner.daddr, f.inner.sport, f.inner.dport, f.inner.proto, dir == DIR_INGRESS);
+		struct ct_value *ict = bpf_map_lookup_elem(&plx_conntrack, &ik);
+		if (ict && ict->expires > now)
 			return TC_ACT_OK;
 	}
 	if (f.echo_reply && enforced) {
 		emit(skb, &f, dir, EVENT_DROP_POLICY, ep->identity, 0);
 		return TC_ACT_SHOT;
-	}
-	// A packet of a connection judged allowed at this generation: no
-	// endpoint, address, Service or policy changed since, so neither
-	// would the verdict.
-	// k holds this key until the end.
-	ct_key_of(&k, &f, dir, 0);
-	fwd = bpf_map_lookup_elem(&plx_ct, &k);
-	if (fwd && gen && fwd->generation == gen && fwd->expires > now) {
-		ct_refresh(fwd, now);
-		return TC_ACT_OK;
 	}
 
 	__u32 peer;
@@ -781,13 +803,13 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 			return TC_ACT_SHOT;
 		}
 	}
-	if (fwd) {
-		fwd->expires = now + CT_LIFETIME_NS;
-		fwd->generation = gen;
+	if (ct) {
+		ct->expires = now + CT_LIFETIME_NS;
+		ct->generation = gen;
 		return TC_ACT_OK;
 	}
-	struct ct_value nv = {.expires = now + CT_LIFETIME_NS, .generation = gen};
-	bpf_map_update_elem(&plx_ct, &k, &nv, BPF_ANY);
+	struct ct_value nv = {.expires = now + CT_LIFETIME_NS, .generation = gen, .opener = dir};
+	bpf_map_update_elem(&plx_conntrack, &k, &nv, BPF_ANY);
 	emit(skb, &f, dir, EVENT_ALLOW_NEW, ep->identity, peer);
 	return TC_ACT_OK;
 }

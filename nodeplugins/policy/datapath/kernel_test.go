@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -412,59 +413,134 @@ func TestNP12_HostPolicyInTheKernel(t *testing.T) {
 	tp.check(t, "host policy gone", pr(tp.Ext, nodeExt, "9090", true), pr(tp.B, nodeIP, "8080", true), pr(tp.Node, ipExt, "8080", true))
 }
 
-// A conntrack map pinned by an earlier plugin, whose entries held only
-// their expiry, is carried over to the new layout when a new plugin opens
-// the maps: the connections' entries are kept (their replies keep
-// passing), at no generation, so each connection's next packet is judged
-// again; the generation starts at 1 and never matches them.
+// The Go twin of the programs' conntrack key (which an upgrade uses to
+// carry old entries over) names the entry the programs make, for either
+// direction, either order of the ends, and ICMP echo.
+func TestConntrackKeyAsTheProgramsMakeIt(t *testing.T) {
+	netnstest.RequireRoot(t)
+	m, err := Open(policytest.BPFFSFor(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Unpin(); _ = m.Close() })
+	// A test run's packet comes in on lo (ifindex 1): a managed endpoint
+	// enforcing nothing, so every packet opens a connection.
+	if _, err := m.Apply(State{}, State{Endpoints: map[uint32]EndpointValue{1: {Identity: idA}}}); err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.9.0.1")
+	for _, c := range []struct {
+		name         string
+		dir          Direction
+		src, dst     netip.Addr
+		proto        uint8
+		sport, dport uint16
+	}{
+		{"egress, lower end first", Egress, lo, hi, 6, 40000, 80},
+		{"egress, higher end first", Egress, hi, lo, 6, 40000, 80},
+		{"ingress, lower end first", Ingress, lo, hi, 17, 5353, 53},
+		{"ingress, higher end first", Ingress, hi, lo, 17, 5353, 53},
+		{"same address, ports decide", Egress, lo, lo, 6, 40000, 80},
+		{"echo request", Egress, hi, lo, 1, 8 << 8, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if ret, err := m.TestRun(c.dir, policytest.Frame(c.src, c.dst, c.proto, c.sport, c.dport)); err != nil || ret != 0 {
+				t.Fatalf("verdict %d (%v), want pass", ret, err)
+			}
+			old := oldConntrackKey{Saddr: c.src.As16(), Daddr: c.dst.As16(), Sport: be16(c.sport), Dport: be16(c.dport), Proto: c.proto, Dir: uint8(c.dir)}
+			if c.proto == 1 { // the echo identifier (0 here) is the "port"
+				old.Sport = 0
+			}
+			var v policybpf.PolicyCtValue
+			if err := m.objs.PlxConntrack.Lookup(old.conntrackKey(), &v); err != nil {
+				var entries []string
+				var k policybpf.PolicyCtKey
+				it := m.objs.PlxConntrack.Iterate()
+				for it.Next(&k, &v) {
+					entries = append(entries, fmt.Sprintf("%+v", k))
+				}
+				t.Fatalf("no entry at %+v: %v; the map holds %s", old.conntrackKey(), err, strings.Join(entries, ", "))
+			}
+			if v.Opener != uint8(c.dir) {
+				t.Errorf("opener %d, want %d", v.Opener, c.dir)
+			}
+		})
+	}
+}
+
+// A conntrack map pinned by an earlier plugin (plx_ct: keyed by the
+// opening packet, valued by the expiry alone or with a generation) is
+// carried over when a new plugin opens the maps: the connections' replies
+// keep passing an enforcing endpoint, each connection's next packet the
+// opening way is judged again (no generation), and the old map goes.
 func TestOpenUpgradesAnOldConntrackMap(t *testing.T) {
 	netnstest.RequireRoot(t)
-	pinDir := policytest.BPFFSFor(t)
-	if err := os.MkdirAll(pinDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	old, err := ebpf.NewMap(&ebpf.MapSpec{Name: policybpf.PolicyMapPlxCt, Type: ebpf.LRUHash, KeySize: 40, ValueSize: 8, MaxEntries: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := policybpf.PolicyCtKey{Proto: 6, Sport: 1234, Dport: 80}
-	key.Saddr[15], key.Daddr[15] = 1, 2
-	if err := old.Put(key, uint64(987654321)); err != nil {
-		t.Fatal(err)
-	}
-	if err := old.Pin(filepath.Join(pinDir, policybpf.PolicyMapPlxCt)); err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
+	a, b := netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.0.0.1")
+	for _, valueSize := range []uint32{8, 16} {
+		t.Run(fmt.Sprintf("value of %d bytes", valueSize), func(t *testing.T) {
+			pinDir := policytest.BPFFSFor(t)
+			if err := os.MkdirAll(pinDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			old, err := ebpf.NewMap(&ebpf.MapSpec{Name: oldConntrackMap, Type: ebpf.LRUHash, KeySize: 40, ValueSize: valueSize, MaxEntries: 1024})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The endpoint (on lo, as test runs are) connected out to b.
+			key := oldConntrackKey{Saddr: a.As16(), Daddr: b.As16(), Sport: be16(40000), Dport: be16(80), Proto: 6, Dir: uint8(Egress)}
+			expires := uint64(1) << 62 // far ahead
+			value := make([]byte, valueSize)
+			binary.NativeEndian.PutUint64(value, expires)
+			if err := old.Put(key, value); err != nil {
+				t.Fatal(err)
+			}
+			if err := old.Pin(filepath.Join(pinDir, oldConntrackMap)); err != nil {
+				t.Fatal(err)
+			}
+			old.Close()
 
-	m, err := Open(pinDir)
-	if err != nil {
-		t.Fatalf("opening over an old conntrack map: %v", err)
-	}
-	defer m.Close()
-	var v policybpf.PolicyCtValue
-	if err := m.objs.PlxCt.Lookup(key, &v); err != nil {
-		t.Fatalf("the old entry was not carried over: %v", err)
-	}
-	if v.Expires != 987654321 || v.Generation != 0 {
-		t.Errorf("carried over as %+v, want the old expiry at generation 0", v)
-	}
-	var gen uint32
-	if err := m.objs.PlxGeneration.Lookup(uint32(0), &gen); err != nil || gen != 1 {
-		t.Errorf("generation %d (%v), want 1", gen, err)
-	}
-	// Opened again (a plugin restart), nothing is carried over twice and
-	// the generation stays.
-	if err := m.retireVerdicts(); err != nil {
-		t.Fatal(err)
-	}
-	again, err := Open(pinDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	if err := again.objs.PlxGeneration.Lookup(uint32(0), &gen); err != nil || gen != 2 {
-		t.Errorf("generation after a restart %d (%v), want 2", gen, err)
+			m, err := Open(pinDir)
+			if err != nil {
+				t.Fatalf("opening over an old conntrack map: %v", err)
+			}
+			t.Cleanup(func() { _ = m.Unpin(); _ = m.Close() })
+			var v policybpf.PolicyCtValue
+			if err := m.objs.PlxConntrack.Lookup(key.conntrackKey(), &v); err != nil {
+				t.Fatalf("the old entry was not carried over: %v", err)
+			}
+			if v.Expires != expires || v.Generation != 0 || v.Opener != uint8(Egress) {
+				t.Errorf("carried over as %+v, want the old expiry, opened egress, at generation 0", v)
+			}
+			if _, err := os.Stat(filepath.Join(pinDir, oldConntrackMap)); !os.IsNotExist(err) {
+				t.Errorf("the old map is still pinned (%v)", err)
+			}
+			// Both directions enforced, nothing allowed: the reply passes by
+			// the carried entry alone, and the next packet out is refused.
+			if _, err := m.Apply(State{}, State{Endpoints: map[uint32]EndpointValue{
+				1: {Identity: idA, Flags: epIngressEnforced | epEgressEnforced}}}); err != nil {
+				t.Fatal(err)
+			}
+			if ret, err := m.TestRun(Ingress, policytest.Frame(b, a, 6, 80, 40000)); err != nil || ret != 0 {
+				t.Errorf("the reply: verdict %d (%v), want pass", ret, err)
+			}
+			if ret, err := m.TestRun(Egress, policytest.Frame(a, b, 6, 40000, 80)); err != nil || ret != 2 {
+				t.Errorf("the next packet out: verdict %d (%v), want drop (judged again)", ret, err)
+			}
+			var gen uint32
+			if err := m.objs.PlxGeneration.Lookup(uint32(0), &gen); err != nil || gen == 0 {
+				t.Errorf("generation %d (%v), want one that is not 0", gen, err)
+			}
+			// Opened again (a plugin restart), the generation stays.
+			again, err := Open(pinDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer again.Close()
+			var genAgain uint32
+			if err := again.objs.PlxGeneration.Lookup(uint32(0), &genAgain); err != nil || genAgain != gen {
+				t.Errorf("generation after a restart %d (%v), want %d", genAgain, err, gen)
+			}
+		})
 	}
 }
 

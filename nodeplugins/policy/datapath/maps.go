@@ -76,48 +76,94 @@ func OpenWith(pinDir string, o Options) (*Maps, error) {
 		}
 		return nil, fmt.Errorf("loading the policy programs: %w", err)
 	}
-	if err := errors.Join(restoreConntrack(m.objs.PlxCt), m.startGeneration(), m.rebuildEndpointIndex()); err != nil {
+	if err := errors.Join(restoreConntrack(m.objs.PlxConntrack), m.startGeneration(), m.rebuildEndpointIndex()); err != nil {
 		_ = m.Close()
 		return nil, err
 	}
 	return m, nil
 }
 
-// conntrackV1ValueSize is the value size of conntrack maps pinned by
-// plugins before conntrack entries carried a generation: the expiry alone.
-const conntrackV1ValueSize = 8
+// oldConntrackMap is the conntrack map of earlier plugins, keyed by a
+// connection as its opening packet went (and that packet's direction),
+// so that a packet looked up two keys: with values of the expiry alone
+// (8 bytes) or of the expiry and a generation (16).
+const oldConntrackMap = "plx_ct"
+
+type oldConntrackKey struct {
+	Saddr, Daddr [16]byte
+	Sport, Dport uint16
+	Proto, Dir   uint8
+	_            [2]byte
+}
+
+// conntrackKey is the programs' key (ct_key_of) of the entry an old
+// conntrack key stood for: the endpoint's side of the connection.
+func (k oldConntrackKey) conntrackKey() policybpf.PolicyCtKey {
+	icmp := k.Proto == 1 || k.Proto == 58
+	sport, dport := k.Sport, k.Dport
+	if icmp { // the echo identifier is no end's port
+		sport, dport = 0, 0
+	}
+	srcFirst := endBefore(k.Saddr, sport, k.Daddr, dport)
+	n := policybpf.PolicyCtKey{AddrA: k.Saddr, AddrB: k.Daddr, PortA: k.Sport, PortB: k.Dport, Proto: k.Proto}
+	if !srcFirst {
+		n.AddrA, n.AddrB = k.Daddr, k.Saddr
+		if !icmp {
+			n.PortA, n.PortB = k.Dport, k.Sport
+		}
+	}
+	// The endpoint sent the opening packet if it went out (egress).
+	localSrc := Direction(k.Dir) == Egress
+	if localSrc != srcFirst {
+		n.LocalB = 1
+	}
+	return n
+}
+
+// endBefore is end_before of the programs: the order of a conntrack key's
+// ends, which compares each address as two 8-byte words in the machine's
+// byte order (the programs' loads), then the ports as they lie in memory.
+func endBefore(a [16]byte, ap uint16, b [16]byte, bp uint16) bool {
+	for _, off := range []int{0, 8} {
+		x, y := binary.NativeEndian.Uint64(a[off:]), binary.NativeEndian.Uint64(b[off:])
+		if x != y {
+			return x < y
+		}
+	}
+	return ap < bp
+}
 
 // upgradeConntrack takes the entries out of a conntrack map pinned by an
-// earlier plugin in the old layout (which the new programs cannot share)
-// and unpins it, so that loading makes a new one; the function returned
-// writes the entries into the new map, at no generation: each
-// connection's replies keep passing and its next packet is judged again.
-// (The old programs keep their map until the new ones replace them;
-// connections they open in that moment are not carried over.)
+// earlier plugin (oldConntrackMap) and unpins it; the function returned
+// writes them into the new map, at no generation: each connection's
+// replies keep passing and its next packet in the opening direction is
+// judged again. (The old programs keep their map until the new ones
+// replace them; connections they open in that moment are not carried
+// over.)
 func upgradeConntrack(pinDir string) (restore func(*ebpf.Map) error, err error) {
 	none := func(*ebpf.Map) error { return nil }
-	old, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, policybpf.PolicyMapPlxCt), nil)
+	old, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, oldConntrackMap), nil)
 	if errors.Is(err, os.ErrNotExist) {
 		return none, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("opening the pinned conntrack map: %w", err)
+		return nil, fmt.Errorf("opening the pinned conntrack map of the old layout: %w", err)
 	}
 	defer old.Close()
-	if old.ValueSize() != conntrackV1ValueSize {
-		return none, nil
-	}
-	type entry struct {
-		key     policybpf.PolicyCtKey
-		expires uint64
-	}
 	var (
-		entries []entry
-		e       entry
+		entries []policybpf.PolicyCtKey
+		values  []policybpf.PolicyCtValue
+		k       oldConntrackKey
+		v       = make([]byte, old.ValueSize())
 	)
+	if old.KeySize() != 40 || (len(v) != 8 && len(v) != 16) {
+		return nil, fmt.Errorf("the pinned conntrack map %s has a layout this plugin does not know (key %d, value %d bytes): remove it",
+			filepath.Join(pinDir, oldConntrackMap), old.KeySize(), len(v))
+	}
 	it := old.Iterate()
-	for it.Next(&e.key, &e.expires) {
-		entries = append(entries, e)
+	for it.Next(&k, v) {
+		entries = append(entries, k.conntrackKey())
+		values = append(values, policybpf.PolicyCtValue{Expires: binary.NativeEndian.Uint64(v), Opener: k.Dir})
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("reading the pinned conntrack map of the old layout: %w", err)
@@ -126,8 +172,8 @@ func upgradeConntrack(pinDir string) (restore func(*ebpf.Map) error, err error) 
 		return nil, fmt.Errorf("unpinning the conntrack map of the old layout: %w", err)
 	}
 	return func(ct *ebpf.Map) error {
-		for _, e := range entries {
-			err := ct.Update(e.key, policybpf.PolicyCtValue{Expires: e.expires}, ebpf.UpdateNoExist)
+		for i, key := range entries {
+			err := ct.Update(key, values[i], ebpf.UpdateNoExist)
 			if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
 				return fmt.Errorf("carrying conntrack entries over to the new layout: %w", err)
 			}
@@ -216,7 +262,7 @@ func (m *Maps) Close() error { return m.objs.Close() }
 
 // Unpin removes the pinned maps (the policy is switched off for good).
 func (m *Maps) Unpin() error {
-	for _, mp := range []*ebpf.Map{m.objs.PlxIpcache, m.objs.PlxEndpoints, m.objs.PlxEndpointIndex, m.objs.PlxPolicy, m.objs.PlxServices, m.objs.PlxCt,
+	for _, mp := range []*ebpf.Map{m.objs.PlxIpcache, m.objs.PlxEndpoints, m.objs.PlxEndpointIndex, m.objs.PlxPolicy, m.objs.PlxServices, m.objs.PlxConntrack,
 		m.objs.PlxEvents, m.objs.PlxCounters, m.objs.PlxGeneration} {
 		if err := mp.Unpin(); err != nil {
 			return err

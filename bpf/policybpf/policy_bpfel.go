@@ -141,6 +141,7 @@ const (
 	PolicyMapPlxVerdicts      = "plx_verdicts"
 	PolicyProgFromPod         = "from_pod"
 	PolicyProgToPod           = "to_pod"
+	PolicyVarLocalRedirect    = "local_redirect"
 	PolicyVarTunnelPort       = "tunnel_port"
 	PolicyVarUnusedEvent      = "unused_event"
 )
@@ -211,8 +212,9 @@ type PolicyMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PolicyVariableSpecs struct {
-	TunnelPort  *ebpf.VariableSpec `ebpf:"tunnel_port"`
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	LocalRedirect *ebpf.VariableSpec `ebpf:"local_redirect"`
+	TunnelPort    *ebpf.VariableSpec `ebpf:"tunnel_port"`
+	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
 }
 
 // PolicyObjects contains all objects after they have been loaded into the kernel.
@@ -266,8 +268,9 @@ func (m *PolicyMaps) Close() error {
 //
 // It can be passed to LoadPolicyObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PolicyVariables struct {
-	TunnelPort  *ebpf.Variable `ebpf:"tunnel_port"`
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	LocalRedirect *ebpf.Variable `ebpf:"local_redirect"`
+	TunnelPort    *ebpf.Variable `ebpf:"tunnel_port"`
+	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
 }
 
 // PolicyPrograms contains all programs after they have been loaded into the kernel.

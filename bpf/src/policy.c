@@ -17,6 +17,8 @@
 // Service address is judged by the Service's backends (the services map),
 // since these programs run before kube-proxy picks one. Every drop and every new
 // allowed flow is sent to user space through the events ring buffer.
+// Established IPv4 traffic between two pods of the node goes from the
+// sender's "from_pod" straight into the receiving pod (deliver_local).
 //
 // Addresses are 16 bytes: IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d).
 
@@ -48,6 +50,10 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 // tunnel carries pods' packets, which their veths judge, so the host's
 // policy leaves it alone.
 volatile const __u16 tunnel_port = 0;
+
+// local_redirect, set at load, lets a pod's established traffic to another
+// pod of this node go straight into that pod (deliver_local).
+volatile const __u8 local_redirect = 0;
 
 #define VERDICT_DENY 1
 
@@ -702,6 +708,59 @@ static __always_inline struct endpoint_value *endpoint(__u32 ifindex)
 	return bpf_map_lookup_elem(&plx_endpoints, &ifindex);
 }
 
+#define AF_INET_ 2
+#define IP4_CSUM_OFF (sizeof(struct eth) + 10)
+
+// deliver_local takes a packet that passed its sender's egress straight
+// into the receiving pod when that pod is on this node and its own program
+// (to_pod) would pass the packet on the conntrack entry alone: a reply of
+// a connection it opened, or a packet of one judged at this generation. It
+// skips the node's IP stack (forwarding, netfilter) and the receiving
+// veth, as a route would deliver it (the neighbour's addresses, TTL less
+// one). Everything else takes the node's stack as before: a connection's
+// first packets (so the receiving side judges them and tracks the
+// connection), packets after a policy change, and replies through a
+// Service, which the node must translate back: the receiving pod then
+// tracks the connection under the Service's address, not under the pod's
+// that the reply comes from. TC_ACT_OK when it does not redirect.
+// k is the caller's key, reused (the stack is tight).
+static __always_inline int deliver_local(struct __sk_buff *skb, const struct flow *f, struct ct_key *k, __u32 gen, __u64 now)
+{
+	struct bpf_fib_lookup fib = {.family = AF_INET_, .ifindex = skb->ifindex, .l4_protocol = f->proto, .sport = f->sport, .dport = f->dport};
+
+	// IPv4 only for now: IPv6 takes the node's stack.
+	if (!local_redirect || skb->protocol != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	__builtin_memcpy(&fib.ipv4_src, f->saddr + 12, 4);
+	__builtin_memcpy(&fib.ipv4_dst, f->daddr + 12, 4);
+	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return TC_ACT_OK;
+	struct endpoint_value *dst = endpoint(fib.ifindex);
+	if (!dst || (dst->flags & EP_HOST))
+		return TC_ACT_OK;
+	ct_key_of(k, f->saddr, f->daddr, f->sport, f->dport, f->proto, 0);
+	struct ct_value *ct = bpf_map_lookup_elem(&plx_conntrack, k);
+	if (!ct || ct->expires <= now)
+		return TC_ACT_OK;
+	if (ct->opener == DIR_INGRESS && !(gen && ct->generation == gen))
+		return TC_ACT_OK;
+
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct eth *eth = data;
+	struct ip4 *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->ttl <= 1)
+		return TC_ACT_OK; // the stack answers "time exceeded"
+	__be16 before = *(__be16 *)&ip->ttl;
+	ip->ttl--;
+	__be16 after = *(__be16 *)&ip->ttl;
+	__builtin_memcpy(eth->dst, fib.dmac, 6);
+	__builtin_memcpy(eth->src, fib.smac, 6);
+	bpf_l3_csum_replace(skb, IP4_CSUM_OFF, before, after, 2);
+	ct_refresh(ct, now);
+	return bpf_redirect_peer(fib.ifindex, 0);
+}
+
 // host_ingress_verdict judges a local pod's packet to the node against the
 // host's ingress policy (0 when there is none).
 static __always_inline int host_ingress_verdict(__u32 gen, __u32 pod, const struct flow *f)
@@ -750,16 +809,14 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 	ct = bpf_map_lookup_elem(&plx_conntrack, &k);
 	if (ct && ct->expires <= now)
 		ct = 0; // expired: judged as new, and the entry taken over
-	if (ct && ct->opener != dir) {
-		// A reply of a connection the other direction allowed.
+	// A reply of a connection the other direction allowed, or a packet of
+	// a connection judged allowed at this generation: no endpoint,
+	// address, Service or policy changed since, so neither would the
+	// verdict.
+	if (ct && (ct->opener != dir || (gen && ct->generation == gen))) {
 		ct_refresh(ct, now);
-		return TC_ACT_OK;
-	}
-	// A packet of a connection judged allowed at this generation: no
-	// endpoint, address, Service or policy changed since, so neither
-	// would the verdict.
-	if (ct && gen && ct->generation == gen) {
-		ct_refresh(ct, now);
+		if (dir == DIR_EGRESS && !(ep->flags & EP_HOST))
+			return deliver_local(skb, &f, &k, gen, now);
 		return TC_ACT_OK;
 	}
 	// An ICMP error about a connection this endpoint tracks (port

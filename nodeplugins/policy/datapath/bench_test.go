@@ -189,20 +189,23 @@ func TestNP25_FullPolicyMapIsReported(t *testing.T) {
 // throughput (1 MiB per op, MB/s) and request-response latency (one
 // 1-byte round trip per op), with no programs attached ("off"), with the
 // programs attached but no endpoint in the maps ("attached": what the
-// TCX hooks cost with a program that only looks the interface up), and
-// with both pods enforcing both directions ("on": A may reach B's port,
-// the replies pass by connection tracking, so each round trip runs the
-// programs four times).
+// TCX hooks cost with a program that only looks the interface up), with
+// both pods enforcing both directions through the node's stack
+// ("on-stack-only": A may reach B's port, the replies pass by connection
+// tracking, so each round trip runs the programs four times), and the
+// same as shipped ("on": established packets go straight into the
+// receiving pod, so each round trip runs the programs twice and skips
+// the node's stack).
 func BenchmarkPodToPod(b *testing.B) {
 	netnstest.RequireRoot(b)
-	for _, mode := range []string{"off", "attached", "on"} {
+	for _, mode := range []string{"off", "attached", "on-stack-only", "on"} {
 		b.Run("enforcement="+mode, func(b *testing.B) {
-			tp := &topology{Topology: policytest.New(b), pinDir: policytest.BPFFSFor(b)}
+			tp := &topology{Topology: policytest.New(b), pinDir: policytest.BPFFSFor(b), opts: Options{StackOnly: mode == "on-stack-only"}}
 			if mode != "off" {
 				tp.open(b)
 				defer func() { _ = tp.maps.Unpin(); _ = tp.maps.Close() }()
 			}
-			if mode == "on" {
+			if strings.HasPrefix(mode, "on") {
 				tp.program(b, nodesv1alpha1.NodePolicySpec{
 					Identities: []nodesv1alpha1.IdentityPolicy{
 						{Identity: idA, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/bpf/policybpf"
@@ -32,12 +33,15 @@ type topology struct {
 	// hostDevices the node devices a host policy is enforced on.
 	services    []Service
 	hostDevices []uint32
+	opts        Options
 }
 
 const idA, idB = 1000, 2000
 
-func newTopology(t testing.TB) *topology {
-	tp := &topology{Topology: policytest.New(t), pinDir: policytest.BPFFSFor(t)}
+func newTopology(t testing.TB) *topology { return newTopologyWith(t, Options{}) }
+
+func newTopologyWith(t testing.TB, o Options) *topology {
+	tp := &topology{Topology: policytest.New(t), pinDir: policytest.BPFFSFor(t), opts: o}
 	tp.open(t)
 	t.Cleanup(func() {
 		if tp.maps != nil {
@@ -52,7 +56,7 @@ func newTopology(t testing.TB) *topology {
 // programs to both pods' veths, as a starting plugin does.
 func (tp *topology) open(t testing.TB) {
 	t.Helper()
-	m, err := Open(tp.pinDir)
+	m, err := OpenWith(tp.pinDir, tp.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -624,5 +628,116 @@ func TestEndpointIndex(t *testing.T) {
 		if got := verdict(again, ifindex); got != allowed {
 			t.Errorf("interface %d after its endpoint went: verdict %d, want %d", ifindex, got, allowed)
 		}
+	}
+}
+
+// A pod's established traffic to another pod of the node goes straight
+// into it once the receiving side tracks the connection: past the node's
+// stack and the receiving veth (whose transmit counter stays still), with
+// the TTL a route gives it. StackOnly leaves it all to the node's stack,
+// which is also this test's control: there the veth counts every packet.
+func TestLocalDelivery(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		opts      Options
+		redirects bool
+	}{{"redirect", Options{}, true}, {"stack only", Options{StackOnly: true}, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			tp := newTopologyWith(t, c.opts)
+			tp.program(t, nodesv1alpha1.NodePolicySpec{
+				Identities: []nodesv1alpha1.IdentityPolicy{
+					{Identity: idA, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
+						Egress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pb", 17, 5555, 5555)}}}},
+					{Identity: idB, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
+						Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pa", 17, 5555, 5555)}}}},
+				},
+				PeerSets: []nodesv1alpha1.PeerSet{{Name: "pa", Identities: []int64{idA}}, {Name: "pb", Identities: []int64{idB}}},
+			})
+			// B echoes each datagram back with the TTL it arrived with.
+			var server *net.UDPConn
+			if err := netnstest.Do(tp.B, func() (err error) {
+				server, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 5555})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer server.Close()
+			raw, err := server.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := raw.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_RECVTTL, 1) }); err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				buf, oob := make([]byte, 64), make([]byte, 64)
+				for {
+					n, oobn, _, from, err := server.ReadMsgUDP(buf, oob)
+					if err != nil {
+						return
+					}
+					ttl := -1
+					if msgs, err := syscall.ParseSocketControlMessage(oob[:oobn]); err == nil {
+						for _, m := range msgs {
+							if m.Header.Level == syscall.IPPROTO_IP && m.Header.Type == syscall.IP_TTL && len(m.Data) >= 4 {
+								ttl = int(m.Data[0])
+							}
+						}
+					}
+					_, _ = server.WriteToUDP(fmt.Appendf(nil, "%s ttl=%d", buf[:n], ttl), from)
+				}
+			}()
+			txOfB := func() uint64 {
+				var tx uint64
+				if err := netnstest.Do(tp.Node, func() error {
+					l, err := netlink.LinkByName(policytest.VethB)
+					if err != nil {
+						return err
+					}
+					tx = l.Attrs().Statistics.TxPackets
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				return tx
+			}
+			const messages = 50
+			var replies []string
+			before := txOfB()
+			if err := netnstest.Do(tp.A, func() error {
+				conn, err := net.Dial("udp4", ipB+":5555")
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				buf := make([]byte, 64)
+				for i := range messages {
+					_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+					if _, err := fmt.Fprintf(conn, "m%d", i); err != nil {
+						return err
+					}
+					n, err := conn.Read(buf)
+					if err != nil {
+						return fmt.Errorf("reply to message %d: %w", i, err)
+					}
+					replies = append(replies, string(buf[:n]))
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			through := txOfB() - before
+			for i, r := range replies {
+				if want := fmt.Sprintf("m%d ttl=63", i); r != want {
+					t.Errorf("reply %d: %q, want %q (one hop, as routed)", i, r, want)
+				}
+			}
+			if c.redirects && through > 5 {
+				t.Errorf("%d of %d packets to B went through B's veth, want only the first few (delivered straight into B)", through, messages)
+			}
+			if !c.redirects && through < messages {
+				t.Errorf("%d of %d packets to B went through B's veth, want all (stack only)", through, messages)
+			}
+		})
 	}
 }

@@ -34,6 +34,12 @@ type Options struct {
 	// TunnelPort is the node's VXLAN UDP port, which a host policy leaves
 	// alone (the tunnel carries pods' packets); 0 for none.
 	TunnelPort uint16
+	// StackOnly leaves all traffic between the node's pods to its IP stack.
+	// By default a pod's established connection to another pod of the node
+	// is delivered straight into that pod once both sides track it,
+	// past the node's forwarding and netfilter (deliver_local in the
+	// programs); a host firewall that must see that traffic needs this.
+	StackOnly bool
 }
 
 // Open loads the programs and opens the maps pinned in pinDir, creating
@@ -56,6 +62,9 @@ func OpenWith(pinDir string, o Options) (*Maps, error) {
 	}
 	if err := spec.Variables["tunnel_port"].Set(o.TunnelPort); err != nil {
 		return nil, fmt.Errorf("setting the tunnel port: %w", err)
+	}
+	if err := spec.Variables["local_redirect"].Set(boolByte(!o.StackOnly)); err != nil {
+		return nil, fmt.Errorf("setting local delivery: %w", err)
 	}
 	spec.Maps[policybpf.PolicyMapPlxPolicy].MaxEntries = policyEntries
 	restoreConntrack, err := upgradeConntrack(pinDir)
@@ -81,6 +90,13 @@ func OpenWith(pinDir string, o Options) (*Maps, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // oldConntrackMap is the conntrack map of earlier plugins, keyed by a

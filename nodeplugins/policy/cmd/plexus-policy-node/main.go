@@ -44,6 +44,7 @@ func main() {
 		devices  string
 		tunnel   uint
 		socket   string
+		stack    bool
 	)
 	flags.Bind(flag.CommandLine)
 	flag.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default: $NODE_NAME)")
@@ -54,6 +55,7 @@ func main() {
 	flag.UintVar(&mapMax, "bpf-policy-map-max", datapath.DefaultPolicyEntries, "entries of the node's policy map, shared by all its pods (a pinned map keeps its size: changing it needs the pin removed)")
 	flag.StringVar(&devices, "host-devices", "auto", "the node's own devices a host policy is enforced on: a comma-separated list of names, or auto (the devices of the node's default routes)")
 	flag.UintVar(&tunnel, "tunnel-port", 8472, "the VXLAN UDP port of the node's tunnel (the datapath plugin's --vxlan-port), which a host policy leaves to the pods' policies; 0 for none")
+	flag.BoolVar(&stack, "bpf-stack-only", false, "leave all traffic between this node's pods to the node's IP stack; by default a pod's established connection to another pod of the node goes straight into that pod, past the node's forwarding and netfilter (a host firewall that must see it needs this)")
 	flag.Parse()
 	log := flags.Logger("policy")
 	if nodeName == "" {
@@ -76,7 +78,7 @@ func main() {
 		}
 		hostDevices = policy.NamedDevices(names)
 	}
-	maps, err := datapath.OpenWith(filepath.Join(bpfRoot, "plexus", "policy"), datapath.Options{PolicyEntries: uint32(mapMax), TunnelPort: uint16(tunnel)})
+	maps, err := datapath.OpenWith(filepath.Join(bpfRoot, "plexus", "policy"), datapath.Options{PolicyEntries: uint32(mapMax), TunnelPort: uint16(tunnel), StackOnly: stack})
 	if err != nil {
 		operator.Fatal(err, "loading the policy datapath")
 	}

@@ -20,14 +20,15 @@ type PolicyCounter struct {
 }
 
 type PolicyCtKey struct {
-	_      structs.HostLayout
-	AddrA  [16]uint8
-	AddrB  [16]uint8
-	PortA  uint16
-	PortB  uint16
-	Proto  uint8
-	LocalB uint8
-	Pad    [2]uint8
+	_       structs.HostLayout
+	AddrA   [16]uint8
+	AddrB   [16]uint8
+	PortA   uint16
+	PortB   uint16
+	Proto   uint8
+	LocalB  uint8
+	Pad     [2]uint8
+	Ifindex uint32
 }
 
 type PolicyCtValue struct {

@@ -108,10 +108,13 @@ struct policy_value {
 };
 
 // ct_key names a connection at one local endpoint, whichever way its
-// packet goes: its two ends (address, port) in a fixed order, and which
-// of them is the endpoint. One lookup finds the entry for a packet in the
-// opening direction and for a reply. Each endpoint has its own entry (and
-// reports its own new flow), so two local pods both track their side.
+// packet goes: its two ends (address, port) in a fixed order, which of
+// them is the endpoint, and the endpoint's interface. One lookup finds
+// the entry for a packet in the opening direction and for a reply. Each
+// endpoint has its own entry (and reports its own new flow), so two local
+// pods both track their side; and since a pod's packets both ways cross
+// its own veth, a pod that sends with another pod's address never finds
+// that pod's connections.
 struct ct_key {
 	__u8 addr_a[16];
 	__u8 addr_b[16];
@@ -121,6 +124,9 @@ struct ct_key {
 	// local_b: the endpoint is end b.
 	__u8 local_b;
 	__u8 pad[2];
+	// ifindex is the pod's veth, or 0 for the node's own traffic (on
+	// whichever of its devices).
+	__u32 ifindex;
 };
 
 // generation is that of the maps when the connection's last packet in
@@ -547,9 +553,9 @@ static __always_inline int lookup_verdict(__u32 local, __u32 peer, __u8 dir, __u
 }
 
 // generation is the maps' generation (0 if it cannot be read, which
-// matches nothing). A packet reads it once, before any other map: what it
-// decides while user space rewrites the maps is stored under the old
-// generation, which the rewrite then retires.
+// matches nothing). A packet that is judged reads it before any map that
+// decides the verdict: what it decides while user space rewrites the maps
+// is stored under the old generation, which the rewrite then retires.
 static __always_inline __u32 generation(void)
 {
 	__u32 zero = 0;
@@ -618,11 +624,11 @@ static __always_inline int end_before(const __u8 a[16], __be16 ap, const __u8 b[
 }
 
 // ct_key_of is the conntrack key of a packet from (saddr, sport) to
-// (daddr, dport), at the endpoint that sent it (local_src) or receives it.
-// ICMP echo keeps its identifier in sport both ways: its ends are the
-// addresses alone.
+// (daddr, dport), at the endpoint that sent it (local_src) or receives it,
+// behind interface ifindex (0 for the node). ICMP echo keeps its
+// identifier in sport both ways: its ends are the addresses alone.
 static __always_inline void ct_key_of(struct ct_key *k, const __u8 saddr[16], const __u8 daddr[16], __be16 sport, __be16 dport,
-				      __u8 proto, int local_src)
+				      __u8 proto, int local_src, __u32 ifindex)
 {
 	int icmp = proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6_;
 	int src_first = end_before(saddr, icmp ? 0 : sport, daddr, icmp ? 0 : dport);
@@ -644,6 +650,7 @@ static __always_inline void ct_key_of(struct ct_key *k, const __u8 saddr[16], co
 		k->port_b = sport;
 	}
 	k->local_b = local_src != src_first;
+	k->ifindex = ifindex;
 }
 
 static __always_inline void ct_refresh(struct ct_value *ct, __u64 now)
@@ -724,7 +731,7 @@ static __always_inline struct endpoint_value *endpoint(__u32 ifindex)
 // tracks the connection under the Service's address, not under the pod's
 // that the reply comes from. TC_ACT_OK when it does not redirect.
 // k is the caller's key, reused (the stack is tight).
-static __always_inline int deliver_local(struct __sk_buff *skb, const struct flow *f, struct ct_key *k, __u32 gen, __u64 now)
+static __always_inline int deliver_local(struct __sk_buff *skb, const struct flow *f, struct ct_key *k, __u64 now)
 {
 	struct bpf_fib_lookup fib = {.family = AF_INET_, .ifindex = skb->ifindex, .l4_protocol = f->proto, .sport = f->sport, .dport = f->dport};
 
@@ -738,12 +745,15 @@ static __always_inline int deliver_local(struct __sk_buff *skb, const struct flo
 	struct endpoint_value *dst = endpoint(fib.ifindex);
 	if (!dst || (dst->flags & EP_HOST))
 		return TC_ACT_OK;
-	ct_key_of(k, f->saddr, f->daddr, f->sport, f->dport, f->proto, 0);
+	ct_key_of(k, f->saddr, f->daddr, f->sport, f->dport, f->proto, 0, fib.ifindex);
 	struct ct_value *ct = bpf_map_lookup_elem(&plx_conntrack, k);
 	if (!ct || ct->expires <= now)
 		return TC_ACT_OK;
-	if (ct->opener == DIR_INGRESS && !(gen && ct->generation == gen))
-		return TC_ACT_OK;
+	if (ct->opener == DIR_INGRESS) {
+		__u32 gen = generation();
+		if (!gen || ct->generation != gen)
+			return TC_ACT_OK;
+	}
 
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
@@ -769,6 +779,78 @@ static __always_inline int host_ingress_verdict(__u32 gen, __u32 pod, const stru
 	if (!host)
 		return 0;
 	return verdict(gen, HOST_IDENTITY, pod, DIR_INGRESS, f->proto, f->policy_port, host->flags & EP_INGRESS_ENFORCED);
+}
+
+// judge decides a packet that conntrack did not pass: a connection's
+// first packet, the first after a change of the maps, an ICMP error, a
+// refused one. A function of its own, not inlined, so that the common path
+// stays short (in the CPU's instruction cache) and each has a stack frame
+// of its own: together they would not fit in one. k is the packet's key.
+static __noinline int judge(struct __sk_buff *skb, struct flow *f, struct ct_key *k, struct endpoint_value *ep, __u32 dir)
+{
+	int enforced = ep->flags & (dir == DIR_INGRESS ? EP_INGRESS_ENFORCED : EP_EGRESS_ENFORCED);
+	__u64 now = bpf_ktime_get_coarse_ns();
+	__u32 gen = generation();
+	int r;
+	// The entry to take over if the packet passes (one of an older
+	// generation); an expired one is judged as new.
+	struct ct_value *ct = bpf_map_lookup_elem(&plx_conntrack, k);
+	if (ct && ct->expires <= now)
+		ct = 0;
+
+	// An ICMP error about a connection this endpoint tracks (port
+	// unreachable, packet too big for path MTU discovery) passes like a
+	// reply. The packet it quotes went the other way: an error coming in
+	// is about one the endpoint sent.
+	if (f->related) {
+		// (k lends itself to the quoted packet's key, then is the packet's
+	// again.)
+		__u32 at = k->ifindex;
+		ct_key_of(k, f->inner.saddr, f->inner.daddr, f->inner.sport, f->inner.dport, f->inner.proto, dir == DIR_INGRESS, at);
+		struct ct_value *ict = bpf_map_lookup_elem(&plx_conntrack, k);
+		if (ict && ict->expires > now)
+			return TC_ACT_OK;
+		ct_key_of(k, f->saddr, f->daddr, f->sport, f->dport, f->proto, dir == DIR_EGRESS, at);
+	}
+	if (f->echo_reply && enforced) {
+		emit(skb, f, dir, EVENT_DROP_POLICY, ep->identity, 0);
+		return TC_ACT_SHOT;
+	}
+
+	__u32 peer;
+	struct service_value *svc = 0;
+	if (dir == DIR_EGRESS && !(ep->flags & EP_HOST) &&
+	    (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP || f->proto == IPPROTO_SCTP)) {
+		struct service_key sk = {.port = f->dport, .proto = f->proto};
+		__builtin_memcpy(sk.addr, f->daddr, 16);
+		svc = bpf_map_lookup_elem(&plx_services, &sk);
+	}
+	if (svc) {
+		r = service_verdict(gen, ep->identity, svc, f, enforced, &peer);
+	} else {
+		peer = peer_identity(dir == DIR_INGRESS ? f->saddr : f->daddr);
+		r = verdict(gen, ep->identity, peer, dir, f->proto, f->policy_port, enforced);
+	}
+	if (r) {
+		emit(skb, f, dir, r, ep->identity, peer);
+		return TC_ACT_SHOT;
+	}
+	if (peer == HOST_IDENTITY && dir == DIR_EGRESS && !(ep->flags & EP_HOST)) {
+		r = host_ingress_verdict(gen, ep->identity, f);
+		if (r) {
+			emit(skb, f, DIR_INGRESS, r, HOST_IDENTITY, ep->identity);
+			return TC_ACT_SHOT;
+		}
+	}
+	if (ct) {
+		ct->expires = now + CT_LIFETIME_NS;
+		ct->generation = gen;
+		return TC_ACT_OK;
+	}
+	struct ct_value nv = {.expires = now + CT_LIFETIME_NS, .generation = gen, .opener = dir};
+	bpf_map_update_elem(&plx_conntrack, k, &nv, BPF_ANY);
+	emit(skb, f, dir, EVENT_ALLOW_NEW, ep->identity, peer);
+	return TC_ACT_OK;
 }
 
 static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
@@ -802,72 +884,28 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_SHOT;
 	}
 
-	gen = generation();
 	now = bpf_ktime_get_coarse_ns();
-	// k holds this packet's key until the end.
-	ct_key_of(&k, f.saddr, f.daddr, f.sport, f.dport, f.proto, dir == DIR_EGRESS);
+	// k is the packet's key from here on (judge takes it over).
+	ct_key_of(&k, f.saddr, f.daddr, f.sport, f.dport, f.proto, dir == DIR_EGRESS, (ep->flags & EP_HOST) ? 0 : ifindex);
 	ct = bpf_map_lookup_elem(&plx_conntrack, &k);
 	if (ct && ct->expires <= now)
 		ct = 0; // expired: judged as new, and the entry taken over
-	// A reply of a connection the other direction allowed, or a packet of
-	// a connection judged allowed at this generation: no endpoint,
-	// address, Service or policy changed since, so neither would the
-	// verdict.
-	if (ct && (ct->opener != dir || (gen && ct->generation == gen))) {
-		ct_refresh(ct, now);
-		if (dir == DIR_EGRESS && !(ep->flags & EP_HOST))
-			return deliver_local(skb, &f, &k, gen, now);
-		return TC_ACT_OK;
-	}
-	// An ICMP error about a connection this endpoint tracks (port
-	// unreachable, packet too big for path MTU discovery) passes like a
-	// reply. The packet it quotes went the other way: an error coming in
-	// is about one the endpoint sent.
-	if (f.related) {
-		struct ct_key ik;
-		ct_key_of(&ik, f.inner.saddr, f.inner.daddr, f.inner.sport, f.inner.dport, f.inner.proto, dir == DIR_INGRESS);
-		struct ct_value *ict = bpf_map_lookup_elem(&plx_conntrack, &ik);
-		if (ict && ict->expires > now)
-			return TC_ACT_OK;
-	}
-	if (f.echo_reply && enforced) {
-		emit(skb, &f, dir, EVENT_DROP_POLICY, ep->identity, 0);
-		return TC_ACT_SHOT;
-	}
+	// A reply of a connection the other direction allowed needs nothing
+	// else (not even the generation, whose cache line is one more miss).
+	// A packet of a connection judged allowed at this generation neither:
+	// no endpoint, address, Service or policy changed since, so neither
+	// would the verdict.
+	if (ct && ct->opener != dir)
+		goto pass;
+	gen = generation();
+	if (ct && gen && ct->generation == gen)
+		goto pass;
+	return judge(skb, &f, &k, ep, dir);
 
-	__u32 peer;
-	struct service_value *svc = 0;
-	if (dir == DIR_EGRESS && !(ep->flags & EP_HOST) &&
-	    (f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP || f.proto == IPPROTO_SCTP)) {
-		struct service_key sk = {.port = f.dport, .proto = f.proto};
-		__builtin_memcpy(sk.addr, f.daddr, 16);
-		svc = bpf_map_lookup_elem(&plx_services, &sk);
-	}
-	if (svc) {
-		r = service_verdict(gen, ep->identity, svc, &f, enforced, &peer);
-	} else {
-		peer = peer_identity(dir == DIR_INGRESS ? f.saddr : f.daddr);
-		r = verdict(gen, ep->identity, peer, dir, f.proto, f.policy_port, enforced);
-	}
-	if (r) {
-		emit(skb, &f, dir, r, ep->identity, peer);
-		return TC_ACT_SHOT;
-	}
-	if (peer == HOST_IDENTITY && dir == DIR_EGRESS && !(ep->flags & EP_HOST)) {
-		r = host_ingress_verdict(gen, ep->identity, &f);
-		if (r) {
-			emit(skb, &f, DIR_INGRESS, r, HOST_IDENTITY, ep->identity);
-			return TC_ACT_SHOT;
-		}
-	}
-	if (ct) {
-		ct->expires = now + CT_LIFETIME_NS;
-		ct->generation = gen;
-		return TC_ACT_OK;
-	}
-	struct ct_value nv = {.expires = now + CT_LIFETIME_NS, .generation = gen, .opener = dir};
-	bpf_map_update_elem(&plx_conntrack, &k, &nv, BPF_ANY);
-	emit(skb, &f, dir, EVENT_ALLOW_NEW, ep->identity, peer);
+pass:
+	ct_refresh(ct, now);
+	if (dir == DIR_EGRESS && !(ep->flags & EP_HOST))
+		return deliver_local(skb, &f, &k, now);
 	return TC_ACT_OK;
 }
 

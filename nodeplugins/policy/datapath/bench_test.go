@@ -18,14 +18,14 @@ import (
 // BenchmarkVerdict times the to_pod program with BPF_PROG_TEST_RUN (the
 // test run's skb comes in on loopback, ifindex 1, which stands for the
 // pod's veth here), with policy maps of growing size. Cases:
-//   - unmanaged: a packet for an interface that is no endpoint (one hash
-//     miss): the floor of the test run and the program;
+//   - unmanaged: a packet for an interface that is no endpoint (one array
+//     lookup): the floor of the test run and the program;
 //   - established: the next packet of a connection judged allowed at the
 //     maps' current generation (conntrack hit, refreshed);
 //   - reply: a packet of a connection the pod opened, coming back;
 //   - new-flow: the first packet of a connection (a new source port each
-//     time; one test run per packet, timed by the kernel): conntrack
-//     misses, the peer's identity from the ipcache, the verdict (from its
+//     time; one test run per packet, timed by the kernel): a conntrack
+//     miss, the peer's identity from the ipcache, the verdict (from its
 //     cache after the first), a conntrack entry and a flow event; also
 //     what it costs over the connection's second packet, timed alike;
 //   - denied: a packet to a closed port (judged each time, a drop event).
@@ -206,56 +206,143 @@ func BenchmarkPodToPod(b *testing.B) {
 				defer func() { _ = tp.maps.Unpin(); _ = tp.maps.Close() }()
 			}
 			if strings.HasPrefix(mode, "on") {
-				tp.program(b, nodesv1alpha1.NodePolicySpec{
-					Identities: []nodesv1alpha1.IdentityPolicy{
-						{Identity: idA, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
-							Ingress: nodesv1alpha1.PolicyDirection{Enforced: true},
-							Egress:  nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pb", 6, 7000, 7001)}}}},
-						{Identity: idB, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
-							Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pa", 6, 7000, 7001)}},
-							Egress:  nodesv1alpha1.PolicyDirection{Enforced: true}}},
-					},
-					PeerSets: []nodesv1alpha1.PeerSet{{Name: "pa", Identities: []int64{idA}}, {Name: "pb", Identities: []int64{idB}}},
-				})
+				tp.program(b, podToPodPolicy)
 			}
-			netnstest.Serve(b, tp.B, ":7000", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
-			netnstest.Serve(b, tp.B, ":7001", func(c net.Conn) { _, _ = io.Copy(c, c) })
-			dial := func(port string) net.Conn {
-				var c net.Conn
-				if err := netnstest.Do(tp.A, func() (err error) {
-					c, err = net.DialTimeout("tcp4", ipB+":"+port, time.Second)
-					return err
-				}); err != nil {
-					b.Fatalf("connecting to %s: %v", port, err)
-				}
-				return c
-			}
-			b.Run("throughput", func(b *testing.B) {
-				c := dial("7000")
-				defer func() { _ = c.Close() }()
-				chunk := make([]byte, 1<<20)
-				b.SetBytes(int64(len(chunk)))
-				b.ResetTimer()
-				for range b.N {
-					if _, err := c.Write(chunk); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-			b.Run("round-trip", func(b *testing.B) {
-				c := dial("7001")
-				defer func() { _ = c.Close() }()
-				buf := []byte{1}
-				b.ResetTimer()
-				for range b.N {
-					if _, err := c.Write(buf); err != nil {
-						b.Fatal(err)
-					}
-					if _, err := io.ReadFull(c, buf); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
+			podTraffic(b, tp.A, tp.B)
 		})
 	}
+}
+
+// BenchmarkPodToPodAcrossNodes is BenchmarkPodToPod between pods of two
+// nodes (veth, node 1, the underlay veth, node 2, veth), each node with
+// its own maps and programs: "off", "attached" and "on" (where packets
+// take the nodes' stacks, as between nodes they always do).
+func BenchmarkPodToPodAcrossNodes(b *testing.B) {
+	netnstest.RequireRoot(b)
+	for _, mode := range []string{"off", "attached", "on"} {
+		b.Run("enforcement="+mode, func(b *testing.B) {
+			tn := newTwoNodes(b)
+			addresses := map[netip.Addr]uint32{netip.MustParseAddr(ipA): idA, netip.MustParseAddr(ipB): idB,
+				netip.MustParseAddr(policytest.NodeIP): 1}
+			for _, n := range []struct {
+				node, veth string
+				pod        Endpoint
+			}{{tn.node1, policytest.VethA, Endpoint{Ifindex: tn.ifA, Identity: idA}}, {tn.node2, policytest.VethB, Endpoint{Ifindex: tn.ifB, Identity: idB}}} {
+				if mode == "off" {
+					break
+				}
+				m, err := Open(policytest.BPFFSFor(b))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer func() { _ = m.Unpin(); _ = m.Close() }()
+				if err := netnstest.Do(n.node, func() error { return m.Attach(n.veth, int(n.pod.Ifindex), false) }); err != nil {
+					b.Fatal(err)
+				}
+				if mode == "on" {
+					res := Desired(Input{Spec: podToPodPolicy, Endpoints: []Endpoint{n.pod}, Addresses: addresses})
+					if len(res.Problems) > 0 {
+						b.Fatal(res.Problems)
+					}
+					if _, err := m.Apply(State{}, res.State); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			podTraffic(b, tn.podA, tn.podB)
+		})
+	}
+}
+
+// podToPodPolicy lets A reach B's ports 7000-7001 and nothing else, both
+// pods enforcing both directions.
+var podToPodPolicy = nodesv1alpha1.NodePolicySpec{
+	Identities: []nodesv1alpha1.IdentityPolicy{
+		{Identity: idA, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
+			Ingress: nodesv1alpha1.PolicyDirection{Enforced: true},
+			Egress:  nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pb", 6, 7000, 7001)}}}},
+		{Identity: idB, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
+			Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pa", 6, 7000, 7001)}},
+			Egress:  nodesv1alpha1.PolicyDirection{Enforced: true}}},
+	},
+	PeerSets: []nodesv1alpha1.PeerSet{{Name: "pa", Identities: []int64{idA}}, {Name: "pb", Identities: []int64{idB}}},
+}
+
+// podTraffic runs the throughput and round-trip benchmarks from pod A's
+// namespace to servers in pod B's (ipB, ports 7000 and 7001).
+func podTraffic(b *testing.B, podA, podB string) {
+	netnstest.Serve(b, podB, ":7000", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	netnstest.Serve(b, podB, ":7001", func(c net.Conn) { _, _ = io.Copy(c, c) })
+	dial := func(port string) net.Conn {
+		var c net.Conn
+		if err := netnstest.Do(podA, func() (err error) {
+			c, err = net.DialTimeout("tcp4", ipB+":"+port, time.Second)
+			return err
+		}); err != nil {
+			b.Fatalf("connecting to %s: %v", port, err)
+		}
+		return c
+	}
+	b.Run("throughput", func(b *testing.B) {
+		c := dial("7000")
+		defer func() { _ = c.Close() }()
+		chunk := make([]byte, 1<<20)
+		b.SetBytes(int64(len(chunk)))
+		b.ResetTimer()
+		for range b.N {
+			if _, err := c.Write(chunk); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("round-trip", func(b *testing.B) {
+		c := dial("7001")
+		defer func() { _ = c.Close() }()
+		buf := []byte{1}
+		b.ResetTimer()
+		for range b.N {
+			if _, err := c.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// twoNodes is pod A (ipA) on node 1 and pod B (ipB) on node 2, each on a
+// veth as policytest's pods are, the nodes joined by a veth of
+// 198.18.0.0/24 (the underlay) and routing the other's pod across it.
+type twoNodes struct {
+	node1, node2, podA, podB string
+	ifA, ifB                 uint32
+}
+
+func newTwoNodes(b *testing.B) *twoNodes {
+	tn := &twoNodes{node1: netnstest.New(b, "plxn1"), node2: netnstest.New(b, "plxn2"), podA: netnstest.New(b, "plxa"), podB: netnstest.New(b, "plxb")}
+	run := func(args ...string) { netnstest.Run(b, "ip", args...) }
+	for _, n := range []struct{ node, pod, veth, ip, self, other, otherPod string }{
+		{tn.node1, tn.podA, policytest.VethA, ipA, "198.18.0.1", "198.18.0.2", ipB},
+		{tn.node2, tn.podB, policytest.VethB, ipB, "198.18.0.2", "198.18.0.1", ipA},
+	} {
+		run("-n", n.node, "link", "add", n.veth, "type", "veth", "peer", "name", "eth0", "netns", n.pod)
+		run("-n", n.node, "addr", "add", policytest.NodeIP+"/32", "dev", n.veth)
+		run("-n", n.node, "link", "set", n.veth, "up")
+		run("-n", n.node, "route", "add", n.ip+"/32", "dev", n.veth)
+		run("-n", n.pod, "addr", "add", n.ip+"/32", "dev", "eth0")
+		run("-n", n.pod, "link", "set", "eth0", "up")
+		run("-n", n.pod, "route", "add", policytest.NodeIP+"/32", "dev", "eth0")
+		run("-n", n.pod, "route", "add", "10.240.0.0/16", "via", policytest.NodeIP)
+		netnstest.Run(b, "ip", "netns", "exec", n.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+		if n.node == tn.node1 {
+			run("-n", n.node, "link", "add", "under", "type", "veth", "peer", "name", "under", "netns", tn.node2)
+		}
+		run("-n", n.node, "addr", "add", n.self+"/24", "dev", "under")
+		run("-n", n.node, "link", "set", "under", "up")
+		run("-n", n.node, "route", "add", n.otherPod+"/32", "via", n.other)
+	}
+	tn.ifA = uint32((&policytest.Topology{Node: tn.node1}).Ifindex(b, policytest.VethA))
+	tn.ifB = uint32((&policytest.Topology{Node: tn.node2}).Ifindex(b, policytest.VethB))
+	return tn
 }

@@ -456,14 +456,15 @@ func TestConntrackKeyAsTheProgramsMakeIt(t *testing.T) {
 				old.Sport = 0
 			}
 			var v policybpf.PolicyCtValue
-			if err := m.objs.PlxConntrack.Lookup(old.conntrackKey(), &v); err != nil {
+			// Test runs come in on lo: interface 1.
+			if err := m.objs.PlxConntrack.Lookup(old.conntrackKey(1), &v); err != nil {
 				var entries []string
 				var k policybpf.PolicyCtKey
 				it := m.objs.PlxConntrack.Iterate()
 				for it.Next(&k, &v) {
 					entries = append(entries, fmt.Sprintf("%+v", k))
 				}
-				t.Fatalf("no entry at %+v: %v; the map holds %s", old.conntrackKey(), err, strings.Join(entries, ", "))
+				t.Fatalf("no entry at %+v: %v; the map holds %s", old.conntrackKey(1), err, strings.Join(entries, ", "))
 			}
 			if v.Opener != uint8(c.dir) {
 				t.Errorf("opener %d, want %d", v.Opener, c.dir)
@@ -474,14 +475,22 @@ func TestConntrackKeyAsTheProgramsMakeIt(t *testing.T) {
 
 // A conntrack map pinned by an earlier plugin (plx_ct: keyed by the
 // opening packet, valued by the expiry alone or with a generation) is
-// carried over when a new plugin opens the maps: the connections' replies
-// keep passing an enforcing endpoint, each connection's next packet the
-// opening way is judged again (no generation), and the old map goes.
+// carried over when a new plugin opens the maps, each entry on the
+// interface the node routes its endpoint's address to: the connections'
+// replies keep passing an enforcing endpoint, each connection's next
+// packet the opening way is judged again (no generation), entries of
+// endpoints gone are left behind, and the old map goes.
 func TestOpenUpgradesAnOldConntrackMap(t *testing.T) {
 	netnstest.RequireRoot(t)
 	a, b := netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.0.0.1")
+	gone := netip.MustParseAddr("10.1.0.99")
 	for _, valueSize := range []uint32{8, 16} {
 		t.Run(fmt.Sprintf("value of %d bytes", valueSize), func(t *testing.T) {
+			// The node: the endpoint a behind lo (where test runs come
+			// in), no route to the endpoint gone.
+			ns := netnstest.New(t, "ctup")
+			netnstest.Run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+			netnstest.Run(t, "ip", "-n", ns, "route", "add", a.String()+"/32", "dev", "lo")
 			pinDir := policytest.BPFFSFor(t)
 			if err := os.MkdirAll(pinDir, 0o700); err != nil {
 				t.Fatal(err)
@@ -490,61 +499,150 @@ func TestOpenUpgradesAnOldConntrackMap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The endpoint (on lo, as test runs are) connected out to b.
+			// a connected out to b; so did the endpoint gone.
 			key := oldConntrackKey{Saddr: a.As16(), Daddr: b.As16(), Sport: be16(40000), Dport: be16(80), Proto: 6, Dir: uint8(Egress)}
+			goneKey := key
+			goneKey.Saddr = gone.As16()
 			expires := uint64(1) << 62 // far ahead
 			value := make([]byte, valueSize)
 			binary.NativeEndian.PutUint64(value, expires)
-			if err := old.Put(key, value); err != nil {
-				t.Fatal(err)
+			for _, k := range []oldConntrackKey{key, goneKey} {
+				if err := old.Put(k, value); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if err := old.Pin(filepath.Join(pinDir, oldConntrackMap)); err != nil {
 				t.Fatal(err)
 			}
 			old.Close()
 
-			m, err := Open(pinDir)
-			if err != nil {
-				t.Fatalf("opening over an old conntrack map: %v", err)
-			}
-			t.Cleanup(func() { _ = m.Unpin(); _ = m.Close() })
-			var v policybpf.PolicyCtValue
-			if err := m.objs.PlxConntrack.Lookup(key.conntrackKey(), &v); err != nil {
-				t.Fatalf("the old entry was not carried over: %v", err)
-			}
-			if v.Expires != expires || v.Generation != 0 || v.Opener != uint8(Egress) {
-				t.Errorf("carried over as %+v, want the old expiry, opened egress, at generation 0", v)
-			}
-			if _, err := os.Stat(filepath.Join(pinDir, oldConntrackMap)); !os.IsNotExist(err) {
-				t.Errorf("the old map is still pinned (%v)", err)
-			}
-			// Both directions enforced, nothing allowed: the reply passes by
-			// the carried entry alone, and the next packet out is refused.
-			if _, err := m.Apply(State{}, State{Endpoints: map[uint32]EndpointValue{
-				1: {Identity: idA, Flags: epIngressEnforced | epEgressEnforced}}}); err != nil {
+			if err := netnstest.Do(ns, func() error {
+				m, err := Open(pinDir)
+				if err != nil {
+					return fmt.Errorf("opening over an old conntrack map: %w", err)
+				}
+				t.Cleanup(func() { _ = m.Unpin(); _ = m.Close() })
+				var v policybpf.PolicyCtValue
+				if err := m.objs.PlxConntrack.Lookup(key.conntrackKey(1), &v); err != nil {
+					return fmt.Errorf("the old entry was not carried over to interface 1: %w", err)
+				}
+				if v.Expires != expires || v.Generation != 0 || v.Opener != uint8(Egress) {
+					t.Errorf("carried over as %+v, want the old expiry, opened egress, at generation 0", v)
+				}
+				if n := countEntries(t, m.objs.PlxConntrack); n != 1 {
+					t.Errorf("%d entries carried over, want 1 (not the endpoint's gone)", n)
+				}
+				if _, err := os.Stat(filepath.Join(pinDir, oldConntrackMap)); !os.IsNotExist(err) {
+					t.Errorf("the old map is still pinned (%v)", err)
+				}
+				// Both directions enforced, nothing allowed: the reply
+				// passes by the carried entry alone, and the next packet out
+				// is refused.
+				if _, err := m.Apply(State{}, State{Endpoints: map[uint32]EndpointValue{
+					1: {Identity: idA, Flags: epIngressEnforced | epEgressEnforced}}}); err != nil {
+					return err
+				}
+				if ret, err := m.TestRun(Ingress, policytest.Frame(b, a, 6, 80, 40000)); err != nil || ret != 0 {
+					t.Errorf("the reply: verdict %d (%v), want pass", ret, err)
+				}
+				if ret, err := m.TestRun(Egress, policytest.Frame(a, b, 6, 40000, 80)); err != nil || ret != 2 {
+					t.Errorf("the next packet out: verdict %d (%v), want drop (judged again)", ret, err)
+				}
+				var gen uint32
+				if err := m.objs.PlxGeneration.Lookup(uint32(0), &gen); err != nil || gen == 0 {
+					t.Errorf("generation %d (%v), want one that is not 0", gen, err)
+				}
+				// Opened again (a plugin restart), the generation stays.
+				again, err := Open(pinDir)
+				if err != nil {
+					return err
+				}
+				defer again.Close()
+				var genAgain uint32
+				if err := again.objs.PlxGeneration.Lookup(uint32(0), &genAgain); err != nil || genAgain != gen {
+					t.Errorf("generation after a restart %d (%v), want %d", genAgain, err, gen)
+				}
+				return nil
+			}); err != nil {
 				t.Fatal(err)
-			}
-			if ret, err := m.TestRun(Ingress, policytest.Frame(b, a, 6, 80, 40000)); err != nil || ret != 0 {
-				t.Errorf("the reply: verdict %d (%v), want pass", ret, err)
-			}
-			if ret, err := m.TestRun(Egress, policytest.Frame(a, b, 6, 40000, 80)); err != nil || ret != 2 {
-				t.Errorf("the next packet out: verdict %d (%v), want drop (judged again)", ret, err)
-			}
-			var gen uint32
-			if err := m.objs.PlxGeneration.Lookup(uint32(0), &gen); err != nil || gen == 0 {
-				t.Errorf("generation %d (%v), want one that is not 0", gen, err)
-			}
-			// Opened again (a plugin restart), the generation stays.
-			again, err := Open(pinDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer again.Close()
-			var genAgain uint32
-			if err := again.objs.PlxGeneration.Lookup(uint32(0), &genAgain); err != nil || genAgain != gen {
-				t.Errorf("generation after a restart %d (%v), want %d", genAgain, err, gen)
 			}
 		})
+	}
+}
+
+func countEntries(t *testing.T, m *ebpf.Map) int {
+	t.Helper()
+	var (
+		n int
+		k policybpf.PolicyCtKey
+		v policybpf.PolicyCtValue
+	)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A pod that sends with another pod's address finds none of that pod's
+// connections: its packets are judged as its own (conntrack entries are
+// per interface), so it cannot slip into a connection the other pod's
+// policy allowed.
+func TestSpoofedSourceIsJudgedAsTheSender(t *testing.T) {
+	netnstest.RequireRoot(t)
+	ns := netnstest.New(t, "spoof")
+	netnstest.Run(t, "ip", "-n", ns, "link", "add", "victim", "index", "7", "type", "veth", "peer", "name", "spoofer", "index", "8")
+	m, err := Open(policytest.BPFFSFor(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Unpin(); _ = m.Close() })
+	// The victim (7) may reach the server; the spoofer (8) may reach
+	// nothing.
+	victim, server := netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.0.0.1")
+	res := Desired(Input{
+		Spec: nodesv1alpha1.NodePolicySpec{
+			Identities: []nodesv1alpha1.IdentityPolicy{
+				{Identity: idA, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
+					Egress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("server", 6, 80, 80)}}}},
+				{Identity: idB, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{Egress: nodesv1alpha1.PolicyDirection{Enforced: true}}},
+			},
+			PeerSets: []nodesv1alpha1.PeerSet{{Name: "server", Identities: []int64{3000}}},
+		},
+		Endpoints: []Endpoint{{Ifindex: 7, Identity: idA}, {Ifindex: 8, Identity: idB}},
+		Addresses: map[netip.Addr]uint32{victim: idA, server: 3000},
+	})
+	if len(res.Problems) > 0 {
+		t.Fatal(res.Problems)
+	}
+	if _, err := m.Apply(State{}, res.State); err != nil {
+		t.Fatal(err)
+	}
+	frame := policytest.Frame(victim, server, 6, 40000, 80)
+	from := func(ifindex uint32) uint32 {
+		t.Helper()
+		var ctx [11]uint32 // __sk_buff up to ifindex
+		ctx[10] = ifindex
+		var ret uint32
+		if err := netnstest.Do(ns, func() (err error) {
+			ret, err = m.objs.FromPod.Run(&ebpf.RunOptions{Data: frame, Context: ctx})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return ret
+	}
+	if got := from(7); got != 0 {
+		t.Fatalf("the victim's own connection: verdict %d, want pass", got)
+	}
+	if got := from(7); got != 0 {
+		t.Fatalf("the victim's next packet: verdict %d, want pass", got)
+	}
+	if got := from(8); got != 2 {
+		t.Errorf("the same packet from the spoofer's veth: verdict %d, want drop (judged as the spoofer)", got)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/plexus-net/plexus/bpf/policybpf"
@@ -112,16 +113,26 @@ type oldConntrackKey struct {
 	_            [2]byte
 }
 
+// localAddr is the address of the endpoint whose side of the connection
+// an old key holds: the opening packet's sender if it went out (egress).
+func (k oldConntrackKey) localAddr() netip.Addr {
+	if Direction(k.Dir) == Egress {
+		return netip.AddrFrom16(k.Saddr).Unmap()
+	}
+	return netip.AddrFrom16(k.Daddr).Unmap()
+}
+
 // conntrackKey is the programs' key (ct_key_of) of the entry an old
-// conntrack key stood for: the endpoint's side of the connection.
-func (k oldConntrackKey) conntrackKey() policybpf.PolicyCtKey {
+// conntrack key stood for: the endpoint's side of the connection, behind
+// interface ifindex (0 for the node's own).
+func (k oldConntrackKey) conntrackKey(ifindex uint32) policybpf.PolicyCtKey {
 	icmp := k.Proto == 1 || k.Proto == 58
 	sport, dport := k.Sport, k.Dport
 	if icmp { // the echo identifier is no end's port
 		sport, dport = 0, 0
 	}
 	srcFirst := endBefore(k.Saddr, sport, k.Daddr, dport)
-	n := policybpf.PolicyCtKey{AddrA: k.Saddr, AddrB: k.Daddr, PortA: k.Sport, PortB: k.Dport, Proto: k.Proto}
+	n := policybpf.PolicyCtKey{AddrA: k.Saddr, AddrB: k.Daddr, PortA: k.Sport, PortB: k.Dport, Proto: k.Proto, Ifindex: ifindex}
 	if !srcFirst {
 		n.AddrA, n.AddrB = k.Daddr, k.Saddr
 		if !icmp {
@@ -149,13 +160,32 @@ func endBefore(a [16]byte, ap uint16, b [16]byte, bp uint16) bool {
 	return ap < bp
 }
 
+// localInterface is the interface of the local endpoint with an address:
+// the pod's veth the node routes the address to, or 0 for an address of
+// the node's own; false when the node has no such route (the endpoint is
+// gone).
+func localInterface(a netip.Addr) (uint32, bool) {
+	routes, err := netlink.RouteGet(a.AsSlice())
+	if err != nil || len(routes) == 0 {
+		return 0, false
+	}
+	if routes[0].Type == unix.RTN_LOCAL {
+		return 0, true
+	}
+	if routes[0].Gw != nil || routes[0].LinkIndex <= 0 {
+		return 0, false // routed on, so no endpoint of this node
+	}
+	return uint32(routes[0].LinkIndex), true
+}
+
 // upgradeConntrack takes the entries out of a conntrack map pinned by an
 // earlier plugin (oldConntrackMap) and unpins it; the function returned
 // writes them into the new map, at no generation: each connection's
 // replies keep passing and its next packet in the opening direction is
-// judged again. (The old programs keep their map until the new ones
-// replace them; connections they open in that moment are not carried
-// over.)
+// judged again. An entry's interface is the one the node routes its
+// endpoint's address to; entries of endpoints gone are left behind. (The
+// old programs keep their map until the new ones replace them;
+// connections they open in that moment are not carried over.)
 func upgradeConntrack(pinDir string) (restore func(*ebpf.Map) error, err error) {
 	none := func(*ebpf.Map) error { return nil }
 	old, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, oldConntrackMap), nil)
@@ -176,9 +206,23 @@ func upgradeConntrack(pinDir string) (restore func(*ebpf.Map) error, err error) 
 		return nil, fmt.Errorf("the pinned conntrack map %s has a layout this plugin does not know (key %d, value %d bytes): remove it",
 			filepath.Join(pinDir, oldConntrackMap), old.KeySize(), len(v))
 	}
+	type found struct {
+		ifindex uint32
+		ok      bool
+	}
+	interfaces := map[netip.Addr]found{}
 	it := old.Iterate()
 	for it.Next(&k, v) {
-		entries = append(entries, k.conntrackKey())
+		local := k.localAddr()
+		at, seen := interfaces[local]
+		if !seen {
+			at.ifindex, at.ok = localInterface(local)
+			interfaces[local] = at
+		}
+		if !at.ok {
+			continue
+		}
+		entries = append(entries, k.conntrackKey(at.ifindex))
 		values = append(values, policybpf.PolicyCtValue{Expires: binary.NativeEndian.Uint64(v), Opener: k.Dir})
 	}
 	if err := it.Err(); err != nil {

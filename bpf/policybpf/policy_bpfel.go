@@ -32,11 +32,12 @@ type PolicyCtKey struct {
 }
 
 type PolicyCtValue struct {
-	_          structs.HostLayout
-	Expires    uint64
-	Generation uint32
-	Opener     uint8
-	Pad        [3]uint8
+	_             structs.HostLayout
+	Expires       uint64
+	Generation    uint32
+	Opener        uint8
+	PeerElsewhere uint8
+	Pad           [2]uint8
 }
 
 type PolicyEndpointValue struct {

@@ -139,7 +139,10 @@ struct ct_value {
 	// opener is the direction, at the endpoint, of the packet that opened
 	// the connection; packets the other way are its replies.
 	__u8 opener;
-	__u8 pad[3];
+	// peer_elsewhere is set once the peer turned out not to be a pod of
+	// this node: its packets need no look for local delivery.
+	__u8 peer_elsewhere;
+	__u8 pad[2];
 };
 
 struct event {
@@ -731,7 +734,9 @@ static __always_inline struct endpoint_value *endpoint(__u32 ifindex)
 // tracks the connection under the Service's address, not under the pod's
 // that the reply comes from. TC_ACT_OK when it does not redirect.
 // k is the caller's key, reused (the stack is tight).
-static __always_inline int deliver_local(struct __sk_buff *skb, const struct flow *f, struct ct_key *k, __u64 now)
+// src is the sender's conntrack entry, which learns when the peer is not
+// here (a route elsewhere, which a pod's address keeps while it lives).
+static __always_inline int deliver_local(struct __sk_buff *skb, const struct flow *f, struct ct_key *k, struct ct_value *src, __u64 now)
 {
 	struct bpf_fib_lookup fib = {.family = AF_INET_, .ifindex = skb->ifindex, .l4_protocol = f->proto, .sport = f->sport, .dport = f->dport};
 
@@ -740,11 +745,18 @@ static __always_inline int deliver_local(struct __sk_buff *skb, const struct flo
 		return TC_ACT_OK;
 	__builtin_memcpy(&fib.ipv4_src, f->saddr + 12, 4);
 	__builtin_memcpy(&fib.ipv4_dst, f->daddr + 12, 4);
-	if (bpf_fib_lookup(skb, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+	int found = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (found == BPF_FIB_LKUP_RET_NOT_FWDED) {
+		src->peer_elsewhere = 1; // the node's own address
 		return TC_ACT_OK;
+	}
+	if (found != BPF_FIB_LKUP_RET_SUCCESS)
+		return TC_ACT_OK; // no neighbour yet, or too big: the stack's to say
 	struct endpoint_value *dst = endpoint(fib.ifindex);
-	if (!dst || (dst->flags & EP_HOST))
+	if (!dst || (dst->flags & EP_HOST)) {
+		src->peer_elsewhere = 1;
 		return TC_ACT_OK;
+	}
 	ct_key_of(k, f->saddr, f->daddr, f->sport, f->dport, f->proto, 0, fib.ifindex);
 	struct ct_value *ct = bpf_map_lookup_elem(&plx_conntrack, k);
 	if (!ct || ct->expires <= now)
@@ -904,8 +916,8 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 dir)
 
 pass:
 	ct_refresh(ct, now);
-	if (dir == DIR_EGRESS && !(ep->flags & EP_HOST))
-		return deliver_local(skb, &f, &k, now);
+	if (dir == DIR_EGRESS && !(ep->flags & EP_HOST) && !ct->peer_elsewhere)
+		return deliver_local(skb, &f, &k, ct, now);
 	return TC_ACT_OK;
 }
 

@@ -745,7 +745,7 @@ func TestLocalDelivery(t *testing.T) {
 			tp.program(t, nodesv1alpha1.NodePolicySpec{
 				Identities: []nodesv1alpha1.IdentityPolicy{
 					{Identity: idA, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
-						Egress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pb", 17, 5555, 5555)}}}},
+						Egress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pb", 17, 5555, 5555), entry(nodesv1alpha1.AnyPeer, 6, 8080, 8080)}}}},
 					{Identity: idB, DirectionalPolicy: nodesv1alpha1.DirectionalPolicy{
 						Ingress: nodesv1alpha1.PolicyDirection{Enforced: true, Entries: []nodesv1alpha1.PolicyEntry{entry("pa", 17, 5555, 5555)}}}},
 				},
@@ -832,6 +832,32 @@ func TestLocalDelivery(t *testing.T) {
 			}
 			if c.redirects && through > 5 {
 				t.Errorf("%d of %d packets to B went through B's veth, want only the first few (delivered straight into B)", through, messages)
+			}
+			if c.redirects {
+				// A's connection to the outside host learns, at its first
+				// packet after the opening one, that the peer is not here.
+				var local netip.AddrPort
+				if err := netnstest.Do(tp.A, func() error {
+					conn, err := net.DialTimeout("tcp4", ipExt+":8080", time.Second)
+					if err != nil {
+						return err
+					}
+					defer conn.Close()
+					local = netip.MustParseAddrPort(conn.LocalAddr().String())
+					_, err = io.ReadAll(conn)
+					return err
+				}); err != nil {
+					t.Fatalf("A to the outside host: %v", err)
+				}
+				key := oldConntrackKey{Saddr: local.Addr().As16(), Daddr: netip.MustParseAddr(ipExt).As16(), Sport: be16(local.Port()), Dport: be16(8080),
+					Proto: 6, Dir: uint8(Egress)}
+				var v policybpf.PolicyCtValue
+				if err := tp.maps.objs.PlxConntrack.Lookup(key.conntrackKey(uint32(tp.IfA)), &v); err != nil {
+					t.Fatalf("A's connection to the outside host is not tracked: %v", err)
+				}
+				if v.PeerElsewhere != 1 {
+					t.Errorf("A's connection to the outside host: %+v, want the peer known to be elsewhere", v)
+				}
 			}
 			if !c.redirects && through < messages {
 				t.Errorf("%d of %d packets to B went through B's veth, want all (stack only)", through, messages)

@@ -133,10 +133,11 @@ bench-cni: controlplane ## CNI: ADD and DEL latency per pod of plexus-cni, besid
 bench-lab: controlplane tools ## lab: pod creation to its first answered request, on a 3-node lab (needs root)
 	go test -run '^$$' -bench PodToFirstAnswer -benchtime 30x -count 3 ./test/e2e
 
-bench-policy: ## policy: compiling 5,000 policies over 5,000 identities; the eBPF verdict per packet with growing policy maps; pod-to-pod TCP with enforcement off and on; the node plugin's memory at 100,000 endpoints (root)
+bench-policy: ## policy: compiling 5,000 policies over 5,000 identities; the eBPF verdict per packet with growing policy maps; pod-to-pod TCP with enforcement off and on, on one node and across two (interleaved rounds); the node plugin's memory at 100,000 endpoints (root)
 	go test -run '^$$' -bench Compile -benchtime 10x -count 5 ./controllers/policy/compiler
 	go test -run '^$$' -bench Verdict -benchtime 1000000x -count 5 ./nodeplugins/policy/datapath
-	go test -run '^$$' -bench PodToPod -benchtime 2s -count 5 ./nodeplugins/policy/datapath
+	hack/bench-pod-to-pod.sh
+	WHAT=throughput ROUNDS=12 hack/bench-pod-to-pod.sh
 	go test -run '^$$' -bench EnforcerMemory -benchtime 1x -count 5 ./nodeplugins/policy
 
 bench-policy-change: controlplane ## policy: a CiliumNetworkPolicy change until Ready (enforced on every node concerned), 1,000 policies over 5,000 pods on 50 simulated nodes

@@ -622,19 +622,7 @@ func TestSpoofedSourceIsJudgedAsTheSender(t *testing.T) {
 		t.Fatal(err)
 	}
 	frame := policytest.Frame(victim, server, 6, 40000, 80)
-	from := func(ifindex uint32) uint32 {
-		t.Helper()
-		var ctx [11]uint32 // __sk_buff up to ifindex
-		ctx[10] = ifindex
-		var ret uint32
-		if err := netnstest.Do(ns, func() (err error) {
-			ret, err = m.objs.FromPod.Run(&ebpf.RunOptions{Data: frame, Context: ctx})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return ret
-	}
+	from := func(ifindex uint32) uint32 { return fromPodOn(t, m, ns, ifindex, frame) }
 	if got := from(7); got != 0 {
 		t.Fatalf("the victim's own connection: verdict %d, want pass", got)
 	}
@@ -666,20 +654,7 @@ func TestEndpointIndex(t *testing.T) {
 
 	frame := policytest.Frame(netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.0.0.1"), 6, 40000, 80)
 	const allowed, dropped = 0, 2 // TC_ACT_OK, TC_ACT_SHOT
-	verdict := func(m *Maps, ifindex uint32) uint32 {
-		t.Helper()
-		// __sk_buff up to ifindex, the 11th field: what a test run may set.
-		var ctx [11]uint32
-		ctx[10] = ifindex
-		var ret uint32
-		if err := netnstest.Do(ns, func() (err error) {
-			ret, err = m.objs.FromPod.Run(&ebpf.RunOptions{Data: frame, Context: ctx})
-			return err
-		}); err != nil {
-			t.Fatalf("running the program on interface %d: %v", ifindex, err)
-		}
-		return ret
-	}
+	verdict := func(m *Maps, ifindex uint32) uint32 { return fromPodOn(t, m, ns, ifindex, frame) }
 	// Egress enforced with no rule: a managed interface drops the packet.
 	enforcing := EndpointValue{Identity: idA, Flags: epEgressEnforced}
 	have, err := m.Read()
@@ -864,4 +839,20 @@ func TestLocalDelivery(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fromPodOn is from_pod's verdict on frame coming in on interface ifindex
+// of namespace ns (a test run, which may set the interface).
+func fromPodOn(t *testing.T, m *Maps, ns string, ifindex uint32, frame []byte) uint32 {
+	t.Helper()
+	var ctx [11]uint32 // __sk_buff up to ifindex, the 11th field
+	ctx[10] = ifindex
+	var ret uint32
+	if err := netnstest.Do(ns, func() (err error) {
+		ret, err = m.objs.FromPod.Run(&ebpf.RunOptions{Data: frame, Context: ctx})
+		return err
+	}); err != nil {
+		t.Fatalf("running the program on interface %d: %v", ifindex, err)
+	}
+	return ret
 }

@@ -2,7 +2,7 @@
 # Pod-to-pod traffic with and without enforcement (root): the modes of
 # BenchmarkPodToPod (one node) and BenchmarkPodToPodAcrossNodes (two) run
 # interleaved, round after round, so that a machine whose speed drifts
-# over minutes drifts for all of them alike; hack/paired compares each
+# over minutes drifts for all of them alike; test/bench/paired compares each
 # mode with the "off" run of its round. ROUNDS (default 20) and WHAT
 # (round-trip or throughput) choose the runs.
 set -euo pipefail
@@ -17,7 +17,7 @@ esac
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 go test -c -o "$dir/datapath.test" ./nodeplugins/policy/datapath
-go build -o "$dir/paired" ./hack/paired
+go build -o "$dir/paired" ./test/bench/paired
 for bench in BenchmarkPodToPod BenchmarkPodToPodAcrossNodes; do
 	modes="off attached on-stack-only on"
 	[ "$bench" = BenchmarkPodToPodAcrossNodes ] && modes="off attached on"

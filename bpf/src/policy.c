@@ -610,7 +610,7 @@ static __always_inline int service_verdict(__u32 gen, __u32 local, const struct 
 	return 0;
 }
 
-// addr_before says whether the end (a, ap) comes before (b, bp) in the
+// end_before says whether the end (a, ap) comes before (b, bp) in the
 // order of conntrack keys; any fixed total order does.
 static __always_inline int end_before(const __u8 a[16], __be16 ap, const __u8 b[16], __be16 bp)
 {
@@ -735,7 +735,9 @@ static __always_inline struct endpoint_value *endpoint(__u32 ifindex)
 // that the reply comes from. TC_ACT_OK when it does not redirect.
 // k is the caller's key, reused (the stack is tight).
 // src is the sender's conntrack entry, which learns when the peer is not
-// here (a route elsewhere, which a pod's address keeps while it lives).
+// a pod this plugin manages here (a route elsewhere, which a pod's address
+// keeps while it lives; or a pod not programmed yet, whose connection then
+// merely keeps taking the stack).
 static __always_inline int deliver_local(struct __sk_buff *skb, const struct flow *f, struct ct_key *k, struct ct_value *src, __u64 now)
 {
 	struct bpf_fib_lookup fib = {.family = AF_INET_, .ifindex = skb->ifindex, .l4_protocol = f->proto, .sport = f->sport, .dport = f->dport};
@@ -815,8 +817,8 @@ static __noinline int judge(struct __sk_buff *skb, struct flow *f, struct ct_key
 	// reply. The packet it quotes went the other way: an error coming in
 	// is about one the endpoint sent.
 	if (f->related) {
-		// (k lends itself to the quoted packet's key, then is the packet's
-	// again.)
+		// (k lends itself to the quoted packet's key, then is the
+		// packet's again.)
 		__u32 at = k->ifindex;
 		ct_key_of(k, f->inner.saddr, f->inner.daddr, f->inner.sport, f->inner.dport, f->inner.proto, dir == DIR_INGRESS, at);
 		struct ct_value *ict = bpf_map_lookup_elem(&plx_conntrack, k);

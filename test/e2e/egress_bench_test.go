@@ -19,6 +19,7 @@ import (
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/test/bench/benchutil"
 	"github.com/plexus-net/plexus/test/lab"
 	"github.com/plexus-net/plexus/test/lab/labtest"
 	"github.com/plexus-net/plexus/test/netnstest"
@@ -281,7 +282,7 @@ func BenchmarkEgressPath(b *testing.B) {
 			}
 			b.ReportMetric(float64(percentile(rtts, 50).Microseconds()), "rtt-p50-us")
 			b.ReportMetric(float64(percentile(rtts, 99).Microseconds()), "rtt-p99-us")
-			b.ReportMetric(median(mbps), "MB/s")
+			b.ReportMetric(benchutil.Median(mbps), "MB/s")
 		})
 	}
 }
@@ -364,14 +365,6 @@ func stream(ns string, addr netip.AddrPort, d time.Duration) (float64, error) {
 		}
 	}
 	return float64(sent) / 1e6 / time.Since(start).Seconds(), nil
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(xs))
-	return s[len(s)/2]
 }
 
 // BenchmarkEgressNewPod measures E24, the delay before a new pod's traffic

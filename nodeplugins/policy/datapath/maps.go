@@ -126,7 +126,7 @@ func (k oldConntrackKey) localAddr() netip.Addr {
 // conntrack key stood for: the endpoint's side of the connection, behind
 // interface ifindex (0 for the node's own).
 func (k oldConntrackKey) conntrackKey(ifindex uint32) policybpf.PolicyCtKey {
-	icmp := k.Proto == 1 || k.Proto == 58
+	icmp := k.Proto == unix.IPPROTO_ICMP || k.Proto == unix.IPPROTO_ICMPV6
 	sport, dport := k.Sport, k.Dport
 	if icmp { // the echo identifier is no end's port
 		sport, dport = 0, 0
@@ -196,13 +196,16 @@ func upgradeConntrack(pinDir string) (restore func(*ebpf.Map) error, err error) 
 		return nil, fmt.Errorf("opening the pinned conntrack map of the old layout: %w", err)
 	}
 	defer old.Close()
+	type entry struct {
+		key   policybpf.PolicyCtKey
+		value policybpf.PolicyCtValue
+	}
 	var (
-		entries []policybpf.PolicyCtKey
-		values  []policybpf.PolicyCtValue
+		entries []entry
 		k       oldConntrackKey
 		v       = make([]byte, old.ValueSize())
 	)
-	if old.KeySize() != 40 || (len(v) != 8 && len(v) != 16) {
+	if old.KeySize() != uint32(binary.Size(k)) || (len(v) != 8 && len(v) != 16) {
 		return nil, fmt.Errorf("the pinned conntrack map %s has a layout this plugin does not know (key %d, value %d bytes): remove it",
 			filepath.Join(pinDir, oldConntrackMap), old.KeySize(), len(v))
 	}
@@ -222,8 +225,7 @@ func upgradeConntrack(pinDir string) (restore func(*ebpf.Map) error, err error) 
 		if !at.ok {
 			continue
 		}
-		entries = append(entries, k.conntrackKey(at.ifindex))
-		values = append(values, policybpf.PolicyCtValue{Expires: binary.NativeEndian.Uint64(v), Opener: k.Dir})
+		entries = append(entries, entry{k.conntrackKey(at.ifindex), policybpf.PolicyCtValue{Expires: binary.NativeEndian.Uint64(v), Opener: k.Dir}})
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("reading the pinned conntrack map of the old layout: %w", err)
@@ -232,8 +234,8 @@ func upgradeConntrack(pinDir string) (restore func(*ebpf.Map) error, err error) 
 		return nil, fmt.Errorf("unpinning the conntrack map of the old layout: %w", err)
 	}
 	return func(ct *ebpf.Map) error {
-		for i, key := range entries {
-			err := ct.Update(key, values[i], ebpf.UpdateNoExist)
+		for _, e := range entries {
+			err := ct.Update(e.key, e.value, ebpf.UpdateNoExist)
 			if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
 				return fmt.Errorf("carrying conntrack entries over to the new layout: %w", err)
 			}

@@ -4,6 +4,7 @@
 package benchutil
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -194,14 +195,15 @@ func procStatusKB(pid int, field string) int {
 	return 0
 }
 
-// Median of ds (the upper one for an even count).
-func Median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
+// Median of xs (the upper one for an even count).
+func Median[T cmp.Ordered](xs []T) T {
+	if len(xs) == 0 {
+		var zero T
+		return zero
 	}
-	ds = slices.Clone(ds)
-	slices.Sort(ds)
-	return ds[len(ds)/2]
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }
 
 // Percentile is the p-th percentile (0 < p ≤ 1) of ds by nearest rank: the

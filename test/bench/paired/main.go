@@ -1,10 +1,10 @@
 // Command paired summarises benchmark runs made in interleaved rounds
 // (hack/bench-pod-to-pod.sh): it reads lines of "round mode value" and
-// prints, per mode, the median and its change from the base mode (the
-// first one seen) three ways: of the medians, and the median and mean of
-// each round's change from that round's base run. On a machine whose
-// speed drifts over minutes, the paired figures compare runs made side
-// by side.
+// prints, per mode, the median (the upper one for an even count) and its
+// change from the base mode (the first one seen) three ways: of the
+// medians, and the median and mean of each round's change from that
+// round's base run. On a machine whose speed drifts over minutes, the
+// paired figures compare runs made side by side.
 package main
 
 import (
@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/plexus-net/plexus/test/bench/benchutil"
 )
 
 func main() {
@@ -46,7 +48,7 @@ func main() {
 	}
 	base := modes[0]
 	for _, m := range modes {
-		med := median(values[m])
+		med := benchutil.Median(values[m])
 		if m == base {
 			fmt.Printf("%-16s median %10.1f  (%d runs)\n", m, med, len(values[m]))
 			continue
@@ -60,19 +62,8 @@ func main() {
 			}
 		}
 		fmt.Printf("%-16s median %10.1f  (%d runs)  vs %s: medians %+.1f %%, paired median %+.1f %%, paired mean %+.1f %%\n",
-			m, med, len(values[m]), base, (med/median(values[base])-1)*100, median(changes), mean(changes))
+			m, med, len(values[m]), base, (med/benchutil.Median(values[base])-1)*100, benchutil.Median(changes), mean(changes))
 	}
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(v))
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func mean(v []float64) float64 {

@@ -62,11 +62,16 @@ func Allocate(cfg Config, pools []Pool, services []Service) Result {
 		res.Services[s.Key] = s.result()
 	}
 	for _, p := range a.pools {
+		// A kept reserved address counts as both in the pool and in use, so
+		// what is available is exactly what the pool would give out.
+		total := iprange.TotalSize(p.ranges)
+		total.Add(total, big.NewInt(int64(p.keptReserved)))
 		res.Pools[p.Name] = PoolResult{
-			Conflict:    p.conflict,
-			BlockErrors: p.blockErrors,
-			Total:       iprange.TotalSize(p.ranges),
-			Used:        big.NewInt(int64(p.used)),
+			Conflict:     p.conflict,
+			BlockErrors:  p.blockErrors,
+			Total:        total,
+			Used:         big.NewInt(int64(p.used)),
+			KeptReserved: p.keptReserved,
 		}
 	}
 	return res
@@ -78,10 +83,16 @@ type poolState struct {
 	// reservation, merged so no address appears twice.
 	ranges []iprange.Range
 	// next[i]: every address of ranges[i] below it is taken.
-	next        []netip.Addr
-	conflict    string
-	blockErrors []string
-	used        int
+	next []netip.Addr
+	// reserved are the first and last addresses of CIDR blocks that
+	// allowFirstLastIPs: No keeps out of ranges. The pool hands none of them
+	// out, but a Service that already holds one keeps it: the setting only
+	// narrows future choices.
+	reserved     []netip.Addr
+	keptReserved int
+	conflict     string
+	blockErrors  []string
+	used         int
 }
 
 // allocatesNew says whether the pool may hand out addresses it has not
@@ -103,12 +114,19 @@ func (p *poolState) contains(addr netip.Addr) bool {
 	return false
 }
 
+func (p *poolState) isReserved(addr netip.Addr) bool {
+	return slices.Contains(p.reserved, addr) && !p.contains(addr)
+}
+
 // keeps says whether a Service may go on holding addr from this pool: the
-// pool still has the address and still selects the Service. Disabled and
-// conflicting pools keep what they gave; a pool whose selector is invalid keeps
-// everything, since no one can tell whom it selects.
+// pool still has the address (a reserved one included) and still selects the
+// Service. Disabled and conflicting pools keep what they gave; a pool whose
+// selector is invalid keeps everything, since no one can tell whom it
+// selects. An address that someone other than LB-IPAM put in status is adopted only
+// if the pool would give it out.
 func (p *poolState) keeps(s *Service, addr netip.Addr) bool {
-	return p.contains(addr) && (p.SelectorErr != nil || p.selects(s))
+	has := p.contains(addr) || (p.isReserved(addr) && s.HeldFrom != HeldImported)
+	return has && (p.SelectorErr != nil || p.selects(s))
 }
 
 type holding struct {
@@ -151,6 +169,9 @@ func newAllocation(pools []Pool) *allocation {
 			blocks = append(blocks, block{full, blockLabel(b), p.Name})
 			if usable != nil {
 				p.ranges = append(p.ranges, *usable)
+			}
+			if usable == nil || *usable != full {
+				p.reserved = append(p.reserved, full.First, full.Last)
 			}
 		}
 		p.ranges = iprange.Merge(p.ranges)
@@ -213,6 +234,9 @@ type serviceState struct {
 	wanted    []Family
 	familyErr string
 	assigned  []Assignment
+	// keptReserved are the assigned addresses that their pool would no longer
+	// give out (allowFirstLastIPs: No since they were given).
+	keptReserved []Assignment
 	// first reason the Service could not be satisfied, if any
 	failReason, failMessage string
 }
@@ -304,7 +328,7 @@ func (a *allocation) restore(s *serviceState) {
 		} else if !slices.Contains(s.wanted, familyOf(addr)) || s.holdsFamily(familyOf(addr)) {
 			continue
 		}
-		if !a.anyPool(addr, func(p *poolState) bool { return p.keeps(s.Service, addr) }) {
+		if !slices.ContainsFunc(a.pools, func(p *poolState) bool { return p.keeps(s.Service, addr) }) {
 			continue
 		}
 		if h := a.held[addr]; h != nil {
@@ -321,20 +345,28 @@ func (a *allocation) anyPool(addr netip.Addr, ok func(*poolState) bool) bool {
 	return slices.ContainsFunc(a.pools, func(p *poolState) bool { return p.contains(addr) && ok(p) })
 }
 
-// owner is the pool an address counts against: the pool that has it and does
-// not conflict (at most one), else the oldest that has it. It depends on the
-// pools alone, so counts do not depend on which Service took the address first.
+// owner is the pool an address counts against: of the pools that give it
+// out, the one that does not conflict (at most one, since conflicts are
+// judged on whole blocks), else the oldest; only when none gives it out, the
+// pool that reserves it (a Service keeps it from before), chosen the same way.
+// It depends on the pools alone, so counts do not depend on which Service took
+// the address first.
 func (a *allocation) owner(addr netip.Addr) *poolState {
-	var first *poolState
-	for _, p := range a.pools {
-		if p.contains(addr) {
-			if p.conflict == "" {
-				return p
+	for _, has := range []func(*poolState, netip.Addr) bool{(*poolState).contains, (*poolState).isReserved} {
+		var first *poolState
+		for _, p := range a.pools {
+			if has(p, addr) {
+				if p.conflict == "" {
+					return p
+				}
+				first = cmp.Or(first, p)
 			}
-			first = cmp.Or(first, p)
+		}
+		if first != nil {
+			return first
 		}
 	}
-	return first
+	return nil
 }
 
 func (a *allocation) assign(s *serviceState, addr netip.Addr) {
@@ -344,12 +376,18 @@ func (a *allocation) assign(s *serviceState, addr netip.Addr) {
 		h = &holding{}
 		a.held[addr] = h
 		pool.used++
+		if pool.isReserved(addr) {
+			pool.keptReserved++
+		}
 		if s.SharingKey != "" {
 			a.shared[s.SharingKey] = append(a.shared[s.SharingKey], addr)
 		}
 	}
 	h.holders = append(h.holders, s)
 	s.assigned = append(s.assigned, Assignment{Addr: addr, Pool: pool.Name})
+	if pool.isReserved(addr) {
+		s.keptReserved = append(s.keptReserved, Assignment{Addr: addr, Pool: pool.Name})
+	}
 }
 
 // allocateMissing gives s what it still lacks after restore.
@@ -520,11 +558,16 @@ func (s *serviceState) result() ServiceResult {
 		r.Reason, r.Message = ReasonNoPool, "There are no enabled CiliumLoadBalancerIPPools that match this service"
 	default:
 		r.Satisfied, r.Reason = true, ReasonSatisfied
+		var notes []string
 		if s.failReason != "" {
 			// PreferDualStack with one family served: satisfied, and says why
 			// the other is missing.
-			r.Message = "Only " + familyOf(addrs[0].Addr).String() + " allocated: " + s.failMessage
+			notes = append(notes, "Only "+familyOf(addrs[0].Addr).String()+" allocated: "+s.failMessage)
 		}
+		for _, k := range s.keptReserved {
+			notes = append(notes, fmt.Sprintf("The IP '%s' is kept, although pool '%s' would not give it out today (allowFirstLastIPs: No)", k.Addr, k.Pool))
+		}
+		r.Message = strings.Join(notes, "; ")
 	}
 	return r
 }

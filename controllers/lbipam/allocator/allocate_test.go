@@ -400,6 +400,51 @@ func TestAllocateStability(t *testing.T) {
 	expect(t, res, map[string][2]string{"in": {"10.0.0.19", ReasonSatisfied}, "out": {"10.0.0.10", ReasonSatisfied}})
 }
 
+// Switching a pool to allowFirstLastIPs: No only narrows future choices:
+// Services that hold the first or last address of a CIDR keep it, told so in
+// their condition; nobody new gets it, and once released it stays free.
+func TestAllocateKeepsReservedAddressesWhenAllowFirstLastIPsTurnsOff(t *testing.T) {
+	p := pool("p", 0, "10.0.0.0/30")
+	svcs := []Service{svc("a", 0), svc("b", 1), svc("c", 2), svc("d", 3)}
+	first := Allocate(v4Only, []Pool{p}, svcs)
+	expect(t, first, map[string][2]string{"a": {"10.0.0.0", ReasonSatisfied}, "d": {"10.0.0.3", ReasonSatisfied}})
+
+	p.AllowFirstLastIPs = false
+	restored := feedBack(svcs, first)
+	res := Allocate(v4Only, []Pool{p}, append(restored, svc("e", 4)))
+	expect(t, res, map[string][2]string{
+		"a": {"10.0.0.0", ReasonSatisfied}, "b": {"10.0.0.1", ReasonSatisfied},
+		"c": {"10.0.0.2", ReasonSatisfied}, "d": {"10.0.0.3", ReasonSatisfied},
+		"e": {"", ReasonOutOfIPs},
+	})
+	for name, want := range map[string]string{"a": "10.0.0.0", "d": "10.0.0.3"} {
+		if m := res.Services[key(name)].Message; !strings.Contains(m, "'"+want+"' is kept") || !strings.Contains(m, "allowFirstLastIPs: No") {
+			t.Errorf("%s: message %q does not say %s is kept against allowFirstLastIPs: No", name, m, want)
+		}
+	}
+	if m := res.Services[key("b")].Message; m != "" {
+		t.Errorf("b holds a usable address but its message is %q", m)
+	}
+	// Kept addresses count as in the pool and in use: nothing is available.
+	if r := res.Pools["p"]; r.Total.String() != "4" || r.Used.String() != "4" || r.KeptReserved != 2 {
+		t.Errorf("pool total %s used %s kept %d, want 4 4 2", r.Total, r.Used, r.KeptReserved)
+	}
+
+	// a goes away: its address is not handed to e, and the pool shrinks.
+	rest := feedBack(append(append([]Service{}, svcs[1:]...), svc("e", 4)), res)
+	res = Allocate(v4Only, []Pool{p}, rest)
+	expect(t, res, map[string][2]string{"d": {"10.0.0.3", ReasonSatisfied}, "e": {"", ReasonOutOfIPs}})
+	if r := res.Pools["p"]; r.Total.String() != "3" || r.Used.String() != "3" {
+		t.Errorf("after release: pool total %s used %s, want 3 3", r.Total, r.Used)
+	}
+
+	// Someone else's status entry for a reserved address is not adopted; a
+	// Service asking for it by name is refused.
+	imported := svc("imported", 5, held("10.0.0.0"), func(s *Service) { s.HeldFrom = HeldImported })
+	res = Allocate(v4Only, []Pool{p}, []Service{imported, svc("asks", 6, requested("10.0.0.3"))})
+	expect(t, res, map[string][2]string{"imported": {"10.0.0.1", ReasonSatisfied}, "asks": {"", ReasonNoPool}})
+}
+
 // Deterministic: the order of the input does not change the result.
 func TestAllocateDeterministic(t *testing.T) {
 	pools := []Pool{pool("a", 0, "10.0.0.0/29"), pool("b", 1, "10.0.1.0/29")}

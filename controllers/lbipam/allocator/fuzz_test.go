@@ -15,6 +15,8 @@ import (
 // checks what must hold whatever the input:
 //   - an address is held by two Services only if they are compatible sharers;
 //   - every held address lies in a pool that selects (or keeps) its Service;
+//   - an address a pool reserves (allowFirstLastIPs: No) is only ever kept by
+//     a Service that held it, never given out;
 //   - a Service is satisfied exactly when it got what it asked for;
 //   - fed back as holdings (a restart, or the next pass), every held address
 //     stays with its Service; and a third pass changes nothing at all.
@@ -147,6 +149,9 @@ func checkInvariants(t *testing.T, pools []Pool, svcs []Service, res Result) {
 			if !PoolCovers(poolByName[a.Pool], a.Addr) {
 				t.Fatalf("%s holds %s counted against pool %s, which does not have it", s.Key, a.Addr, a.Pool)
 			}
+			if reservedIn(poolByName[a.Pool], a.Addr) && (!slices.Contains(s.Held, a.Addr) || s.HeldFrom == HeldImported) {
+				t.Fatalf("%s was given %s, which pool %s reserves (allowFirstLastIPs: No)", s.Key, a.Addr, a.Pool)
+			}
 			if !slices.ContainsFunc(pools, func(p Pool) bool {
 				return PoolCovers(p, a.Addr) && (p.Selector == nil || p.Selector.Matches(s.Labels))
 			}) {
@@ -165,4 +170,15 @@ func checkInvariants(t *testing.T, pools []Pool, svcs []Service, res Result) {
 			t.Fatalf("pool %s uses %s of %s", name, p.Used, p.Total)
 		}
 	}
+}
+
+// reservedIn says whether p keeps addr out of what it gives out: a first or
+// last address of one of its CIDRs that no block of p makes usable.
+func reservedIn(p Pool, addr netip.Addr) bool {
+	for _, b := range p.Blocks {
+		if _, usable, err := parseBlock(b, p.AllowFirstLastIPs); err == nil && usable != nil && usable.Contains(addr) {
+			return false
+		}
+	}
+	return PoolCovers(p, addr)
 }

@@ -10,7 +10,8 @@
 // Stability is the central rule: Allocate first keeps every address a Service
 // already holds that is still valid, in a fixed order (oldest Service first),
 // and only then hands out new ones. So a held address never moves when a pool
-// is widened, shrunk around it, or when another Service goes away, and a
+// is widened, shrunk around it or made to reserve its first and last
+// addresses, or when another Service goes away, and a
 // restart (which restores holdings from Service status) changes nothing.
 package allocator
 
@@ -174,7 +175,11 @@ type PoolResult struct {
 	Conflict string
 	// BlockErrors lists blocks the allocator could not use.
 	BlockErrors []string
-	Total, Used *big.Int
+	// Total counts the addresses the pool gives out plus the reserved ones
+	// that Services still hold (KeptReserved of them), so Total - Used is
+	// what is still available.
+	Total, Used  *big.Int
+	KeptReserved int
 }
 
 // Result is the whole decision.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
@@ -100,6 +101,49 @@ func TestL6_L7_L8_L9_FirstLastAndCounts(t *testing.T) {
 	h.expectPool("counted", map[string]string{ // L9 after one allocation
 		ciliumv2.PoolConditionIPsTotal: "*/*/254", ciliumv2.PoolConditionIPsAvailable: "*/*/253", ciliumv2.PoolConditionIPsUsed: "*/*/1",
 	})
+}
+
+// L7 on an edit: turning allowFirstLastIPs to No does not take the first and
+// last addresses from the Services that hold them; it only stops handing
+// them out.
+func TestL7_AllowFirstLastIPsTurnedOffKeepsHeldAddresses(t *testing.T) {
+	h := newHarness(t)
+	p := h.pool("edge", []string{"10.0.5.0/30"})
+	holder := map[string]string{} // address -> Service
+	for i := range 4 {
+		name := fmt.Sprintf("s%d", i)
+		h.service(name)
+		holder[ingressOf(h.expect(name, "*", "satisfied"))] = name
+	}
+	if holder["10.0.5.0"] == "" || holder["10.0.5.3"] == "" {
+		t.Fatalf("a /30 gave %v, want all four addresses", holder)
+	}
+	h.update(p, func() { p.Spec.AllowFirstLastIPs = ciliumv2.AllowFirstLastIPsNo })
+	h.expectPool("edge", map[string]string{
+		ciliumv2.PoolConditionIPsTotal: "*/*/4", ciliumv2.PoolConditionIPsUsed: "*/*/4", ciliumv2.PoolConditionIPsAvailable: "*/*/0",
+	})
+	if m := meta.FindStatusCondition(h.getPool("edge").Status.Conditions, "Ready").Message; !strings.Contains(m, "2 of them are first or last addresses") {
+		t.Errorf("pool Ready message %q does not count the kept addresses", m)
+	}
+	h.consistently("every Service keeps its address", func() error {
+		for addr, name := range holder {
+			s := h.get(name)
+			if got := ingressOf(s); got != addr || reasonOf(s) != "satisfied" {
+				return fmt.Errorf("%s has [%s] %s, want [%s] satisfied", name, got, reasonOf(s), addr)
+			}
+		}
+		return nil
+	})
+	c := meta.FindStatusCondition(h.get(holder["10.0.5.0"]).Status.Conditions, reconciler.ServiceConditionType)
+	if !strings.Contains(c.Message, "'10.0.5.0' is kept") || !strings.Contains(c.Message, "allowFirstLastIPs: No") {
+		t.Errorf("holder of 10.0.5.0: condition message %q does not say the address is kept against allowFirstLastIPs: No", c.Message)
+	}
+	// Released, the reserved address is not given out again.
+	h.service("late")
+	h.expect("late", "", "out_of_ips")
+	h.delete(h.get(holder["10.0.5.0"]))
+	h.expectPool("edge", map[string]string{ciliumv2.PoolConditionIPsTotal: "*/*/3", ciliumv2.PoolConditionIPsUsed: "*/*/3"})
+	h.expect("late", "", "out_of_ips")
 }
 
 func TestL10_PrinterColumns(t *testing.T) {

@@ -124,5 +124,9 @@ func poolReady(pool *ciliumv2.CiliumLoadBalancerIPPool, res allocator.PoolResult
 	case pool.Spec.Disabled:
 		return metav1.Condition{Type: conditions.TypeReady, Status: metav1.ConditionTrue, Reason: readyReasonDisabled, Message: "disabled: existing allocations are kept, no new ones are made"}
 	}
-	return metav1.Condition{Type: conditions.TypeReady, Status: metav1.ConditionTrue, Reason: readyReasonReady, Message: fmt.Sprintf("%s of %s addresses in use", res.Used, res.Total)}
+	msg := fmt.Sprintf("%s of %s addresses in use", res.Used, res.Total)
+	if res.KeptReserved > 0 {
+		msg += fmt.Sprintf("; %d of them are first or last addresses of a CIDR, kept by the Services that held them before allowFirstLastIPs: No, and not given out again once released", res.KeptReserved)
+	}
+	return metav1.Condition{Type: conditions.TypeReady, Status: metav1.ConditionTrue, Reason: readyReasonReady, Message: msg}
 }

@@ -169,9 +169,17 @@ func TestCiliumPolicyExamplesApply(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	files, err := filepath.Glob("testdata/cilium-policies/*.yaml")
-	if err != nil || len(files) < 50 {
-		t.Fatalf("examples: %d files, %v", len(files), err)
+	applyCorpus(t, "testdata/cilium-policies", 50, outOfSchema)
+}
+
+// applyCorpus applies every manifest of dir: each must apply, except those
+// named in refused, which must be refused with an error containing the
+// given text. It fails if dir holds fewer than least manifests.
+func applyCorpus(t *testing.T, dir string, least int, refused map[string]string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) < least {
+		t.Fatalf("%s: %d manifests, want at least %d (%v)", dir, len(files), least, err)
 	}
 	seen := map[string]bool{}
 	for _, f := range files {
@@ -181,20 +189,20 @@ func TestCiliumPolicyExamplesApply(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = apply(t.Context(), manifest)
-		want, refused := outOfSchema[name]
-		seen[name] = refused
+		want, isRefused := refused[name]
+		seen[name] = true
 		switch {
-		case !refused && err != nil:
+		case !isRefused && err != nil:
 			t.Errorf("%s refused: %v", name, err)
-		case refused && err == nil:
-			t.Errorf("%s applied; it is listed as outside Cilium's schema: remove it from outOfSchema", name)
-		case refused && !strings.Contains(err.Error(), want):
+		case isRefused && err == nil:
+			t.Errorf("%s applied; it is listed as refused: remove it from the list", name)
+		case isRefused && !strings.Contains(err.Error(), want):
 			t.Errorf("%s refused with %v, want an error naming %s", name, err, want)
 		}
 	}
-	for name := range outOfSchema {
-		if _, ok := seen[name]; !ok {
-			t.Errorf("outOfSchema names %s, which is not in testdata", name)
+	for name := range refused {
+		if !seen[name] {
+			t.Errorf("the list of refused manifests names %s, which is not in %s", name, dir)
 		}
 	}
 }

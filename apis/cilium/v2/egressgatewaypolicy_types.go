@@ -6,8 +6,9 @@ import (
 
 // CiliumEgressGatewayPolicy sends the traffic of selected pods to selected
 // destinations out through a gateway node, with a fixed source address. With
-// several gateways (egressGateways) one is active and the others stand by:
-// when the active one fails, another takes over with the same address.
+// several gateways (egressGateways) each pod uses one of them; a gateway
+// with a floating egressIP is held by one of its candidate nodes, and when
+// that node fails another takes over with the same address.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -19,14 +20,16 @@ type CiliumEgressGatewayPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   CiliumEgressGatewayPolicySpec `json:"spec"`
+	// Spec may be absent, as Cilium's CRD allows; such a policy does nothing
+	// and says so in its Ready condition.
+	// +optional
+	Spec   CiliumEgressGatewayPolicySpec `json:"spec,omitempty"`
 	Status EgressGatewayPolicyStatus     `json:"status,omitempty"`
 }
 
 // CiliumEgressGatewayPolicySpec selects source pods, destinations and
 // gateways.
 // +kubebuilder:validation:XValidation:rule="has(self.egressGateway) || (has(self.egressGateways) && size(self.egressGateways) > 0)",message="set spec.egressGateway or spec.egressGateways"
-// +kubebuilder:validation:XValidation:rule="!(has(self.egressGateway) && has(self.egressGateways) && size(self.egressGateways) > 0)",message="set spec.egressGateway or spec.egressGateways, not both"
 type CiliumEgressGatewayPolicySpec struct {
 	// Selectors select the source pods; a pod matching any rule is selected.
 	// +kubebuilder:validation:MinItems=1
@@ -53,12 +56,13 @@ type CiliumEgressGatewayPolicySpec struct {
 	// +listType=atomic
 	ExcludedCIDRs []string `json:"excludedCIDRs,omitempty"`
 
-	// EgressGateway is a single gateway.
+	// EgressGateway is a single gateway. Beside a non-empty EgressGateways
+	// it is ignored (as Cilium does), and the Ready condition says so.
 	// +optional
 	EgressGateway *EgressGateway `json:"egressGateway,omitempty"`
 
-	// EgressGateways are several gateways: one active, the others standing by
-	// in order, each taking over with the same egress address.
+	// EgressGateways are several gateways; each selected pod uses one,
+	// chosen by its UID.
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	// +listType=atomic
@@ -82,7 +86,7 @@ type EgressRule struct {
 
 // EgressGateway is a gateway node and the source address it gives the
 // traffic.
-// +kubebuilder:validation:XValidation:rule="!(has(self.egressIP) && has(self.interface))",message="set egressIP or interface, not both (the seed system ignores such a policy silently)"
+// +kubebuilder:validation:XValidation:rule="!(has(self.egressIP) && self.egressIP != '' && has(self.interface) && self.interface != '')",message="set egressIP or interface, not both (the seed system ignores such a policy silently)"
 type EgressGateway struct {
 	// NodeSelector selects the gateway node; of several, the first by name.
 	NodeSelector *metav1.LabelSelector `json:"nodeSelector"`
@@ -90,11 +94,12 @@ type EgressGateway struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=15
 	Interface string `json:"interface,omitempty"`
-	// EgressIP is the source address; it must be assigned to an interface of
-	// the gateway node.
+	// EgressIP is the source address, floating between the candidates; it
+	// must lie in a subnet of an interface of theirs. Empty is the same as
+	// absent.
 	// +optional
 	// +kubebuilder:validation:MaxLength=39
-	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="egressIP must be an IP address"
+	// +kubebuilder:validation:XValidation:rule="self == '' || isIP(self)",message="egressIP must be an IP address"
 	EgressIP string `json:"egressIP,omitempty"`
 }
 

@@ -19,7 +19,9 @@ func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
 // The API server refuses bad egress policies with a message naming the
 // field; in particular egressIP together with interface, which the seed
-// system accepts and then silently ignores.
+// system accepts and then silently ignores. What Cilium's CRD accepts is
+// accepted: both gateway fields, an empty egressIP, and (in
+// test/compat) a policy without spec.
 func TestEgressGatewayPolicyAdmission(t *testing.T) {
 	testenv.Require(t, env)
 	ctx := context.Background()
@@ -47,9 +49,12 @@ func TestEgressGatewayPolicyAdmission(t *testing.T) {
 		{"egressIP and interface", func(s *ciliumv2.CiliumEgressGatewayPolicySpec) { s.EgressGateway = gw("198.51.100.10", "eth1") }, "set egressIP or interface, not both"},
 		{"bad egressIP", func(s *ciliumv2.CiliumEgressGatewayPolicySpec) { s.EgressGateway = gw("198.51.100", "") }, "egressIP must be an IP address"},
 		{"no gateway", func(s *ciliumv2.CiliumEgressGatewayPolicySpec) { s.EgressGateway = nil }, "set spec.egressGateway or spec.egressGateways"},
+		// Cilium's own example sets both; egressGateways is used and the
+		// Ready condition says egressGateway is ignored.
 		{"both gateway fields", func(s *ciliumv2.CiliumEgressGatewayPolicySpec) {
 			s.EgressGateways = []ciliumv2.EgressGateway{*gw("198.51.100.11", "")}
-		}, "not both"},
+		}, ""},
+		{"empty egressIP beside interface", func(s *ciliumv2.CiliumEgressGatewayPolicySpec) { s.EgressGateway = gw("", "eth1") }, ""},
 		{"bad destination", func(s *ciliumv2.CiliumEgressGatewayPolicySpec) { s.DestinationCIDRs = []string{"10.0.0.0"} }, "spec.destinationCIDRs: every entry must be a CIDR"},
 		{"bad exclusion", func(s *ciliumv2.CiliumEgressGatewayPolicySpec) { s.ExcludedCIDRs = []string{"nope"} }, "spec.excludedCIDRs: every entry must be a CIDR"},
 		{"node selector alone", func(s *ciliumv2.CiliumEgressGatewayPolicySpec) {

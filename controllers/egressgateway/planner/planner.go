@@ -42,6 +42,8 @@ type Policy struct {
 	Gateways                        []Gateway
 	// Err is a selector that does not compile: the policy does nothing.
 	Err error
+	// Notes say what of the policy as written is not used, and why.
+	Notes []string
 }
 
 // Rule is one entry of spec.selectors; nil selectors are absent.
@@ -126,6 +128,8 @@ type PolicyResult struct {
 	// Problems say, in words, why (part of) the policy does not work as
 	// written.
 	Problems []string
+	// Notes say what of the policy is ignored although it works.
+	Notes []string
 }
 
 // Plan is the whole decision.
@@ -154,7 +158,7 @@ func Decide(policies []Policy, pods []Pod, namespaces map[string]labels.Set, nod
 	}
 
 	for _, p := range policies {
-		res := &PolicyResult{}
+		res := &PolicyResult{Notes: slices.Clone(p.Notes)}
 		plan.Policies[p.Name] = res
 		if p.Err != nil {
 			res.Invalid = true

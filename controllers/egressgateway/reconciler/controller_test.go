@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -259,6 +260,44 @@ func TestNoSourcePods(t *testing.T) {
 	h.eventually("NoSourcePods", func() error {
 		_, c := h.ready("idle")
 		if c == nil || c.Reason != ReasonNoSourcePods {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		return nil
+	})
+}
+
+// What Cilium accepts and does not use is reported, not refused: a policy
+// with both gateway fields uses egressGateways (Cilium's own example sets
+// both), and one without spec says it does nothing.
+func TestBothGatewayFieldsAndNoSpec(t *testing.T) {
+	h, _ := newHarness(t)
+	h.node("n3", "198.18.0.13", map[string]string{"egress": "true"})
+	h.pod("backend-3", "n3", "10.0.3.5", map[string]string{"app": "backend"})
+	spec := egressSpec("198.18.0.248/30")
+	spec.EgressGateway = &ciliumv2.EgressGateway{NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"egress": "true"}}, EgressIP: "198.18.0.241"}
+	h.policy("both", spec)
+	h.eventually("egressGateways used, egressGateway reported as ignored", func() error {
+		_, c := h.ready("both")
+		if c == nil || !strings.Contains(c.Message, "spec.egressGateway is ignored") {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		e, err := h.egress("n3")
+		if err != nil {
+			return err
+		}
+		if len(e.Spec.Steering) != 1 || e.Spec.Steering[0].EgressIP != "198.18.0.240" {
+			return fmt.Errorf("steering %+v, want egressGateways' 198.18.0.240", e.Spec.Steering)
+		}
+		return nil
+	})
+
+	empty := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "cilium.io/v2", "kind": "CiliumEgressGatewayPolicy", "metadata": map[string]any{"name": "empty"},
+	}}
+	h.must(h.c.Create(h.ctx, empty))
+	h.eventually("no spec: InvalidSpec", func() error {
+		_, c := h.ready("empty")
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonInvalid || !strings.Contains(c.Message, "spec is empty") {
 			return fmt.Errorf("Ready %+v", c)
 		}
 		return nil

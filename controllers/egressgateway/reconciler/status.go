@@ -83,6 +83,9 @@ func setPolicyStatus(p *ciliumv2.CiliumEgressGatewayPolicy, res *planner.PolicyR
 	if len(parts) > 0 {
 		summary += "; " + strings.Join(parts, "; ")
 	}
+	if len(res.Notes) > 0 {
+		summary += "; " + strings.Join(res.Notes, "; ")
+	}
 	ready := metav1.Condition{Type: conditions.TypeReady, Status: metav1.ConditionTrue, Reason: ReasonActive, Message: summary}
 	notReady := func(reason string, msgs ...string) {
 		ready.Status, ready.Reason = metav1.ConditionFalse, reason

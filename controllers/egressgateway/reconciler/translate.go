@@ -39,9 +39,15 @@ func toPolicy(p *ciliumv2.CiliumEgressGatewayPolicy) planner.Policy {
 			Nodes:      compile(f+".nodeSelector", r.NodeSelector),
 		})
 	}
+	// Cilium uses egressGateways when it has entries, else egressGateway.
 	gws := p.Spec.EgressGateways
-	if p.Spec.EgressGateway != nil {
+	switch {
+	case len(gws) > 0 && p.Spec.EgressGateway != nil:
+		out.Notes = append(out.Notes, "spec.egressGateway is ignored: spec.egressGateways is set and takes precedence, as in Cilium")
+	case p.Spec.EgressGateway != nil:
 		gws = []ciliumv2.EgressGateway{*p.Spec.EgressGateway}
+	case len(p.Spec.Selectors) == 0 && len(p.Spec.DestinationCIDRs) == 0:
+		errs = append(errs, errors.New("spec is empty: the policy selects nothing and does nothing"))
 	}
 	for i, g := range gws {
 		sel := compile(fmt.Sprintf("spec.egressGateways[%d].nodeSelector", i), g.NodeSelector)

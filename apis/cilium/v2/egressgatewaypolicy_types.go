@@ -86,7 +86,7 @@ type EgressRule struct {
 
 // EgressGateway is a gateway node and the source address it gives the
 // traffic.
-// +kubebuilder:validation:XValidation:rule="!(has(self.egressIP) && self.egressIP != '' && has(self.interface) && self.interface != '')",message="set egressIP or interface, not both (the seed system ignores such a policy silently)"
+// +kubebuilder:validation:XValidation:rule="!(has(self.egressIP) && self.egressIP != ” && has(self.interface) && self.interface != ”)",message="set egressIP or interface, not both (the seed system ignores such a policy silently)"
 type EgressGateway struct {
 	// NodeSelector selects the gateway node; of several, the first by name.
 	NodeSelector *metav1.LabelSelector `json:"nodeSelector"`

@@ -86,7 +86,7 @@ type EgressRule struct {
 
 // EgressGateway is a gateway node and the source address it gives the
 // traffic.
-// +kubebuilder:validation:XValidation:rule="!(has(self.egressIP) && self.egressIP != ” && has(self.interface) && self.interface != ”)",message="set egressIP or interface, not both (the seed system ignores such a policy silently)"
+// +kubebuilder:validation:XValidation:rule="!(has(self.egressIP) && size(self.egressIP) > 0 && has(self.interface) && size(self.interface) > 0)",message="set egressIP or interface, not both (the seed system ignores such a policy silently)"
 type EgressGateway struct {
 	// NodeSelector selects the gateway node; of several, the first by name.
 	NodeSelector *metav1.LabelSelector `json:"nodeSelector"`
@@ -99,7 +99,7 @@ type EgressGateway struct {
 	// absent.
 	// +optional
 	// +kubebuilder:validation:MaxLength=39
-	// +kubebuilder:validation:XValidation:rule="self == '' || isIP(self)",message="egressIP must be an IP address"
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0 || isIP(self)",message="egressIP must be an IP address"
 	EgressIP string `json:"egressIP,omitempty"`
 }
 

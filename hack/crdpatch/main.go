@@ -2,7 +2,8 @@
 // markers cannot say:
 //
 //	crdpatch versions FILE VERSION...
-//	    adds served versions, each a copy of the storage version's schema.
+//	    adds served versions, each a copy of the storage version's schema,
+//	    deprecated (the API server warns whoever uses them) as in Cilium 1.20.
 //	    Cilium serves some kinds at an older version too
 //	    (CiliumLoadBalancerIPPool at v2alpha1 beside v2) with the very same
 //	    schema; copying it keeps one Go type per kind instead of two
@@ -22,6 +23,7 @@ import (
 	"os"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -99,6 +101,10 @@ func addVersions(crd *apiextensionsv1.CustomResourceDefinition, versions []strin
 		extra := *storage.DeepCopy()
 		extra.Name = name
 		extra.Storage = false
+		// Cilium 1.20 deprecates these older versions; the API server then
+		// warns every client that uses one.
+		extra.Deprecated = true
+		extra.DeprecationWarning = ptr.To(fmt.Sprintf("cilium.io/%s %s is deprecated; use cilium.io/%s", name, crd.Spec.Names.Kind, storage.Name))
 		crd.Spec.Versions = append(crd.Spec.Versions, extra)
 	}
 	return nil

@@ -33,10 +33,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/plexus-net/plexus/internal/statuswrite"
 )
@@ -74,6 +76,9 @@ type Runner struct {
 	// the writes that make the world match (p.Write). It must not write
 	// itself. An error (a failed list) retries the pass with backoff.
 	Decide func(ctx context.Context, p *Pass) error
+	// Kicks, if set, starts a pass on each event sent: for inputs outside
+	// the API server (the node's interfaces, say).
+	Kicks <-chan event.GenericEvent
 
 	status   statuswrite.Writer
 	pacer    Pacer
@@ -101,6 +106,9 @@ func (r *Runner) SetupWithManager(mgr ctrl.Manager, watches ...Watch) error {
 		})
 	for _, w := range watches {
 		b = b.Watches(w.Object, toWorld, builder.WithPredicates(w.Predicates...))
+	}
+	if r.Kicks != nil {
+		b = b.WatchesRawSource(source.Channel(r.Kicks, toWorld))
 	}
 	return b.Complete(r)
 }

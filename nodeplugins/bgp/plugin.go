@@ -23,6 +23,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
@@ -69,6 +70,9 @@ type Config struct {
 	// StatusInterval is how often counts and routes are re-read from the
 	// speaker for status (session state changes are written at once).
 	StatusInterval time.Duration
+	// InterfacePoll is how often the interfaces that advertisements and
+	// peer configs name are re-read besides on route events (default 5 s).
+	InterfacePoll time.Duration
 }
 
 // CacheOptions restricts the cache to what this node needs: its own Node,
@@ -136,9 +140,13 @@ type Plugin struct {
 	Config  Config
 	Speaker Speaker
 	Log     logr.Logger
+	// Interfaces reads the named interfaces of the node; nil reads them
+	// from the kernel, in the plugin's network namespace.
+	Interfaces func(names []string) (map[string]desired.Interface, error)
 
 	writer  statuswrite.Writer
 	trigger chan struct{}
+	kicks   chan event.GenericEvent
 	// runner paces passes to a fifth of a core under a stream of events
 	// (every EndpointSlice change in the cluster wakes the plugin); a pass
 	// after a quiet spell runs at once.
@@ -146,6 +154,10 @@ type Plugin struct {
 
 	mu      sync.Mutex
 	applied applied
+	// ifaceNames and ifaces are the interfaces the last pass read, for the
+	// interface watch to compare against.
+	ifaceNames []string
+	ifaces     map[string]desired.Interface
 }
 
 // applied is the outcome of the last reconcile, for status.
@@ -160,7 +172,11 @@ type applied struct {
 func (p *Plugin) SetupWithManager(mgr ctrl.Manager) error {
 	p.writer.Client = p.Client
 	p.trigger = make(chan struct{}, 1)
-	p.runner = passes.Runner{Name: "bgp", Client: p.Client, Decide: p.decide}
+	p.kicks = make(chan event.GenericEvent, 1)
+	if p.Config.InterfacePoll <= 0 {
+		p.Config.InterfacePoll = 5 * time.Second
+	}
+	p.runner = passes.Runner{Name: "bgp", Client: p.Client, Decide: p.decide, Kicks: p.kicks}
 	var watches []passes.Watch
 	for _, kind := range []client.Object{
 		&ciliumv2.CiliumBGPNodeConfig{}, &ciliumv2.CiliumBGPPeerConfig{}, &ciliumv2.CiliumBGPAdvertisement{},
@@ -170,6 +186,9 @@ func (p *Plugin) SetupWithManager(mgr ctrl.Manager) error {
 		watches = append(watches, passes.For(kind))
 	}
 	if err := p.runner.SetupWithManager(mgr, watches...); err != nil {
+		return err
+	}
+	if err := mgr.Add(manager.RunnableFunc(p.watchInterfaces)); err != nil {
 		return err
 	}
 	return mgr.Add(manager.RunnableFunc(p.runStatus))
@@ -255,6 +274,13 @@ func (p *Plugin) readInput(ctx context.Context) (desired.Input, error) {
 			in.Secrets[s.Name] = string(pw)
 		}
 	}
+	names := desired.ReferencedInterfaces(in.Advertisements, in.PeerConfigs)
+	if in.Interfaces, err = p.readInterfaces(names); err != nil {
+		return in, err
+	}
+	p.mu.Lock()
+	p.ifaceNames, p.ifaces = names, in.Interfaces
+	p.mu.Unlock()
 	return in, nil
 }
 

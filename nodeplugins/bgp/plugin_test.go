@@ -60,10 +60,13 @@ func startReceiver(t *testing.T, port int) *server.BgpServer {
 
 // runPlugin runs the plugin with its real speaker and its own cache
 // restrictions, as the binary does.
-func runPlugin(t *testing.T, cfg Config) (stop func()) {
+func runPlugin(t *testing.T, cfg Config, opts ...func(*Plugin)) (stop func()) {
 	sp := speaker.New(testr.New(t).WithName("speaker"))
 	stopMgr := env.RunManager(t, func(mgr ctrl.Manager) error {
 		p := &Plugin{Client: mgr.GetClient(), Config: cfg, Speaker: sp, Log: testr.New(t)}
+		for _, o := range opts {
+			o(p)
+		}
 		return p.SetupWithManager(mgr)
 	}, func(o *ctrl.Options) { o.Cache = CacheOptions(cfg) })
 	return func() { stopMgr(); sp.Stop() }

@@ -378,6 +378,18 @@ func TestBGPAdvertisementAdmission(t *testing.T) {
 		"spec.advertisements[].service is only for advertisementType Service")
 	add("selector on PodCIDR", func(s *ciliumv2.CiliumBGPAdvertisementSpec) { pod(s).Selector = &metav1.LabelSelector{} },
 		"spec.advertisements[].selector does not apply to advertisementType PodCIDR")
+	iface := func(s *ciliumv2.CiliumBGPAdvertisementSpec) *ciliumv2.BGPAdvertisement {
+		s.Advertisements = append(s.Advertisements, ciliumv2.BGPAdvertisement{AdvertisementType: ciliumv2.BGPInterfaceAdvert,
+			Interface: &ciliumv2.BGPInterfaceOptions{Name: "lo"}})
+		return &s.Advertisements[len(s.Advertisements)-1]
+	}
+	add("Interface (Cilium 1.19)", func(s *ciliumv2.CiliumBGPAdvertisementSpec) { iface(s) }, "")
+	add("Interface without interface", func(s *ciliumv2.CiliumBGPAdvertisementSpec) { iface(s).Interface = nil },
+		"spec.advertisements[].interface (with name) is required when advertisementType is Interface")
+	add("interface on PodCIDR", func(s *ciliumv2.CiliumBGPAdvertisementSpec) { pod(s).Interface = &ciliumv2.BGPInterfaceOptions{Name: "lo"} },
+		"spec.advertisements[].interface is only for advertisementType Interface")
+	add("interface name too long", func(s *ciliumv2.CiliumBGPAdvertisementSpec) { iface(s).Interface.Name = "a-very-long-interface" },
+		"spec.advertisements[4].interface.name")
 	add("aggregationLengthIPv4 32", func(s *ciliumv2.CiliumBGPAdvertisementSpec) {
 		s.Advertisements[3].Service.AggregationLengthIPv4 = ptr.To[int32](32)
 	},

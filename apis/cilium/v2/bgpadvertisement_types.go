@@ -9,7 +9,7 @@ import (
 const BGPLoadBalancerClass = "io.cilium/bgp-control-plane"
 
 // BGPAdvertisementType is what kind of routes an advertisement makes.
-// +kubebuilder:validation:Enum=PodCIDR;CiliumPodIPPool;Service
+// +kubebuilder:validation:Enum=PodCIDR;CiliumPodIPPool;Service;Interface
 type BGPAdvertisementType string
 
 const (
@@ -22,6 +22,9 @@ const (
 	BGPCiliumPodIPPoolAdvert BGPAdvertisementType = "CiliumPodIPPool"
 	// BGPServiceAdvert advertises addresses of the selected Services.
 	BGPServiceAdvert BGPAdvertisementType = "Service"
+	// BGPInterfaceAdvert advertises the addresses of a local interface of
+	// each node, as host routes (Cilium 1.19).
+	BGPInterfaceAdvert BGPAdvertisementType = "Interface"
 )
 
 // BGPServiceAddressType is which address of a Service is advertised.
@@ -76,9 +79,16 @@ type CiliumBGPAdvertisementSpec struct {
 // +kubebuilder:validation:XValidation:rule="self.advertisementType != 'Service' || has(self.service)",message="spec.advertisements[].service (with addresses) is required when advertisementType is Service"
 // +kubebuilder:validation:XValidation:rule="self.advertisementType == 'Service' || !has(self.service)",message="spec.advertisements[].service is only for advertisementType Service"
 // +kubebuilder:validation:XValidation:rule="self.advertisementType != 'PodCIDR' || !has(self.selector)",message="spec.advertisements[].selector does not apply to advertisementType PodCIDR: each node advertises its own pod CIDRs"
+// +kubebuilder:validation:XValidation:rule="self.advertisementType != 'Interface' || has(self.interface)",message="spec.advertisements[].interface (with name) is required when advertisementType is Interface"
+// +kubebuilder:validation:XValidation:rule="self.advertisementType == 'Interface' || !has(self.interface)",message="spec.advertisements[].interface is only for advertisementType Interface"
 type BGPAdvertisement struct {
-	// AdvertisementType is PodCIDR, CiliumPodIPPool or Service.
+	// AdvertisementType is PodCIDR, CiliumPodIPPool, Service or Interface.
 	AdvertisementType BGPAdvertisementType `json:"advertisementType"`
+
+	// Interface names the local interface whose addresses are advertised;
+	// required for type Interface.
+	// +optional
+	Interface *BGPInterfaceOptions `json:"interface,omitempty"`
 
 	// Service chooses which Service addresses to advertise and how to
 	// aggregate them; required for type Service.
@@ -97,6 +107,18 @@ type BGPAdvertisement struct {
 	// Attributes are path attributes added to the advertised routes.
 	// +optional
 	Attributes *BGPAttributes `json:"attributes,omitempty"`
+}
+
+// BGPInterfaceOptions names the interface of an Interface advertisement.
+type BGPInterfaceOptions struct {
+	// Name is the local interface, on each node, whose addresses are
+	// advertised, each as a host route (/32 or /128): global unicast
+	// addresses, and IPv4 link-local ones, of an interface that is up. A
+	// node without it, or with it down, advertises nothing for this entry
+	// and says so in its CiliumBGPNodeConfig status.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=15
+	Name string `json:"name"`
 }
 
 // BGPServiceOptions chooses the Service addresses to advertise.

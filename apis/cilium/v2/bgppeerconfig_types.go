@@ -117,6 +117,25 @@ type CiliumBGPTransport struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	PeerPort *int32 `json:"peerPort,omitempty"`
+
+	// SourceInterface names a local interface whose address, of the peer's
+	// family, is the session's source address (Cilium 1.19), unless the
+	// node's CiliumBGPNodeConfigOverride sets a localAddress. The interface
+	// must have exactly one usable address of that family (global unicast,
+	// or IPv4 link-local); otherwise the peer is not run and the node's
+	// CiliumBGPNodeConfig status says why. Absent: the kernel chooses.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=15
+	SourceInterface *string `json:"sourceInterface,omitempty"`
+
+	// LocalPort is accepted for cilium.io/v2alpha1 manifests, where Cilium
+	// deprecated it, and has no effect: the local port of an outgoing
+	// session is ephemeral.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	LocalPort *int32 `json:"localPort,omitempty"`
 }
 
 // CiliumBGPTimers are the session timers of RFC 4271, in seconds. The

@@ -19,6 +19,7 @@ import (
 // to accept sessions on (none by default).
 //
 // +kubebuilder:object:root=true
+// +kubebuilder:deprecatedversion:warning="cilium.io/v2alpha1 CiliumBGPPeeringPolicy is deprecated; use cilium.io/v2 CRDs (CiliumBGPClusterConfig, CiliumBGPPeerConfig, CiliumBGPAdvertisement, CiliumBGPNodeConfigOverride) to configure BGP"
 // +kubebuilder:resource:scope=Cluster,shortName=bgpp,categories={cilium,ciliumbgp}
 // +kubebuilder:printcolumn:name="LocalASNs",type=string,JSONPath=`.spec.virtualRouters[*].localASN`
 // +kubebuilder:printcolumn:name="Neighbors",type=string,JSONPath=`.spec.virtualRouters[*].neighbors[*].peerAddress`,priority=1

@@ -168,8 +168,26 @@ func (w *world) nodePeer(instance string, cp ciliumv2.CiliumBGPNodePeer, peerCon
 		return p, true
 	}
 	w.applyPeerConfig(&p, pc)
+	if t := pc.Spec.Transport; t != nil && t.SourceInterface != nil && !p.LocalAddress.IsValid() {
+		afi := p.family()
+		addr, why := w.sourceAddress(*t.SourceInterface, afi)
+		if why != "" {
+			w.problem(ReasonInterfaceUnavailable, "%s: CiliumBGPPeerConfig %s spec.transport.sourceInterface: %s: the peer is skipped", where, quote(pc.Name), why)
+			return p, false
+		}
+		p.LocalAddress = addr
+	}
 	p.Routes = w.peerConfigRoutes(pc, adverts)
 	return p, true
+}
+
+// family is the address family of the peer's session: its address's, or
+// the auto-discovered gateway's.
+func (p Peer) family() string {
+	if p.AutoDiscovery != nil {
+		return p.AutoDiscovery.Family
+	}
+	return afiOf(netip.PrefixFrom(p.Address, 0))
 }
 
 // defaultPeer is a peer with the settings of an empty PeerConfig: port
@@ -350,6 +368,16 @@ func (w *world) advertRoutes(adv *ciliumv2.CiliumBGPAdvertisement, i int) ([]net
 			for _, sa := range s.addresses(kinds) {
 				out = append(out, aggregate(sa, a.Service.AggregationLengthIPv4, a.Service.AggregationLengthIPv6))
 			}
+		}
+		return out, at, true
+	case ciliumv2.BGPInterfaceAdvert:
+		if a.Interface == nil {
+			w.problem(ReasonInvalidAdvertising, "%s: advertisementType Interface needs interface.name: nothing is advertised", where)
+			return nil, attrs{}, false
+		}
+		out, why := w.interfaceRoutes(a.Interface.Name)
+		if why != "" {
+			w.problem(ReasonInterfaceUnavailable, "%s.interface: %s: nothing is advertised for it", where, why)
 		}
 		return out, at, true
 	}

@@ -64,6 +64,11 @@ type Input struct {
 	// traffic policy are enough).
 	EndpointSlices []discoveryv1.EndpointSlice
 
+	// Interfaces are the node's interfaces that advertisements and peer
+	// configs name (see ReferencedInterfaces), by name; a missing one is
+	// absent.
+	Interfaces map[string]Interface
+
 	// Secrets maps the name of each Secret in the BGP secrets namespace
 	// that has a "password" key to that password. A Secret without the key
 	// is left out: it counts as missing.

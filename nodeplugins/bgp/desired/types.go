@@ -43,6 +43,9 @@ const (
 	ReasonInvalidInstance      = "InvalidInstance"
 	ReasonInvalidPeer          = "InvalidPeer"
 	ReasonInvalidPeeringPolicy = "InvalidPeeringPolicy"
+	// An interface that an Interface advertisement or a sourceInterface
+	// names is missing, down, or has no single usable address.
+	ReasonInterfaceUnavailable = "InterfaceUnavailable"
 )
 
 // Instance is one BGP speaker (a GoBGP server) with its own ASN.

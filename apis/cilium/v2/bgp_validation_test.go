@@ -386,7 +386,9 @@ func TestBGPAdvertisementAdmission(t *testing.T) {
 	add("Interface (Cilium 1.19)", func(s *ciliumv2.CiliumBGPAdvertisementSpec) { iface(s) }, "")
 	add("Interface without interface", func(s *ciliumv2.CiliumBGPAdvertisementSpec) { iface(s).Interface = nil },
 		"spec.advertisements[].interface (with name) is required when advertisementType is Interface")
-	add("interface on PodCIDR", func(s *ciliumv2.CiliumBGPAdvertisementSpec) { pod(s).Interface = &ciliumv2.BGPInterfaceOptions{Name: "lo"} },
+	add("interface on PodCIDR", func(s *ciliumv2.CiliumBGPAdvertisementSpec) {
+		pod(s).Interface = &ciliumv2.BGPInterfaceOptions{Name: "lo"}
+	},
 		"spec.advertisements[].interface is only for advertisementType Interface")
 	add("interface name too long", func(s *ciliumv2.CiliumBGPAdvertisementSpec) { iface(s).Interface.Name = "a-very-long-interface" },
 		"spec.advertisements[4].interface.name")

@@ -21,15 +21,20 @@ const (
 	PodPoolReasonOverlap = "Overlap"
 	// PodPoolReasonExhausted: a node asked for a CIDR and none is free.
 	PodPoolReasonExhausted = "Exhausted"
+	// PodPoolReasonInvalidSelector: spec.podSelector or
+	// spec.namespaceSelector does not parse; the pool selects no pod by
+	// label (annotations still pick it).
+	PodPoolReasonInvalidSelector = "InvalidSelector"
 )
 
 // PoolFinalizer keeps a pool that nodes still hold CIDRs of from disappearing.
 const PoolFinalizer = "ipam.plexus.dev/pool-in-use"
 
 // CiliumPodIPPool is a pool of pod addresses for multi-pool IPAM. Nodes get
-// CIDRs of maskSize carved from its CIDRs on demand; a pod picks its pool with
-// the ipam.cilium.io/ip-pool annotation on itself or its namespace, else uses
-// the pool named "default".
+// CIDRs of maskSize carved from its CIDRs on demand. A pod's pool is the one
+// the ipam.cilium.io/ip-pool annotation on the pod or else its namespace
+// names; else the one whose podSelector and namespaceSelector select it;
+// else the pool named "default".
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -51,8 +56,11 @@ type CiliumPodIPPool struct {
 	Status IPPoolStatus `json:"status,omitempty"`
 }
 
-// IPPoolSpec is the address space of a pool, per family.
+// IPPoolSpec is the address space of a pool, per family, and which pods it
+// serves.
 // +kubebuilder:validation:XValidation:rule="has(self.ipv4) || has(self.ipv6)",message="a pool needs spec.ipv4 or spec.ipv6"
+// +kubebuilder:validation:XValidation:rule="(has(self.allowFirstIP) && self.allowFirstIP) == (has(oldSelf.allowFirstIP) && oldSelf.allowFirstIP)",message="spec.allowFirstIP is immutable: nodes hand out addresses by it"
+// +kubebuilder:validation:XValidation:rule="(has(self.allowLastIP) && self.allowLastIP) == (has(oldSelf.allowLastIP) && oldSelf.allowLastIP)",message="spec.allowLastIP is immutable: nodes hand out addresses by it"
 type IPPoolSpec struct {
 	// IPv4 is the pool's IPv4 space.
 	// +optional
@@ -71,6 +79,33 @@ type IPPoolSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.maskSize == oldSelf.maskSize",message="spec.ipv6.maskSize is immutable: nodes hold CIDRs of the old size"
 	// +kubebuilder:validation:XValidation:rule="self.cidrs.all(a, self.cidrs.all(b, a == b || !isCIDR(a) || !isCIDR(b) || !(cidr(a).containsCIDR(cidr(b)) || cidr(b).containsCIDR(cidr(a)))))",message="spec.ipv6.cidrs: entries overlap"
 	IPv6 *IPPoolFamily `json:"ipv6,omitempty"`
+
+	// PodSelector selects, by label, the pods that get their addresses from
+	// this pool when neither the pod nor its namespace names a pool in the
+	// ipam.cilium.io/ip-pool annotation (Cilium 1.19). It also matches the
+	// keys io.kubernetes.pod.namespace and io.kubernetes.pod.name. With
+	// NamespaceSelector too, a pod must match both. A pod that several
+	// pools select gets no address: its creation fails, naming the pools.
+	// Absent (with NamespaceSelector absent too): the pool selects no pod.
+	// +optional
+	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
+
+	// NamespaceSelector selects, by the labels of their namespace, the pods
+	// that get their addresses from this pool, as PodSelector does. Empty
+	// ({}) selects every namespace.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// AllowFirstIP lets pods have the first (network) address of each node
+	// CIDR of the pool, and of each pool CIDR; by default it is reserved.
+	// CIDRs of fewer than 4 addresses give out every address anyway.
+	// Immutable.
+	// +optional
+	AllowFirstIP bool `json:"allowFirstIP,omitempty"`
+
+	// AllowLastIP does the same for the last (broadcast) address. Immutable.
+	// +optional
+	AllowLastIP bool `json:"allowLastIP,omitempty"`
 }
 
 // IPPoolFamily is the space of one family: CIDRs carved into node CIDRs of

@@ -315,7 +315,7 @@ func (m *multiPoolRun) grow(node string, ps *poolState, alloc *PoolCIDRs, v4 boo
 	have := uint64(0)
 	for _, c := range alloc.CIDRs {
 		if p := netip.MustParsePrefix(c); p.Addr().Is4() == v4 {
-			have = satAdd(have, Capacity(p))
+			have = satAdd(have, Capacity(p, ps.pool.AllowFirstIP, ps.pool.AllowLastIP))
 		}
 	}
 	for have < uint64(need) {
@@ -328,7 +328,7 @@ func (m *multiPoolRun) grow(node string, ps *poolState, alloc *PoolCIDRs, v4 boo
 		m.owner[p] = node
 		alloc.CIDRs = append(alloc.CIDRs, p.String())
 		ps.res.Holders[node] = append(ps.res.Holders[node], p.String())
-		have = satAdd(have, Capacity(p))
+		have = satAdd(have, Capacity(p, ps.pool.AllowFirstIP, ps.pool.AllowLastIP))
 	}
 }
 
@@ -351,17 +351,27 @@ func poolsOverlap(a, b Pool) (netip.Prefix, netip.Prefix, bool) {
 }
 
 // Capacity is how many pod addresses a node CIDR yields: all but its
-// network, broadcast and gateway (first usable) addresses; CIDRs of two
+// gateway (second) address, and but its network and broadcast addresses
+// unless the pool allows them (allowFirstIP, allowLastIP); CIDRs of two
 // addresses or one are used whole. The CNI agent reserves exactly these
 // (nodeplugins/cni/ipam), so what the controller hands out covers what the
-// node asked for. A pool's first and last address are the network and
-// broadcast address of the node CIDRs at its edges, so they are never used.
-func Capacity(c netip.Prefix) uint64 {
+// node asked for, and the agent gives back no CIDR the controller would hand
+// out again. A pool's first and last address are the network and broadcast
+// address of the node CIDRs at its edges, so they are used only when allowed
+// too.
+func Capacity(c netip.Prefix, allowFirst, allowLast bool) uint64 {
 	hostBits := c.Addr().BitLen() - c.Bits()
 	if hostBits <= 1 {
 		return uint64(1) << hostBits
 	}
-	return uint64(1)<<min(hostBits, 62) - 3
+	n := uint64(1)<<min(hostBits, 62) - 3
+	if allowFirst {
+		n++
+	}
+	if allowLast {
+		n++
+	}
+	return n
 }
 
 func satAdd(a, b uint64) uint64 {

@@ -187,7 +187,7 @@ func TestI16_MultiPoolMeetsRequestsWithMaskSizedCIDRs(t *testing.T) {
 	}
 	// A /27 yields 29 (network, broadcast and gateway reserved): 40
 	// addresses need a second one.
-	if c := Capacity(netip.MustParsePrefix("10.10.0.0/27")); c != 29 {
+	if c := Capacity(netip.MustParsePrefix("10.10.0.0/27"), false, false); c != 29 {
 		t.Fatalf("capacity = %d", c)
 	}
 }
@@ -263,7 +263,7 @@ func TestCapacity(t *testing.T) {
 		{"fd00::/120", 253},
 		{"fd00::/64", 1<<62 - 3},
 	} {
-		if got := Capacity(netip.MustParsePrefix(tc.cidr)); got != tc.want {
+		if got := Capacity(netip.MustParsePrefix(tc.cidr), false, false); got != tc.want {
 			t.Errorf("Capacity(%s) = %d, want %d", tc.cidr, got, tc.want)
 		}
 	}
@@ -342,8 +342,10 @@ func TestInvariantsOverRandomHistories(t *testing.T) {
 func TestCapacityAgreesWithTheAgent(t *testing.T) {
 	for _, c := range []string{"10.0.0.0/24", "10.0.0.0/27", "10.0.0.0/29", "10.0.0.0/30", "10.0.0.0/31", "10.0.0.1/32", "fd00::/120", "fd00::/112", "fd00::/127"} {
 		p := netip.MustParsePrefix(c)
-		if mine, agent := Capacity(p), cniipam.Capacity(p, nil); agent.Cmp(new(big.Int).SetUint64(mine)) != 0 {
-			t.Errorf("%s: controller counts %d, agent %s", c, mine, agent)
+		for _, l := range []cniipam.Layout{{}, {AllowFirst: true}, {AllowLast: true}, {AllowFirst: true, AllowLast: true}} {
+			if mine, agent := Capacity(p, l.AllowFirst, l.AllowLast), cniipam.Capacity(p, l); agent.Cmp(new(big.Int).SetUint64(mine)) != 0 {
+				t.Errorf("%s %+v: controller counts %d, agent %s", c, l, mine, agent)
+			}
 		}
 	}
 }

@@ -48,6 +48,9 @@ type Pool struct {
 	Deleting bool
 	// IPv4 and IPv6 are nil when the pool has no space of that family.
 	IPv4, IPv6 *Family
+	// AllowFirstIP and AllowLastIP: nodes give pods the first or last
+	// address of their CIDRs too, so each CIDR holds more (Capacity).
+	AllowFirstIP, AllowLastIP bool
 }
 
 // Request is a node's demand on one pool, in addresses per family.

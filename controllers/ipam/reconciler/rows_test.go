@@ -267,6 +267,19 @@ func (h *harness) poolReady(name, reason string, contains ...string) {
 	})
 }
 
+// A pool whose podSelector does not parse says so in Ready: it selects no
+// pod by label.
+func TestPoolInvalidSelector(t *testing.T) {
+	h := newHarness(t)
+	h.start(allocator.Config{Mode: allocator.ModeMultiPool})
+	p := &ciliumv2alpha1.CiliumPodIPPool{ObjectMeta: metav1.ObjectMeta{Name: "badsel"}, Spec: ciliumv2alpha1.IPPoolSpec{
+		IPv4:        &ciliumv2alpha1.IPPoolFamily{CIDRs: []string{"10.60.0.0/24"}, MaskSize: 28},
+		PodSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: "Bogus"}}},
+	}}
+	must(t, h.c.Create(h.ctx, p))
+	h.poolReady("badsel", ciliumv2alpha1.PodPoolReasonInvalidSelector, "spec.podSelector", "selects no pod by label")
+}
+
 // I16, I21: a node's request is met with CIDRs of the pool's mask size; a
 // pool grown at runtime serves a node the full pool could not.
 func TestI16_I21_MultiPoolRequestsAndGrowth(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/controllers/ipam/allocator"
 	"github.com/plexus-net/plexus/internal/conditions"
+	"github.com/plexus-net/plexus/internal/selectors"
 )
 
 // Condition reasons.
@@ -100,8 +101,22 @@ func setPoolStatus(p *ciliumv2alpha1.CiliumPodIPPool, res *allocator.PoolResult)
 	case len(res.Exhausted) > 0:
 		ready.Status, ready.Reason = metav1.ConditionFalse, ciliumv2alpha1.PodPoolReasonExhausted
 		ready.Message = fmt.Sprintf("no free CIDR for %s; append CIDRs to the pool", describeNodes(res.Exhausted))
+	case invalidSelector(p) != "":
+		ready.Status, ready.Reason = metav1.ConditionFalse, ciliumv2alpha1.PodPoolReasonInvalidSelector
+		ready.Message = invalidSelector(p) + "; the pool selects no pod by label (the ipam.cilium.io/ip-pool annotation still picks it)"
 	}
 	conditions.Set(&p.Status.Conditions, gen, ready)
+}
+
+// invalidSelector says which of the pool's pod selectors does not parse.
+func invalidSelector(p *ciliumv2alpha1.CiliumPodIPPool) string {
+	if _, err := selectors.Compile(p.Spec.PodSelector, true); err != nil {
+		return "spec.podSelector: " + err.Error()
+	}
+	if _, err := selectors.Compile(p.Spec.NamespaceSelector, true); err != nil {
+		return "spec.namespaceSelector: " + err.Error()
+	}
+	return ""
 }
 
 const maxListed = 10

@@ -86,7 +86,8 @@ func toAllocatorPool(p *ciliumv2alpha1.CiliumPodIPPool) allocator.Pool {
 		}
 		return out
 	}
-	return allocator.Pool{Name: p.Name, Created: p.CreationTimestamp.Time, Deleting: p.DeletionTimestamp != nil, IPv4: fam(p.Spec.IPv4), IPv6: fam(p.Spec.IPv6)}
+	return allocator.Pool{Name: p.Name, Created: p.CreationTimestamp.Time, Deleting: p.DeletionTimestamp != nil, IPv4: fam(p.Spec.IPv4), IPv6: fam(p.Spec.IPv6),
+		AllowFirstIP: p.Spec.AllowFirstIP, AllowLastIP: p.Spec.AllowLastIP}
 }
 
 // desiredSpec is the CiliumNode spec with what the controller owns set:

@@ -57,6 +57,32 @@ func TestPodIPPoolAdmission(t *testing.T) {
 		})
 	}
 
+	// Cilium 1.20: allowFirstIP and allowLastIP are immutable, whether set,
+	// cleared or added.
+	t.Run("first-last-immutable", func(t *testing.T) {
+		p := &ciliumv2alpha1.CiliumPodIPPool{ObjectMeta: metav1.ObjectMeta{Name: "adm-first-last"},
+			Spec: ciliumv2alpha1.IPPoolSpec{IPv4: v4(24, "10.52.0.0/16"), AllowFirstIP: true}}
+		if err := env.Client.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.Client.Delete(ctx, p) })
+		for field, mutate := range map[string]func(*ciliumv2alpha1.IPPoolSpec){
+			"spec.allowFirstIP is immutable": func(s *ciliumv2alpha1.IPPoolSpec) { s.AllowFirstIP = false },
+			"spec.allowLastIP is immutable":  func(s *ciliumv2alpha1.IPPoolSpec) { s.AllowLastIP = true },
+		} {
+			q := p.DeepCopy()
+			mutate(&q.Spec)
+			if err := env.Client.Update(ctx, q); err == nil || !strings.Contains(err.Error(), field) {
+				t.Errorf("%s: got %v", field, err)
+			}
+		}
+		q := p.DeepCopy()
+		q.Spec.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "gold"}}
+		if err := env.Client.Update(ctx, q); err != nil {
+			t.Errorf("adding a podSelector was refused: %v", err)
+		}
+	})
+
 	t.Run("mask-immutable", func(t *testing.T) {
 		p := &ciliumv2alpha1.CiliumPodIPPool{ObjectMeta: metav1.ObjectMeta{Name: "adm-immutable"},
 			Spec: ciliumv2alpha1.IPPoolSpec{IPv4: v4(24, "10.50.0.0/16")}}

@@ -13,9 +13,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +29,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -46,6 +49,7 @@ import (
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/internal/operator"
+	"github.com/plexus-net/plexus/internal/selectors"
 	"github.com/plexus-net/plexus/nodeplugins/cni/ipam"
 )
 
@@ -275,20 +279,20 @@ func (a *Agent) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.R
 		return reconcile.Result{}, err
 	}
 	pools := map[string]*ciliumv2alpha1.CiliumPodIPPool{}
-	reserved := map[string][]netip.Addr{}
+	layouts := map[string]ipam.Layout{}
 	for i := range poolList.Items {
 		p := &poolList.Items[i]
 		pools[p.Name] = p
-		reserved[p.Name] = poolReserved(p)
+		layouts[p.Name] = poolLayout(p)
 	}
-	a.setPools(a.nodePools(node.Spec.IPAM.Pools.Allocated, reserved))
+	a.setPools(a.nodePools(node.Spec.IPAM.Pools.Allocated, layouts))
 
 	demands, err := a.demands(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	requests := planRequests(pools, a.cfg.PreAllocate, demands)
-	releases := planReleases(node.Spec.IPAM.Pools.Allocated, requests, reserved, a.cidrUsed)
+	releases := planReleases(node.Spec.IPAM.Pools.Allocated, requests, layouts, a.cidrUsed)
 	var give []netip.Prefix
 	for pool, cidrs := range releases {
 		for _, c := range cidrs {
@@ -308,13 +312,13 @@ func (a *Agent) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.R
 // nodePools builds the allocator's pools from spec.ipam.pools.allocated,
 // leaving out CIDRs the agent gave back and forgetting those the controller
 // has taken away since.
-func (a *Agent) nodePools(allocated []ciliumv2.IPAMPoolAllocation, reserved map[string][]netip.Addr) []ipam.Pool {
+func (a *Agent) nodePools(allocated []ciliumv2.IPAMPoolAllocation, layouts map[string]ipam.Layout) []ipam.Pool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	listed := map[netip.Prefix]bool{}
 	var out []ipam.Pool
 	for _, al := range allocated {
-		p := ipam.Pool{Name: al.Pool, Reserved: reserved[al.Pool]}
+		p := ipam.Pool{Name: al.Pool, Layout: layouts[al.Pool]}
 		for _, c := range parseCIDRs(al.CIDRs, a.log) {
 			listed[c] = true
 			if !a.retired[c] {
@@ -427,8 +431,54 @@ func (a *Agent) poolOf(ctx context.Context, p *corev1.Pod) (string, error) {
 	if v := ns.Annotations[PoolAnnotation]; v != "" {
 		return v, nil
 	}
+	var pools ciliumv2alpha1.CiliumPodIPPoolList
+	if err := a.client.List(ctx, &pools); err != nil {
+		return "", err
+	}
+	switch pool, err := selectedPool(p, ns.Labels, pools.Items); {
+	case err != nil:
+		return "", err
+	case pool != "":
+		return pool, nil
+	}
 	return DefaultPool, nil
 }
+
+// selectedPool is the pool whose podSelector and namespaceSelector select
+// the pod (Cilium 1.19): "" when none does, an error naming them when
+// several do. A pool without either selector selects no pod, and so does
+// one whose selector does not parse (its Ready condition says so).
+func selectedPool(pod *corev1.Pod, nsLabels map[string]string, pools []ciliumv2alpha1.CiliumPodIPPool) (string, error) {
+	podLabels := labels.Set{}
+	maps.Copy(podLabels, pod.Labels)
+	podLabels[podNamespaceLabel], podLabels[podNameLabel] = pod.Namespace, pod.Name
+	var matched []string
+	for _, p := range pools {
+		if p.Spec.PodSelector == nil && p.Spec.NamespaceSelector == nil {
+			continue
+		}
+		podSel, err1 := selectors.Compile(p.Spec.PodSelector, true)
+		nsSel, err2 := selectors.Compile(p.Spec.NamespaceSelector, true)
+		if err1 == nil && err2 == nil && podSel.Matches(podLabels) && nsSel.Matches(labels.Set(nsLabels)) {
+			matched = append(matched, p.Name)
+		}
+	}
+	slices.Sort(matched)
+	if len(matched) > 1 {
+		return "", fmt.Errorf("pod %s/%s is selected by several CiliumPodIPPools (%s): a pod must match exactly one; make their podSelector and namespaceSelector exclusive, or name the pool with the %s annotation",
+			pod.Namespace, pod.Name, strings.Join(matched, ", "), PoolAnnotation)
+	}
+	if len(matched) == 1 {
+		return matched[0], nil
+	}
+	return "", nil
+}
+
+// The synthetic labels a pool's podSelector also matches.
+const (
+	podNamespaceLabel = "io.kubernetes.pod.namespace"
+	podNameLabel      = "io.kubernetes.pod.name"
+)
 
 // writeNode writes the requests and removes the given-back CIDRs from
 // spec.ipam.pools.allocated, only when that changes the CiliumNode, with

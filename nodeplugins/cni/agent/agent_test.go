@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	cniclient "github.com/plexus-net/plexus/nodeplugins/cni/client"
 )
 
@@ -149,6 +150,65 @@ func TestI11_I12_I13_PoolFromPodThenNamespaceThenDefault(t *testing.T) {
 	_, err := h.add(h.pod(h.ns, "lost", map[string]string{PoolAnnotation: "pluto"}))
 	if err == nil || !strings.Contains(err.Error(), `"pluto"`) {
 		t.Errorf("unknown pool: %v", err)
+	}
+}
+
+// Cilium 1.19's pool selectors: without an annotation, the pool whose
+// podSelector (which also matches io.kubernetes.pod.name and
+// io.kubernetes.pod.namespace) and namespaceSelector select the pod; both
+// must match when both are set; an annotation still wins; a pod that
+// several pools select gets no address and the error names them.
+func TestPoolSelectors(t *testing.T) {
+	h := newHarness(t, ModeMultiPool, nil, multiPool(map[string]int{"default": 1, "gold": 1, "team-a": 1, "db-b": 1, "named": 1}))
+	sel := func(kv ...string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchLabels: map[string]string{kv[0]: kv[1]}}
+	}
+	h.pool("default", []string{"10.30.0.0/16"}, nil)
+	h.pool("gold", []string{"10.31.0.0/16"}, nil, func(s *ciliumv2alpha1.IPPoolSpec) { s.PodSelector = sel("tier", "gold") })
+	h.pool("team-a", []string{"10.32.0.0/16"}, nil, func(s *ciliumv2alpha1.IPPoolSpec) { s.NamespaceSelector = sel("team", "a") })
+	h.pool("db-b", []string{"10.33.0.0/16"}, nil, func(s *ciliumv2alpha1.IPPoolSpec) {
+		s.PodSelector, s.NamespaceSelector = sel("app", "db"), sel("team", "b")
+	})
+	h.pool("named", []string{"10.34.0.0/16"}, nil, func(s *ciliumv2alpha1.IPPoolSpec) { s.PodSelector = sel("io.kubernetes.pod.name", "special") })
+	for pool, cidr := range map[string]string{"default": "10.30.1.0/28", "gold": "10.31.1.0/28", "team-a": "10.32.1.0/28", "db-b": "10.33.1.0/28", "named": "10.34.1.0/28"} {
+		h.setAllocated(pool, cidr)
+	}
+	nsA, nsB := h.ns+"-a", h.ns+"-b"
+	for ns, team := range map[string]string{nsA: "a", nsB: "b"} {
+		h.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"team": team}}})
+		t.Cleanup(func() { _ = h.c.Delete(h.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}) })
+	}
+	labelled := func(ns, name string, ann map[string]string, kv ...string) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: ann, Labels: map[string]string{}},
+			Spec: corev1.PodSpec{NodeName: h.node, Containers: []corev1.Container{{Name: "c", Image: "example.invalid/c"}}}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			p.Labels[kv[i]] = kv[i+1]
+		}
+		h.create(p)
+		return p
+	}
+	for _, c := range []struct {
+		name string
+		pod  *corev1.Pod
+		pool string
+	}{
+		{"no selector matches", labelled(h.ns, "plain", nil), "default"},
+		{"podSelector", labelled(h.ns, "gold-pod", nil, "tier", "gold"), "gold"},
+		{"namespaceSelector", labelled(nsA, "in-a", nil), "team-a"},
+		{"both selectors", labelled(nsB, "db", nil, "app", "db"), "db-b"},
+		{"podSelector without its namespaceSelector", labelled(h.ns, "db-elsewhere", nil, "app", "db"), "default"},
+		{"synthetic pod name label", labelled(h.ns, "special", nil), "named"},
+		{"annotation wins", labelled(nsA, "annotated", map[string]string{PoolAnnotation: "gold"}, "tier", "gold"), "gold"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if al := h.mustAdd(c.pod); al.Pool != c.pool {
+				t.Errorf("pool %q, want %q", al.Pool, c.pool)
+			}
+		})
+	}
+	_, err := h.add(labelled(nsA, "ambiguous", nil, "tier", "gold"))
+	if err == nil || !strings.Contains(err.Error(), "several CiliumPodIPPools (gold, team-a)") {
+		t.Errorf("a pod two pools select: %v, want an error naming gold and team-a", err)
 	}
 }
 

@@ -110,7 +110,7 @@ func (a *Agent) podPool(ctx context.Context, r client.AllocateRequest) (string, 
 			return "", nil, &client.Error{Code: code, Message: fmt.Sprintf("reading pod %s to find its IP pool: %v", nn, err)}
 		}
 		if pool, err = a.poolOf(ctx, &pod); err != nil {
-			return "", nil, &client.Error{Code: codeTryLater, Message: fmt.Sprintf("reading the namespace of pod %s: %v", nn, err)}
+			return "", nil, &client.Error{Code: codeTryLater, Message: fmt.Sprintf("choosing the IP pool of pod %s: %v", nn, err)}
 		}
 	}
 	var p ciliumv2alpha1.CiliumPodIPPool

@@ -121,7 +121,7 @@ func (h *harness) create(obj client.Object) {
 }
 
 // pool creates a CiliumPodIPPool (removed at the end of the test).
-func (h *harness) pool(name string, v4, v6 []string) {
+func (h *harness) pool(name string, v4, v6 []string, opts ...func(*ciliumv2alpha1.IPPoolSpec)) {
 	h.t.Helper()
 	p := &ciliumv2alpha1.CiliumPodIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if v4 != nil {
@@ -129,6 +129,9 @@ func (h *harness) pool(name string, v4, v6 []string) {
 	}
 	if v6 != nil {
 		p.Spec.IPv6 = &ciliumv2alpha1.IPPoolFamily{CIDRs: v6, MaskSize: 124}
+	}
+	for _, o := range opts {
+		o(&p.Spec)
 	}
 	h.create(p)
 	h.poolsOut = append(h.poolsOut, name)

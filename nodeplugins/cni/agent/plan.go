@@ -29,10 +29,13 @@ func poolFamilies(p *ciliumv2alpha1.CiliumPodIPPool) []ipam.Family {
 	return fs
 }
 
-// poolReserved returns the first and last address of every CIDR of a pool
-// (I22), except for CIDRs too small to spare them.
-func poolReserved(p *ciliumv2alpha1.CiliumPodIPPool) []netip.Addr {
-	var out []netip.Addr
+// poolLayout says which addresses of a pool's node CIDRs pods may not
+// have: the first and last address of every CIDR of the pool (I22), except
+// for CIDRs too small to spare them, and those of every node CIDR; with
+// allowFirstIP or allowLastIP (Cilium 1.20) the first or last ones are
+// given out after all.
+func poolLayout(p *ciliumv2alpha1.CiliumPodIPPool) ipam.Layout {
+	l := ipam.Layout{AllowFirst: p.Spec.AllowFirstIP, AllowLast: p.Spec.AllowLastIP}
 	for _, fam := range []*ciliumv2alpha1.IPPoolFamily{p.Spec.IPv4, p.Spec.IPv6} {
 		if fam == nil {
 			continue
@@ -43,10 +46,15 @@ func poolReserved(p *ciliumv2alpha1.CiliumPodIPPool) []netip.Addr {
 				continue
 			}
 			c = c.Masked()
-			out = append(out, c.Addr(), lastAddr(c))
+			if !l.AllowFirst {
+				l.Reserved = append(l.Reserved, c.Addr())
+			}
+			if !l.AllowLast {
+				l.Reserved = append(l.Reserved, lastAddr(c))
+			}
 		}
 	}
-	return out
+	return l
 }
 
 func lastAddr(c netip.Prefix) netip.Addr {
@@ -109,7 +117,7 @@ func planRequests(pools map[string]*ciliumv2alpha1.CiliumPodIPPool, preAlloc map
 // planReleases returns, per pool, the allocated CIDRs the node can give back
 // (I20): CIDRs no allocation uses, as long as the CIDRs left still cover the
 // need of their family. Later CIDRs go first, so the node keeps its oldest.
-func planReleases(allocated []ciliumv2.IPAMPoolAllocation, requests []ciliumv2.IPAMPoolRequest, reserved map[string][]netip.Addr, used func(netip.Prefix) bool) map[string][]netip.Prefix {
+func planReleases(allocated []ciliumv2.IPAMPoolAllocation, requests []ciliumv2.IPAMPoolRequest, layouts map[string]ipam.Layout, used func(netip.Prefix) bool) map[string][]netip.Prefix {
 	need := map[string]ciliumv2.IPAMPoolDemand{}
 	for _, r := range requests {
 		need[r.Pool] = r.Needed
@@ -129,13 +137,13 @@ func planReleases(allocated []ciliumv2.IPAMPoolAllocation, requests []ciliumv2.I
 					continue
 				}
 				cidrs = append(cidrs, c)
-				capacity.Add(capacity, ipam.Capacity(c, reserved[a.Pool]))
+				capacity.Add(capacity, ipam.Capacity(c, layouts[a.Pool]))
 			}
 			for _, c := range slices.Backward(cidrs) {
 				if used(c) {
 					continue
 				}
-				left := new(big.Int).Sub(capacity, ipam.Capacity(c, reserved[a.Pool]))
+				left := new(big.Int).Sub(capacity, ipam.Capacity(c, layouts[a.Pool]))
 				if left.Cmp(big.NewInt(int64(want))) < 0 {
 					continue
 				}

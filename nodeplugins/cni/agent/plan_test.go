@@ -62,7 +62,15 @@ func TestI22_PoolReservedAddresses(t *testing.T) {
 		IPv4: &ciliumv2alpha1.IPPoolFamily{CIDRs: []string{"10.9.0.0/16", "10.8.0.0/31"}},
 		IPv6: &ciliumv2alpha1.IPPoolFamily{CIDRs: []string{"fd00:9::/112"}},
 	}}
-	if got := fmt.Sprint(poolReserved(p)); got != "[10.9.0.0 10.9.255.255 fd00:9:: fd00:9::ffff]" {
+	if got := fmt.Sprint(poolLayout(p).Reserved); got != "[10.9.0.0 10.9.255.255 fd00:9:: fd00:9::ffff]" {
 		t.Errorf("reserved %s", got)
+	}
+	p.Spec.AllowFirstIP = true
+	if l := poolLayout(p); fmt.Sprint(l.Reserved) != "[10.9.255.255 fd00:9::ffff]" || !l.AllowFirst || l.AllowLast {
+		t.Errorf("allowFirstIP: layout %+v", l)
+	}
+	p.Spec.AllowLastIP = true
+	if l := poolLayout(p); len(l.Reserved) != 0 || !l.AllowLast {
+		t.Errorf("allowFirstIP and allowLastIP: layout %+v", l)
 	}
 }

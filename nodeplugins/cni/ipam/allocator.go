@@ -81,9 +81,20 @@ type Allocation struct {
 type Pool struct {
 	Name  string
 	CIDRs []netip.Prefix
+	Layout
+}
+
+// Layout says which addresses of a pool's node CIDRs pods may not have,
+// besides each CIDR's gateway (its second address).
+type Layout struct {
 	// Reserved are further addresses never handed out, such as the first and
 	// last address of each CiliumPodIPPool CIDR.
 	Reserved []netip.Addr
+	// AllowFirst and AllowLast let pods have a node CIDR's first (network)
+	// and last (broadcast) address: CiliumPodIPPool allowFirstIP and
+	// allowLastIP. CIDRs too small to spare them (/31, /32, /127, /128) give
+	// out every address anyway.
+	AllowFirst, AllowLast bool
 }
 
 // Request asks for the addresses of one pod interface.
@@ -217,7 +228,8 @@ func (a *Allocator) SetPools(pools []Pool) {
 	defer a.mu.Unlock()
 	a.pools = make(map[string]Pool, len(pools))
 	for _, p := range pools {
-		a.pools[p.Name] = Pool{Name: p.Name, CIDRs: slices.Clone(p.CIDRs), Reserved: slices.Clone(p.Reserved)}
+		p.CIDRs, p.Reserved = slices.Clone(p.CIDRs), slices.Clone(p.Reserved)
+		a.pools[p.Name] = p
 	}
 }
 
@@ -356,9 +368,10 @@ func (a *Allocator) Retire(pool string, cidr netip.Prefix) bool {
 }
 
 // Capacity is the number of addresses cidr holds for pods: without its
-// network, broadcast and gateway addresses and without reserved ones.
-func Capacity(cidr netip.Prefix, reserved []netip.Addr) *big.Int {
-	r, gw, ok := usable(cidr)
+// gateway, without its network and broadcast addresses unless the layout
+// allows them, and without reserved ones.
+func Capacity(cidr netip.Prefix, l Layout) *big.Int {
+	r, gw, ok := usable(cidr, l)
 	if !ok {
 		return new(big.Int)
 	}
@@ -367,7 +380,7 @@ func Capacity(cidr netip.Prefix, reserved []netip.Addr) *big.Int {
 		n.Sub(n, big.NewInt(1))
 	}
 	seen := map[netip.Addr]bool{}
-	for _, x := range reserved {
+	for _, x := range l.Reserved {
 		if r.Contains(x) && x != gw && !seen[x] {
 			seen[x] = true
 			n.Sub(n, big.NewInt(1))
@@ -379,20 +392,28 @@ func Capacity(cidr netip.Prefix, reserved []netip.Addr) *big.Int {
 // Gateway returns the gateway address of cidr: its first usable address,
 // unless the CIDR is too small to spare one.
 func Gateway(cidr netip.Prefix) (netip.Addr, bool) {
-	_, gw, ok := usable(cidr)
+	_, gw, ok := usable(cidr, Layout{})
 	return gw, ok && gw.IsValid()
 }
 
 // usable returns the range pods may get addresses from (the gateway included)
-// and the gateway.
-func usable(cidr netip.Prefix) (iprange.Range, netip.Addr, bool) {
+// and the gateway, which is the CIDR's second address whatever the layout.
+func usable(cidr netip.Prefix, l Layout) (iprange.Range, netip.Addr, bool) {
 	cidr = cidr.Masked()
 	small := cidr.Addr().BitLen()-cidr.Bits() < 2
-	r, ok := iprange.FromPrefix(cidr, !small)
+	full, ok := iprange.FromPrefix(cidr, false)
 	if !ok || small {
-		return r, netip.Addr{}, ok
+		return full, netip.Addr{}, ok
 	}
-	return r, r.First, true
+	ends, _ := iprange.FromPrefix(cidr, true)
+	gw := ends.First
+	if l.AllowFirst {
+		ends.First = full.First
+	}
+	if l.AllowLast {
+		ends.Last = full.Last
+	}
+	return ends, gw, true
 }
 
 // pick returns a free address of family f in pool, not among taken.
@@ -412,8 +433,8 @@ func (a *Allocator) pick(pool Pool, f Family, taken []IP) (IP, error) {
 	}
 	total := new(big.Int)
 	for _, c := range cidrs {
-		total.Add(total, Capacity(c, pool.Reserved))
-		r, gw, ok := usable(c)
+		total.Add(total, Capacity(c, pool.Layout))
+		r, gw, ok := usable(c, pool.Layout)
 		if !ok {
 			continue
 		}

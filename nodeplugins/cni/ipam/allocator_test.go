@@ -3,6 +3,7 @@ package ipam
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -96,8 +97,40 @@ func TestI22_PoolCIDRFirstAndLastReserved(t *testing.T) {
 	if err == nil || err.Error() != `pool "mars" has no free IPv4 address on node n1 (4 CIDRs, 2 addresses, all in use)` {
 		t.Errorf("error %v", err)
 	}
-	if n := Capacity(netip.MustParsePrefix("10.9.0.0/32"), p.Reserved); n.Sign() != 0 {
+	if n := Capacity(netip.MustParsePrefix("10.9.0.0/32"), p.Layout); n.Sign() != 0 {
 		t.Errorf("capacity of a reserved /32 is %v, want 0", n)
+	}
+}
+
+// CiliumPodIPPool allowFirstIP and allowLastIP (Cilium 1.20): a node CIDR's
+// network and broadcast addresses are handed out too, never its gateway;
+// each alone, or both; and small CIDRs are unaffected.
+func TestAllowFirstAndLastIP(t *testing.T) {
+	for _, tc := range []struct {
+		layout Layout
+		want   string
+	}{
+		{Layout{}, "[10.9.0.2]"},
+		{Layout{AllowFirst: true}, "[10.9.0.0 10.9.0.2]"},
+		{Layout{AllowLast: true}, "[10.9.0.2 10.9.0.3]"},
+		{Layout{AllowFirst: true, AllowLast: true}, "[10.9.0.0 10.9.0.2 10.9.0.3]"},
+	} {
+		p := pool("edge", "10.9.0.0/30")
+		p.Layout = tc.layout
+		a := mustNew(t, &MemoryStore{}, p)
+		got, err := drain(t, a, "edge", 10)
+		if fmt.Sprint(got) != tc.want || err == nil {
+			t.Errorf("%+v: handed out %v (then %v), want %s then exhausted", tc.layout, got, err, tc.want)
+		}
+		if al, _ := a.Get(Key{ContainerID: "c0", IfName: "eth0"}); len(al.IPs) == 0 || al.IPs[0].Gateway != netip.MustParseAddr("10.9.0.1") {
+			t.Errorf("%+v: the first pod has %v, want gateway 10.9.0.1", tc.layout, al.IPs)
+		}
+		if n := Capacity(netip.MustParsePrefix("10.9.0.0/30"), tc.layout); n.Cmp(big.NewInt(int64(len(got)))) != 0 {
+			t.Errorf("%+v: capacity %v, handed out %d", tc.layout, n, len(got))
+		}
+	}
+	if n := Capacity(netip.MustParsePrefix("10.9.0.0/31"), Layout{AllowFirst: true}); n.Cmp(big.NewInt(2)) != 0 {
+		t.Errorf("a /31 holds %v, want 2 whatever the layout", n)
 	}
 }
 

@@ -19,7 +19,7 @@ func FuzzAllocatorInvariant(f *testing.F) {
 	cidrSets := [][]Pool{
 		{pool("default", "10.0.0.0/29", "fd00::/126"), pool("mars", "10.1.0.0/31", "10.1.0.4/32")},
 		{pool("default", "10.0.0.0/29", "10.0.0.8/30"), pool("mars", "10.1.0.0/30")},
-		{pool("default", "fd00::/125"), {Name: "mars", CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/32"), netip.MustParsePrefix("10.1.0.1/32")}, Reserved: []netip.Addr{netip.MustParseAddr("10.1.0.0")}}},
+		{pool("default", "fd00::/125"), {Name: "mars", CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/32"), netip.MustParsePrefix("10.1.0.1/32")}, Layout: Layout{Reserved: []netip.Addr{netip.MustParseAddr("10.1.0.0")}}}},
 	}
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		store := &MemoryStore{}

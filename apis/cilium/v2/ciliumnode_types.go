@@ -1,6 +1,7 @@
 package v2
 
 import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -11,6 +12,10 @@ const (
 	// every enabled family (cluster-pool and kubernetes modes) or every CIDR its
 	// pool requests ask for (multi-pool).
 	NodeConditionPodCIDRsAllocated = "PodCIDRsAllocated"
+	// NodeConditionCloudIPAMSupported is False, while the spec has an eni,
+	// azure or alibaba-cloud section, to say that Plexus does not implement
+	// that cloud IPAM mode; absent otherwise.
+	NodeConditionCloudIPAMSupported = "CloudIPAMSupported"
 )
 
 // Address types in CiliumNode.spec.addresses.
@@ -57,6 +62,54 @@ type NodeSpec struct {
 	// IPAM holds the node's pod address space.
 	// +optional
 	IPAM IPAMSpec `json:"ipam,omitempty"`
+
+	// BootID identifies the node's current boot (written by Cilium's
+	// agent; informational here).
+	// +optional
+	BootID string `json:"bootid,omitempty"`
+
+	// Health and Ingress are addresses Cilium's agent reserves on the node
+	// for its health endpoint and its Ingress listener; kept as written.
+	// +optional
+	Health AddressPair `json:"health,omitempty"`
+	// +optional
+	Ingress AddressPair `json:"ingress,omitempty"`
+
+	// Encryption is the node's transparent-encryption key index; kept as
+	// written (Plexus has no transparent encryption).
+	// +optional
+	Encryption EncryptionSpec `json:"encryption,omitempty"`
+
+	// ENI, Azure and AlibabaCloud configure Cilium's cloud IPAM modes. Plexus
+	// does not implement them: their content is kept as written, and the
+	// node's CloudIPAMSupported condition is False while one is set.
+	// +optional
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:pruning:PreserveUnknownFields
+	ENI *apiextensionsv1.JSON `json:"eni,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Azure *apiextensionsv1.JSON `json:"azure,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:pruning:PreserveUnknownFields
+	AlibabaCloud *apiextensionsv1.JSON `json:"alibaba-cloud,omitempty"`
+}
+
+// AddressPair is an IPv4 and an IPv6 address.
+type AddressPair struct {
+	// +optional
+	IPv4 string `json:"ipv4,omitempty"`
+	// +optional
+	IPv6 string `json:"ipv6,omitempty"`
+}
+
+// EncryptionSpec is the node's encryption settings.
+type EncryptionSpec struct {
+	// Key is the index of the encryption key; 0 means off.
+	// +optional
+	Key int `json:"key,omitempty"`
 }
 
 // NodeAddress is one address of a node.
@@ -80,6 +133,15 @@ type IPAMSpec struct {
 	// not implement crd mode yet; see docs/ipam.md.
 	// +optional
 	Pool AllocationMap `json:"pool,omitempty"`
+
+	// IPv6Pool is Pool's IPv6 counterpart (crd mode; not implemented).
+	// +optional
+	IPv6Pool AllocationMap `json:"ipv6-pool,omitempty"`
+
+	// StaticIPTags select a cloud static address (an AWS Elastic IP) for the
+	// node in the cloud modes; kept as written.
+	// +optional
+	StaticIPTags map[string]string `json:"static-ip-tags,omitempty"`
 
 	// Pools holds the multi-pool requests (written by the node) and
 	// allocations (written by the IPAM controller).
@@ -164,6 +226,13 @@ type IPAMPoolAllocation struct {
 	// +optional
 	// +listType=atomic
 	CIDRs []string `json:"cidrs,omitempty"`
+	// AllowFirstIP and AllowLastIP are the pool's settings of the same name
+	// (Cilium 1.20 copies them here); Plexus's nodes read them from the pool,
+	// so they are accepted and kept as written.
+	// +optional
+	AllowFirstIP bool `json:"allowFirstIP,omitempty"`
+	// +optional
+	AllowLastIP bool `json:"allowLastIP,omitempty"`
 }
 
 // NodeStatus is what the controller and the node report.
@@ -176,11 +245,27 @@ type NodeStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready and PodCIDRsAllocated.
+	// Conditions: Ready, PodCIDRsAllocated, and CloudIPAMSupported when
+	// a cloud IPAM section is set.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ENI, Azure and AlibabaCloud are the status of Cilium's cloud IPAM
+	// modes, accepted and kept as written.
+	// +optional
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:pruning:PreserveUnknownFields
+	ENI *apiextensionsv1.JSON `json:"eni,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Azure *apiextensionsv1.JSON `json:"azure,omitempty"`
+	// +optional
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:pruning:PreserveUnknownFields
+	AlibabaCloud *apiextensionsv1.JSON `json:"alibaba-cloud,omitempty"`
 }
 
 // IPAMStatus reports the node's address use and the controller's errors.
@@ -188,6 +273,22 @@ type IPAMStatus struct {
 	// Used lists the addresses in use on the node (crd mode).
 	// +optional
 	Used AllocationMap `json:"used,omitempty"`
+
+	// IPv6Used is Used's IPv6 counterpart.
+	// +optional
+	IPv6Used AllocationMap `json:"ipv6-used,omitempty"`
+
+	// PodCIDRs, ReleaseIPs, ReleaseIPv6s and AssignedStaticIP are written
+	// by Cilium's agent and operator in its cloud and cluster-pool modes;
+	// accepted and kept as written.
+	// +optional
+	PodCIDRs map[string]PodCIDRStatus `json:"pod-cidrs,omitempty"`
+	// +optional
+	ReleaseIPs map[string]string `json:"release-ips,omitempty"`
+	// +optional
+	ReleaseIPv6s map[string]string `json:"release-ipv6s,omitempty"`
+	// +optional
+	AssignedStaticIP string `json:"assigned-static-ip,omitempty"`
 
 	// OperatorStatus carries the controller's last allocation error for this
 	// node; empty when allocation succeeded.
@@ -213,4 +314,11 @@ type CiliumNodeList struct {
 
 func init() {
 	SchemeBuilder.Register(&CiliumNode{}, &CiliumNodeList{})
+}
+
+// PodCIDRStatus is the state of one pod CIDR (Cilium's cluster-pool v2).
+type PodCIDRStatus struct {
+	// Status is in-use, depleted or released.
+	// +optional
+	Status string `json:"status,omitempty"`
 }

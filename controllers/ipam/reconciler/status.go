@@ -23,6 +23,7 @@ const (
 	ReasonReady            = "Ready"
 	ReasonHeld             = "Held"
 	ReasonUnused           = "Unused"
+	ReasonUnsupported      = "Unsupported"
 	// NodeConditionDatapathReady is the condition the datapath plugin sets
 	// on its own CiliumNode; Ready takes it into account.
 	NodeConditionDatapathReady = "DatapathReady"
@@ -53,7 +54,30 @@ func setNodeStatus(cn *ciliumv2.CiliumNode, mode allocator.Mode, res *allocator.
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, ReasonDatapathNotReady, "datapath: "+dp.Message
 	}
 	conditions.Set(&cn.Status.Conditions, gen, ready)
+	if c, ok := cloudIPAM(cn, mode); ok {
+		conditions.Set(&cn.Status.Conditions, gen, c)
+	} else {
+		meta.RemoveStatusCondition(&cn.Status.Conditions, ciliumv2.NodeConditionCloudIPAMSupported)
+	}
 	cn.Status.ObservedGeneration = gen
+}
+
+// cloudIPAM says, when the node's spec configures one of Cilium's cloud IPAM
+// modes, that Plexus does not implement it.
+func cloudIPAM(cn *ciliumv2.CiliumNode, mode allocator.Mode) (metav1.Condition, bool) {
+	var set []string
+	for name, section := range map[string]bool{"eni": cn.Spec.ENI != nil, "azure": cn.Spec.Azure != nil, "alibaba-cloud": cn.Spec.AlibabaCloud != nil} {
+		if section {
+			set = append(set, "spec."+name)
+		}
+	}
+	if len(set) == 0 {
+		return metav1.Condition{}, false
+	}
+	slices.Sort(set)
+	return metav1.Condition{Type: ciliumv2.NodeConditionCloudIPAMSupported, Status: metav1.ConditionFalse, Reason: ReasonUnsupported,
+		Message: fmt.Sprintf("%s: Plexus does not implement Cilium's cloud IPAM modes; the section is kept as written, and the node's pod addresses come from %s mode",
+			strings.Join(set, ", "), mode)}, true
 }
 
 func describeAllocated(as []allocator.PoolCIDRs) string {

@@ -2,6 +2,7 @@
 // ...` once it is on PATH). It reads state from the API server only; it
 // never talks to nodes.
 //
+//	kubectl plexus status [--wait] [--wait-duration 5m] [--plexus-namespace plexus-system]
 //	kubectl plexus bgp peers
 //	kubectl plexus bgp routes [available|advertised] [ipv4|ipv6 unicast] [peer <address>] [vrouter <asn>]
 //	kubectl plexus policy get <pod> [-n <namespace>]
@@ -28,10 +29,12 @@ import (
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/cli/bgpcli"
 	"github.com/plexus-net/plexus/internal/cli/policycli"
+	"github.com/plexus-net/plexus/internal/cli/statuscli"
 	"github.com/plexus-net/plexus/internal/operator"
 )
 
 const usage = `usage:
+  kubectl plexus status [--wait] [--wait-duration 5m] [--plexus-namespace plexus-system]
   kubectl plexus bgp peers
   kubectl plexus bgp routes [available|advertised] [ipv4|ipv6 unicast] [peer <address>] [vrouter <asn>]
   kubectl plexus policy get <pod> [-n <namespace>]
@@ -46,6 +49,9 @@ func main() {
 	node := fs.String("node", "", "only this node")
 	namespace := fs.String("namespace", "default", "the pod's namespace (policy get)")
 	fs.StringVar(namespace, "n", "default", "shorthand for --namespace")
+	plexusNamespace := fs.String("plexus-namespace", "plexus-system", "the namespace Plexus is installed in (status)")
+	wait := fs.Bool("wait", false, "status: wait until everything is ready, or --wait-duration passes")
+	waitDuration := fs.Duration("wait-duration", 5*time.Minute, "status: how long --wait waits")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
 	words, err := parseInterleaved(fs, os.Args[1:])
 	if err != nil {
@@ -61,6 +67,13 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
+	}
+	if cmd.status {
+		if err := status(c, *plexusNamespace, *wait, *waitDuration, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -98,10 +111,18 @@ type command struct {
 	routes bgpcli.RouteFilter
 	// pod is the pod of `policy get <pod>`.
 	pod string
+	// status is `status`.
+	status bool
 }
 
 // parse reads the seed's word-style arguments.
 func parse(args []string) (command, error) {
+	if len(args) >= 1 && args[0] == "status" {
+		if len(args) > 1 {
+			return command{}, fmt.Errorf("unexpected arguments after status: %v", args[1:])
+		}
+		return command{status: true}, nil
+	}
 	if len(args) >= 1 && args[0] == "policy" {
 		if len(args) != 3 || args[1] != "get" {
 			return command{}, errors.New("expected `policy get <pod>`")
@@ -109,7 +130,7 @@ func parse(args []string) (command, error) {
 		return command{pod: args[2]}, nil
 	}
 	if len(args) < 2 || args[0] != "bgp" {
-		return command{}, errors.New("expected `bgp peers`, `bgp routes` or `policy get <pod>`")
+		return command{}, errors.New("expected `status`, `bgp peers`, `bgp routes` or `policy get <pod>`")
 	}
 	switch args[1] {
 	case "peers":
@@ -187,6 +208,34 @@ func (c command) run(ctx context.Context, cl client.Client, node string, out io.
 		return bgpcli.Peers(out, items, time.Now())
 	}
 	return bgpcli.Routes(out, items, c.routes)
+}
+
+// errNotReady is status's answer when something is not ready.
+var errNotReady = errors.New("not everything is ready")
+
+// status prints the report; with wait it polls until everything is ready
+// or the time is up, and prints the last report. It fails when not
+// everything is ready.
+func status(c client.Client, namespace string, wait bool, waitFor time.Duration, out io.Writer) error {
+	deadline := time.Now().Add(waitFor)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r, err := statuscli.Collect(ctx, c, namespace, time.Now())
+		cancel()
+		if err != nil {
+			return err
+		}
+		if r.Healthy() || !wait || time.Now().After(deadline) {
+			if err := statuscli.Render(out, r); err != nil {
+				return err
+			}
+			if !r.Healthy() {
+				return errNotReady
+			}
+			return nil
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
 
 func newClient(kubeconfig, kubeContext string) (client.Client, error) {

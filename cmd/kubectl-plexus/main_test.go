@@ -25,6 +25,7 @@ func TestParse(t *testing.T) {
 		{[]string{"bgp", "routes", "available", "ipv4", "unicast", "vrouter", "65001"},
 			command{routes: bgpcli.RouteFilter{Family: v4, VRouter: 65001}}},
 		{[]string{"policy", "get", "backend-1"}, command{pod: "backend-1"}},
+		{[]string{"status"}, command{status: true}},
 	} {
 		got, err := parse(tc.args)
 		if err != nil || got != tc.want {
@@ -35,7 +36,7 @@ func TestParse(t *testing.T) {
 		{}, {"bgp"}, {"lb", "peers"}, {"bgp", "peers", "x"}, {"bgp", "routes", "available", "ipv4", "multicast"},
 		{"bgp", "routes", "available", "peer", "198.18.0.254"}, {"bgp", "routes", "advertised", "peer", "nope"},
 		{"bgp", "routes", "vrouter", "-1"}, {"bgp", "routes", "vrouter"}, {"bgp", "routes", "sideways"},
-		{"policy"}, {"policy", "get"}, {"policy", "list", "x"}, {"policy", "get", "a", "b"},
+		{"policy"}, {"policy", "get"}, {"policy", "list", "x"}, {"policy", "get", "a", "b"}, {"status", "now"},
 	} {
 		if _, err := parse(bad); err == nil {
 			t.Errorf("parse(%v) accepted", bad)

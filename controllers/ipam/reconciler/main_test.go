@@ -49,10 +49,14 @@ func clusterPool(v4 ...string) allocator.Config {
 }
 
 // start runs the controller; the returned func stops it.
-func (h *harness) start(cfg allocator.Config) (stop func()) {
+func (h *harness) start(cfg allocator.Config, opts ...func(*Reconciler)) (stop func()) {
 	h.t.Helper()
 	return env.RunManager(h.t, func(mgr ctrl.Manager) error {
-		return (&Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("plexus-ipam"), Config: cfg, Passes: passes.Settings{Workers: 4}}).SetupWithManager(mgr)
+		r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("plexus-ipam"), Config: cfg, Passes: passes.Settings{Workers: 4}}
+		for _, o := range opts {
+			o(r)
+		}
+		return r.SetupWithManager(mgr)
 	})
 }
 

@@ -6,6 +6,12 @@
 // Like LB-IPAM it decides over the whole cluster in one pass (CIDRs must be
 // unique across nodes), so every event maps to one key and a pass recomputes
 // everything; events during a pass collapse into one more.
+//
+// A node's CIDRs are in the first write of its CiliumNode (the create); the
+// status that says all is well follows once no CiliumNode waits for its
+// CIDRs (for at most StatusDefer), so that a burst of new nodes costs the API
+// server one write per node until every node has its CIDRs. A status that
+// reports trouble is written at once.
 package reconciler
 
 import (
@@ -14,6 +20,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -55,8 +62,14 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	Config   allocator.Config
 	Passes   passes.Settings
+	// StatusDefer bounds how long healthy nodes' status writes wait while
+	// other CiliumNodes wait for their CIDRs; 0 never defers them.
+	StatusDefer time.Duration
 
 	runner passes.Runner
+	// deferringSince is when status writes began to wait (zero: they do
+	// not). Passes run one at a time, so it needs no lock.
+	deferringSince time.Time
 }
 
 // SetupWithManager registers the reconciler.
@@ -129,14 +142,18 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 
 	res := allocator.Allocate(r.Config, poolIn, in)
 
+	deferStatus := r.deferStatus(kube, byName, res, time.Now())
+	if deferStatus {
+		p.After(r.StatusDefer) // the deferred statuses, should no event come
+	}
 	for name, n := range kube {
 		cn := byName[name]
 		nr := res.Nodes[name]
 		switch {
 		case cn != nil:
-			p.Write(r.updateNode(p.Status, n, cn, nr))
+			p.Write(r.updateNode(p.Status, n, cn, nr, deferStatus))
 		case n.DeletionTimestamp == nil:
-			p.Write(r.createNode(p.Status, n, nr))
+			p.Write(r.createNode(p.Status, n, nr, deferStatus))
 		}
 	}
 	for _, cn := range orphans {
@@ -150,7 +167,33 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	return nil
 }
 
-func (r *Reconciler) createNode(status *statuswrite.Writer, n *corev1.Node, res *allocator.NodeResult) func(context.Context) error {
+// deferStatus says whether this pass leaves out the status writes of
+// healthy nodes: some CiliumNode still waits for its CIDRs (to be created,
+// or its spec written), and statuses have not waited StatusDefer yet.
+func (r *Reconciler) deferStatus(kube map[string]*corev1.Node, byName map[string]*ciliumv2.CiliumNode, res allocator.Result, now time.Time) bool {
+	waiting := false
+	for name, n := range kube {
+		cn := byName[name]
+		if cn == nil && n.DeletionTimestamp == nil ||
+			cn != nil && !equality.Semantic.DeepEqual(desiredSpec(cn.Spec, n, r.Config.Mode, res.Nodes[name]), cn.Spec) {
+			waiting = true
+			break
+		}
+	}
+	switch {
+	case !waiting || r.StatusDefer <= 0:
+		r.deferringSince = time.Time{}
+		return false
+	case r.deferringSince.IsZero():
+		r.deferringSince = now
+	case now.Sub(r.deferringSince) >= r.StatusDefer:
+		r.deferringSince = time.Time{} // this pass writes them; the next may defer again
+		return false
+	}
+	return true
+}
+
+func (r *Reconciler) createNode(status *statuswrite.Writer, n *corev1.Node, res *allocator.NodeResult, deferStatus bool) func(context.Context) error {
 	return func(ctx context.Context) error {
 		cn := &ciliumv2.CiliumNode{ObjectMeta: metav1.ObjectMeta{
 			Name:   n.Name,
@@ -163,11 +206,14 @@ func (r *Reconciler) createNode(status *statuswrite.Writer, n *corev1.Node, res 
 		if err := r.Client.Create(ctx, cn); err != nil {
 			return fmt.Errorf("creating CiliumNode %s: %w", n.Name, err)
 		}
+		if deferStatus && len(res.Errors) == 0 {
+			return nil
+		}
 		return r.nodeStatus(ctx, status, cn, res)
 	}
 }
 
-func (r *Reconciler) updateNode(status *statuswrite.Writer, n *corev1.Node, cn *ciliumv2.CiliumNode, res *allocator.NodeResult) func(context.Context) error {
+func (r *Reconciler) updateNode(status *statuswrite.Writer, n *corev1.Node, cn *ciliumv2.CiliumNode, res *allocator.NodeResult, deferStatus bool) func(context.Context) error {
 	return func(ctx context.Context) error {
 		spec := desiredSpec(cn.Spec, n, r.Config.Mode, res)
 		if !equality.Semantic.DeepEqual(spec, cn.Spec) {
@@ -179,7 +225,10 @@ func (r *Reconciler) updateNode(status *statuswrite.Writer, n *corev1.Node, cn *
 			if err := r.Client.Patch(ctx, updated, client.MergeFromWithOptions(cn, client.MergeFromWithOptimisticLock{})); err != nil {
 				return fmt.Errorf("updating CiliumNode %s: %w", cn.Name, err)
 			}
-			return r.nodeStatus(ctx, status, updated, res)
+			cn = updated
+		}
+		if deferStatus && len(res.Errors) == 0 {
+			return nil
 		}
 		return r.nodeStatus(ctx, status, cn, res)
 	}

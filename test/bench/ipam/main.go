@@ -1,10 +1,19 @@
 // Command ipam measures how long the IPAM controller takes to give pod CIDRs
 // to a burst of new Nodes on a real API server: from the first Node created
-// until every node's CiliumNode holds a CIDR. Beside it runs a ceiling: a
-// writer that does the same API writes per Node (create the CiliumNode with a
-// CIDR, then write its status) with no allocation logic, through the same
-// kind of informer and the same number of concurrent writers. The controller
-// runs as its own process (bin/plexus-ipam-controller), so its CPU time and peak RSS are its own.
+// until every node's CiliumNode holds a CIDR. Beside it run:
+//
+//   - ceiling: a writer that does the controller's API writes per Node
+//     (create the CiliumNode with a CIDR, then write its status) with no
+//     allocation logic, through the same kind of informer and the same
+//     number of concurrent writers;
+//   - kcm: kube-controller-manager's own node IPAM (--allocate-node-cidrs,
+//     the range allocator), timed until every Node's spec.podCIDRs is set,
+//     which is what a user compares Plexus with.
+//
+// The controllers run as their own processes, so their CPU time and peak
+// RSS are their own. -limits off (the default) turns client-side rate
+// limits off in both controllers; -limits default keeps each one's default
+// (Plexus 100/s burst 200, kube-controller-manager 20/s burst 30).
 //
 // Each run starts a fresh kube-apiserver and etcd. Usage (see make bench):
 //
@@ -13,11 +22,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,9 +53,17 @@ func main() {
 	workers := flag.Int("workers", 16, "concurrent writers (controller and ceiling alike)")
 	creators := flag.Int("creators", 32, "concurrent Node creators")
 	controllerBin := flag.String("controller", "bin/plexus-ipam-controller", "the IPAM controller binary")
-	modes := flag.String("modes", "ceiling,ipam", "who writes the CiliumNodes: ceiling or ipam")
+	modes := flag.String("modes", "kcm,ceiling,ipam", "who allocates: kcm (kube-controller-manager's node IPAM), ceiling or ipam")
+	limits := flag.String("limits", "off", "client-side rate limits of the controllers: off or default")
+	kcmBin := flag.String("kcm", "", "the kube-controller-manager binary (default: $KUBEBUILDER_ASSETS/kube-controller-manager)")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard())
+	if *limits != "off" && *limits != "default" {
+		fail(fmt.Errorf("-limits %q: want off or default", *limits))
+	}
+	if *kcmBin == "" {
+		*kcmBin = filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kube-controller-manager")
+	}
 	if out, err := exec.Command("go", "build", "-o", *controllerBin, "./controllers/ipam/cmd/plexus-ipam-controller").CombinedOutput(); err != nil {
 		fail(fmt.Errorf("building the controller: %w\n%s", err, out))
 	}
@@ -55,7 +75,7 @@ func main() {
 		}
 		for _, mode := range strings.Split(*modes, ",") {
 			for i := range *runs {
-				r, err := runOnce(n, mode, *workers, *creators, *controllerBin)
+				r, err := runOnce(n, mode, *workers, *creators, *controllerBin, *kcmBin, *limits == "off")
 				if err != nil {
 					fail(fmt.Errorf("%s with %d Nodes, run %d: %w", mode, n, i+1, err))
 				}
@@ -64,7 +84,7 @@ func main() {
 			}
 		}
 	}
-	benchutil.Report(all, *runs, []string{"ceiling", "ipam"}, "Nodes", "all allocated")
+	benchutil.Report(all, *runs, []string{"kcm", "ceiling", "ipam"}, "Nodes", "all allocated")
 }
 
 func fail(err error) {
@@ -73,8 +93,8 @@ func fail(err error) {
 }
 
 // runOnce measures from the first Node created until every CiliumNode
-// holds a CIDR.
-func runOnce(n int, mode string, workers, creators int, bin string) (benchutil.Result, error) {
+// (kcm: every Node) holds a CIDR.
+func runOnce(n int, mode string, workers, creators int, bin, kcmBin string, unlimited bool) (benchutil.Result, error) {
 	cp, err := benchutil.Start()
 	if err != nil {
 		return benchutil.Result{}, err
@@ -84,18 +104,29 @@ func runOnce(n int, mode string, workers, creators int, bin string) (benchutil.R
 	defer cancel()
 
 	var stopWriter func() benchutil.Usage
+	var done <-chan time.Time
 	switch mode {
 	case "ipam":
-		stopWriter, err = cp.StartController(bin, workers)
+		var extra []string
+		if !unlimited {
+			extra = []string{"--kube-api-qps=100", "--kube-api-burst=200"} // after StartController's -1: the flag's default
+		}
+		stopWriter, err = cp.StartController(bin, workers, extra...)
 	case "ceiling":
 		stopWriter, err = startCeiling(ctx, cp, workers)
+	case "kcm":
+		stopWriter, err = startKCM(cp, kcmBin, unlimited)
 	default:
 		return benchutil.Result{}, fmt.Errorf("unknown mode %q", mode)
 	}
 	if err != nil {
 		return benchutil.Result{}, err
 	}
-	done, err := watchAllocated(ctx, cp, n)
+	if mode == "kcm" {
+		done, err = watchNodeCIDRs(ctx, cp, n)
+	} else {
+		done, err = watchAllocated(ctx, cp, n)
+	}
 	if err != nil {
 		return benchutil.Result{}, err
 	}
@@ -138,6 +169,68 @@ func watchAllocated(ctx context.Context, cp *benchutil.ControlPlane, n int) (<-c
 		defer mu.Unlock()
 		if !seen[cn.Name] {
 			seen[cn.Name] = true
+			if len(seen) == n {
+				done <- time.Now()
+			}
+		}
+	}
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: check, UpdateFunc: func(_, o any) { check(o) }})
+	return done, err
+}
+
+// startKCM runs kube-controller-manager with only its node IPAM controller,
+// allocating /24s of 10.0.0.0/8 as the Plexus controller does, and returns
+// once it answers its health check.
+func startKCM(cp *benchutil.ControlPlane, bin string, unlimited bool) (func() benchutil.Usage, error) {
+	addr, err := benchutil.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	args := []string{"--controllers=nodeipam", "--allocate-node-cidrs=true", "--cluster-cidr=10.0.0.0/8", "--node-cidr-mask-size=24",
+		"--leader-elect=false", "--bind-address=" + host, "--secure-port=" + port, "--v=0"}
+	if unlimited {
+		args = append(args, "--kube-api-qps=1000000", "--kube-api-burst=1000000")
+	}
+	p, err := cp.StartProcess(bin, args...)
+	if err != nil {
+		return nil, err
+	}
+	// Its serving certificate is self-signed; only the answer matters.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: time.Second} //nolint:gosec // loopback health check of a process this run started
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := hc.Get("https://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p.Stop, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			p.Stop()
+			return nil, fmt.Errorf("kube-controller-manager at %s not healthy within a minute", addr)
+		}
+	}
+}
+
+// watchNodeCIDRs reports the moment n Nodes have spec.podCIDRs.
+func watchNodeCIDRs(ctx context.Context, cp *benchutil.ControlPlane, n int) (<-chan time.Time, error) {
+	inf, err := cp.Informer(ctx, &corev1.Node{})
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	done := make(chan time.Time, 1)
+	check := func(obj any) {
+		node, ok := obj.(*corev1.Node)
+		if !ok || len(node.Spec.PodCIDRs) == 0 {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !seen[node.Name] {
+			seen[node.Name] = true
 			if len(seen) == n {
 				done <- time.Now()
 			}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
@@ -51,10 +52,11 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() {
 	var (
-		flags      operator.Flags
-		cfg        allocator.Config
-		mode       string
-		autoCreate stringList
+		flags       operator.Flags
+		cfg         allocator.Config
+		mode        string
+		autoCreate  stringList
+		statusDefer time.Duration
 	)
 	cfg.ClusterPoolIPv4.CIDRs = prefixList{netip.MustParsePrefix("10.0.0.0/8")}
 	cfg.ClusterPoolIPv6.CIDRs = prefixList{netip.MustParsePrefix("fd00::/104")}
@@ -66,6 +68,7 @@ func main() {
 	flag.IntVar(&cfg.ClusterPoolIPv4.MaskSize, "cluster-pool-ipv4-mask-size", 24, "prefix length of each node's IPv4 pod CIDR")
 	flag.Var((*prefixList)(&cfg.ClusterPoolIPv6.CIDRs), "cluster-pool-ipv6-cidr", "cluster-pool IPv6 CIDRs, comma-separated")
 	flag.IntVar(&cfg.ClusterPoolIPv6.MaskSize, "cluster-pool-ipv6-mask-size", 120, "prefix length of each node's IPv6 pod CIDR")
+	flag.DurationVar(&statusDefer, "status-defer", 10*time.Second, "while CiliumNodes wait for their CIDRs (a burst of new nodes), healthy nodes' status writes wait up to this long, so that CIDRs come first; 0 writes them at once")
 	flag.Var(&autoCreate, "auto-create-pool", "multi-pool: a CiliumPodIPPool to create at start if missing, as name=ipv4-cidrs:CIDR[,CIDR];ipv4-mask-size:N[;ipv6-cidrs:...;ipv6-mask-size:N] (repeatable)")
 	flag.Parse()
 
@@ -99,10 +102,11 @@ func main() {
 		}
 	}
 	r := &reconciler.Reconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("plexus-ipam"),
-		Config:   cfg,
-		Passes:   flags.Passes,
+		Client:      mgr.GetClient(),
+		Recorder:    mgr.GetEventRecorder("plexus-ipam"),
+		Config:      cfg,
+		Passes:      flags.Passes,
+		StatusDefer: statusDefer,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		operator.Fatal(err, "setting up the IPAM controller")

@@ -1,0 +1,74 @@
+package reconciler
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	"github.com/plexus-net/plexus/controllers/ipam/allocator"
+	"github.com/plexus-net/plexus/internal/conditions"
+)
+
+// Healthy statuses wait while a CiliumNode waits for its CIDRs, for at most
+// StatusDefer; with nothing waiting, or StatusDefer 0, they do not wait.
+func TestDeferStatus(t *testing.T) {
+	r := &Reconciler{Config: clusterPool("10.0.0.0/8"), StatusDefer: 10 * time.Second}
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	kube := map[string]*corev1.Node{"a": {ObjectMeta: metav1.ObjectMeta{Name: "a"}}, "b": {ObjectMeta: metav1.ObjectMeta{Name: "b"}}}
+	res := allocator.Result{Nodes: map[string]*allocator.NodeResult{"a": {PodCIDRs: []string{"10.0.0.0/24"}}, "b": {PodCIDRs: []string{"10.0.1.0/24"}}}}
+	done := map[string]*ciliumv2.CiliumNode{}
+	for name, n := range kube {
+		done[name] = &ciliumv2.CiliumNode{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: desiredSpec(ciliumv2.NodeSpec{}, n, r.Config.Mode, res.Nodes[name])}
+	}
+	waitingForB := map[string]*ciliumv2.CiliumNode{"a": done["a"]}
+
+	for _, step := range []struct {
+		what   string
+		byName map[string]*ciliumv2.CiliumNode
+		at     time.Duration
+		want   bool
+	}{
+		{"b has no CiliumNode: defer", waitingForB, 0, true},
+		{"still within StatusDefer", waitingForB, 9 * time.Second, true},
+		{"StatusDefer up: write them", waitingForB, 10 * time.Second, false},
+		{"the next pass may defer again", waitingForB, 11 * time.Second, true},
+		{"nothing waits: write", done, 12 * time.Second, false},
+		{"a burst again starts a new wait", waitingForB, 13 * time.Second, true},
+		{"...measured from its start", waitingForB, 22 * time.Second, true},
+	} {
+		if got := r.deferStatus(kube, step.byName, res, t0.Add(step.at)); got != step.want {
+			t.Errorf("%s: deferStatus = %v", step.what, got)
+		}
+	}
+	r.StatusDefer = 0
+	if r.deferStatus(kube, waitingForB, res, t0) {
+		t.Error("StatusDefer 0 deferred")
+	}
+}
+
+// With a long StatusDefer, a node still gets its status: the pass that
+// finds no CiliumNode waiting writes it.
+func TestDeferredStatusIsWritten(t *testing.T) {
+	h := newHarness(t)
+	h.start(clusterPool("10.0.0.0/8"), func(r *Reconciler) { r.StatusDefer = time.Hour })
+	for _, n := range []string{"d1", "d2", "d3"} {
+		h.node(n)
+	}
+	h.eventually("every node Ready", func() error {
+		for _, n := range []string{"d1", "d2", "d3"} {
+			cn, err := h.ciliumNode(n)
+			if err != nil {
+				return err
+			}
+			if c := meta.FindStatusCondition(cn.Status.Conditions, conditions.TypeReady); c == nil || c.Status != metav1.ConditionTrue || len(cn.Spec.IPAM.PodCIDRs) != 1 {
+				return fmt.Errorf("%s: CIDRs %v, Ready %+v", n, cn.Spec.IPAM.PodCIDRs, c)
+			}
+		}
+		return nil
+	})
+}

@@ -12,7 +12,7 @@ HELM := $(TOOLS)/helm-$(HELM_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # Controllers (folders under controllers/): binary plexus-<name>-controller,
 # ServiceAccount and ClusterRole plexus-<name>.
-CONTROLLERS := lbipam ipam l2announcer egressgateway bgp identity policy
+CONTROLLERS := lbipam ipam l2announcer egressgateway bgp identity policy nodeipam
 # Node plugins (folders under nodeplugins/): binary plexus-<name>-node,
 # ServiceAccount and ClusterRole plexus-<name>-node.
 NODEPLUGINS := datapath cni l2announcer egressgateway bgp policy

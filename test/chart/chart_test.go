@@ -295,7 +295,7 @@ func TestChart(t *testing.T) {
 	}, {
 		name:    "bogus default IPAM, caught by the schema",
 		args:    []string{"--set", "lbipam.defaultLBServiceIPAM=bogus"},
-		wantErr: "at '/lbipam/defaultLBServiceIPAM': value must be one of 'lbipam', 'none'",
+		wantErr: "at '/lbipam/defaultLBServiceIPAM': value must be one of 'lbipam', 'nodeipam', 'none'",
 	}, {
 		name:    "bogus default IPAM, caught by the template",
 		args:    []string{"--set", "lbipam.defaultLBServiceIPAM=bogus", "--skip-schema-validation"},
@@ -615,6 +615,29 @@ func TestChartEgressGateway(t *testing.T) {
 
 // Identities: off by default; on, the controller with its flags, and the
 // schema refusing a cluster ID Cluster Mesh cannot carry.
+// Node IPAM: off by default (I38); on, its controller with its own RBAC;
+// as the default for class-less Services, both LB-IPAM and Node IPAM are
+// told, and choosing it without enabling Node IPAM is refused.
+func TestI38_ChartNodeIPAM(t *testing.T) {
+	helm(t)
+	if o, err := render(t); err != nil || len(o.of("nodeipam")) != 0 {
+		t.Errorf("Node IPAM is off by default: %v, %v", err, o.of("nodeipam").ids())
+	}
+	o, err := render(t, "--set", "nodeIPAM.enabled=true", "--set", "lbipam.defaultLBServiceIPAM=nodeipam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkControllerOf(t, o, "nodeipam", true)
+	for name, want := range map[string]string{"plexus-nodeipam": "--default-lb-service-ipam=nodeipam", "plexus-lbipam": "--default-lb-service-ipam=nodeipam"} {
+		if args := container(t, get[appsv1.Deployment](t, o, "Deployment", name)).Args; !slices.Contains(args, want) {
+			t.Errorf("%s args %v lack %s", name, args, want)
+		}
+	}
+	if _, err := render(t, "--set", "lbipam.defaultLBServiceIPAM=nodeipam"); err == nil || !strings.Contains(err.Error(), "nodeIPAM.enabled is false") {
+		t.Errorf("nodeipam default without Node IPAM: %v", err)
+	}
+}
+
 func TestChartIdentity(t *testing.T) {
 	helm(t)
 	if o, err := render(t); err != nil || len(o.of("identity")) != 0 {

@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
@@ -151,6 +152,42 @@ func TestNativeRoutingClusterPool(t *testing.T) {
 	t.Run("DatapathRestartKeepsConnection", func(t *testing.T) {
 		from, to := pods[0], pods[slices.IndexFunc(pods, func(p corev1.Pod) bool { return p.Spec.NodeName != pods[0].Spec.NodeName })]
 		keepsConnection(t, l, &from, &to)
+	})
+	t.Run("StatusCommand", func(t *testing.T) {
+		// The lab runs the controllers as processes: status finds them by
+		// their leader-election Leases, and every node's CiliumNode Ready.
+		out := l.Kubectl(t, "kubectl-plexus", "status", "--plexus-namespace", lab.PlexusNamespace, "--wait", "--wait-duration", "60s")
+		norm := strings.Join(strings.Fields(out), " ")
+		for _, want := range []string{"ipam - ", "IPAM CiliumNode 3/3 0", "Status: OK"} {
+			if !strings.Contains(norm, want) {
+				t.Errorf("status lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("I32_NodeIPAMReachedFromOutside", func(t *testing.T) {
+		labtest.LoadBalancerService(t, l, "echo-node", "echo", func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr.To("io.cilium/node") })
+		var ips []string
+		l.Eventually(time.Minute, "the three nodes' addresses as the Service's ingress", func() error {
+			s, err := l.Client.CoreV1().Services(labtest.Namespace).Get(context.Background(), "echo-node", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			ips = nil
+			for _, ing := range s.Status.LoadBalancer.Ingress {
+				ips = append(ips, ing.IP)
+			}
+			if want := []string{l.Layout.NodeIP(1).String(), l.Layout.NodeIP(2).String(), l.Layout.NodeIP(3).String()}; !slices.Equal(ips, want) {
+				return fmt.Errorf("ingress %v, want %v", ips, want)
+			}
+			return nil
+		})
+		c := clientHTTP(l, 5*time.Second)
+		for _, ip := range ips {
+			l.Eventually(30*time.Second, "the external client reaches the Service at "+ip, func() error {
+				_, err := labtest.FetchWith(c, "http://"+ip+"/")
+				return err
+			})
+		}
 	})
 	t.Run("PodDeletionReleasesIP", func(t *testing.T) {
 		victim := pods[0]

@@ -156,6 +156,11 @@ func plexusControllers() []Component {
 			Args:     common,
 		},
 		{
+			Name: "plexus-nodeipam-controller", Binary: "plexus-nodeipam-controller", Optional: true,
+			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-nodeipam"),
+			Args:     common,
+		},
+		{
 			Name: "plexus-l2announcer-controller", Binary: "plexus-l2announcer-controller", Optional: true,
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-l2announcer"),
 			Args:     common,

@@ -28,7 +28,7 @@ import (
 
 // Controllers are the Plexus controllers, by the name their Deployment and
 // leader-election Lease carry (plexus-<name>).
-var Controllers = []string{"ipam", "lbipam", "l2announcer", "egressgateway", "bgp", "identity", "policy"}
+var Controllers = []string{"ipam", "lbipam", "nodeipam", "l2announcer", "egressgateway", "bgp", "identity", "policy"}
 
 // State is an object's health.
 type State string
@@ -123,7 +123,8 @@ var kinds = []kindSpec{
 	{"IPAM", cilium("v2", "CiliumNode"), byCondition(conditionReady)},
 	{"IPAM", cilium("v2alpha1", "CiliumPodIPPool"), byCondition(conditionReady)},
 	{"LB-IPAM", cilium("v2", "CiliumLoadBalancerIPPool"), byCondition(conditionReady)},
-	{"LB-IPAM", schema.GroupVersionKind{Version: "v1", Kind: "Service"}, lbService},
+	{"LB-IPAM", schema.GroupVersionKind{Version: "v1", Kind: "Service"}, servedService(lbServiceCondition)},
+	{"Node IPAM", schema.GroupVersionKind{Version: "v1", Kind: "Service"}, servedService(nodeIPAMServiceCondition)},
 	{"L2 announcements", cilium("v2alpha1", "CiliumL2AnnouncementPolicy"), byCondition(conditionReady)},
 	{"L2 announcements", nodes("L2Announcement"), applied},
 	{"Egress gateway", cilium("v2", "CiliumEgressGatewayPolicy"), byCondition(conditionReady)},
@@ -139,9 +140,11 @@ var kinds = []kindSpec{
 
 const conditionReady = "Ready"
 
-// lbServiceCondition is the condition LB-IPAM writes on the Services it
-// serves.
-const lbServiceCondition = "cilium.io/IPAMRequestSatisfied"
+// The conditions LB-IPAM and Node IPAM write on the Services they serve.
+const (
+	lbServiceCondition       = "cilium.io/IPAMRequestSatisfied"
+	nodeIPAMServiceCondition = "plexus.dev/NodeIPAMSatisfied"
+)
 
 // byCondition judges an object by a condition of the current generation.
 func byCondition(typ string) judge {
@@ -171,17 +174,16 @@ func applied(u *unstructured.Unstructured) (State, string, string, bool) {
 	return StatePending, "NotApplied", fmt.Sprintf("node has applied generation %d of %d: is its node plugin running?", seen, u.GetGeneration()), true
 }
 
-// lbService judges the LoadBalancer Services LB-IPAM serves; others are
-// not counted.
-func lbService(u *unstructured.Unstructured) (State, string, string, bool) {
-	if findCondition(u, lbServiceCondition) == nil {
-		return "", "", "", false
+// servedService judges the Services that carry the given condition (those
+// LB-IPAM or Node IPAM serve); others are not counted.
+func servedService(typ string) judge {
+	return func(u *unstructured.Unstructured) (State, string, string, bool) {
+		if findCondition(u, typ) == nil {
+			return "", "", "", false
+		}
+		s, reason, msg, _ := byCondition(typ)(u)
+		return s, reason, msg, true
 	}
-	s, reason, msg, _ := byCondition(lbServiceCondition)(u)
-	if s == StatePending && reason != "NoCondition" {
-		s = StateReady // Services carry no observedGeneration of their own
-	}
-	return s, reason, msg, true
 }
 
 func counted(*unstructured.Unstructured) (State, string, string, bool) {

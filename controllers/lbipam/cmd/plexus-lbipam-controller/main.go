@@ -22,13 +22,15 @@ func main() {
 	flags.Bind(flag.CommandLine, "lbipam")
 	flag.BoolVar(&families.IPv4Enabled, "enable-ipv4", true, "allocate IPv4 addresses")
 	flag.BoolVar(&families.IPv6Enabled, "enable-ipv6", false, "allocate IPv6 addresses (for dual-stack and IPv6 Services)")
-	flag.StringVar(&defaultIPAM, "default-lb-service-ipam", "lbipam", `who serves LoadBalancer Services without spec.loadBalancerClass: "lbipam" or "none"`)
+	flag.StringVar(&defaultIPAM, "default-lb-service-ipam", "lbipam", `who serves LoadBalancer Services without spec.loadBalancerClass: "lbipam" (this controller), "nodeipam" or "none" (not this controller)`)
 	flag.IntVar(&flags.Passes.Workers, "status-workers", 16, "deprecated: use --workers")
 	flag.BoolVar(&allocEvents, "allocation-events", true, "emit a Normal IPAllocated Event when a Service's addresses change (warnings are always emitted); off, a burst of new Services costs one API write each instead of two")
 	flag.Parse()
 
-	if defaultIPAM != "lbipam" && defaultIPAM != "none" {
-		operator.Fatal(fmt.Errorf("--default-lb-service-ipam=%q: want lbipam or none", defaultIPAM), "bad flag")
+	switch defaultIPAM {
+	case "lbipam", "nodeipam", "none":
+	default:
+		operator.Fatal(fmt.Errorf("--default-lb-service-ipam=%q: want lbipam, nodeipam or none", defaultIPAM), "bad flag")
 	}
 	scheme, err := operator.NewScheme(ciliumv2.AddToScheme)
 	if err != nil {

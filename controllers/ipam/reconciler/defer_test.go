@@ -14,8 +14,9 @@ import (
 	"github.com/plexus-net/plexus/internal/conditions"
 )
 
-// Healthy statuses wait while a CiliumNode waits for its CIDRs, for at most
-// StatusDefer; with nothing waiting, or StatusDefer 0, they do not wait.
+// Healthy statuses wait, all of them, while a CiliumNode waits for its
+// CIDRs, for StatusDefer; then statusTrickle per pass; with nothing
+// waiting, or StatusDefer 0, they do not wait.
 func TestDeferStatus(t *testing.T) {
 	r := &Reconciler{Config: clusterPool("10.0.0.0/8"), StatusDefer: 10 * time.Second}
 	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
@@ -28,25 +29,27 @@ func TestDeferStatus(t *testing.T) {
 	waitingForB := map[string]*ciliumv2.CiliumNode{"a": done["a"]}
 
 	for _, step := range []struct {
-		what   string
-		byName map[string]*ciliumv2.CiliumNode
-		at     time.Duration
-		want   bool
+		what     string
+		byName   map[string]*ciliumv2.CiliumNode
+		at       time.Duration
+		deferred bool
+		budget   int
 	}{
-		{"b has no CiliumNode: defer", waitingForB, 0, true},
-		{"still within StatusDefer", waitingForB, 9 * time.Second, true},
-		{"StatusDefer up: write them", waitingForB, 10 * time.Second, false},
-		{"the next pass may defer again", waitingForB, 11 * time.Second, true},
-		{"nothing waits: write", done, 12 * time.Second, false},
-		{"a burst again starts a new wait", waitingForB, 13 * time.Second, true},
-		{"...measured from its start", waitingForB, 22 * time.Second, true},
+		{"b has no CiliumNode: hold all back", waitingForB, 0, true, 0},
+		{"still within StatusDefer", waitingForB, 9 * time.Second, true, 0},
+		{"StatusDefer up: trickle", waitingForB, 10 * time.Second, true, statusTrickle},
+		{"and go on trickling", waitingForB, 11 * time.Second, true, statusTrickle},
+		{"nothing waits: write all", done, 12 * time.Second, false, 0},
+		{"a burst again starts a new wait", waitingForB, 13 * time.Second, true, 0},
+		{"...measured from its start", waitingForB, 22 * time.Second, true, 0},
+		{"...until it is up", waitingForB, 23 * time.Second, true, statusTrickle},
 	} {
-		if got := r.deferStatus(kube, step.byName, res, t0.Add(step.at)); got != step.want {
-			t.Errorf("%s: deferStatus = %v", step.what, got)
+		if deferred, budget := r.deferStatus(kube, step.byName, res, t0.Add(step.at)); deferred != step.deferred || budget != step.budget {
+			t.Errorf("%s: deferStatus = %v, %d; want %v, %d", step.what, deferred, budget, step.deferred, step.budget)
 		}
 	}
 	r.StatusDefer = 0
-	if r.deferStatus(kube, waitingForB, res, t0) {
+	if deferred, _ := r.deferStatus(kube, waitingForB, res, t0); deferred {
 		t.Error("StatusDefer 0 deferred")
 	}
 }

@@ -9,8 +9,10 @@
 //
 // A node's CIDRs are in the first write of its CiliumNode (the create); the
 // status that says all is well follows once no CiliumNode waits for its
-// CIDRs (for at most StatusDefer), so that a burst of new nodes costs the API
-// server one write per node until every node has its CIDRs. A status that
+// CIDRs, so that a burst of new nodes costs the API server one write per node
+// until every node has its CIDRs. Should a burst last longer than
+// StatusDefer, the waiting statuses trickle out, a few hundred per pass, so
+// that passes stay short and new nodes keep getting CIDRs. A status that
 // reports trouble is written at once.
 package reconciler
 
@@ -18,13 +20,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -37,6 +42,7 @@ import (
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/controllers/ipam/allocator"
+	"github.com/plexus-net/plexus/internal/conditions"
 	"github.com/plexus-net/plexus/internal/passes"
 	"github.com/plexus-net/plexus/internal/statuswrite"
 )
@@ -62,8 +68,9 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	Config   allocator.Config
 	Passes   passes.Settings
-	// StatusDefer bounds how long healthy nodes' status writes wait while
-	// other CiliumNodes wait for their CIDRs; 0 never defers them.
+	// StatusDefer is how long healthy nodes' status writes wait, all of
+	// them, while other CiliumNodes wait for their CIDRs; after that they
+	// trickle out. 0 never holds them back.
 	StatusDefer time.Duration
 
 	runner passes.Runner
@@ -142,18 +149,22 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 
 	res := allocator.Allocate(r.Config, poolIn, in)
 
-	deferStatus := r.deferStatus(kube, byName, res, time.Now())
-	if deferStatus {
-		p.After(r.StatusDefer) // the deferred statuses, should no event come
+	deferring, budget := r.deferStatus(kube, byName, res, time.Now())
+	if deferring {
+		p.After(time.Second) // the deferred statuses, should no event come
 	}
-	for name, n := range kube {
-		cn := byName[name]
-		nr := res.Nodes[name]
+	for _, name := range slices.Sorted(maps.Keys(kube)) {
+		n, cn, nr := kube[name], byName[name], res.Nodes[name]
+		writeStatus := !deferring || nr != nil && len(nr.Errors) > 0
+		if !writeStatus && budget > 0 && cn != nil && statusPending(cn) {
+			writeStatus = true
+			budget--
+		}
 		switch {
 		case cn != nil:
-			p.Write(r.updateNode(p.Status, n, cn, nr, deferStatus))
+			p.Write(r.updateNode(p.Status, n, cn, nr, writeStatus))
 		case n.DeletionTimestamp == nil:
-			p.Write(r.createNode(p.Status, n, nr, deferStatus))
+			p.Write(r.createNode(p.Status, n, nr, writeStatus))
 		}
 	}
 	for _, cn := range orphans {
@@ -167,10 +178,20 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	return nil
 }
 
-// deferStatus says whether this pass leaves out the status writes of
-// healthy nodes: some CiliumNode still waits for its CIDRs (to be created,
-// or its spec written), and statuses have not waited StatusDefer yet.
-func (r *Reconciler) deferStatus(kube map[string]*corev1.Node, byName map[string]*ciliumv2.CiliumNode, res allocator.Result, now time.Time) bool {
+// statusTrickle is how many waiting statuses a pass writes once they have
+// waited StatusDefer and CiliumNodes still wait for their CIDRs.
+const statusTrickle = 256
+
+// statusPending says, cheaply, whether cn's status may lag its spec.
+func statusPending(cn *ciliumv2.CiliumNode) bool {
+	return cn.Status.ObservedGeneration != cn.Generation || meta.FindStatusCondition(cn.Status.Conditions, conditions.TypeReady) == nil
+}
+
+// deferStatus says whether this pass holds back the status writes of
+// healthy nodes, and how many it writes nonetheless: all are held back while
+// some CiliumNode waits for its CIDRs (to be created, or its spec written),
+// up to StatusDefer; after that, statusTrickle per pass.
+func (r *Reconciler) deferStatus(kube map[string]*corev1.Node, byName map[string]*ciliumv2.CiliumNode, res allocator.Result, now time.Time) (bool, int) {
 	waiting := false
 	for name, n := range kube {
 		cn := byName[name]
@@ -183,17 +204,16 @@ func (r *Reconciler) deferStatus(kube map[string]*corev1.Node, byName map[string
 	switch {
 	case !waiting || r.StatusDefer <= 0:
 		r.deferringSince = time.Time{}
-		return false
+		return false, 0
 	case r.deferringSince.IsZero():
 		r.deferringSince = now
 	case now.Sub(r.deferringSince) >= r.StatusDefer:
-		r.deferringSince = time.Time{} // this pass writes them; the next may defer again
-		return false
+		return true, statusTrickle
 	}
-	return true
+	return true, 0
 }
 
-func (r *Reconciler) createNode(status *statuswrite.Writer, n *corev1.Node, res *allocator.NodeResult, deferStatus bool) func(context.Context) error {
+func (r *Reconciler) createNode(status *statuswrite.Writer, n *corev1.Node, res *allocator.NodeResult, writeStatus bool) func(context.Context) error {
 	return func(ctx context.Context) error {
 		cn := &ciliumv2.CiliumNode{ObjectMeta: metav1.ObjectMeta{
 			Name:   n.Name,
@@ -206,14 +226,14 @@ func (r *Reconciler) createNode(status *statuswrite.Writer, n *corev1.Node, res 
 		if err := r.Client.Create(ctx, cn); err != nil {
 			return fmt.Errorf("creating CiliumNode %s: %w", n.Name, err)
 		}
-		if deferStatus && len(res.Errors) == 0 {
+		if !writeStatus {
 			return nil
 		}
 		return r.nodeStatus(ctx, status, cn, res)
 	}
 }
 
-func (r *Reconciler) updateNode(status *statuswrite.Writer, n *corev1.Node, cn *ciliumv2.CiliumNode, res *allocator.NodeResult, deferStatus bool) func(context.Context) error {
+func (r *Reconciler) updateNode(status *statuswrite.Writer, n *corev1.Node, cn *ciliumv2.CiliumNode, res *allocator.NodeResult, writeStatus bool) func(context.Context) error {
 	return func(ctx context.Context) error {
 		spec := desiredSpec(cn.Spec, n, r.Config.Mode, res)
 		if !equality.Semantic.DeepEqual(spec, cn.Spec) {
@@ -227,7 +247,7 @@ func (r *Reconciler) updateNode(status *statuswrite.Writer, n *corev1.Node, cn *
 			}
 			cn = updated
 		}
-		if deferStatus && len(res.Errors) == 0 {
+		if !writeStatus {
 			return nil
 		}
 		return r.nodeStatus(ctx, status, cn, res)

@@ -6,6 +6,8 @@
 //     (create the CiliumNode with a CIDR, then write its status) with no
 //     allocation logic, through the same kind of informer and the same
 //     number of concurrent writers;
+//   - creates: the ceiling without the status writes: the floor for one
+//     CiliumNode create per Node;
 //   - kcm: kube-controller-manager's own node IPAM (--allocate-node-cidrs,
 //     the range allocator), timed until every Node's spec.podCIDRs is set,
 //     which is what a user compares Plexus with.
@@ -53,7 +55,7 @@ func main() {
 	workers := flag.Int("workers", 16, "concurrent writers (controller and ceiling alike)")
 	creators := flag.Int("creators", 32, "concurrent Node creators")
 	controllerBin := flag.String("controller", "bin/plexus-ipam-controller", "the IPAM controller binary")
-	modes := flag.String("modes", "kcm,ceiling,ipam", "who allocates: kcm (kube-controller-manager's node IPAM), ceiling or ipam")
+	modes := flag.String("modes", "kcm,creates,ceiling,ipam", "who allocates: kcm (kube-controller-manager's node IPAM), creates, ceiling or ipam")
 	limits := flag.String("limits", "off", "client-side rate limits of the controllers: off or default")
 	kcmBin := flag.String("kcm", "", "the kube-controller-manager binary (default: $KUBEBUILDER_ASSETS/kube-controller-manager)")
 	flag.Parse()
@@ -84,7 +86,7 @@ func main() {
 			}
 		}
 	}
-	benchutil.Report(all, *runs, []string{"kcm", "ceiling", "ipam"}, "Nodes", "all allocated")
+	benchutil.Report(all, *runs, []string{"kcm", "creates", "ceiling", "ipam"}, "Nodes", "all allocated")
 }
 
 func fail(err error) {
@@ -113,7 +115,9 @@ func runOnce(n int, mode string, workers, creators int, bin, kcmBin string, unli
 		}
 		stopWriter, err = cp.StartController(bin, workers, extra...)
 	case "ceiling":
-		stopWriter, err = startCeiling(ctx, cp, workers)
+		stopWriter, err = startCeiling(ctx, cp, workers, true)
+	case "creates":
+		stopWriter, err = startCeiling(ctx, cp, workers, false)
 	case "kcm":
 		stopWriter, err = startKCM(cp, kcmBin, unlimited)
 	default:
@@ -242,7 +246,7 @@ func watchNodeCIDRs(ctx context.Context, cp *benchutil.ControlPlane, n int) (<-c
 
 // startCeiling gives each new Node a CiliumNode holding the next /24 and then
 // writes its status: the controller's writes with nothing decided.
-func startCeiling(ctx context.Context, cp *benchutil.ControlPlane, workers int) (func() benchutil.Usage, error) {
+func startCeiling(ctx context.Context, cp *benchutil.ControlPlane, workers int, status bool) (func() benchutil.Usage, error) {
 	inf, err := cp.Informer(ctx, &corev1.Node{})
 	if err != nil {
 		return nil, err
@@ -268,6 +272,9 @@ func startCeiling(ctx context.Context, cp *benchutil.ControlPlane, workers int) 
 						if wctx.Err() == nil {
 							fmt.Fprintln(os.Stderr, "ceiling create:", err)
 						}
+						continue
+					}
+					if !status {
 						continue
 					}
 					orig := cn.DeepCopy()

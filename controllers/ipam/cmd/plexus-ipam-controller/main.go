@@ -68,7 +68,7 @@ func main() {
 	flag.IntVar(&cfg.ClusterPoolIPv4.MaskSize, "cluster-pool-ipv4-mask-size", 24, "prefix length of each node's IPv4 pod CIDR")
 	flag.Var((*prefixList)(&cfg.ClusterPoolIPv6.CIDRs), "cluster-pool-ipv6-cidr", "cluster-pool IPv6 CIDRs, comma-separated")
 	flag.IntVar(&cfg.ClusterPoolIPv6.MaskSize, "cluster-pool-ipv6-mask-size", 120, "prefix length of each node's IPv6 pod CIDR")
-	flag.DurationVar(&statusDefer, "status-defer", 10*time.Second, "while CiliumNodes wait for their CIDRs (a burst of new nodes), healthy nodes' status writes wait up to this long, so that CIDRs come first; 0 writes them at once")
+	flag.DurationVar(&statusDefer, "status-defer", 30*time.Second, "while CiliumNodes wait for their CIDRs (a burst of new nodes), healthy nodes' status writes wait up to this long, so that CIDRs come first, and then trickle out; 0 writes them at once")
 	flag.Var(&autoCreate, "auto-create-pool", "multi-pool: a CiliumPodIPPool to create at start if missing, as name=ipv4-cidrs:CIDR[,CIDR];ipv4-mask-size:N[;ipv6-cidrs:...;ipv6-mask-size:N] (repeatable)")
 	flag.Parse()
 

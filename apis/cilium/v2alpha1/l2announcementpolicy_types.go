@@ -29,7 +29,10 @@ type CiliumL2AnnouncementPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   L2AnnouncementPolicySpec   `json:"spec"`
+	// Spec may be absent, as Cilium's CRD allows: such a policy announces
+	// nothing (neither loadBalancerIPs nor externalIPs).
+	// +optional
+	Spec   L2AnnouncementPolicySpec   `json:"spec,omitempty"`
 	Status L2AnnouncementPolicyStatus `json:"status,omitempty"`
 }
 

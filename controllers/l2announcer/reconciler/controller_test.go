@@ -12,6 +12,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -234,7 +235,11 @@ func TestA5_A21_A22_PolicyConditions(t *testing.T) {
 	// A5 and a policy selecting no node are not Ready, and say why.
 	h.policy("nothing", ciliumv2alpha1.L2AnnouncementPolicySpec{})
 	h.policy("nobody", ciliumv2alpha1.L2AnnouncementPolicySpec{LoadBalancerIPs: true, NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"x": "y"}}})
-	for name, reason := range map[string]string{"nothing": ReasonNoAddressTypes, "nobody": ReasonNoNodes} {
+	// No spec at all, which Cilium's CRD accepts: the same as an empty one.
+	h.must(h.c.Create(h.ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "cilium.io/v2alpha1", "kind": "CiliumL2AnnouncementPolicy", "metadata": map[string]any{"name": "nospec"},
+	}}))
+	for name, reason := range map[string]string{"nothing": ReasonNoAddressTypes, "nobody": ReasonNoNodes, "nospec": ReasonNoAddressTypes} {
 		h.eventually(name+" not Ready", func() error {
 			got := &ciliumv2alpha1.CiliumL2AnnouncementPolicy{}
 			h.must(h.c.Get(h.ctx, client.ObjectKey{Name: name}, got))

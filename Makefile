@@ -19,7 +19,8 @@ NODEPLUGINS := datapath cni l2announcer egressgateway bgp policy
 # Kinds served at older versions too, with the same schema: file:version...
 EXTRA_VERSIONS := cilium.io_ciliumloadbalancerippools.yaml:v2alpha1 cilium.io_ciliumbgpclusterconfigs.yaml:v2alpha1 \
   cilium.io_ciliumbgppeerconfigs.yaml:v2alpha1 cilium.io_ciliumbgpadvertisements.yaml:v2alpha1 \
-  cilium.io_ciliumbgpnodeconfigs.yaml:v2alpha1 cilium.io_ciliumbgpnodeconfigoverrides.yaml:v2alpha1
+  cilium.io_ciliumbgpnodeconfigs.yaml:v2alpha1 cilium.io_ciliumbgpnodeconfigoverrides.yaml:v2alpha1 \
+  cilium.io_ciliumnodeconfigs.yaml:v2alpha1
 
 .PHONY: help
 help: ## list the targets

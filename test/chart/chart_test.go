@@ -759,6 +759,9 @@ func TestChartNodePlugins(t *testing.T) {
 	agent := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-cni-node").Spec.Template.Spec
 	equal(t, "agent security", agent.Containers[0].SecurityContext, &corev1.SecurityContext{
 		AllowPrivilegeEscalation: new(false), ReadOnlyRootFilesystem: new(true), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}})
+	if !slices.Contains(agent.Containers[0].Args, "--node-config-namespace=kube-system") {
+		t.Errorf("agent args %v lack --node-config-namespace=kube-system", agent.Containers[0].Args)
+	}
 	if len(agent.InitContainers) != 1 || !slices.Contains(agent.InitContainers[0].Args, "--mtu=1500") || agent.InitContainers[0].Command[1] != "install" {
 		t.Errorf("install-cni init container: %+v", agent.InitContainers)
 	}

@@ -57,6 +57,8 @@ import (
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumpodippools,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumnodeconfigs,verbs=get;list;watch
 
 // Mode is the IPAM mode of the cluster.
 type Mode string
@@ -99,6 +101,10 @@ type Config struct {
 	// BootID identifies the kernel boot; allocations of an earlier boot are
 	// dropped. Empty reads /proc/sys/kernel/random/boot_id.
 	BootID string
+	// NodeConfigNamespace is where CiliumNodeConfigs are read (multi-pool:
+	// their ipam-default-ip-pool is the node's default pool); empty reads
+	// none. It must match ManagerOptions.NodeConfigNamespace.
+	NodeConfigNamespace string
 }
 
 func (c *Config) validate() error {
@@ -131,6 +137,14 @@ func (c *Config) validate() error {
 // the agent of node reads. The agent acts for its own node, so there is no
 // leader election.
 func NewManager(rc *rest.Config, node string, opts ManagerOptions) (manager.Manager, error) {
+	byObject := map[client.Object]cache.ByObject{
+		&ciliumv2.CiliumNode{}: {Field: fields.OneTermEqualSelector("metadata.name", node)},
+		&corev1.Pod{}:          {Field: fields.OneTermEqualSelector("spec.nodeName", node)},
+		&corev1.Node{}:         {Field: fields.OneTermEqualSelector("metadata.name", node)},
+	}
+	if opts.NodeConfigNamespace != "" {
+		byObject[&ciliumv2.CiliumNodeConfig{}] = cache.ByObject{Namespaces: map[string]cache.Config{opts.NodeConfigNamespace: {}}}
+	}
 	return ctrl.NewManager(rc, ctrl.Options{
 		Scheme:                 opts.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsAddr},
@@ -139,10 +153,7 @@ func NewManager(rc *rest.Config, node string, opts ManagerOptions) (manager.Mana
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject: map[client.Object]cache.ByObject{
-				&ciliumv2.CiliumNode{}: {Field: fields.OneTermEqualSelector("metadata.name", node)},
-				&corev1.Pod{}:          {Field: fields.OneTermEqualSelector("spec.nodeName", node)},
-			},
+			ByObject:         byObject,
 		},
 	})
 }
@@ -154,6 +165,9 @@ type ManagerOptions struct {
 	// "" for probes) turns them off.
 	MetricsAddr string
 	ProbeAddr   string
+	// NodeConfigNamespace is the only namespace whose CiliumNodeConfigs are
+	// cached (see Config).
+	NodeConfigNamespace string
 }
 
 // NewScheme returns the kinds the agent reads.
@@ -441,7 +455,47 @@ func (a *Agent) poolOf(ctx context.Context, p *corev1.Pod) (string, error) {
 	case pool != "":
 		return pool, nil
 	}
-	return DefaultPool, nil
+	return a.defaultPool(ctx)
+}
+
+// defaultPool is the pool of pods that pick none: the
+// ipam-default-ip-pool of the CiliumNodeConfigs that select this node (of
+// several, the one whose name sorts last), else the pool named "default".
+func (a *Agent) defaultPool(ctx context.Context) (string, error) {
+	if a.cfg.NodeConfigNamespace == "" {
+		return DefaultPool, nil
+	}
+	var configs ciliumv2.CiliumNodeConfigList
+	if err := a.client.List(ctx, &configs, client.InNamespace(a.cfg.NodeConfigNamespace)); err != nil {
+		return "", fmt.Errorf("reading CiliumNodeConfigs: %w", err)
+	}
+	if len(configs.Items) == 0 {
+		return DefaultPool, nil
+	}
+	var node corev1.Node
+	if err := a.client.Get(ctx, types.NamespacedName{Name: a.cfg.NodeName}, &node); err != nil {
+		return "", fmt.Errorf("reading Node %s for its CiliumNodeConfigs: %w", a.cfg.NodeName, err)
+	}
+	return nodeDefaultPool(configs.Items, node.Labels), nil
+}
+
+// nodeDefaultPool applies Cilium's per-node configuration rule to one key:
+// of the configs whose selector matches the node's labels, the last by name
+// that sets ipam-default-ip-pool wins. A selector that does not parse
+// matches nothing.
+func nodeDefaultPool(configs []ciliumv2.CiliumNodeConfig, nodeLabels map[string]string) string {
+	slices.SortFunc(configs, func(x, y ciliumv2.CiliumNodeConfig) int { return strings.Compare(x.Name, y.Name) })
+	pool := DefaultPool
+	for _, c := range configs {
+		v, ok := c.Spec.Defaults[ciliumv2.NodeConfigDefaultIPPool]
+		if !ok || v == "" || c.Spec.NodeSelector == nil {
+			continue
+		}
+		if sel, err := metav1.LabelSelectorAsSelector(c.Spec.NodeSelector); err == nil && sel.Matches(labels.Set(nodeLabels)) {
+			pool = v
+		}
+	}
+	return pool
 }
 
 // selectedPool is the pool whose podSelector and namespaceSelector select

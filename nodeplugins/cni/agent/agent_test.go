@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	cniclient "github.com/plexus-net/plexus/nodeplugins/cni/client"
 )
@@ -210,6 +212,59 @@ func TestPoolSelectors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "several CiliumPodIPPools (gold, team-a)") {
 		t.Errorf("a pod two pools select: %v, want an error naming gold and team-a", err)
 	}
+}
+
+// I15: a CiliumNodeConfig selecting the node by its labels sets the pool of
+// pods that name none (ipam-default-ip-pool); of several, the last by name
+// wins; an annotation or a pool selector still comes first; configs in
+// other namespaces do not count.
+func TestI15_PerNodeDefaultPool(t *testing.T) {
+	h := newHarness(t, ModeMultiPool, nil, func(c *Config) {
+		c.PreAllocate = map[string]int{"default": 1, "dc1-pool": 1, "dc1-late": 1}
+		c.NodeConfigNamespace = "kube-system"
+	})
+	h.pool("default", []string{"10.40.0.0/16"}, nil)
+	h.pool("dc1-pool", []string{"10.41.0.0/16"}, nil)
+	h.pool("dc1-late", []string{"10.42.0.0/16"}, nil)
+	h.setAllocated("default", "10.40.1.0/28")
+	h.setAllocated("dc1-pool", "10.41.1.0/28")
+	h.setAllocated("dc1-late", "10.42.1.0/28")
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: h.node, Labels: map[string]string{"topology.kubernetes.io/zone": "dc1"}}}
+	h.create(node)
+	t.Cleanup(func() { _ = h.c.Delete(context.Background(), node) })
+	config := func(ns, name, zone, pool string) {
+		c := &ciliumv2.CiliumNodeConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: ciliumv2.CiliumNodeConfigSpec{
+			NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"topology.kubernetes.io/zone": zone}},
+			Defaults:     map[string]string{ciliumv2.NodeConfigDefaultIPPool: pool, "bpf-lb-acceleration": "native"},
+		}}
+		h.create(c)
+		t.Cleanup(func() { _ = h.c.Delete(context.Background(), c) })
+	}
+	config("kube-system", "ip-pool-dc1", "dc1", "dc1-pool")
+	config("kube-system", "ip-pool-dc2", "dc2", "default")
+	config("default", "zz-elsewhere", "dc1", "default")
+	i := 0
+	newPodPool := func(ann map[string]string) string {
+		i++
+		return h.mustAdd(h.pod(h.ns, fmt.Sprintf("i15-%d", i), ann)).Pool
+	}
+	// The agent's cache sees the config and the Node shortly after.
+	h.eventually("pods without annotation use dc1-pool", func() error {
+		if p := newPodPool(nil); p != "dc1-pool" {
+			return fmt.Errorf("pool %q", p)
+		}
+		return nil
+	})
+	if p := newPodPool(map[string]string{PoolAnnotation: "default"}); p != "default" {
+		t.Errorf("annotated pod got %q, want default", p)
+	}
+	config("kube-system", "ip-pool-dc1-late", "dc1", "dc1-late")
+	h.eventually("the last config by name wins", func() error {
+		if p := newPodPool(nil); p != "dc1-late" {
+			return fmt.Errorf("pool %q", p)
+		}
+		return nil
+	})
 }
 
 func TestI14_AnnotationChangeAfterCreationChangesNothing(t *testing.T) {

@@ -84,7 +84,7 @@ func newHarness(t *testing.T, mode Mode, podCIDRs []string, edit func(*Config)) 
 // start runs an agent in a manager of its own, as the binary does.
 func (h *harness) start() {
 	h.t.Helper()
-	mgr, err := NewManager(env.Config, h.node, ManagerOptions{Scheme: env.Client.Scheme(), MetricsAddr: "0"})
+	mgr, err := NewManager(env.Config, h.node, ManagerOptions{Scheme: env.Client.Scheme(), MetricsAddr: "0", NodeConfigNamespace: h.cfg.NodeConfigNamespace})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -61,6 +61,7 @@ func main() {
 	fs.DurationVar(&cfg.CIDRWait, "cidr-wait", 30*time.Second, "how long an ADD waits for the node to receive a CIDR of the pod's pool")
 	fs.StringVar(&metricsAddr, "metrics-bind-address", "0", "address of the Prometheus metrics endpoint; \"0\" turns it off")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", "", "address of the /healthz and /readyz probes; empty turns them off")
+	fs.StringVar(&cfg.NodeConfigNamespace, "node-config-namespace", "kube-system", "namespace of the CiliumNodeConfigs whose ipam-default-ip-pool sets this node's default pool (multi-pool); empty reads none")
 	// --kubeconfig is registered by controller-runtime's config package.
 	logOpts.BindFlags(fs)
 	flag.Parse()
@@ -78,7 +79,7 @@ func main() {
 	if err != nil {
 		operator.Fatal(err, "no Kubernetes configuration")
 	}
-	mgr, err := agent.NewManager(rc, cfg.NodeName, agent.ManagerOptions{Scheme: scheme, MetricsAddr: metricsAddr, ProbeAddr: probeAddr})
+	mgr, err := agent.NewManager(rc, cfg.NodeName, agent.ManagerOptions{Scheme: scheme, MetricsAddr: metricsAddr, ProbeAddr: probeAddr, NodeConfigNamespace: cfg.NodeConfigNamespace})
 	if err != nil {
 		operator.Fatal(err, "creating the manager")
 	}

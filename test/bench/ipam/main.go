@@ -157,22 +157,45 @@ func createNodes(ctx context.Context, c client.Client, n, creators int) (time.Ti
 // watchAllocated reports on the returned channel the moment n CiliumNodes
 // hold a pod CIDR.
 func watchAllocated(ctx context.Context, cp *benchutil.ControlPlane, n int) (<-chan time.Time, error) {
-	inf, err := cp.Informer(ctx, &ciliumv2.CiliumNode{})
+	return watchUntil(ctx, cp, &ciliumv2.CiliumNode{}, n, func(o any) (string, bool) {
+		cn, ok := o.(*ciliumv2.CiliumNode)
+		if !ok {
+			return "", false
+		}
+		return cn.Name, len(cn.Spec.IPAM.PodCIDRs) > 0
+	})
+}
+
+// watchNodeCIDRs reports the moment n Nodes have spec.podCIDRs.
+func watchNodeCIDRs(ctx context.Context, cp *benchutil.ControlPlane, n int) (<-chan time.Time, error) {
+	return watchUntil(ctx, cp, &corev1.Node{}, n, func(o any) (string, bool) {
+		node, ok := o.(*corev1.Node)
+		if !ok {
+			return "", false
+		}
+		return node.Name, len(node.Spec.PodCIDRs) > 0
+	})
+}
+
+// watchUntil reports the moment n objects of obj's kind are allocated
+// (allocated names an object and says whether it is).
+func watchUntil(ctx context.Context, cp *benchutil.ControlPlane, obj client.Object, n int, allocated func(any) (string, bool)) (<-chan time.Time, error) {
+	inf, err := cp.Informer(ctx, obj)
 	if err != nil {
 		return nil, err
 	}
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	done := make(chan time.Time, 1)
-	check := func(obj any) {
-		cn, ok := obj.(*ciliumv2.CiliumNode)
-		if !ok || len(cn.Spec.IPAM.PodCIDRs) == 0 {
+	check := func(o any) {
+		name, ok := allocated(o)
+		if !ok {
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if !seen[cn.Name] {
-			seen[cn.Name] = true
+		if !seen[name] {
+			seen[name] = true
 			if len(seen) == n {
 				done <- time.Now()
 			}
@@ -215,33 +238,6 @@ func startKCM(cp *benchutil.ControlPlane, bin string, unlimited bool) (func() be
 			return nil, fmt.Errorf("kube-controller-manager at %s not healthy within a minute", addr)
 		}
 	}
-}
-
-// watchNodeCIDRs reports the moment n Nodes have spec.podCIDRs.
-func watchNodeCIDRs(ctx context.Context, cp *benchutil.ControlPlane, n int) (<-chan time.Time, error) {
-	inf, err := cp.Informer(ctx, &corev1.Node{})
-	if err != nil {
-		return nil, err
-	}
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	done := make(chan time.Time, 1)
-	check := func(obj any) {
-		node, ok := obj.(*corev1.Node)
-		if !ok || len(node.Spec.PodCIDRs) == 0 {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if !seen[node.Name] {
-			seen[node.Name] = true
-			if len(seen) == n {
-				done <- time.Now()
-			}
-		}
-	}
-	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: check, UpdateFunc: func(_, o any) { check(o) }})
-	return done, err
 }
 
 // startCeiling gives each new Node a CiliumNode holding the next /24 and then

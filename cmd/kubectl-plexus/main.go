@@ -223,7 +223,11 @@ func status(c client.Client, namespace string, wait bool, waitFor time.Duration,
 		r, err := statuscli.Collect(ctx, c, namespace, time.Now())
 		cancel()
 		if err != nil {
-			return err
+			if !wait || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(2 * time.Second) // the API server may be restarting
+			continue
 		}
 		if r.Healthy() || !wait || time.Now().After(deadline) {
 			if err := statuscli.Render(out, r); err != nil {

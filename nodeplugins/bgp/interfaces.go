@@ -32,17 +32,26 @@ func readInterfaces(names []string) (map[string]desired.Interface, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading interface %s: %w", name, err)
 		}
-		addrs, err := nldump.Addrs(nil, link, netlink.FAMILY_ALL)
-		if err != nil {
-			return nil, fmt.Errorf("reading the addresses of %s: %w", name, err)
-		}
 		a := link.Attrs()
 		iface := desired.Interface{
 			Up: a.Flags&net.FlagUp != 0 && (a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown),
 		}
-		for _, addr := range addrs {
-			if ip, ok := netip.AddrFromSlice(addr.IP); ok {
-				iface.Addrs = append(iface.Addrs, ip.Unmap())
+		// Per family, so that an IPv4-mapped IPv6 address stays IPv6 (and
+		// unusable) while an IPv4 one in 16-byte form becomes IPv4.
+		for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+			addrs, err := nldump.Addrs(nil, link, family)
+			if err != nil {
+				return nil, fmt.Errorf("reading the addresses of %s: %w", name, err)
+			}
+			for _, addr := range addrs {
+				ip, ok := netip.AddrFromSlice(addr.IP)
+				if !ok {
+					continue
+				}
+				if family == netlink.FAMILY_V4 {
+					ip = ip.Unmap()
+				}
+				iface.Addrs = append(iface.Addrs, ip)
 			}
 		}
 		slices.SortFunc(iface.Addrs, netip.Addr.Compare)

@@ -29,7 +29,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -42,7 +41,6 @@ import (
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/controllers/ipam/allocator"
-	"github.com/plexus-net/plexus/internal/conditions"
 	"github.com/plexus-net/plexus/internal/passes"
 	"github.com/plexus-net/plexus/internal/statuswrite"
 )
@@ -75,8 +73,10 @@ type Reconciler struct {
 
 	runner passes.Runner
 	// deferringSince is when status writes began to wait (zero: they do
-	// not). Passes run one at a time, so it needs no lock.
+	// not); trickleAfter is where trickling resumes. Passes run one at a
+	// time, so they need no lock.
 	deferringSince time.Time
+	trickleAfter   string
 }
 
 // SetupWithManager registers the reconciler.
@@ -153,12 +153,19 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	if deferring {
 		p.After(time.Second) // the deferred statuses, should no event come
 	}
-	for _, name := range slices.Sorted(maps.Keys(kube)) {
+	names := slices.Sorted(maps.Keys(kube))
+	// Trickling goes round the nodes from where the last pass stopped, so
+	// that every node's status is looked at within a few passes, whatever
+	// kept it from being written.
+	start, _ := slices.BinarySearch(names, r.trickleAfter)
+	for i := range names {
+		name := names[(start+i)%len(names)]
 		n, cn, nr := kube[name], byName[name], res.Nodes[name]
 		writeStatus := !deferring || nr != nil && len(nr.Errors) > 0
-		if !writeStatus && budget > 0 && cn != nil && statusPending(cn) {
+		if !writeStatus && budget > 0 && cn != nil {
 			writeStatus = true
 			budget--
+			r.trickleAfter = name + "\x00"
 		}
 		switch {
 		case cn != nil:
@@ -181,11 +188,6 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 // statusTrickle is how many waiting statuses a pass writes once they have
 // waited StatusDefer and CiliumNodes still wait for their CIDRs.
 const statusTrickle = 256
-
-// statusPending says, cheaply, whether cn's status may lag its spec.
-func statusPending(cn *ciliumv2.CiliumNode) bool {
-	return cn.Status.ObservedGeneration != cn.Generation || meta.FindStatusCondition(cn.Status.Conditions, conditions.TypeReady) == nil
-}
 
 // deferStatus says whether this pass holds back the status writes of
 // healthy nodes, and how many it writes nonetheless: all are held back while

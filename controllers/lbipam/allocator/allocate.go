@@ -463,6 +463,10 @@ func (a *allocation) allocateRequested(s *serviceState, addr netip.Addr) {
 		s.fail(ReasonPoolSelectorMismatch, "The pool with the CIDR containing '%s', doesn't select this service", addr)
 	default:
 		if p := a.reservingPool(addr); p != nil {
+			if h != nil {
+				s.fail(ReasonAlreadyAllocated, "The IP '%s' is already allocated to another service, which keeps it although pool '%s' reserves it now (allowFirstLastIPs: No)", addr, p.Name)
+				return
+			}
 			s.fail(ReasonNoPool, "No pool exists with a CIDR containing '%s': pool '%s' reserves the first and last address of its CIDRs (allowFirstLastIPs: No)", addr, p.Name)
 			return
 		}

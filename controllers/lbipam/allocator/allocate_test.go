@@ -443,6 +443,12 @@ func TestAllocateKeepsReservedAddressesWhenAllowFirstLastIPsTurnsOff(t *testing.
 	imported := svc("imported", 5, held("10.0.0.0"), func(s *Service) { s.HeldFrom = HeldImported })
 	res = Allocate(v4Only, []Pool{p}, []Service{imported, svc("asks", 6, requested("10.0.0.3"))})
 	expect(t, res, map[string][2]string{"imported": {"10.0.0.1", ReasonSatisfied}, "asks": {"", ReasonNoPool}})
+	// Asking for a reserved address someone keeps says it is taken.
+	res = Allocate(v4Only, []Pool{p}, append(rest, svc("asks", 6, requested("10.0.0.3"))))
+	expect(t, res, map[string][2]string{"d": {"10.0.0.3", ReasonSatisfied}, "asks": {"", ReasonAlreadyAllocated}})
+	if m := res.Services[key("asks")].Message; !strings.Contains(m, "keeps it") {
+		t.Errorf("message %q does not say the address is kept", m)
+	}
 }
 
 // Deterministic: the order of the input does not change the result.

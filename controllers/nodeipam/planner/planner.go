@@ -134,10 +134,10 @@ func plan(svc *corev1.Service, eligible []*corev1.Node, local map[types.Namespac
 	if v, ok := svc.Annotations[MatchNodeLabelsAnnotation]; ok {
 		sel, err := labels.Parse(v)
 		if err != nil {
-			return Result{Reason: ReasonInvalidAnnotation, Message: fmt.Sprintf("annotation %s: %q is not a label selector: %v", MatchNodeLabelsAnnotation, v, err)}
+			return Result{Reason: ReasonInvalidAnnotation, Message: fmt.Sprintf("annotation %s: %q is not a label selector: %s", MatchNodeLabelsAnnotation, clip(v), clip(err.Error()))}
 		}
 		candidates = filter(candidates, func(n *corev1.Node) bool { return sel.Matches(labels.Set(n.Labels)) })
-		narrowed = append(narrowed, "match "+MatchNodeLabelsAnnotation+" "+v)
+		narrowed = append(narrowed, "match "+MatchNodeLabelsAnnotation+" "+clip(v))
 	}
 	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
 		ready := local[types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}]
@@ -163,6 +163,15 @@ func plan(svc *corev1.Service, eligible []*corev1.Node, local map[types.Namespac
 	}
 	return Result{Addresses: addrs, Satisfied: true, Reason: ReasonSatisfied,
 		Message: fmt.Sprintf("the addresses of %d nodes", countNodes(candidates, addrs))}
+}
+
+// clip shortens a quoted user value so that a condition message stays well
+// under the API's limit.
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
 }
 
 func filter(ns []*corev1.Node, keep func(*corev1.Node) bool) []*corev1.Node {

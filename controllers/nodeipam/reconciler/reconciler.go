@@ -43,6 +43,10 @@ import (
 // nothing there).
 const ServiceConditionType = "plexus.dev/NodeIPAMSatisfied"
 
+// lbipamConditionType is the condition LB-IPAM writes on the Services it
+// serves.
+const lbipamConditionType = "cilium.io/IPAMRequestSatisfied"
+
 // Reconciler gives LoadBalancer Services their nodes' addresses.
 type Reconciler struct {
 	Client   client.Client
@@ -108,7 +112,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		switch {
 		case served && !statusCurrent(svc, res):
 			p.Write(r.serviceWrite(p.Status, svc, res))
-		case !served && meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionType) != nil:
+		case !served && svc.DeletionTimestamp == nil && meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionType) != nil:
 			p.Write(r.serviceRelease(p.Status, svc, nodeAddr))
 		}
 	}
@@ -146,9 +150,14 @@ func (r *Reconciler) serviceRelease(status *statuswrite.Writer, svc *corev1.Serv
 	return func(ctx context.Context) error {
 		wrote, err := status.Patch(ctx, svc, func(o client.Object) {
 			s := o.(*corev1.Service)
+			// While Node IPAM served the Service the whole ingress was its
+			// own, addresses of nodes gone since included; once LB-IPAM
+			// serves it (its condition is there), only node addresses are
+			// Node IPAM's to take away.
+			lbipam := meta.FindStatusCondition(s.Status.Conditions, lbipamConditionType) != nil
 			s.Status.LoadBalancer.Ingress = slices.DeleteFunc(s.Status.LoadBalancer.Ingress, func(ing corev1.LoadBalancerIngress) bool {
 				ip, err := netip.ParseAddr(ing.IP)
-				return err == nil && isNodeAddr(ip.Unmap())
+				return !lbipam || err == nil && isNodeAddr(ip.Unmap())
 			})
 			conditions.Remove(&s.Status.Conditions, ServiceConditionType)
 		})

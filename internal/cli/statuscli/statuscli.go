@@ -58,6 +58,10 @@ type Kind struct {
 	Problems      []Problem
 }
 
+// staleLease is how long after its last renewal a Lease with no Deployment
+// beside it counts as left behind by a controller that was turned off.
+const staleLease = time.Hour
+
 // Controller is one Plexus controller.
 type Controller struct {
 	Name string
@@ -101,11 +105,13 @@ func (r Report) Healthy() bool {
 // judge tells an object's state from its unstructured form.
 type judge func(u *unstructured.Unstructured) (State, string, string, bool)
 
-// kindSpec is a kind the report covers.
+// kindSpec is a kind the report covers, and the controller whose kind it
+// is: objects of a controller that is not installed are not judged (no one
+// would make them Ready).
 type kindSpec struct {
-	feature string
-	gvk     schema.GroupVersionKind
-	judge   judge
+	feature, controller string
+	gvk                 schema.GroupVersionKind
+	judge               judge
 }
 
 func cilium(version, kind string) schema.GroupVersionKind {
@@ -120,22 +126,22 @@ func nodes(kind string) schema.GroupVersionKind {
 // objects (nodes.plexus.dev) are judged by whether their node's plugin has
 // applied the current generation: that is each node plugin's health.
 var kinds = []kindSpec{
-	{"IPAM", cilium("v2", "CiliumNode"), byCondition(conditionReady)},
-	{"IPAM", cilium("v2alpha1", "CiliumPodIPPool"), byCondition(conditionReady)},
-	{"LB-IPAM", cilium("v2", "CiliumLoadBalancerIPPool"), byCondition(conditionReady)},
-	{"LB-IPAM", schema.GroupVersionKind{Version: "v1", Kind: "Service"}, servedService(lbServiceCondition)},
-	{"Node IPAM", schema.GroupVersionKind{Version: "v1", Kind: "Service"}, servedService(nodeIPAMServiceCondition)},
-	{"L2 announcements", cilium("v2alpha1", "CiliumL2AnnouncementPolicy"), byCondition(conditionReady)},
-	{"L2 announcements", nodes("L2Announcement"), applied},
-	{"Egress gateway", cilium("v2", "CiliumEgressGatewayPolicy"), byCondition(conditionReady)},
-	{"Egress gateway", nodes("Egress"), applied},
-	{"BGP", cilium("v2", "CiliumBGPClusterConfig"), byCondition(conditionReady)},
-	{"BGP", cilium("v2", "CiliumBGPPeerConfig"), byCondition(conditionReady)},
-	{"BGP", cilium("v2", "CiliumBGPNodeConfig"), byCondition(conditionReady)},
-	{"Network policy", cilium("v2", "CiliumNetworkPolicy"), byCondition(conditionReady)},
-	{"Network policy", cilium("v2", "CiliumClusterwideNetworkPolicy"), byCondition(conditionReady)},
-	{"Network policy", nodes("NodePolicy"), byCondition(conditionReady)},
-	{"Identities", cilium("v2", "CiliumIdentity"), counted},
+	{"IPAM", "ipam", cilium("v2", "CiliumNode"), byCondition(conditionReady)},
+	{"IPAM", "ipam", cilium("v2alpha1", "CiliumPodIPPool"), byCondition(conditionReady)},
+	{"LB-IPAM", "lbipam", cilium("v2", "CiliumLoadBalancerIPPool"), byCondition(conditionReady)},
+	{"LB-IPAM", "lbipam", schema.GroupVersionKind{Version: "v1", Kind: "Service"}, servedService(lbServiceCondition)},
+	{"Node IPAM", "nodeipam", schema.GroupVersionKind{Version: "v1", Kind: "Service"}, servedService(nodeIPAMServiceCondition)},
+	{"L2 announcements", "l2announcer", cilium("v2alpha1", "CiliumL2AnnouncementPolicy"), byCondition(conditionReady)},
+	{"L2 announcements", "l2announcer", nodes("L2Announcement"), applied},
+	{"Egress gateway", "egressgateway", cilium("v2", "CiliumEgressGatewayPolicy"), byCondition(conditionReady)},
+	{"Egress gateway", "egressgateway", nodes("Egress"), applied},
+	{"BGP", "bgp", cilium("v2", "CiliumBGPClusterConfig"), byCondition(conditionReady)},
+	{"BGP", "bgp", cilium("v2", "CiliumBGPPeerConfig"), byCondition(conditionReady)},
+	{"BGP", "bgp", cilium("v2", "CiliumBGPNodeConfig"), byCondition(conditionReady)},
+	{"Network policy", "policy", cilium("v2", "CiliumNetworkPolicy"), byCondition(conditionReady)},
+	{"Network policy", "policy", cilium("v2", "CiliumClusterwideNetworkPolicy"), byCondition(conditionReady)},
+	{"Network policy", "policy", nodes("NodePolicy"), byCondition(conditionReady)},
+	{"Identities", "identity", cilium("v2", "CiliumIdentity"), counted},
 }
 
 const conditionReady = "Ready"
@@ -213,14 +219,19 @@ func findCondition(u *unstructured.Unstructured, typ string) *metav1.Condition {
 // installed are left out: their feature is not installed.
 func Collect(ctx context.Context, c client.Client, namespace string, now time.Time) (Report, error) {
 	r := Report{Namespace: namespace}
+	enabled := map[string]bool{}
 	for _, name := range Controllers {
 		ctl, err := controller(ctx, c, namespace, name, now)
 		if err != nil {
 			return r, err
 		}
 		r.Controllers = append(r.Controllers, ctl)
+		enabled[name] = ctl.Enabled()
 	}
 	for _, ks := range kinds {
+		if !enabled[ks.controller] {
+			continue
+		}
 		k, ok, err := collectKind(ctx, c, ks)
 		if err != nil {
 			return r, err
@@ -261,7 +272,12 @@ func controller(ctx context.Context, c client.Client, namespace, name string, no
 		if l.Spec.RenewTime != nil {
 			ctl.LeaseAge = now.Sub(l.Spec.RenewTime.Time).Round(time.Second)
 		}
-		if l.Spec.RenewTime == nil || ctl.LeaseAge > duration || ctl.Leader == "(none)" {
+		switch {
+		case ctl.Deployment == "" && (ctl.Leader == "(none)" || ctl.LeaseAge > staleLease):
+			// Released at a clean stop, or long expired, and no Deployment:
+			// the controller was turned off; only its Lease is left.
+			ctl.Leader, ctl.LeaseAge = "", 0
+		case l.Spec.RenewTime == nil || ctl.LeaseAge > duration || ctl.Leader == "(none)":
 			ctl.Healthy = false
 		}
 	case !apierrors.IsNotFound(err):

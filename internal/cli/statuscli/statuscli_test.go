@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -58,6 +59,10 @@ func TestCollectAndRender(t *testing.T) {
 			HolderIdentity: ptr.To(name + "-7d9f_1"), LeaseDurationSeconds: ptr.To[int32](15), RenewTime: &metav1.MicroTime{Time: renewed}}}
 	}
 	ipamLease, bgpLease := lease("ipam", now.Add(-2*time.Second)), lease("bgp", now.Add(-time.Minute))
+	egressLease := lease("egressgateway", now.Add(-time.Second))
+	// A controller turned off leaves its Lease released: it counts as disabled.
+	l2Lease := lease("l2announcer", now.Add(-time.Minute))
+	l2Lease.Spec.HolderIdentity = ptr.To("")
 	lbDeploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plexus-lbipam"}, Spec: appsv1.DeploymentSpec{
 		Replicas: ptr.To[int32](1),
 		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "lbipam"}},
@@ -72,7 +77,11 @@ func TestCollectAndRender(t *testing.T) {
 	egress := &nodesv1alpha1.Egress{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Spec: corev1.ServiceSpec{
 		Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}}}
-	create(t, ipamLease, bgpLease, lbDeploy, good, bad, cn, egress, svc)
+	// A policy of the (disabled) policy controller is not judged.
+	cnp := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+		"metadata": map[string]any{"namespace": "default", "name": "orphan"},
+		"spec":     map[string]any{"endpointSelector": map[string]any{}, "ingress": []any{}}}}
+	create(t, ipamLease, bgpLease, egressLease, l2Lease, lbDeploy, good, bad, cn, egress, svc, cnp)
 	setReady(t, good, &good.Status.Conditions, "Ready", metav1.ConditionTrue, "Ready", "0 of 256 addresses in use")
 	setReady(t, bad, &bad.Status.Conditions, "Ready", metav1.ConditionFalse, "PoolConflict", "Pool conflicts since CIDR '198.18.100.0/24' overlaps")
 	setReady(t, svc, &svc.Status.Conditions, "cilium.io/IPAMRequestSatisfied", metav1.ConditionFalse, "out_of_ips", "All enabled pools ran out")
@@ -99,6 +108,7 @@ func TestCollectAndRender(t *testing.T) {
 		"ipam - ipam-7d9f_1 2s ago OK",
 		"lbipam 0/1 - - NOT READY",
 		"l2announcer - - - disabled",
+		"egressgateway - egressgateway-7d9f_1 1s ago OK",
 		"bgp - bgp-7d9f_1 1m0s ago NOT READY",
 		"LB-IPAM CiliumLoadBalancerIPPool 1/2 1",
 		"LB-IPAM Service 0/1 1",
@@ -118,6 +128,9 @@ func TestCollectAndRender(t *testing.T) {
 	}
 	if strings.Contains(text, "Service default/kubernetes") {
 		t.Error("a ClusterIP Service LB-IPAM does not serve is counted")
+	}
+	if strings.Contains(text, "CiliumNetworkPolicy") {
+		t.Error("a policy is judged while the policy controller is not installed")
 	}
 
 	// Everything put right: healthy.

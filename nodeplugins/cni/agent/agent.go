@@ -27,6 +27,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -36,6 +37,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -43,6 +45,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -247,6 +250,9 @@ func New(mgr manager.Manager, cfg Config) (*Agent, error) {
 		Watches(&corev1.Pod{}, toNode).
 		Watches(&corev1.Namespace{}, toNode).
 		Watches(&ciliumv2alpha1.CiliumPodIPPool{}, toNode).
+		// Its labels choose its CiliumNodeConfigs, so the default pool of
+		// pending pods.
+		Watches(&corev1.Node{}, toNode, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(a.trigger, toNode)).
 		Complete(reconcile.Func(a.reconcile))
 	if err != nil {
@@ -412,7 +418,9 @@ func (a *Agent) demands(ctx context.Context) (map[string]demand, error) {
 		}
 		pool, err := a.poolOf(ctx, p)
 		if err != nil {
-			return nil, err
+			// Its ADD fails with this error; the other pods' demand stands.
+			a.log.V(1).Info("pod left out of the pool demand", "pod", p.Namespace+"/"+p.Name, "error", err.Error())
+			continue
 		}
 		pending[string(p.UID)] = pool
 	}
@@ -436,10 +444,7 @@ func (a *Agent) poolOf(ctx context.Context, p *corev1.Pod) (string, error) {
 		return v, nil
 	}
 	var ns corev1.Namespace
-	if err := a.client.Get(ctx, types.NamespacedName{Name: p.Namespace}, &ns); err != nil {
-		if apierrors.IsNotFound(err) {
-			return DefaultPool, nil
-		}
+	if err := a.client.Get(ctx, types.NamespacedName{Name: p.Namespace}, &ns); err != nil && !apierrors.IsNotFound(err) {
 		return "", err
 	}
 	if v := ns.Annotations[PoolAnnotation]; v != "" {
@@ -467,6 +472,9 @@ func (a *Agent) defaultPool(ctx context.Context) (string, error) {
 	}
 	var configs ciliumv2.CiliumNodeConfigList
 	if err := a.client.List(ctx, &configs, client.InNamespace(a.cfg.NodeConfigNamespace)); err != nil {
+		if meta.IsNoMatchError(err) {
+			return DefaultPool, nil // the CRD is not installed (yet): no configs
+		}
 		return "", fmt.Errorf("reading CiliumNodeConfigs: %w", err)
 	}
 	if len(configs.Items) == 0 {

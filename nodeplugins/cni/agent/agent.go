@@ -80,6 +80,11 @@ const (
 // PoolAnnotation picks a pod's pool, on the pod or its namespace.
 const PoolAnnotation = "ipam.cilium.io/ip-pool"
 
+// RequirePoolMatchAnnotation makes, set to "true" on a pod or its
+// namespace, a pod that no pool names or selects wait instead of taking the
+// default pool (Cilium 1.19).
+const RequirePoolMatchAnnotation = "ipam.cilium.io/require-pool-match"
+
 // DefaultPool is the pool of pods that pick none.
 const DefaultPool = "default"
 
@@ -459,6 +464,14 @@ func (a *Agent) poolOf(ctx context.Context, p *corev1.Pod) (string, error) {
 		return "", err
 	case pool != "":
 		return pool, nil
+	}
+	for _, on := range []struct {
+		where string
+		ann   map[string]string
+	}{{"pod", p.Annotations}, {"namespace", ns.Annotations}} {
+		if on.ann[RequirePoolMatchAnnotation] == "true" {
+			return "", fmt.Errorf("no CiliumPodIPPool is named or selects pod %s/%s, and the %s annotation on the %s forbids the default pool", p.Namespace, p.Name, RequirePoolMatchAnnotation, on.where)
+		}
 	}
 	return a.defaultPool(ctx)
 }

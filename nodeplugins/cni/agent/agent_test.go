@@ -212,6 +212,15 @@ func TestPoolSelectors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "several CiliumPodIPPools (gold, team-a)") {
 		t.Errorf("a pod two pools select: %v, want an error naming gold and team-a", err)
 	}
+	// require-pool-match: a pod no pool selects waits instead of taking the
+	// default pool; one a pool selects is served.
+	strict := map[string]string{RequirePoolMatchAnnotation: "true"}
+	if _, err := h.add(labelled(h.ns, "strict-plain", strict)); err == nil || !strings.Contains(err.Error(), "forbids the default pool") {
+		t.Errorf("require-pool-match without a match: %v, want a refusal", err)
+	}
+	if al := h.mustAdd(labelled(h.ns, "strict-gold", strict, "tier", "gold")); al.Pool != "gold" {
+		t.Errorf("require-pool-match with a match: pool %q, want gold", al.Pool)
+	}
 }
 
 // I15: a CiliumNodeConfig selecting the node by its labels sets the pool of

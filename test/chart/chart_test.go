@@ -551,8 +551,18 @@ func TestChartIPAM(t *testing.T) {
 		}
 	}
 
-	if _, err := render(t, "--set", "ipam.enabled=true", "--set", "ipam.mode=crd"); err == nil || !strings.Contains(err.Error(), "/ipam/mode") {
-		t.Errorf("mode crd: %v", err)
+	if _, err := render(t, "--set", "ipam.enabled=true", "--set", "ipam.mode=eni"); err == nil || !strings.Contains(err.Error(), "/ipam/mode") {
+		t.Errorf("mode eni: %v", err)
+	}
+	// crd mode reaches the controller and every node's agent.
+	o, err = render(t, "--set", "ipam.enabled=true", "--set", "cni.enabled=true", "--set", "ipam.mode=crd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{container(t, get[appsv1.Deployment](t, o, "Deployment", "plexus-ipam")).Args, get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-cni-node").Spec.Template.Spec.Containers[0].Args} {
+		if !slices.Contains(args, "--ipam-mode=crd") {
+			t.Errorf("args lack --ipam-mode=crd: %v", args)
+		}
 	}
 	if _, err := render(t, "--set", "ipam.enabled=true", "--set", "ipam.operator.clusterPoolIPv4MaskSize=31"); err == nil || !strings.Contains(err.Error(), "clusterPoolIPv4MaskSize") {
 		t.Errorf("mask 31: %v", err)

@@ -129,12 +129,13 @@ type IPAMSpec struct {
 	// +kubebuilder:validation:MaxItems=2
 	PodCIDRs []string `json:"podCIDRs,omitempty"`
 
-	// Pool lists single addresses the node may hand out (crd mode). Plexus does
-	// not implement crd mode yet; see docs/ipam.md.
+	// Pool lists single addresses the node may hand out (crd mode), one key
+	// per address, written by whoever manages the node's addresses; see
+	// docs/ipam.md.
 	// +optional
 	Pool AllocationMap `json:"pool,omitempty"`
 
-	// IPv6Pool is Pool's IPv6 counterpart (crd mode; not implemented).
+	// IPv6Pool is Pool's IPv6 counterpart (crd mode).
 	// +optional
 	IPv6Pool AllocationMap `json:"ipv6-pool,omitempty"`
 
@@ -270,7 +271,8 @@ type NodeStatus struct {
 
 // IPAMStatus reports the node's address use and the controller's errors.
 type IPAMStatus struct {
-	// Used lists the addresses in use on the node (crd mode).
+	// Used lists the addresses pods hold on the node, with their owner
+	// (crd mode; written by the node's CNI agent).
 	// +optional
 	Used AllocationMap `json:"used,omitempty"`
 

@@ -24,6 +24,8 @@ func Allocate(cfg Config, pools []Pool, nodes []Node) Result {
 		kubernetesMode(cfg, nodes, res)
 	case ModeMultiPool:
 		multiPool(pools, nodes, res)
+	case ModeCRD:
+		crdMode(nodes, res)
 	default:
 		clusterPool(cfg, nodes, res)
 	}
@@ -32,6 +34,29 @@ func Allocate(cfg Config, pools []Pool, nodes []Node) Result {
 
 func newPoolResult() *PoolResult {
 	return &PoolResult{Holders: map[string][]string{}, RemovedInUse: map[string][]string{}}
+}
+
+// crdMode checks the single addresses another actor listed on the nodes: an
+// entry that is no address, or an address listed on two nodes (pods on both
+// could get it), is an error on the node that lists it later (nodes come
+// oldest first). Nothing is handed out.
+func crdMode(nodes []Node, res Result) {
+	owner := map[netip.Addr]string{}
+	for _, n := range nodes {
+		nr := res.Nodes[n.Name]
+		for _, s := range slices.Sorted(slices.Values(n.Listed)) {
+			a, err := netip.ParseAddr(s)
+			switch {
+			case err != nil:
+				nr.Errors = append(nr.Errors, fmt.Sprintf("spec.ipam.pool entry %q is not an IP address", s))
+			case owner[a.Unmap()] != "":
+				nr.Errors = append(nr.Errors, fmt.Sprintf("%s is also listed in the pool of node %s: pods on both nodes could get it", a.Unmap(), owner[a.Unmap()]))
+			default:
+				owner[a.Unmap()] = n.Name
+				nr.Listed++
+			}
+		}
+	}
 }
 
 // kubernetesMode mirrors the Node's CIDRs; kube-controller-manager decided them.

@@ -349,3 +349,27 @@ func TestCapacityAgreesWithTheAgent(t *testing.T) {
 		}
 	}
 }
+
+// crd mode hands out nothing; it counts each node's listed addresses and
+// reports, on the newer node, an address two nodes list and entries that are
+// no address.
+func TestI24_CRDModeChecksListedAddresses(t *testing.T) {
+	older := Node{Name: "b-older", Created: t0, Listed: []string{"10.0.0.2", "10.0.0.1", "fd00::1"}}
+	newer := Node{Name: "a-newer", Created: t0.Add(time.Minute), Listed: []string{"10.0.0.3", "::ffff:10.0.0.2", "10.0.0.4/32"}}
+	empty := Node{Name: "c-empty", Created: t0}
+	res := Allocate(Config{Mode: ModeCRD, IPv4: true}, nil, []Node{newer, empty, older})
+	if nr := res.Nodes["b-older"]; nr.Listed != 3 || len(nr.Errors) > 0 || len(nr.PodCIDRs) > 0 {
+		t.Errorf("older node: %+v", nr)
+	}
+	nr := res.Nodes["a-newer"]
+	want := []string{
+		`spec.ipam.pool entry "10.0.0.4/32" is not an IP address`,
+		"10.0.0.2 is also listed in the pool of node b-older: pods on both nodes could get it",
+	}
+	if nr.Listed != 1 || !slices.Equal(nr.Errors, want) {
+		t.Errorf("newer node: listed %d, errors %q, want 1 and %q", nr.Listed, nr.Errors, want)
+	}
+	if nr := res.Nodes["c-empty"]; nr.Listed != 0 || len(nr.Errors) > 0 {
+		t.Errorf("empty node: %+v", nr)
+	}
+}

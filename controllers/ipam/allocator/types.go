@@ -22,6 +22,9 @@ const (
 	ModeMultiPool Mode = "multi-pool"
 	// ModeKubernetes takes the CIDRs kube-controller-manager put on the Node.
 	ModeKubernetes Mode = "kubernetes"
+	// ModeCRD hands out nothing: another actor lists single addresses in
+	// each CiliumNode's spec.ipam.pool; the controller only checks them.
+	ModeCRD Mode = "crd"
 )
 
 // Family is the address space of one family: CIDRs carved into node CIDRs of
@@ -77,6 +80,9 @@ type Node struct {
 	// Requested and Allocated are the node's multi-pool fields.
 	Requested []Request
 	Allocated []PoolCIDRs
+	// Listed are the keys of spec.ipam.pool and spec.ipam.ipv6-pool (crd
+	// mode).
+	Listed []string
 }
 
 // NodeResult is what a node should hold.
@@ -87,6 +93,8 @@ type NodeResult struct {
 	Errors []string
 	// Notes report things kept that the configuration no longer covers.
 	Notes []string
+	// Listed counts the usable addresses of spec.ipam.pool (crd mode).
+	Listed int
 }
 
 // PoolResult is the use of one pool (multi-pool) or of the cluster pool.

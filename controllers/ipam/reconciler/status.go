@@ -24,6 +24,7 @@ const (
 	ReasonHeld             = "Held"
 	ReasonUnused           = "Unused"
 	ReasonUnsupported      = "Unsupported"
+	ReasonWaitingForPool   = "WaitingForAddresses"
 	// NodeConditionDatapathReady is the condition the datapath plugin sets
 	// on its own CiliumNode; Ready takes it into account.
 	NodeConditionDatapathReady = "DatapathReady"
@@ -41,6 +42,15 @@ func setNodeStatus(cn *ciliumv2.CiliumNode, mode allocator.Mode, res *allocator.
 		alloc.Status, alloc.Reason, alloc.Message = metav1.ConditionFalse, ReasonAllocationFailed, cn.Status.IPAM.OperatorStatus.Error
 	case mode == allocator.ModeMultiPool:
 		alloc.Message = string(mode) + ": holds " + describeAllocated(res.Allocated)
+	case mode == allocator.ModeCRD && res.Listed == 0:
+		alloc.Status, alloc.Reason = metav1.ConditionFalse, ReasonWaitingForPool
+		alloc.Message = "crd: spec.ipam.pool lists no address yet; the node's pods wait until whoever manages the node's addresses lists some"
+	case mode == allocator.ModeCRD:
+		noun := "addresses"
+		if res.Listed == 1 {
+			noun = "address"
+		}
+		alloc.Message = fmt.Sprintf("crd: spec.ipam.pool lists %d %s (status.ipam.used shows the ones pods hold)", res.Listed, noun)
 	default:
 		alloc.Message = string(mode) + ": holds " + strings.Join(res.PodCIDRs, ", ")
 	}

@@ -67,6 +67,15 @@ func toAllocatorNode(n *corev1.Node, cn *ciliumv2.CiliumNode) allocator.Node {
 		for _, a := range cn.Spec.IPAM.Pools.Allocated {
 			out.Allocated = append(out.Allocated, allocator.PoolCIDRs{Pool: a.Pool, CIDRs: a.CIDRs})
 		}
+		listed := map[string]bool{}
+		for _, m := range []ciliumv2.AllocationMap{cn.Spec.IPAM.Pool, cn.Spec.IPAM.IPv6Pool} {
+			for ip := range m {
+				if !listed[ip] {
+					listed[ip] = true
+					out.Listed = append(out.Listed, ip)
+				}
+			}
+		}
 	}
 	return out
 }
@@ -92,16 +101,18 @@ func toAllocatorPool(p *ciliumv2alpha1.CiliumPodIPPool) allocator.Pool {
 
 // desiredSpec is the CiliumNode spec with what the controller owns set:
 // addresses, and the CIDRs of the mode in use. The node's own fields
-// (requests) are left as they are.
+// (requests) and, in crd mode, the whole of spec.ipam are left as they are.
 func desiredSpec(cur ciliumv2.NodeSpec, n *corev1.Node, mode allocator.Mode, res *allocator.NodeResult) ciliumv2.NodeSpec {
 	spec := *cur.DeepCopy()
 	spec.Addresses = nodeAddresses(n)
-	if mode == allocator.ModeMultiPool {
+	switch mode {
+	case allocator.ModeCRD:
+	case allocator.ModeMultiPool:
 		spec.IPAM.Pools.Allocated = nil
 		for _, a := range res.Allocated {
 			spec.IPAM.Pools.Allocated = append(spec.IPAM.Pools.Allocated, ciliumv2.IPAMPoolAllocation{Pool: a.Pool, CIDRs: slices.Clone(a.CIDRs)})
 		}
-	} else {
+	default:
 		spec.IPAM.PodCIDRs = slices.Clone(res.PodCIDRs)
 	}
 	return spec

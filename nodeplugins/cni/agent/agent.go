@@ -2,8 +2,10 @@
 // that hands out pod addresses to the CNI plugin over a unix socket, from the
 // CIDRs the IPAM controller gave the node in its CiliumNode. In multi-pool
 // mode it also asks the controller for CIDRs (spec.ipam.pools.requested) and
-// gives back the ones it no longer needs. Allocations live in a file and
-// survive restarts; addresses of pods that no longer exist are collected.
+// gives back the ones it no longer needs. In crd mode it hands out the single
+// addresses another actor lists in spec.ipam.pool and reports the ones in use
+// in status.ipam.used. Allocations live in a file and survive restarts;
+// addresses of pods that no longer exist are collected.
 //
 // The agent reads only what its node needs: its own CiliumNode, the pods
 // scheduled to it, namespaces (for the pool annotation) and the pools.
@@ -57,6 +59,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumnodes,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumnodes/status,verbs=get;patch
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumpodippools,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
@@ -75,6 +78,10 @@ const (
 	// ModeMultiPool: per-pool CIDRs in spec.ipam.pools.allocated, asked for in
 	// spec.ipam.pools.requested.
 	ModeMultiPool Mode = "multi-pool"
+	// ModeCRD: one pool, "default", made of the single addresses listed in
+	// spec.ipam.pool and spec.ipam.ipv6-pool by another actor; the ones in
+	// use are reported in status.ipam.used and ipv6-used.
+	ModeCRD Mode = "crd"
 )
 
 // PoolAnnotation picks a pod's pool, on the pod or its namespace.
@@ -113,6 +120,10 @@ type Config struct {
 	// their ipam-default-ip-pool is the node's default pool); empty reads
 	// none. It must match ManagerOptions.NodeConfigNamespace.
 	NodeConfigNamespace string
+	// UsedUpdateInterval spaces the writes of status.ipam.used (crd mode),
+	// so that a burst of pods costs one write: Cilium's
+	// ipam-cilium-node-update-rate, 15 s by default.
+	UsedUpdateInterval time.Duration
 }
 
 func (c *Config) validate() error {
@@ -120,9 +131,9 @@ func (c *Config) validate() error {
 		return errors.New("the node name is required (--node-name)")
 	}
 	switch c.Mode {
-	case ModeClusterPool, ModeKubernetes, ModeMultiPool:
+	case ModeClusterPool, ModeKubernetes, ModeMultiPool, ModeCRD:
 	default:
-		return fmt.Errorf("unknown IPAM mode %q: use cluster-pool, multi-pool or kubernetes", c.Mode)
+		return fmt.Errorf("unknown IPAM mode %q: use cluster-pool, multi-pool, kubernetes or crd", c.Mode)
 	}
 	for pool, n := range c.PreAllocate {
 		if n < 0 {
@@ -137,6 +148,9 @@ func (c *Config) validate() error {
 	}
 	if c.CIDRWait <= 0 {
 		c.CIDRWait = 30 * time.Second
+	}
+	if c.UsedUpdateInterval <= 0 {
+		c.UsedUpdateInterval = 15 * time.Second
 	}
 	return nil
 }
@@ -208,6 +222,8 @@ type Agent struct {
 	// poolsSeen is what they were last.
 	synced    bool
 	poolsSeen string
+	// usedWritten is when status.ipam.used was last written (crd mode).
+	usedWritten time.Time
 }
 
 // New builds the agent on mgr: the reconciler of its CiliumNode, the garbage
@@ -294,7 +310,10 @@ func (a *Agent) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.R
 		}
 		return reconcile.Result{}, err
 	}
-	if a.cfg.Mode != ModeMultiPool {
+	switch a.cfg.Mode {
+	case ModeCRD:
+		return a.reconcileListed(ctx, &node)
+	case ModeClusterPool, ModeKubernetes:
 		a.setPools([]ipam.Pool{{Name: DefaultPool, CIDRs: parseCIDRs(node.Spec.IPAM.PodCIDRs, a.log)}})
 		return reconcile.Result{}, nil
 	}

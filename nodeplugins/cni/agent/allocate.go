@@ -136,7 +136,8 @@ func (a *Agent) release(k client.Key) error {
 	return nil
 }
 
-// status is ready once the node has a CIDR in the default pool.
+// status is ready once the node has a CIDR (crd mode: an address) in the
+// default pool.
 func (a *Agent) status() client.Status {
 	a.mu.Lock()
 	synced := a.synced
@@ -149,8 +150,11 @@ func (a *Agent) status() client.Status {
 			return client.Status{Ready: true}
 		}
 	}
-	if a.cfg.Mode == ModeMultiPool {
+	switch a.cfg.Mode {
+	case ModeMultiPool:
 		return client.Status{Reason: fmt.Sprintf("node %s holds no CIDR of pool %q yet (spec.ipam.pools.allocated)", a.cfg.NodeName, DefaultPool)}
+	case ModeCRD:
+		return client.Status{Reason: waitingForListed(a.cfg.NodeName)}
 	}
 	return client.Status{Reason: fmt.Sprintf("node %s has no pod CIDR yet (CiliumNode spec.ipam.podCIDRs)", a.cfg.NodeName)}
 }

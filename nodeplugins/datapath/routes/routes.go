@@ -7,6 +7,7 @@ package routes
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -203,13 +204,22 @@ func internalIP(n ciliumv2.CiliumNode, ipv4 bool) netip.Addr {
 	return netip.Addr{}
 }
 
-// podCIDRs returns the node's pod CIDRs (spec.ipam.podCIDRs and every
-// multi-pool allocation), masked and without duplicates, and the entries that
-// do not parse.
+// podCIDRs returns the node's pod CIDRs (spec.ipam.podCIDRs, every
+// multi-pool allocation, and each single address of crd mode's spec.ipam.pool
+// and ipv6-pool as a host prefix), masked and without duplicates, and the
+// entries that do not parse.
 func podCIDRs(n ciliumv2.CiliumNode) (cidrs []netip.Prefix, bad []string) {
 	all := slices.Clone(n.Spec.IPAM.PodCIDRs)
 	for _, a := range n.Spec.IPAM.Pools.Allocated {
 		all = append(all, a.CIDRs...)
+	}
+	for _, m := range []ciliumv2.AllocationMap{n.Spec.IPAM.Pool, n.Spec.IPAM.IPv6Pool} {
+		for _, key := range slices.Sorted(maps.Keys(m)) {
+			if ip, err := netip.ParseAddr(key); err == nil {
+				key = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()).String()
+			}
+			all = append(all, key) // one that does not parse is reported below
+		}
 	}
 	for _, s := range all {
 		p, err := netip.ParsePrefix(s)

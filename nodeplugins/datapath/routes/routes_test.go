@@ -258,3 +258,39 @@ func TestComputePodCIDRs(t *testing.T) {
 		t.Errorf("pod CIDRs %s", got)
 	}
 }
+
+// crd mode: every listed single address is a host route to its node, in
+// either map and family; an entry that is no address is reported.
+func TestI24_ComputeCRDModeListedAddresses(t *testing.T) {
+	listed := func(v4 []string, v6 ...string) nodeOpt {
+		return func(n *ciliumv2.CiliumNode) {
+			n.Spec.IPAM.Pool, n.Spec.IPAM.IPv6Pool = ciliumv2.AllocationMap{}, ciliumv2.AllocationMap{}
+			for _, ip := range v4 {
+				n.Spec.IPAM.Pool[ip] = ciliumv2.AllocationIP{}
+			}
+			for _, ip := range v6 {
+				n.Spec.IPAM.IPv6Pool[ip] = ciliumv2.AllocationIP{}
+			}
+		}
+	}
+	nodes := []ciliumv2.CiliumNode{
+		node("n1", internal("198.18.0.1"), listed([]string{"10.1.0.9"})),
+		node("n2", internal("198.18.0.2"), internal("fd18::2"), listed([]string{"10.1.0.7"}, "fd00::7"), func(n *ciliumv2.CiliumNode) {
+			n.Spec.IPAM.IPv6Pool["not-an-ip"] = ciliumv2.AllocationIP{}
+		}),
+	}
+	d, err := Compute(nodes, "n1", ModeNative)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(d.LocalPodCIDRs); got != "[10.1.0.9/32]" {
+		t.Errorf("local pod CIDRs %s", got)
+	}
+	want := []Route{route("10.1.0.7/32", "198.18.0.2", "n2"), route("fd00::7/128", "fd18::2", "n2")}
+	if !reflect.DeepEqual(d.Routes, want) {
+		t.Errorf("routes %v, want %v", d.Routes, want)
+	}
+	if !slices.ContainsFunc(d.Skipped, func(s string) bool { return strings.Contains(s, `"not-an-ip"`) }) {
+		t.Errorf("the bad entry is not reported: %v", d.Skipped)
+	}
+}

@@ -1,6 +1,7 @@
 // Command plexus-ipam-controller is Plexus's pod IPAM controller: it gives every node its pod
 // CIDRs, in cluster-pool, multi-pool or kubernetes mode, through the node's
-// CiliumNode.
+// CiliumNode; in crd mode it creates the CiliumNodes and checks the addresses
+// another actor lists in them.
 package main
 
 import (
@@ -61,7 +62,7 @@ func main() {
 	cfg.ClusterPoolIPv4.CIDRs = prefixList{netip.MustParsePrefix("10.0.0.0/8")}
 	cfg.ClusterPoolIPv6.CIDRs = prefixList{netip.MustParsePrefix("fd00::/104")}
 	flags.Bind(flag.CommandLine, "ipam")
-	flag.StringVar(&mode, "ipam-mode", string(allocator.ModeClusterPool), "cluster-pool (CIDRs from --cluster-pool-*), multi-pool (CIDRs from CiliumPodIPPools) or kubernetes (the Node's spec.podCIDRs)")
+	flag.StringVar(&mode, "ipam-mode", string(allocator.ModeClusterPool), "cluster-pool (CIDRs from --cluster-pool-*), multi-pool (CIDRs from CiliumPodIPPools) kubernetes (the Node's spec.podCIDRs) or crd (single addresses another actor lists in each CiliumNode's spec.ipam.pool)")
 	flag.BoolVar(&cfg.IPv4, "enable-ipv4", true, "nodes need an IPv4 pod CIDR")
 	flag.BoolVar(&cfg.IPv6, "enable-ipv6", false, "nodes need an IPv6 pod CIDR")
 	flag.Var((*prefixList)(&cfg.ClusterPoolIPv4.CIDRs), "cluster-pool-ipv4-cidr", "cluster-pool IPv4 CIDRs, comma-separated; append to grow, never edit or remove one in use")
@@ -116,9 +117,9 @@ func main() {
 
 func validate(cfg allocator.Config) error {
 	switch cfg.Mode {
-	case allocator.ModeClusterPool, allocator.ModeMultiPool, allocator.ModeKubernetes:
+	case allocator.ModeClusterPool, allocator.ModeMultiPool, allocator.ModeKubernetes, allocator.ModeCRD:
 	default:
-		return fmt.Errorf("--ipam-mode=%q: want cluster-pool, multi-pool or kubernetes (crd, eni and azure are not implemented; see docs/ipam.md)", cfg.Mode)
+		return fmt.Errorf("--ipam-mode=%q: want cluster-pool, multi-pool, kubernetes or crd (eni, azure and alibabacloud are not implemented; see docs/ipam.md)", cfg.Mode)
 	}
 	if !cfg.IPv4 && !cfg.IPv6 {
 		return fmt.Errorf("--enable-ipv4 and --enable-ipv6 are both off")

@@ -178,6 +178,8 @@ func (w *world) nodePeer(instance string, cp ciliumv2.CiliumBGPNodePeer, peerCon
 		p.LocalAddress = addr
 	}
 	p.Routes = w.peerConfigRoutes(pc, adverts)
+	// Routes and families come from the PeerConfig alone.
+	p.RouteGroup = "CiliumBGPPeerConfig/" + pc.Name
 	return p, true
 }
 

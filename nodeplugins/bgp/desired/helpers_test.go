@@ -158,6 +158,9 @@ func renderPeer(p Peer) string {
 	fmt.Fprintf(&b, "  peer %s addr %s asn %d local %s port %d retry %s hold %s keepalive %s ttl %d gr %s families %s password %q\n",
 		p.Name, addr, p.ASN, addrOrDash(p.LocalAddress.String()), p.Port, p.ConnectRetry, p.HoldTime, p.Keepalive,
 		p.EBGPMultihopTTL, gr, strings.Join(fams, ","), p.Password)
+	if p.RouteGroup != "" {
+		fmt.Fprintf(&b, "    route group %s\n", p.RouteGroup)
+	}
 	b.WriteString(renderRoutes(p.Routes))
 	return b.String()
 }

@@ -28,6 +28,7 @@ func TestB14_B16_B24_B26_EmptyPeerConfigDefaults(t *testing.T) {
 			Name: "tor1", Address: netip.MustParseAddr("198.18.0.1"), ASN: 65000, Port: 179,
 			ConnectRetry: 120 * time.Second, HoldTime: 90 * time.Second, Keepalive: 30 * time.Second,
 			EBGPMultihopTTL: 1, Families: []Family{{"ipv4", "unicast"}, {"ipv6", "unicast"}},
+			RouteGroup: "CiliumBGPPeerConfig/peer",
 		}},
 	}}}
 	if !reflect.DeepEqual(st, want) {
@@ -47,7 +48,8 @@ func TestB14_B15_B19_B22_PeerConfigSettings(t *testing.T) {
 	})}
 	got := renderPeer(firstPeer(t, Compute(in)))
 	expectText(t, "peer", got,
-		`  peer tor1 addr 198.18.0.1 asn 65000 local - port 1179 retry 5s hold 9s keepalive 3s ttl 4 gr 2m0s families ipv4/unicast,ipv6/unicast password ""`+"\n")
+		`  peer tor1 addr 198.18.0.1 asn 65000 local - port 1179 retry 5s hold 9s keepalive 3s ttl 4 gr 2m0s families ipv4/unicast,ipv6/unicast password ""`+"\n"+
+			"    route group CiliumBGPPeerConfig/peer\n")
 
 	in.PeerConfigs[0].Spec.GracefulRestart.RestartTimeSeconds = ptr.To[int32](15)
 	if gr := firstPeer(t, Compute(in)).GracefulRestart; gr != (GracefulRestart{Enabled: true, RestartTime: 15 * time.Second}) {
@@ -349,6 +351,7 @@ func TestNodeConfigPeers(t *testing.T) {
 		"source CiliumBGPNodeConfig/node-a",
 		"instance instance-65001 asn 65001 router-id 198.18.0.11 listen 1790",
 		`  peer gw addr auto:ipv6 asn 0 local - port 179 retry 2m0s hold 1m30s keepalive 30s ttl 1 gr off families ipv4/unicast,ipv6/unicast password ""`,
+		"    route group CiliumBGPPeerConfig/peer",
 		"    route 10.1.0.0/24",
 		"    route fd00:1::/64",
 		`  peer tor2 addr fd00:11::1 asn 65000 local fd00:11::2 port 179 retry 2m0s hold 1m30s keepalive 30s ttl 1 gr off families ipv4/unicast,ipv6/unicast password ""`,

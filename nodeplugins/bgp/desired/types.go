@@ -91,6 +91,11 @@ type Peer struct {
 	// Routes are the routes this neighbour is sent, sorted by prefix, one
 	// entry per prefix with the attributes already merged.
 	Routes []Route
+	// RouteGroup, when set, promises that every peer of the instance with
+	// the same RouteGroup is sent the same Routes in the same Families
+	// (they share a CiliumBGPPeerConfig), so the speaker keeps one table
+	// for them all. Empty: the peer's routes are its own.
+	RouteGroup string
 }
 
 // AutoDiscovery peers with the node's default gateway of a family.

@@ -7,21 +7,26 @@
 //     ListenPort -1, which opens no listening socket at all (B11); a port
 //     listens on every address, or on WithListenAddresses (B12). A change of
 //     ASN, router ID or port restarts that instance only.
-//   - One VRF per peer, and the peer is bound to it (GoBGP's "VRF-enslaved
-//     neighbor"). The VRF holds exactly the routes that peer is sent, with
-//     their own attributes; its route target is private to the peer, so no
-//     route leaks to another peer. Adding, changing or withdrawing a route
-//     of one peer is one AddPath/DeletePath in its VRF and one UPDATE on
-//     that session: no policy to re-evaluate, no soft reset, and a withdraw
-//     is always sent (GoBGP has no Adj-RIB-Out, so an export policy change
-//     plus a soft reset never withdraws what the new policy rejects). The
-//     price is one copy of a prefix per peer that gets it, and GoBGP checks
-//     every route update against every established VRF peer (compiling a
-//     regexp each time), so adding R routes to each of P peers costs about
-//     R·P² checks: measured here (2 loaded cores), 10,000 prefixes reach one
-//     peer in about 0.6 s, and two peers in about 1.8 s
-//     (BenchmarkApply10kPrefixes). VRF ids stay 0 so that GoBGP's zebra
-//     bookkeeping does not add another check per VRF.
+//   - One table of routes per route group: the peers of an instance that
+//     use one CiliumBGPPeerConfig are sent the same routes (desired.Peer's
+//     RouteGroup promises it, and the speaker checks it), so they share
+//     one table; a peer without a group has a table of its own. The first
+//     table of an instance is GoBGP's global RIB, and its peers are plain
+//     neighbours, so a common cluster (every peer under one PeerConfig)
+//     costs what GoBGP alone costs. Every further table is a VRF whose
+//     route target is private to it, its peers are bound to it (GoBGP's
+//     "VRF-enslaved neighbor"), so no route leaks between groups. Adding,
+//     changing or withdrawing a route of a group is one AddPath/DeletePath
+//     in its table and one UPDATE per member session: no policy to
+//     re-evaluate, no soft reset, and a withdraw is always sent (GoBGP has
+//     no Adj-RIB-Out, so an export policy change plus a soft reset never
+//     withdraws what the new policy rejects). GoBGP checks every VRF route
+//     update against every established VRF peer (compiling a regexp each
+//     time), so VRF groups cost more per peer than the global one
+//     (BenchmarkApply10kPrefixes). A peer that changes group is bound anew,
+//     which resets its session; a group that empties withdraws its routes,
+//     and the global RIB goes to the next new group. VRF ids stay 0 so that
+//     GoBGP's zebra bookkeeping does not add another check per VRF.
 //   - A global import policy accepts only local routes: what peers send is
 //     counted (received) but never enters the RIB, so it can neither shadow
 //     nor replace a route this node originates.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -37,7 +38,8 @@ type instance struct {
 	server    *server.BgpServer
 	stopWatch context.CancelFunc
 	book      *errorBook
-	peers     map[string]*peer // by desired name
+	peers     map[string]*peer  // by desired name
+	tables    map[string]*table // by tableKey
 	nextID    uint32
 
 	// sockets are the TCP endpoints of established sessions, by neighbour
@@ -48,13 +50,33 @@ type instance struct {
 
 type endpoints struct{ local, remote netip.AddrPort }
 
-// peer is one desired peer: its VRF, its routes, and its session if it has
-// an address.
-type peer struct {
-	name   string
+// table holds the routes a set of peers is sent: the global RIB (vrf "")
+// or a VRF the peers are bound to. Peers of one route group share a table
+// (see doc.go).
+type table struct {
+	key    string
 	vrf    string
-	want   desired.Peer
-	routes map[netip.Prefix]desired.Route // what the VRF holds
+	routes map[netip.Prefix]desired.Route
+	// members are the peers bound to it; filledBy is the peer whose routes
+	// it took in the current sync.
+	members  map[string]bool
+	filledBy string
+}
+
+// tableKey is the table a desired peer belongs to.
+func tableKey(w desired.Peer) string {
+	if w.RouteGroup != "" {
+		return "group/" + w.RouteGroup
+	}
+	return "peer/" + w.Name
+}
+
+// peer is one desired peer: its table, and its session if it has an
+// address.
+type peer struct {
+	name  string
+	table *table
+	want  desired.Peer
 	// conf is the running neighbour; nil while the peer has no session.
 	conf *api.Peer
 	// addr is conf's neighbour address.
@@ -80,7 +102,7 @@ func startInstance(ctx context.Context, log logr.Logger, in desired.Instance, li
 	book := newErrorBook(changed)
 	srv := server.NewBgpServer(server.LoggerOption(&gobgpLogger{log: log.WithName("gobgp"), book: book}))
 	go srv.Serve()
-	inst := &instance{name: in.Name, key: keyOf(in), log: log, server: srv, book: book, peers: map[string]*peer{}, sockets: map[string]endpoints{}}
+	inst := &instance{name: in.Name, key: keyOf(in), log: log, server: srv, book: book, peers: map[string]*peer{}, tables: map[string]*table{}, sockets: map[string]endpoints{}}
 	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: globalConfig(in, listen)}); err != nil {
 		_ = srv.StopBgp(ctx, &api.StopBgpRequest{}) // closes listeners opened before the failure
 		return nil, fmt.Errorf("instance %s: starting BGP: %w", in.Name, err)
@@ -188,14 +210,21 @@ func (i *instance) sync(ctx context.Context, want []desired.Peer, resolve resolv
 	for _, p := range want {
 		wanted[p.Name] = p
 	}
+	for _, t := range i.tables {
+		t.filledBy = ""
+	}
 	// Sessions first: removed peers and peers whose session changes let
-	// go of their address before any other peer takes it.
+	// go of their address before any other peer takes it. A peer that
+	// changes table is bound anew, which is a session change.
 	next := map[string]*api.Peer{}
 	for _, name := range sortedKeys(i.peers) {
 		p := i.peers[name]
 		w, keep := wanted[name]
 		var conf *api.Peer
 		if keep {
+			if p.table.key != tableKey(w) {
+				i.leaveTable(p)
+			}
 			conf = i.sessionFor(w, p, resolve)
 			next[name] = conf
 		}
@@ -203,25 +232,37 @@ func (i *instance) sync(ctx context.Context, want []desired.Peer, resolve resolv
 			errs = append(errs, i.deleteSession(ctx, p))
 		}
 		if !keep {
-			errs = append(errs, i.deletePeer(ctx, p))
+			i.leaveTable(p)
+			delete(i.peers, name)
 		}
 	}
 	for _, w := range want {
 		p := i.peers[w.Name]
 		if p == nil {
-			var err error
-			if p, err = i.addPeer(ctx, w.Name); err != nil {
+			p = &peer{name: w.Name}
+			i.peers[w.Name] = p
+		}
+		if p.table == nil {
+			t, err := i.joinTable(ctx, p, tableKey(w))
+			if err != nil {
 				errs = append(errs, err)
+				delete(i.peers, w.Name)
 				continue
 			}
+			p.table = t
 			next[w.Name] = i.sessionFor(w, p, resolve)
 		}
 		p.want = w
 		// Routes before the session: a new session starts with the whole
 		// table.
-		errs = append(errs, i.syncRoutes(ctx, p, w))
+		errs = append(errs, i.fillTable(ctx, p.table, w))
 		if conf := next[w.Name]; conf != nil && p.conf == nil {
 			errs = append(errs, i.addSession(ctx, p, conf))
+		}
+	}
+	for _, key := range sortedKeys(i.tables) {
+		if t := i.tables[key]; len(t.members) == 0 {
+			errs = append(errs, i.deleteTable(ctx, t))
 		}
 	}
 	return errors.Join(errs...)
@@ -232,37 +273,60 @@ func (i *instance) sync(ctx context.Context, want []desired.Peer, resolve resolv
 func (i *instance) sessionFor(w desired.Peer, p *peer, resolve resolver) *api.Peer {
 	addr, problem := resolve(w)
 	p.problem = problem
-	if !addr.IsValid() {
+	if !addr.IsValid() || p.table == nil {
 		return nil
 	}
-	return peerConfig(w, addr, p.vrf)
+	return peerConfig(w, addr, p.table.vrf)
 }
 
-func (i *instance) addPeer(ctx context.Context, name string) (*peer, error) {
-	i.nextID++
-	p := &peer{name: name, vrf: "peer/" + name, routes: map[netip.Prefix]desired.Route{}}
-	vrf, err := vrfConfig(p.vrf, i.nextID)
-	if err == nil {
-		err = i.server.AddVrf(ctx, &api.AddVrfRequest{Vrf: vrf})
+// joinTable binds p to the table of key, making the table if there is
+// none: the global RIB when no table holds it, else a VRF of its own.
+func (i *instance) joinTable(ctx context.Context, p *peer, key string) (*table, error) {
+	t := i.tables[key]
+	if t == nil {
+		t = &table{key: key, routes: map[netip.Prefix]desired.Route{}, members: map[string]bool{}}
+		global := !slices.ContainsFunc(slices.Collect(maps.Values(i.tables)), func(o *table) bool { return o.vrf == "" })
+		if !global {
+			i.nextID++
+			t.vrf = "table/" + strconv.FormatUint(uint64(i.nextID), 10)
+			vrf, err := vrfConfig(t.vrf, i.nextID)
+			if err == nil {
+				err = i.server.AddVrf(ctx, &api.AddVrfRequest{Vrf: vrf})
+			}
+			if err != nil {
+				return nil, fmt.Errorf("peer %s: adding the VRF of its routes: %w", p.name, err)
+			}
+		}
+		i.tables[key] = t
 	}
-	if err != nil {
-		return nil, fmt.Errorf("peer %s: adding its VRF: %w", name, err)
-	}
-	i.peers[name] = p
-	return p, nil
+	t.members[p.name] = true
+	return t, nil
 }
 
-func (i *instance) deletePeer(ctx context.Context, p *peer) error {
-	delete(i.peers, p.name)
-	// Deleting the VRF withdraws its routes; the session is gone already.
-	if err := i.server.DeleteVrf(ctx, &api.DeleteVrfRequest{Name: p.vrf}); err != nil {
-		return fmt.Errorf("peer %s: deleting its VRF: %w", p.name, err)
+// leaveTable unbinds p from its table; sync deletes tables left empty.
+func (i *instance) leaveTable(p *peer) {
+	if p.table != nil {
+		delete(p.table.members, p.name)
+		p.table = nil
 	}
+}
+
+// deleteTable withdraws an empty table's routes: deleting a VRF withdraws
+// them, the global RIB's are withdrawn one by one.
+func (i *instance) deleteTable(ctx context.Context, t *table) error {
+	if t.vrf == "" {
+		if err := i.syncTable(ctx, t, nil); err != nil {
+			return err
+		}
+	} else if err := i.server.DeleteVrf(ctx, &api.DeleteVrfRequest{Name: t.vrf}); err != nil {
+		return fmt.Errorf("deleting VRF %s: %w", t.vrf, err)
+	}
+	delete(i.tables, t.key)
 	return nil
 }
 
 func (i *instance) addSession(ctx context.Context, p *peer, conf *api.Peer) error {
-	i.log.V(1).Info("adding BGP neighbor", "peer", p.name, "address", conf.Conf.NeighborAddress, "asn", conf.Conf.PeerAsn)
+	i.log.V(1).Info("adding BGP neighbor", "peer", p.name, "address", conf.Conf.NeighborAddress, "asn", conf.Conf.PeerAsn, "vrf", conf.Conf.Vrf)
 	if err := i.server.AddPeer(ctx, &api.AddPeerRequest{Peer: conf}); err != nil {
 		p.problem = "adding the neighbor: " + err.Error()
 		return fmt.Errorf("peer %s: adding neighbor %s: %w", p.name, conf.Conf.NeighborAddress, err)
@@ -285,45 +349,71 @@ func (i *instance) deleteSession(ctx context.Context, p *peer) error {
 	return nil
 }
 
-// syncRoutes makes p's VRF hold exactly w's routes of w's families.
-func (i *instance) syncRoutes(ctx context.Context, p *peer, w desired.Peer) error {
-	want := make(map[netip.Prefix]desired.Route, len(w.Routes))
+// fillTable makes t hold w's routes of w's families, once per sync: the
+// other members of a route group are sent the same routes, which is
+// checked, so that a broken promise shows as an error instead of a wrong
+// advertisement going unnoticed.
+func (i *instance) fillTable(ctx context.Context, t *table, w desired.Peer) error {
+	want := carried(w)
+	if t.filledBy != "" {
+		if !slices.EqualFunc(want, carried(i.peers[t.filledBy].want), sameRoute) {
+			return fmt.Errorf("peers %s and %s are in route group %q but are sent different routes; %s is sent %s's", t.filledBy, w.Name, w.RouteGroup, w.Name, t.filledBy)
+		}
+		return nil
+	}
+	t.filledBy = w.Name
+	return i.syncTable(ctx, t, want)
+}
+
+// carried are the routes of w's families.
+func carried(w desired.Peer) []desired.Route {
+	var out []desired.Route
 	for _, r := range w.Routes {
 		if carries(w.Families, r.Prefix) {
-			want[r.Prefix] = r
+			out = append(out, r)
 		}
 	}
+	return out
+}
+
+// syncTable makes t hold exactly routes (sorted by prefix).
+func (i *instance) syncTable(ctx context.Context, t *table, routes []desired.Route) error {
+	want := make(map[netip.Prefix]desired.Route, len(routes))
+	for _, r := range routes {
+		want[r.Prefix] = r
+	}
+	tableType := api.TableType_GLOBAL
+	if t.vrf != "" {
+		tableType = api.TableType_VRF
+	}
 	var errs []error
-	for _, pfx := range sortedPrefixes(p.routes) {
+	for _, pfx := range sortedPrefixes(t.routes) {
 		if _, ok := want[pfx]; ok {
 			continue
 		}
 		path, err := withdrawPath(pfx)
 		if err == nil {
-			err = i.server.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_VRF, VrfId: p.vrf, Family: path.Family, Path: path})
+			err = i.server.DeletePath(ctx, &api.DeletePathRequest{TableType: tableType, VrfId: t.vrf, Family: path.Family, Path: path})
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("peer %s: withdrawing %s: %w", p.name, pfx, err))
+			errs = append(errs, fmt.Errorf("table of %s: withdrawing %s: %w", t.key, pfx, err))
 			continue
 		}
-		delete(p.routes, pfx)
+		delete(t.routes, pfx)
 	}
-	for _, r := range w.Routes {
-		if _, ok := want[r.Prefix]; !ok {
-			continue
-		}
-		if have, ok := p.routes[r.Prefix]; ok && sameRoute(have, r) {
+	for _, r := range routes {
+		if have, ok := t.routes[r.Prefix]; ok && sameRoute(have, r) {
 			continue
 		}
 		path, err := routePath(r)
 		if err == nil {
-			_, err = i.server.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_VRF, VrfId: p.vrf, Path: path})
+			_, err = i.server.AddPath(ctx, &api.AddPathRequest{TableType: tableType, VrfId: t.vrf, Path: path})
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("peer %s: advertising %s: %w", p.name, r.Prefix, err))
+			errs = append(errs, fmt.Errorf("table of %s: advertising %s: %w", t.key, r.Prefix, err))
 			continue
 		}
-		p.routes[r.Prefix] = r
+		t.routes[r.Prefix] = r
 	}
 	return errors.Join(errs...)
 }

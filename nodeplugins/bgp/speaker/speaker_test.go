@@ -593,3 +593,90 @@ func BenchmarkApply10kPrefixes(b *testing.B) {
 		})
 	}
 }
+
+// Peers of one route group share one table: the first group in the global
+// RIB, later ones in VRFs. A group's change reaches all its peers without a
+// reset; a peer that changes group gets exactly the new group's routes; a
+// group that empties withdraws its routes from the global RIB, so the next
+// group there starts clean; peers that share a group but not their routes
+// are an error, not a silent wrong advertisement.
+func TestRouteGroupsShareTables(t *testing.T) {
+	t.Parallel()
+	local := loopbackAddr()
+	var routers []*router
+	for range 4 {
+		r := newRouter(t, 65000)
+		r.neighbor(local, 65001)
+		routers = append(routers, r)
+	}
+	r1, r2, r3, r4 := routers[0], routers[1], routers[2], routers[3]
+	s := newSpeaker(t)
+	routesA, routesB, routesC := prefixes(100, "10.20.0.0"), prefixes(50, "10.30.0.0"), prefixes(5, "10.40.0.0")
+	member := func(name string, r *router, group string, routes []desired.Route) desired.Peer {
+		p := fastPeer(name, r, local)
+		p.RouteGroup, p.Routes = group, routes
+		return p
+	}
+	holds := func(r *router, routes []desired.Route) func() bool {
+		return func() bool {
+			got := r.received(local, familyIPv4)
+			if len(got) != len(routes) {
+				return false
+			}
+			for _, rt := range routes {
+				if _, ok := got[rt.Prefix.String()]; !ok {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	p1, p2, p3 := member("a1", r1, "A", routesA), member("a2", r2, "A", routesA), member("b1", r3, "B", routesB)
+	mustApply(t, s, oneInstance(65001, local, p1, p2, p3))
+	eventually(t, 10*time.Second, "group A at routers 1 and 2, group B at router 3", func() bool {
+		return holds(r1, routesA)() && holds(r2, routesA)() && holds(r3, routesB)()
+	})
+	inst := s.instances["default"]
+	if n := len(inst.tables); n != 2 {
+		t.Fatalf("%d tables for two route groups", n)
+	}
+	if inst.tables["group/A"].vrf != "" || inst.tables["group/B"].vrf == "" {
+		t.Errorf("group A (first) should use the global RIB and B a VRF: %q, %q", inst.tables["group/A"].vrf, inst.tables["group/B"].vrf)
+	}
+	since := s.peerStatus("default", "a2").EstablishedTime
+
+	// One change of group A reaches both of its peers, without a reset.
+	p1.Routes, p2.Routes = routesA[:90], routesA[:90]
+	mustApply(t, s, oneInstance(65001, local, p1, p2, p3))
+	eventually(t, 5*time.Second, "10 routes withdrawn at routers 1 and 2", func() bool { return holds(r1, routesA[:90])() && holds(r2, routesA[:90])() })
+	if now := s.peerStatus("default", "a2"); !now.EstablishedTime.Equal(since) {
+		t.Errorf("a2's session was reset by a route change")
+	}
+
+	// a2 moves to group B: router 2 ends with B's routes only.
+	p2 = member("a2", r2, "B", routesB)
+	mustApply(t, s, oneInstance(65001, local, p1, p2, p3))
+	eventually(t, 10*time.Second, "router 2 holds group B", holds(r2, routesB))
+
+	// a1 leaves group A, which empties; a new group C then takes the global
+	// RIB and router 4 gets C's routes and nothing of A's.
+	p1 = member("a1", r1, "", nil)
+	mustApply(t, s, oneInstance(65001, local, p1, p2, p3))
+	eventually(t, 10*time.Second, "router 1 holds nothing", holds(r1, nil))
+	p4 := member("c1", r4, "C", routesC)
+	mustApply(t, s, oneInstance(65001, local, p1, p2, p3, p4))
+	eventually(t, 10*time.Second, "router 4 holds group C only", holds(r4, routesC))
+	if inst.tables["group/C"].vrf != "" {
+		t.Errorf("group C should have taken the free global RIB, has VRF %q", inst.tables["group/C"].vrf)
+	}
+	if !holds(r3, routesB)() || !holds(r2, routesB)() {
+		t.Error("group B's routers lost routes while other groups changed")
+	}
+
+	// Two peers in one group with different routes.
+	bad := member("c2", r1, "C", routesB)
+	err := s.Apply(context.Background(), oneInstance(65001, local, bad, p2, p3, p4))
+	if err == nil || !strings.Contains(err.Error(), `route group "C"`) {
+		t.Errorf("peers of one group with different routes: %v, want an error naming the group", err)
+	}
+}

@@ -3,6 +3,7 @@ package speaker
 import (
 	"cmp"
 	"context"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -108,7 +109,11 @@ func (i *instance) peerStatus(p *peer, sessions map[string]*api.Peer, limit int)
 	if sess.Transport != nil {
 		out.nextHop = sess.Transport.LocalAddress
 	}
-	routes := sortedPrefixes(p.routes)
+	var held map[netip.Prefix]desired.Route
+	if p.table != nil {
+		held = p.table.routes
+	}
+	routes := sortedPrefixes(held)
 	for _, f := range p.want.Families {
 		if _, ok := apiFamily(f); !ok {
 			continue
@@ -124,7 +129,7 @@ func (i *instance) peerStatus(p *peer, sessions map[string]*api.Peer, limit int)
 				}
 				count.Advertised++
 				if len(st.AdvertisedRoutes) < limit {
-					st.AdvertisedRoutes = append(st.AdvertisedRoutes, out.route(p.routes[pfx]))
+					st.AdvertisedRoutes = append(st.AdvertisedRoutes, out.route(held[pfx]))
 				}
 			}
 		}
@@ -215,7 +220,7 @@ func peeringState(s api.PeerState_SessionState) ciliumv2.BGPPeeringState {
 
 // localRIB is every route the instance originates, once per distinct
 // prefix and attributes (different peers may get a prefix with different
-// attributes), as held in the peers' VRFs.
+// attributes), as held in the peers' tables.
 func (i *instance) localRIB(limit int) ([]ciliumv2.BGPRoute, int32) {
 	type entry struct {
 		route desired.Route
@@ -223,8 +228,8 @@ func (i *instance) localRIB(limit int) ([]ciliumv2.BGPRoute, int32) {
 	}
 	seen := map[string]bool{}
 	var all []entry
-	for _, p := range i.peers {
-		for _, r := range p.routes {
+	for _, t := range i.tables {
+		for _, r := range t.routes {
 			k := attributesKey(r)
 			if !seen[k] {
 				seen[k] = true

@@ -127,7 +127,7 @@ hubble: ## build the upstream Hubble CLI from Cilium's Go module into bin/tools 
 run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up
 	hack/run.sh
 
-.PHONY: bench bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-policy bench-policy-change
+.PHONY: bench bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-bgp-peers bench-policy bench-policy-change
 bench: bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-policy bench-policy-change ## every scale benchmark against the real API server (see docs/benchmarks.md)
 
 bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside the API server's write ceiling
@@ -163,10 +163,13 @@ bench-egress: controlplane tools ## egress gateway: failover time over 20 kills;
 	go test -run '^$$' -bench 'EgressPath' -benchtime 3x -count 3 -timeout 30m ./test/e2e
 	go test -run '^$$' -bench 'EgressNewPod' -benchtime 10x -count 3 -timeout 30m ./test/e2e
 
-bench-bgp: controlplane tools ## BGP: 10,000 prefixes to a peer (plugin vs GoBGP-to-GoBGP), plugin CPU and memory; Service address to route at FRR on the lab (needs root)
+bench-bgp: controlplane tools bench-bgp-peers ## BGP: 10,000 prefixes to a peer (plugin vs GoBGP-to-GoBGP), plugin CPU and memory; 16 peers; Service address to route at FRR on the lab (needs root)
 	go build -o bin/plexus-bgp-node ./nodeplugins/bgp/cmd/plexus-bgp-node
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/bgp $(BENCH_ARGS)
 	go test -run '^$$' -bench 'BGPServiceToRouter' -benchtime 20x -count 3 -timeout 30m ./test/e2e
+
+bench-bgp-peers: ## BGP: 10,000 prefixes to 16 peers of one PeerConfig and one more prefix to all 16, beside GoBGP alone (5 runs)
+	go test -run '^$$' -bench 'BenchmarkManyPeers' -benchtime 3x -count 5 -timeout 30m ./nodeplugins/bgp/speaker
 
 LAB_NODES ?= 3
 LAB_ARGS ?=

@@ -24,7 +24,7 @@ const (
 )
 
 // vrfAdmin is the administrator field of the route distinguishers and
-// route targets of the per-peer VRFs: a reserved AS number, since these
+// route targets of the route groups' VRFs: a reserved AS number, since these
 // values never leave the node.
 const vrfAdmin = 65535
 
@@ -42,7 +42,7 @@ func globalConfig(in desired.Instance, listen []string) *api.Global {
 	return g
 }
 
-// vrfConfig is the private VRF of the peer with the given id.
+// vrfConfig is the private VRF of the route group with the given id.
 func vrfConfig(name string, id uint32) (*api.Vrf, error) {
 	rd, err := apiutil.MarshalRD(bgp.NewRouteDistinguisherTwoOctetAS(vrfAdmin, id))
 	if err != nil {

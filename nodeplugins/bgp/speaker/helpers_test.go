@@ -176,6 +176,18 @@ func (r *router) ribCount(fam *api.Family) int {
 	return n
 }
 
+// has reports whether the router's RIB holds pfx.
+func (r *router) has(pfx netip.Prefix) bool {
+	fam := familyIPv4
+	if pfx.Addr().Is6() {
+		fam = familyIPv6
+	}
+	found := false
+	_ = r.s.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: fam,
+		Prefixes: []*api.TableLookupPrefix{{Prefix: pfx.String()}}}, func(*api.Destination) { found = true })
+	return found
+}
+
 // remoteCaps are the capabilities the neighbour at addr sent in its OPEN.
 func (r *router) remoteCaps(addr netip.Addr) []bgp.ParameterCapabilityInterface {
 	p := r.peer(addr)

@@ -354,22 +354,24 @@ func (i *instance) deleteSession(ctx context.Context, p *peer) error {
 // checked, so that a broken promise shows as an error instead of a wrong
 // advertisement going unnoticed.
 func (i *instance) fillTable(ctx context.Context, t *table, w desired.Peer) error {
-	want := carried(w)
 	if t.filledBy != "" {
-		if !slices.EqualFunc(want, carried(i.peers[t.filledBy].want), sameRoute) {
+		first := i.peers[t.filledBy].want
+		if !slices.Equal(w.Families, first.Families) || !slices.EqualFunc(w.Routes, first.Routes, sameRoute) {
 			return fmt.Errorf("peers %s and %s are in route group %q but are sent different routes; %s is sent %s's", t.filledBy, w.Name, w.RouteGroup, w.Name, t.filledBy)
 		}
 		return nil
 	}
 	t.filledBy = w.Name
-	return i.syncTable(ctx, t, want)
+	return i.syncTable(ctx, t, carried(w))
 }
 
 // carried are the routes of w's families.
 func carried(w desired.Peer) []desired.Route {
-	var out []desired.Route
+	has4 := slices.Contains(w.Families, desired.Family{AFI: "ipv4", SAFI: "unicast"})
+	has6 := slices.Contains(w.Families, desired.Family{AFI: "ipv6", SAFI: "unicast"})
+	out := make([]desired.Route, 0, len(w.Routes))
 	for _, r := range w.Routes {
-		if carries(w.Families, r.Prefix) {
+		if r.Prefix.Addr().Is4() && has4 || !r.Prefix.Addr().Is4() && has6 {
 			out = append(out, r)
 		}
 	}
@@ -387,7 +389,7 @@ func (i *instance) syncTable(ctx context.Context, t *table, routes []desired.Rou
 		tableType = api.TableType_VRF
 	}
 	var errs []error
-	for _, pfx := range sortedPrefixes(t.routes) {
+	for pfx := range t.routes {
 		if _, ok := want[pfx]; ok {
 			continue
 		}

@@ -680,3 +680,148 @@ func TestRouteGroupsShareTables(t *testing.T) {
 		t.Errorf("peers of one group with different routes: %v, want an error naming the group", err)
 	}
 }
+
+// BenchmarkManyPeers sends 10,000 prefixes to 16 peers that share a
+// CiliumBGPPeerConfig (one route group), beside the baseline of GoBGP alone
+// sending the same prefixes from its global RIB to 16 GoBGP peers, and times
+// one more prefix reaching all 16 (a single Service change). Run with
+// `make bench-bgp-peers` (see docs/benchmarks.md).
+func BenchmarkManyPeers(b *testing.B) {
+	const peers, n = 16, 10000
+	routes := prefixes(n, "20.0.0.0")
+	one := desired.Route{Prefix: netip.MustParsePrefix("30.0.0.1/32")}
+	waitAll := func(b *testing.B, routers []*router, count int) {
+		for _, r := range routers {
+			eventually(b, time.Minute, itoa(count)+" prefixes", func() bool { return r.ribCount(familyIPv4) == count })
+		}
+	}
+	// waitOne polls each router in turn for the one prefix (a lookup, not a
+	// table walk), every 0.2 ms, so that polling does not blur a change
+	// that takes milliseconds.
+	waitOne := func(b *testing.B, routers []*router, present bool) {
+		for _, r := range routers {
+			deadline := time.Now().Add(10 * time.Second)
+			for r.has(one.Prefix) != present {
+				if time.Now().After(deadline) {
+					b.Fatalf("%s never became present=%v", one.Prefix, present)
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+	}
+
+	// GoBGP alone: a source server adds the prefixes to its global RIB
+	// through the API and 16 routers receive them.
+	baseline := func(b *testing.B) (add func([]desired.Route), del func([]desired.Route), routers []*router) {
+		src := newRouter(b, 65001)
+		for range peers {
+			r := newRouter(b, 65000)
+			r.neighbor(src.addr, 65001)
+			src.neighbor(r.addr, 65000, func(p *api.Peer) {
+				p.Transport = &api.Transport{LocalAddress: src.addr.String(), RemotePort: uint32(r.port)}
+			})
+			routers = append(routers, r)
+		}
+		for _, r := range routers {
+			eventually(b, 20*time.Second, "baseline session", func() bool { return r.established(src.addr) })
+		}
+		add = func(rs []desired.Route) {
+			for _, rt := range rs {
+				path, err := routePath(rt)
+				if err == nil {
+					_, err = src.s.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path})
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		del = func(rs []desired.Route) {
+			for _, rt := range rs {
+				path, err := withdrawPath(rt.Prefix)
+				if err == nil {
+					err = src.s.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: path.Family, Path: path})
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		return add, del, routers
+	}
+	// Plexus: the speaker with 16 peers of one route group.
+	plexus := func(b *testing.B) (apply func([]desired.Route), routers []*router) {
+		local := loopbackAddr()
+		var ps []desired.Peer
+		for i := range peers {
+			r := newRouter(b, 65000)
+			r.neighbor(local, 65001)
+			p := fastPeer("p"+itoa(i), r, local)
+			p.RouteGroup = "CiliumBGPPeerConfig/tor"
+			ps = append(ps, p)
+			routers = append(routers, r)
+		}
+		s := newSpeaker(b)
+		mustApply(b, s, oneInstance(65001, local, ps...))
+		for _, p := range ps {
+			eventually(b, 20*time.Second, "session "+p.Name, func() bool { return s.established("default", p.Name) })
+		}
+		apply = func(rs []desired.Route) {
+			for i := range ps {
+				ps[i].Routes = rs
+			}
+			mustApply(b, s, oneInstance(65001, local, ps...))
+		}
+		return apply, routers
+	}
+
+	b.Run("10k/gobgp", func(b *testing.B) {
+		add, del, routers := baseline(b)
+		for b.Loop() {
+			add(routes)
+			waitAll(b, routers, n)
+			b.StopTimer()
+			del(routes)
+			waitAll(b, routers, 0)
+			b.StartTimer()
+		}
+	})
+	b.Run("10k/plexus", func(b *testing.B) {
+		apply, routers := plexus(b)
+		for b.Loop() {
+			apply(routes)
+			waitAll(b, routers, n)
+			b.StopTimer()
+			apply(nil)
+			waitAll(b, routers, 0)
+			b.StartTimer()
+		}
+	})
+	b.Run("one-change/gobgp", func(b *testing.B) {
+		add, del, routers := baseline(b)
+		add(routes)
+		waitAll(b, routers, n)
+		for b.Loop() {
+			add([]desired.Route{one})
+			waitOne(b, routers, true)
+			b.StopTimer()
+			del([]desired.Route{one})
+			waitOne(b, routers, false)
+			b.StartTimer()
+		}
+	})
+	b.Run("one-change/plexus", func(b *testing.B) {
+		apply, routers := plexus(b)
+		apply(routes)
+		waitAll(b, routers, n)
+		withOne := append(slices.Clone(routes), one)
+		for b.Loop() {
+			apply(withOne)
+			waitOne(b, routers, true)
+			b.StopTimer()
+			apply(routes)
+			waitOne(b, routers, false)
+			b.StartTimer()
+		}
+	})
+}

@@ -147,11 +147,6 @@ func afiOf(p netip.Prefix) string {
 	return "ipv6"
 }
 
-// carries reports whether a peer with these families can be sent p.
-func carries(families []desired.Family, p netip.Prefix) bool {
-	return slices.Contains(families, desired.Family{AFI: afiOf(p), SAFI: "unicast"})
-}
-
 // nlri is a prefix as GoBGP's native NLRI.
 func nlri(p netip.Prefix) bgp.AddrPrefixInterface {
 	if p.Addr().Is4() {

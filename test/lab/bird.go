@@ -59,7 +59,7 @@ func BirdAvailable() error {
 func setupBird(ctx context.Context, l Layout, s *State) error {
 	ns := l.BirdNetns()
 	s.Bird = ns
-	if err := onSegment(l, s, ns, l.BirdVeth(), l.BirdIP().String()); err != nil {
+	if err := onSegment(l, s, ns, l.BirdVeth(), l.BirdIP().String(), ""); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(l.BirdDir(), 0o755); err != nil {

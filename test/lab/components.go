@@ -88,7 +88,7 @@ func controlPlaneComponents() []Component {
 					"--client-ca-file=" + pki(e, "ca.crt"),
 					"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 					"--service-account-key-file=" + pki(e, "sa.pub"), "--service-account-signing-key-file=" + pki(e, "sa.key"),
-					"--service-cluster-ip-range=" + ServiceCIDR,
+					"--service-cluster-ip-range=" + serviceCIDRs(e.State),
 					"--allow-privileged=true",
 					"--authorization-mode=Node,RBAC",
 					"--enable-admission-plugins=NodeRestriction",
@@ -106,7 +106,7 @@ func controlPlaneComponents() []Component {
 					"--service-account-private-key-file=" + pki(e, "sa.key"),
 					"--root-ca-file=" + pki(e, "ca.crt"),
 					"--cluster-signing-cert-file=" + pki(e, "ca.crt"), "--cluster-signing-key-file=" + pki(e, "ca.key"),
-					"--service-cluster-ip-range=" + ServiceCIDR,
+					"--service-cluster-ip-range=" + serviceCIDRs(e.State),
 					"--leader-elect=false", "--secure-port=0",
 					// No cloud: its controllers have nothing to do and only log errors.
 					"--controllers=*,-cloud-node-lifecycle-controller,-node-route-controller,-service-lb-controller",
@@ -144,8 +144,14 @@ func plexusControllers() []Component {
 			Args: func(e ComponentEnv) []string {
 				args := append(common(e), "--ipam-mode="+e.State.IPAMMode,
 					"--cluster-pool-ipv4-cidr="+PodCIDR, "--cluster-pool-ipv4-mask-size="+strconv.Itoa(PodCIDRMaskSize))
+				pool := "default=ipv4-cidrs:" + MultiPoolDefaultCIDR + ";ipv4-mask-size:" + strconv.Itoa(MultiPoolMaskSize)
+				if e.State.Dual() {
+					args = append(args, "--enable-ipv6=true",
+						"--cluster-pool-ipv6-cidr="+PodCIDRv6, "--cluster-pool-ipv6-mask-size="+strconv.Itoa(PodCIDRv6MaskSize))
+					pool += ";ipv6-cidrs:" + MultiPoolDefaultCIDRv6 + ";ipv6-mask-size:" + strconv.Itoa(MultiPoolMaskSizeV6)
+				}
 				if e.State.IPAMMode == "multi-pool" {
-					args = append(args, "--auto-create-pool=default=ipv4-cidrs:"+MultiPoolDefaultCIDR+";ipv4-mask-size:"+strconv.Itoa(MultiPoolMaskSize))
+					args = append(args, "--auto-create-pool="+pool)
 				}
 				return args
 			},
@@ -295,6 +301,22 @@ const (
 // default, bgp.secretNamespace).
 const BGPSecretNamespace = "kube-system"
 
+// serviceCIDRs is the Service range of each family the lab runs.
+func serviceCIDRs(s *State) string {
+	if s.Dual() {
+		return ServiceCIDR + "," + ServiceCIDRv6
+	}
+	return ServiceCIDR
+}
+
+// podCIDRs is the pod range of each family the lab runs.
+func podCIDRs(s *State) string {
+	if s.Dual() {
+		return PodCIDR + "," + PodCIDRv6
+	}
+	return PodCIDR
+}
+
 func baseNodeComponents() []Component {
 	return []Component{
 		{
@@ -302,7 +324,7 @@ func baseNodeComponents() []Component {
 			Identity: Identity{User: "system:kube-proxy"},
 			Args: func(e ComponentEnv) []string {
 				return []string{"--kubeconfig=" + e.Kubeconfig, "--proxy-mode=nftables",
-					"--hostname-override=" + e.Node.Name, "--cluster-cidr=" + PodCIDR,
+					"--hostname-override=" + e.Node.Name, "--cluster-cidr=" + podCIDRs(e.State),
 					"--bind-address=" + e.Node.IP, "--nodeport-addresses=primary",
 					// The conntrack table size is global (not per namespace): leave it alone.
 					"--conntrack-max-per-core=0"}
@@ -312,7 +334,7 @@ func baseNodeComponents() []Component {
 			Name: "podrunner", Binary: "lab",
 			Identity: Identity{User: "system:node:" + "%NODE%", Groups: []string{"system:nodes"}},
 			Args: func(e ComponentEnv) []string {
-				return []string{"podrunner", "--node=" + e.Node.Name, "--node-ip=" + e.Node.IP,
+				return []string{"podrunner", "--node=" + e.Node.Name, "--node-ip=" + strings.Join(e.Node.IPs(), ","),
 					"--kubeconfig=" + e.Kubeconfig,
 					"--cni-conf-dir=" + filepath.Join(e.NodeDir, "cni", "net.d"),
 					"--cni-bin-dir=" + strings.Join(cniBinDirs(e.State), ","),

@@ -27,6 +27,10 @@ type Options struct {
 	Nodes       int
 	RoutingMode string // native | vxlan
 	IPAMMode    string // cluster-pool | multi-pool | kubernetes
+	// IPFamily is "ipv4" (the default) or "dual": IPv6 on the underlay
+	// (2001:2:0:<Segment>::/64, RFC 5180's benchmarking range), IPv6 pod
+	// CIDRs beside the IPv4 ones, and dual-stack Services.
+	IPFamily string
 	// CNI picks the pod network plugin: "plexus" (plexus-cni with the
 	// plexus-cni-agent on each node), "standin" (the reference ptp +
 	// host-local plugins), or "auto": plexus when its binaries are in BinDir
@@ -71,7 +75,13 @@ const (
 	// cluster traffic.
 	MultiPoolDefaultCIDR = "10.0.0.0/16"
 	MultiPoolMaskSize    = 26
-	apiServerPort        = 6443
+	// The IPv6 counterparts, with --ip-family dual.
+	PodCIDRv6              = "fd00::/104"
+	ServiceCIDRv6          = "fd00:96::/112"
+	PodCIDRv6MaskSize      = 120
+	MultiPoolDefaultCIDRv6 = "fd00::/112"
+	MultiPoolMaskSizeV6    = 122
+	apiServerPort          = 6443
 )
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
@@ -88,6 +98,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.IPAMMode == "" {
 		o.IPAMMode = "cluster-pool"
+	}
+	if o.IPFamily == "" {
+		o.IPFamily = "ipv4"
 	}
 	if o.CNI == "" {
 		o.CNI = "auto"
@@ -115,6 +128,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--routing-mode %q: native or vxlan", o.RoutingMode)
 	case o.IPAMMode != "cluster-pool" && o.IPAMMode != "multi-pool" && o.IPAMMode != "kubernetes":
 		return fmt.Errorf("--ipam-mode %q: cluster-pool, multi-pool or kubernetes", o.IPAMMode)
+	case o.IPFamily != "ipv4" && o.IPFamily != "dual":
+		return fmt.Errorf("--ip-family %q: ipv4 or dual (IPv6-only is not supported yet: see docs/lab.md)", o.IPFamily)
+	case o.IPFamily == "dual" && o.IPAMMode == "kubernetes":
+		return fmt.Errorf("--ip-family dual: use --ipam-mode cluster-pool or multi-pool")
 	case o.CNI != "auto" && o.CNI != "plexus" && o.CNI != "standin":
 		return fmt.Errorf("--cni %q: auto, plexus or standin", o.CNI)
 	case o.Datapath != "auto" && o.Datapath != "plexus" && o.Datapath != "standin":
@@ -176,6 +193,21 @@ func (l Layout) GatewayIP() netip.Addr { return netip.AddrFrom4([4]byte{198, 18,
 // NodeIP is node i's eth0 address.
 func (l Layout) NodeIP(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), byte(10 + i)})
+}
+
+// GatewayIPv6 is the host's IPv6 address on the lab bridge (--ip-family
+// dual).
+func (l Layout) GatewayIPv6() netip.Addr { return l.underlayV6(1) }
+
+// NodeIPv6 is node i's IPv6 eth0 address (--ip-family dual).
+func (l Layout) NodeIPv6(i int) netip.Addr { return l.underlayV6(0x10 + i) }
+
+// ClientIPv6 is the external client's IPv6 address (--ip-family dual).
+func (l Layout) ClientIPv6() netip.Addr { return l.underlayV6(0x250) }
+
+// underlayV6 is host of the IPv6 underlay 2001:2:0:<segment>::/64.
+func (l Layout) underlayV6(host int) netip.Addr {
+	return netip.AddrFrom16([16]byte{0x20, 0x01, 0, 0x02, 0, 0, 0, byte(l.Segment), 14: byte(host >> 8), 15: byte(host)})
 }
 
 // UnderlayPrefix is the lab segment.

@@ -51,14 +51,20 @@ func setupBridge(l Layout, s *State) error {
 	if err := ip("addr", "replace", l.GatewayIP().String()+"/24", "dev", br); err != nil {
 		return err
 	}
+	if s.Dual() {
+		// nodad: the address is the lab's alone, and usable at once.
+		if err := ip("addr", "replace", l.GatewayIPv6().String()+"/64", "dev", br, "nodad"); err != nil {
+			return err
+		}
+	}
 	return ip("link", "set", br, "up")
 }
 
 // onSegment creates namespace ns (if missing) with eth0 on the lab bridge
-// at addr/24, its host end named host; both are recorded in the state so
-// that Down removes them. Every lab namespace on the segment (nodes, the
-// client, the routers) is made this way.
-func onSegment(l Layout, s *State, ns, host, addr string) error {
+// at addr/24 (and addr6/64 when not empty), its host end named host; both
+// are recorded in the state so that Down removes them. Every lab namespace
+// on the segment (nodes, the client, the routers) is made this way.
+func onSegment(l Layout, s *State, ns, host, addr, addr6 string) error {
 	if !netnsExists(ns) {
 		if err := ip("netns", "add", ns); err != nil {
 			return err
@@ -85,16 +91,24 @@ func onSegment(l Layout, s *State, ns, host, addr string) error {
 			return err
 		}
 	}
+	if addr6 != "" {
+		return ip("-n", ns, "addr", "replace", addr6+"/64", "dev", "eth0", "nodad")
+	}
 	return nil
 }
 
 // setupNode creates node i's namespace with eth0 on the lab bridge.
 func setupNode(l Layout, s *State, n Node) error {
-	if err := onSegment(l, s, n.Name, l.HostVeth(n.Index), n.IP); err != nil {
+	if err := onSegment(l, s, n.Name, l.HostVeth(n.Index), n.IP, n.IPv6); err != nil {
 		return err
 	}
 	// A node forwards for its pods. No default route: the node reaches only
 	// the lab segment and what the network plugins route.
+	if s.Dual() {
+		if err := inNetns(n.Name, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"); err != nil {
+			return err
+		}
+	}
 	return inNetns(n.Name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 }
 
@@ -103,7 +117,11 @@ func setupNode(l Layout, s *State, n Node) error {
 // segment only (node addresses, and Service addresses a node announces).
 func setupClient(l Layout, s *State) error {
 	s.Client = l.ClientNetns()
-	return onSegment(l, s, l.ClientNetns(), l.ClientVeth(), l.ClientIP().String())
+	addr6 := ""
+	if s.Dual() {
+		addr6 = l.ClientIPv6().String()
+	}
+	return onSegment(l, s, l.ClientNetns(), l.ClientVeth(), l.ClientIP().String(), addr6)
 }
 
 // --- stand-in datapath -------------------------------------------------

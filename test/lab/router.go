@@ -168,7 +168,7 @@ func setupRouter(ctx context.Context, l Layout, s *State) error {
 func setupRouterNetwork(l Layout, s *State) error {
 	rt, ext := l.RouterNetns(), l.ExtNetns()
 	s.Router = rt
-	if err := onSegment(l, s, rt, l.RouterVeth(), l.RouterIP().String()); err != nil {
+	if err := onSegment(l, s, rt, l.RouterVeth(), l.RouterIP().String(), ""); err != nil {
 		return err
 	}
 	if !netnsExists(ext) {

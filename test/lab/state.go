@@ -20,6 +20,7 @@ type State struct {
 	Nodes       []Node `json:"nodes"`
 	RoutingMode string `json:"routingMode"`
 	IPAMMode    string `json:"ipamMode"`
+	IPFamily    string `json:"ipFamily,omitempty"`
 	CNI         string `json:"cni"`      // plexus | standin
 	Datapath    string `json:"datapath"` // plexus | standin
 	// L2Announcer: the plexus-l2announcer node plugin runs on every node
@@ -61,6 +62,18 @@ type Node struct {
 	Index int    `json:"index"`
 	Name  string `json:"name"` // Node object and network namespace
 	IP    string `json:"ip"`
+	IPv6  string `json:"ipv6,omitempty"` // with --ip-family dual
+}
+
+// Dual reports whether the lab runs dual-stack.
+func (s *State) Dual() bool { return s.IPFamily == "dual" }
+
+// IPs are the node's addresses, IPv4 first.
+func (n Node) IPs() []string {
+	if n.IPv6 == "" {
+		return []string{n.IP}
+	}
+	return []string{n.IP, n.IPv6}
 }
 
 // Process is one long-running process the lab started.

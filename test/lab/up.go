@@ -59,6 +59,9 @@ func Up(ctx context.Context, o Options) error {
 	if why != "" {
 		fmt.Fprintf(o.Out, "== datapath: STAND-IN (static routes by the lab) because %s\n", why)
 	}
+	if o.IPFamily == "dual" && (cni != "plexus" || datapath != "plexus") {
+		return fmt.Errorf("--ip-family dual needs the Plexus CNI and datapath (the stand-ins are IPv4 only): build them (make build) or pass --cni plexus --datapath plexus")
+	}
 	l2, why := pickNodePlugin(o, L2AnnouncerNode)
 	if why != "" {
 		fmt.Fprintf(o.Out, "== L2 announcements: no %s on the nodes because %s\n", L2AnnouncerNode, why)
@@ -76,10 +79,14 @@ func Up(ctx context.Context, o Options) error {
 			return fmt.Errorf("policy asked for, but %s", why)
 		}
 	}
-	s := &State{Name: o.Name, Segment: o.Segment, RoutingMode: o.RoutingMode, IPAMMode: o.IPAMMode, CNI: cni, Datapath: datapath,
+	s := &State{Name: o.Name, Segment: o.Segment, RoutingMode: o.RoutingMode, IPAMMode: o.IPAMMode, IPFamily: o.IPFamily, CNI: cni, Datapath: datapath,
 		L2Announcer: l2, EgressGateway: egress, BGP: bgpNode, Policy: o.Policy, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
 	for i := 1; i <= o.Nodes; i++ {
-		s.Nodes = append(s.Nodes, Node{Index: i, Name: l.NodeName(i), IP: l.NodeIP(i).String()})
+		n := Node{Index: i, Name: l.NodeName(i), IP: l.NodeIP(i).String()}
+		if s.Dual() {
+			n.IPv6 = l.NodeIPv6(i).String()
+		}
+		s.Nodes = append(s.Nodes, n)
 	}
 	for _, d := range []string{l.Dir, l.LogDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -98,7 +105,7 @@ func Up(ctx context.Context, o Options) error {
 
 func up(ctx context.Context, o *Options, l Layout, s *State) error {
 	say := func(format string, a ...any) { fmt.Fprintf(o.Out, "== "+format+"\n", a...) }
-	say("lab %s: %d nodes, CNI %s, datapath %s, routing %s, IPAM mode %s, state in %s", s.Name, len(s.Nodes), s.CNI, s.Datapath, s.RoutingMode, s.IPAMMode, l.Dir)
+	say("lab %s: %d nodes, CNI %s, datapath %s, routing %s, IPAM mode %s, IP family %s, state in %s", s.Name, len(s.Nodes), s.CNI, s.Datapath, s.RoutingMode, s.IPAMMode, s.IPFamily, l.Dir)
 	if err := writePKI(l, s); err != nil {
 		return fmt.Errorf("PKI: %w", err)
 	}

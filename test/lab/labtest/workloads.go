@@ -3,7 +3,10 @@ package labtest
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,19 +93,42 @@ func Service(t testing.TB, l *Lab, name string) *corev1.Service {
 // NAT between pods).
 func ReachAll(t *testing.T, l *Lab, from, to []corev1.Pod) {
 	t.Helper()
+	ReachAllOver(t, l, from, to, false)
+}
+
+// ReachAllOver is ReachAll over the pods' IPv6 (v6) or IPv4 addresses.
+func ReachAllOver(t *testing.T, l *Lab, from, to []corev1.Pod, v6 bool) {
+	t.Helper()
 	for i := range from {
 		for j := range to {
 			src, dst := &from[i], &to[j]
-			a, err := fetchConverged(l, src, "http://"+HostPort(dst.Status.PodIP, 8080)+"/")
-			if err != nil {
-				t.Errorf("%s (%s) -> %s (%s): %v", src.Name, src.Spec.NodeName, dst.Name, dst.Spec.NodeName, err)
+			srcIP, dstIP := PodIP(src, v6), PodIP(dst, v6)
+			if srcIP == "" || dstIP == "" {
+				t.Errorf("%s or %s has no address of the family (IPv6: %v): %v, %v", src.Name, dst.Name, v6, src.Status.PodIPs, dst.Status.PodIPs)
 				continue
 			}
-			if a.Pod != dst.Name || a.Node != dst.Spec.NodeName || !strings.HasPrefix(a.ClientAddr, src.Status.PodIP+":") {
-				t.Errorf("%s -> %s: answer %+v; want %s on %s seeing client %s", src.Name, dst.Name, a, dst.Name, dst.Spec.NodeName, src.Status.PodIP)
+			a, err := fetchConverged(l, src, "http://"+HostPort(dstIP, 8080)+"/")
+			if err != nil {
+				t.Errorf("%s (%s) -> %s (%s) at %s: %v", src.Name, src.Spec.NodeName, dst.Name, dst.Spec.NodeName, dstIP, err)
+				continue
+			}
+			// "10.0.0.5:" or "[fd00::5]:", whatever the client's port.
+			if client := strings.TrimSuffix(HostPort(srcIP, 0), "0"); a.Pod != dst.Name || a.Node != dst.Spec.NodeName || !strings.HasPrefix(a.ClientAddr, client) {
+				t.Errorf("%s -> %s: answer %+v; want %s on %s seeing client %s", src.Name, dst.Name, a, dst.Name, dst.Spec.NodeName, srcIP)
 			}
 		}
 	}
+}
+
+// PodIP is the pod's address of one family (IPv6 when v6), "" if it has
+// none.
+func PodIP(p *corev1.Pod, v6 bool) string {
+	for _, ip := range p.Status.PodIPs {
+		if a, err := netip.ParseAddr(ip.IP); err == nil && a.Is6() == v6 {
+			return ip.IP
+		}
+	}
+	return ""
 }
 
 // Convergence is how long a new pod's address may take to become routable
@@ -124,8 +150,8 @@ func fetchConverged(l *Lab, from *corev1.Pod, url string) (Answer, error) {
 	}
 }
 
-// HostPort joins an address and a port.
-func HostPort(ip string, port int) string { return fmt.Sprintf("%s:%d", ip, port) }
+// HostPort joins an address and a port, bracketing IPv6 addresses.
+func HostPort(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }
 
 // NodesOf lists the nodes the pods run on, sorted.
 func NodesOf(pods []corev1.Pod) []string {

@@ -106,7 +106,7 @@ func (r *Runner) start(st *podState, c *corev1.Container, cs *ctrState, now time
 		cs.waiting, cs.message, cs.nextStart = "ErrImagePull", err.Error(), now.Add(imageRetry)
 		return
 	}
-	env, err := ResolveEnv(st.pod, c, PodAddresses{PodIPs: st.rec.PodIPs, HostIPs: []string{r.cfg.NodeIP}})
+	env, err := ResolveEnv(st.pod, c, PodAddresses{PodIPs: st.rec.PodIPs, HostIPs: r.cfg.nodeIPs()})
 	if err != nil {
 		cs.waiting, cs.message, cs.nextStart = "CreateContainerConfigError", err.Error(), now.Add(imageRetry)
 		return
@@ -278,7 +278,7 @@ func containerID(st *podState, name string) string {
 // view is the runtime picture of a pod that ComputeStatus turns into status.
 // Called with r.mu held.
 func (r *Runner) view(st *podState) PodView {
-	v := PodView{SandboxReady: st.setupDone && !st.rec.Released, PodIPs: st.rec.PodIPs, HostIPs: []string{r.cfg.NodeIP}}
+	v := PodView{SandboxReady: st.setupDone && !st.rec.Released, PodIPs: st.rec.PodIPs, HostIPs: r.cfg.nodeIPs()}
 	start := metav1.NewTime(st.rec.StartTime)
 	v.StartTime = &start
 	for _, c := range st.pod.Spec.Containers {

@@ -149,7 +149,11 @@ func (r *Runner) updateNodeStatus(ctx context.Context) error {
 	}
 	node.Status.Conditions = conds
 	r.reportedReady.Store(ready.Status == corev1.ConditionTrue)
-	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: r.cfg.NodeIP}, {Type: corev1.NodeHostName, Address: r.cfg.Node}}
+	node.Status.Addresses = nil
+	for _, ip := range r.cfg.nodeIPs() {
+		node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip})
+	}
+	node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: r.cfg.Node})
 	node.Status.Capacity = NodeCapacity.DeepCopy()
 	node.Status.Allocatable = NodeCapacity.DeepCopy()
 	node.Status.NodeInfo = corev1.NodeSystemInfo{

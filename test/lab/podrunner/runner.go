@@ -41,7 +41,9 @@ import (
 
 // Config is how one node's runner is set up.
 type Config struct {
-	Node        string
+	Node string
+	// NodeIP is the node's InternalIP, or one per family, comma-separated
+	// (IPv4 first).
 	NodeIP      string
 	Kubeconfig  string
 	CNI         CNI
@@ -358,7 +360,7 @@ func (r *Runner) setup(ctx context.Context, st *podState) {
 
 func (r *Runner) attach(ctx context.Context, rec *record, pod *corev1.Pod) error {
 	if rec.Netns == "" { // hostNetwork: the node's own namespace and address
-		rec.PodIPs = []string{r.cfg.NodeIP}
+		rec.PodIPs = r.cfg.nodeIPs()
 		return nil
 	}
 	if !netnsExists(rec.Netns) {
@@ -523,3 +525,6 @@ func Teardown(ctx context.Context, cfg Config) error {
 	}
 	return errors.Join(errs...)
 }
+
+// nodeIPs are the node's InternalIPs.
+func (c Config) nodeIPs() []string { return strings.Split(c.NodeIP, ",") }

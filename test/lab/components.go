@@ -159,7 +159,9 @@ func plexusControllers() []Component {
 		{
 			Name: "plexus-lbipam-controller", Binary: "plexus-lbipam-controller", Optional: true,
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-lbipam"),
-			Args:     common,
+			Args: func(e ComponentEnv) []string {
+				return append(common(e), fmt.Sprintf("--enable-ipv6=%t", e.State.Dual()))
+			},
 		},
 		{
 			Name: "plexus-nodeipam-controller", Binary: "plexus-nodeipam-controller", Optional: true,
@@ -260,7 +262,8 @@ func plexusNodeComponents() []Component {
 			Identity: ServiceAccountIdentity(PlexusNamespace, BGPNode),
 			Args: func(e ComponentEnv) []string {
 				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig, "--ipam-mode=" + e.State.IPAMMode,
-					"--secret-namespace=" + BGPSecretNamespace, "--status-interval=1s", "--zap-time-encoding=rfc3339nano"}
+					"--secret-namespace=" + BGPSecretNamespace, "--status-interval=1s", "--zap-time-encoding=rfc3339nano",
+					fmt.Sprintf("--enable-ipv6=%t", e.State.Dual())}
 			},
 		},
 		{

@@ -232,6 +232,10 @@ func (l Layout) ClientIP() netip.Addr {
 // reach once a node announces them (L2 announcements).
 const LBPoolName = "lab-l2"
 
+// LBPoolRangeV6 is the IPv6 range of pool LBPoolName in a dual-stack lab:
+// ::200 to ::239 of the segment.
+func (l Layout) LBPoolRangeV6() (first, last netip.Addr) { return l.underlayV6(0x200), l.underlayV6(0x239) }
+
 // LBPoolRange is the first and last address of pool LBPoolName.
 func (l Layout) LBPoolRange() (first, last netip.Addr) {
 	return netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), 200}), netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), 239})

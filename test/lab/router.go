@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -70,6 +71,28 @@ func (l Layout) ExtPrefix() netip.Prefix {
 func (l Layout) BGPPoolPrefix() netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(l.Segment), 96}), 27)
 }
+
+// RouterIPv6 is the router's IPv6 address on the segment (--ip-family
+// dual).
+func (l Layout) RouterIPv6() netip.Addr { return l.underlayV6(0x254) }
+
+// ExtPrefixV6 is the IPv6 network between the router and the external
+// client (--ip-family dual): router ::1, client ::2.
+func (l Layout) ExtPrefixV6() netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 0x02, 0, 0x01, 0, byte(l.Segment)}), 64)
+}
+
+// BGPPoolPrefixV6 is BGPPoolPrefix's IPv6 counterpart: off the segment
+// and the external network, reachable only through BGP.
+func (l Layout) BGPPoolPrefixV6() netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0, 0x02, 0, 0x02, 0, byte(l.Segment)}), 120)
+}
+
+// RouterExtIPv6 and ExtClientIPv6 are RouterExtIP and ExtClientIP in IPv6.
+func (l Layout) RouterExtIPv6() netip.Addr { return l.ExtPrefixV6().Addr().Next() }
+
+// ExtClientIPv6 is the external client's IPv6 address.
+func (l Layout) ExtClientIPv6() netip.Addr { return l.RouterExtIPv6().Next() }
 
 // RouterExtIP is the router's address towards the external client (the
 // client's default gateway).
@@ -161,6 +184,11 @@ func setupRouter(ctx context.Context, l Layout, s *State) error {
 		if err := ip("-n", n.Name, "route", "replace", l.ExtPrefix().String(), "via", l.RouterIP().String(), "dev", "eth0"); err != nil {
 			return err
 		}
+		if s.Dual() {
+			if err := ip("-n", n.Name, "route", "replace", l.ExtPrefixV6().String(), "via", l.RouterIPv6().String(), "dev", "eth0"); err != nil {
+				return err
+			}
+		}
 	}
 	return startRouter(ctx, l, s)
 }
@@ -168,7 +196,11 @@ func setupRouter(ctx context.Context, l Layout, s *State) error {
 func setupRouterNetwork(l Layout, s *State) error {
 	rt, ext := l.RouterNetns(), l.ExtNetns()
 	s.Router = rt
-	if err := onSegment(l, s, rt, l.RouterVeth(), l.RouterIP().String(), ""); err != nil {
+	segment6 := ""
+	if s.Dual() {
+		segment6 = l.RouterIPv6().String()
+	}
+	if err := onSegment(l, s, rt, l.RouterVeth(), l.RouterIP().String(), segment6); err != nil {
 		return err
 	}
 	if !netnsExists(ext) {
@@ -206,11 +238,29 @@ func setupRouterNetwork(l Layout, s *State) error {
 	if err := inNetns(rt, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1", "net.ipv4.icmp_ratelimit=0"); err != nil {
 		return err
 	}
+	if s.Dual() {
+		for _, a := range [][]string{
+			{"-n", rt, "addr", "replace", l.RouterExtIPv6().String() + "/64", "dev", routerLink, "nodad"},
+			{"-n", ext, "addr", "replace", l.ExtClientIPv6().String() + "/64", "dev", "eth0", "nodad"},
+			{"-n", ext, "route", "replace", "default", "via", l.RouterExtIPv6().String(), "dev", "eth0"},
+		} {
+			if err := ip(a...); err != nil {
+				return err
+			}
+		}
+		if err := inNetns(rt, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", "net.ipv6.fib_multipath_hash_policy=1", "net.ipv6.icmp.ratelimit=0"); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(l.RouterDir(), 0o755); err != nil {
 		return err
 	}
 	guard := filepath.Join(l.RouterDir(), "guard.nft")
-	if err := os.WriteFile(guard, []byte(routerGuard(l)), 0o644); err != nil {
+	rules := routerGuard(l)
+	if s.Dual() {
+		rules += routerGuardV6(l)
+	}
+	if err := os.WriteFile(guard, []byte(rules), 0o644); err != nil {
 		return err
 	}
 	return inNetns(rt, "nft", "-f", guard)
@@ -236,6 +286,23 @@ table ip plexus-lab-router {
 	}
 }
 `, routerLink, l.ExtPrefix(), l.GatewayIP())
+}
+
+// routerGuardV6 is routerGuard for IPv6 (--ip-family dual).
+func routerGuardV6(l Layout) string {
+	return fmt.Sprintf(`table ip6 plexus-lab-router {}
+delete table ip6 plexus-lab-router
+table ip6 plexus-lab-router {
+	chain prerouting {
+		type filter hook prerouting priority filter; policy accept;
+		iifname %q fib daddr type != local fib daddr oif missing reject with icmpv6 type no-route
+	}
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		ip6 saddr %s ip6 daddr %s drop
+	}
+}
+`, routerLink, l.ExtPrefixV6(), l.GatewayIPv6())
 }
 
 // startRouter writes FRR's configuration and starts zebra, then bgpd, in
@@ -317,37 +384,60 @@ func routerArgs(l Layout, name string) []string {
 // one at run time, e.g. to internal for iBGP), reconnecting every second,
 // up to 8 equal paths installed per prefix (ECMP across nodes, also when
 // they have different ASNs), graceful restart so a restarting node keeps
-// its routes, and only the external network announced to the nodes.
+// its routes, and only the external network announced to the nodes. In a
+// dual-stack lab every node is also a neighbor at its IPv6 address, for
+// IPv6 unicast only, and is sent the external IPv6 network.
 func routerConfig(l Layout, nodes []Node) string {
 	var b strings.Builder
 	ext := l.ExtPrefix().String()
+	dual := slices.ContainsFunc(nodes, func(n Node) bool { return n.IPv6 != "" })
 	fmt.Fprintf(&b, `frr defaults traditional
 hostname %s
 !
 ip prefix-list lab-ext seq 5 permit %s
-!
+`, l.RouterNetns(), ext)
+	if dual {
+		fmt.Fprintf(&b, "ipv6 prefix-list lab-ext6 seq 5 permit %s\n", l.ExtPrefixV6())
+	}
+	b.WriteString(`!
 route-map lab-to-nodes permit 10
  match ip address prefix-list lab-ext
 exit
 !
-router bgp %d
+`)
+	if dual {
+		b.WriteString("route-map lab-to-nodes permit 20\n match ipv6 address prefix-list lab-ext6\nexit\n!\n")
+	}
+	fmt.Fprintf(&b, `router bgp %d
  bgp router-id %s
  no bgp ebgp-requires-policy
  no bgp network import-check
  bgp graceful-restart
  bgp bestpath as-path multipath-relax
-`, l.RouterNetns(), ext, RouterASN, l.RouterIP())
+`, RouterASN, l.RouterIP())
 	for _, n := range nodes {
-		fmt.Fprintf(&b, " neighbor %s remote-as external\n neighbor %s description %s\n neighbor %s timers connect 1\n", n.IP, n.IP, n.Name, n.IP)
+		for _, a := range n.IPs() {
+			fmt.Fprintf(&b, " neighbor %s remote-as external\n neighbor %s description %s\n neighbor %s timers connect 1\n", a, a, n.Name, a)
+		}
 	}
 	fmt.Fprintf(&b, " !\n address-family ipv4 unicast\n  network %s\n  maximum-paths 8\n", ext)
 	for _, n := range nodes {
 		fmt.Fprintf(&b, "  neighbor %s route-map lab-to-nodes out\n", n.IP)
+		if n.IPv6 != "" {
+			fmt.Fprintf(&b, "  no neighbor %s activate\n", n.IPv6)
+		}
 	}
-	b.WriteString(" exit-address-family\n !\n address-family ipv6 unicast\n  maximum-paths 8\n")
+	b.WriteString(" exit-address-family\n !\n address-family ipv6 unicast\n")
+	if dual {
+		fmt.Fprintf(&b, "  network %s\n", l.ExtPrefixV6())
+	}
+	b.WriteString("  maximum-paths 8\n")
 	for _, n := range nodes {
-		// Accepted and shown, never sent: the prefix list has no IPv6.
-		fmt.Fprintf(&b, "  neighbor %s activate\n  neighbor %s route-map lab-to-nodes out\n", n.IP, n.IP)
+		// The IPv4 session: accepted and shown, never sent (the prefix
+		// list has no IPv6).
+		for _, a := range n.IPs() {
+			fmt.Fprintf(&b, "  neighbor %s activate\n  neighbor %s route-map lab-to-nodes out\n", a, a)
+		}
 	}
 	b.WriteString(" exit-address-family\nexit\n!\n")
 	return b.String()

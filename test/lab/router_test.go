@@ -144,13 +144,39 @@ func TestRouterConfigParses(t *testing.T) {
 		t.Skip("FRR is not installed")
 	}
 	l := LayoutFor("/x", "plxlab", 3)
-	f := filepath.Join(t.TempDir(), "bgpd.conf")
-	conf := routerConfig(l, []Node{{Index: 1, Name: "plxlab-n1", IP: "198.18.3.11"}})
-	if err := os.WriteFile(f, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
+	for _, nodes := range [][]Node{
+		{{Index: 1, Name: "plxlab-n1", IP: "198.18.3.11"}},
+		{{Index: 1, Name: "plxlab-n1", IP: "198.18.3.11", IPv6: "2001:2:0:3::11"}}, // --ip-family dual
+	} {
+		f := filepath.Join(t.TempDir(), "bgpd.conf")
+		conf := routerConfig(l, nodes)
+		if err := os.WriteFile(f, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(filepath.Join(frrDir, routerBGPd), "-C", "-S", "-f", f, "-P", "0", "--log", "stdout").CombinedOutput()
+		if err != nil || strings.Contains(string(out), "[EC ") {
+			t.Fatalf("bgpd -C: %v: %s\n%s", err, out, conf)
+		}
 	}
-	out, err := exec.Command(filepath.Join(frrDir, routerBGPd), "-C", "-S", "-f", f, "-P", "0", "--log", "stdout").CombinedOutput()
-	if err != nil || strings.Contains(string(out), "[EC ") {
-		t.Fatalf("bgpd -C: %v: %s\n%s", err, out, conf)
+}
+
+// In a dual-stack lab each node is also a neighbor at its IPv6 address,
+// for IPv6 unicast only, and is sent the external IPv6 network.
+func TestRouterConfigDualStack(t *testing.T) {
+	l := LayoutFor("/x", "plxlab", 3)
+	conf := routerConfig(l, []Node{{Index: 1, Name: "plxlab-n1", IP: "198.18.3.11", IPv6: "2001:2:0:3::11"}})
+	for _, want := range []string{
+		"ipv6 prefix-list lab-ext6 seq 5 permit 2001:2:1:3::/64\n",
+		" neighbor 2001:2:0:3::11 remote-as external\n",
+		"  no neighbor 2001:2:0:3::11 activate\n",
+		"  network 2001:2:1:3::/64\n",
+		"  neighbor 2001:2:0:3::11 activate\n  neighbor 2001:2:0:3::11 route-map lab-to-nodes out\n",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("config lacks %q:\n%s", want, conf)
+		}
+	}
+	if v4 := routerConfig(l, []Node{{Index: 1, Name: "plxlab-n1", IP: "198.18.3.11"}}); strings.Contains(v4, "2001:") {
+		t.Errorf("an IPv4 lab's config mentions IPv6 addresses:\n%s", v4)
 	}
 }

@@ -187,7 +187,7 @@ func up(ctx context.Context, o *Options, l Layout, s *State) error {
 		}
 	}
 	say("controllers: kube-controller-manager, kube-scheduler, Plexus %v", controllers)
-	if err := kubectlApply(s, l, lbPool(l)); err != nil {
+	if err := kubectlApply(s, l, lbPool(l, s.Dual())); err != nil {
 		return fmt.Errorf("LB-IPAM pool %s: %w", LBPoolName, err)
 	}
 	first, last := l.LBPoolRange()
@@ -290,10 +290,11 @@ func pickNodePlugin(o Options, name string) (bool, string) {
 	return true, ""
 }
 
-// lbPool is the CiliumLoadBalancerIPPool on the lab segment.
-func lbPool(l Layout) string {
+// lbPool is the CiliumLoadBalancerIPPool on the lab segment, with an IPv6
+// range of the segment too in a dual-stack lab.
+func lbPool(l Layout, dual bool) string {
 	first, last := l.LBPoolRange()
-	return fmt.Sprintf(`apiVersion: cilium.io/v2
+	out := fmt.Sprintf(`apiVersion: cilium.io/v2
 kind: CiliumLoadBalancerIPPool
 metadata:
   name: %s
@@ -302,6 +303,11 @@ spec:
     - start: %s
       stop: %s
 `, LBPoolName, first, last)
+	if dual {
+		first, last = l.LBPoolRangeV6()
+		out += fmt.Sprintf("    - start: %s\n      stop: %s\n", first, last)
+	}
+	return out
 }
 
 // pickPlugin resolves --cni or --datapath: "plexus" needs the binaries and

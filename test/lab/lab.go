@@ -234,7 +234,9 @@ const LBPoolName = "lab-l2"
 
 // LBPoolRangeV6 is the IPv6 range of pool LBPoolName in a dual-stack lab:
 // ::200 to ::239 of the segment.
-func (l Layout) LBPoolRangeV6() (first, last netip.Addr) { return l.underlayV6(0x200), l.underlayV6(0x239) }
+func (l Layout) LBPoolRangeV6() (first, last netip.Addr) {
+	return l.underlayV6(0x200), l.underlayV6(0x239)
+}
 
 // LBPoolRange is the first and last address of pool LBPoolName.
 func (l Layout) LBPoolRange() (first, last netip.Addr) {

@@ -235,3 +235,24 @@ func nthAddr(p netip.Prefix, n int) netip.Addr {
 	}
 	return a
 }
+
+// Dual stack with VXLAN between the nodes (IPv4 underlay, both families of
+// pod traffic inside) and multi-pool IPAM: the "default" pool has CIDRs of
+// both families and every pod gets one address of each.
+func TestDualStackVXLANMultiPool(t *testing.T) {
+	l := labtest.Start(t, lab.Options{Nodes: 2, RoutingMode: "vxlan", IPAMMode: "multi-pool", IPFamily: "dual", CNI: "plexus", Datapath: "plexus"})
+	pods := labtest.Deploy(t, l, labtest.Echo("echo", 4, nil))
+	if got := labtest.NodesOf(pods); len(got) != 2 {
+		t.Fatalf("pods on %v, want both nodes", got)
+	}
+	t.Run("I19_PodsGetBothFamiliesFromTheDefaultPool", func(t *testing.T) {
+		v6 := netip.MustParsePrefix(lab.MultiPoolDefaultCIDRv6)
+		for _, p := range pods {
+			if ip, err := netip.ParseAddr(labtest.PodIP(&p, true)); err != nil || !v6.Contains(ip) {
+				t.Errorf("pod %s: IPv6 address %v (%v), want one in %s", p.Name, ip, err, v6)
+			}
+		}
+	})
+	t.Run("PodToPodIPv6SameNodeAndAcross", func(t *testing.T) { labtest.ReachAllOver(t, l, pods, pods, true) })
+	t.Run("PodToPodIPv4SameNodeAndAcross", func(t *testing.T) { labtest.ReachAllOver(t, l, pods, pods, false) })
+}

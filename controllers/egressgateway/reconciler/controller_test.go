@@ -344,3 +344,28 @@ func TestRestartWritesNothing(t *testing.T) {
 		t.Fatalf("restart wrote: before %v after %v", before, after)
 	}
 }
+
+// E12 (not done): IPv6 destinations are not steered, and the Ready condition
+// says so instead of doing nothing silently; the IPv4 ones still are.
+func TestE12_IPv6DestinationsReportedAsNotSteered(t *testing.T) {
+	h, _ := newHarness(t)
+	h.node("n4", "198.18.0.14", map[string]string{"egress": "true"})
+	h.pod("backend-4", "n4", "10.0.4.5", map[string]string{"app": "backend"})
+	spec := egressSpec("198.18.0.248/30")
+	spec.DestinationCIDRs = append(spec.DestinationCIDRs, "::/0")
+	h.policy("dual", spec)
+	h.eventually("IPv6 destinations reported, IPv4 steered", func() error {
+		_, c := h.ready("dual")
+		if c == nil || !strings.Contains(c.Message, "IPv6 destinations ::/0 are not steered") {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		e, err := h.egress("n4")
+		if err != nil {
+			return err
+		}
+		if len(e.Spec.Steering) != 1 {
+			return fmt.Errorf("steering %+v, want the IPv4 destination's", e.Spec.Steering)
+		}
+		return nil
+	})
+}

@@ -3,7 +3,9 @@ package reconciler
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,6 +50,10 @@ func toPolicy(p *ciliumv2.CiliumEgressGatewayPolicy) planner.Policy {
 		gws = []ciliumv2.EgressGateway{*p.Spec.EgressGateway}
 	case len(p.Spec.Selectors) == 0 && len(p.Spec.DestinationCIDRs) == 0:
 		errs = append(errs, errors.New("spec is empty: the policy selects nothing and does nothing"))
+	}
+	if v6 := ipv6CIDRs(p.Spec.DestinationCIDRs); len(v6) > 0 {
+		out.Notes = append(out.Notes, fmt.Sprintf("IPv6 destinations %s are not steered: Plexus's egress gateway is IPv4 only for now, so IPv6 traffic to them leaves as if no policy applied",
+			strings.Join(v6, ", ")))
 	}
 	for i, g := range gws {
 		sel := compile(fmt.Sprintf("spec.egressGateways[%d].nodeSelector", i), g.NodeSelector)
@@ -116,4 +122,15 @@ func traffic(t planner.Traffic) nodesv1alpha1.EgressTraffic {
 		Policy: t.Policy, Gateway: int32(t.Gateway), SourceIPs: slices.Clone(t.SourceIPs),
 		DestinationCIDRs: slices.Clone(t.DestinationCIDRs), ExcludedCIDRs: slices.Clone(t.ExcludedCIDRs),
 	}
+}
+
+// ipv6CIDRs are the IPv6 entries of cidrs.
+func ipv6CIDRs(cidrs []string) []string {
+	var out []string
+	for _, c := range cidrs {
+		if p, err := netip.ParsePrefix(c); err == nil && p.Addr().Is6() {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -142,7 +142,7 @@ func up(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Nodes, "nodes", 3, "number of nodes")
 	fs.StringVar(&o.RoutingMode, "routing-mode", "native", "pod routing between nodes: native or vxlan")
 	fs.StringVar(&o.IPAMMode, "ipam-mode", "cluster-pool", "IPAM mode of the Plexus IPAM controller: cluster-pool, multi-pool or kubernetes")
-	fs.StringVar(&o.IPFamily, "ip-family", "ipv4", "ipv4, or dual: an IPv6 underlay (2001:2:0:<segment>::/64), IPv6 pod CIDRs and dual-stack Services besides IPv4")
+	fs.StringVar(&o.IPFamily, "ip-family", "ipv4", "ipv4; dual: an IPv6 underlay (2001:2:0:<segment>::/64), IPv6 pod CIDRs and dual-stack Services besides IPv4; ipv6: nodes, pods, Services and the API server on IPv6 only")
 	fs.StringVar(&o.CNI, "cni", "auto", "pod network plugin: plexus (plexus-cni + plexus-cni-node), standin (reference ptp + host-local), auto (plexus when its binaries are in --bin-dir and its RBAC exists)")
 	fs.StringVar(&o.Datapath, "datapath", "auto", "routes between nodes: plexus (plexus-datapath-node), standin (static routes by the lab), auto (as for --cni)")
 	fs.IntVar(&o.Segment, "segment", 0, "underlay 198.18.<segment>.0/24; give a second lab on this machine another one")

@@ -90,23 +90,35 @@ func TestDualStack(t *testing.T) {
 	})
 
 	t.Run("DualStackLoadBalancerThroughBGP", func(t *testing.T) {
-		dualStackThroughBGP(t, l)
+		loadBalancerThroughBGP(t, l, true, true)
 	})
 	t.Run("A28_DualStackLoadBalancerThroughL2", func(t *testing.T) {
 		dualStackThroughL2(t, l)
 	})
 }
 
-// dualStackThroughBGP: every node peers with the router at its IPv4 and its
-// IPv6 address (one PeerConfig per family); a dual-stack LoadBalancer
-// Service with an address of each family off the segment is advertised
-// over the session of its family, both nodes' pod CIDRs too, and the
-// external client behind the router reaches the Service over both
-// families.
-func dualStackThroughBGP(t *testing.T, l *labtest.Lab) {
+// loadBalancerThroughBGP: every node peers with the router at its address
+// of each family the lab runs (one PeerConfig per family); a LoadBalancer
+// Service with an address of each of those families off the segment is
+// advertised over the session of its family, the nodes' pod CIDRs too, and
+// the external client behind the router reaches the Service over each
+// family.
+func loadBalancerThroughBGP(t *testing.T, l *labtest.Lab, ipv4, ipv6 bool) {
 	ctx := context.Background()
-	v4 := nthAddr(l.Layout.BGPPoolPrefix(), 4)
-	v6 := nthAddr(l.Layout.BGPPoolPrefixV6(), 4)
+	type family struct {
+		afi   string
+		pool  netip.Prefix
+		addr  netip.Addr
+		peer  netip.Addr
+		nodes []netip.Addr
+	}
+	var fams []family
+	if ipv4 {
+		fams = append(fams, family{"ipv4", l.Layout.BGPPoolPrefix(), nthAddr(l.Layout.BGPPoolPrefix(), 4), l.Layout.RouterIP(), []netip.Addr{l.Layout.NodeIP(1), l.Layout.NodeIP(2)}})
+	}
+	if ipv6 {
+		fams = append(fams, family{"ipv6", l.Layout.BGPPoolPrefixV6(), nthAddr(l.Layout.BGPPoolPrefixV6(), 4), l.Layout.RouterIPv6(), []netip.Addr{l.Layout.NodeIPv6(1), l.Layout.NodeIPv6(2)}})
+	}
 	peerConfig := func(afi string) *ciliumv2.CiliumBGPPeerConfig {
 		return &ciliumv2.CiliumBGPPeerConfig{ObjectMeta: metav1.ObjectMeta{Name: "router-" + afi}, Spec: ciliumv2.CiliumBGPPeerConfigSpec{
 			Timers: &ciliumv2.CiliumBGPTimers{ConnectRetryTimeSeconds: ptr.To[int32](1), HoldTimeSeconds: ptr.To[int32](9), KeepAliveTimeSeconds: ptr.To[int32](3)},
@@ -117,41 +129,51 @@ func dualStackThroughBGP(t *testing.T, l *labtest.Lab) {
 		}}
 	}
 	all := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "never-set", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"x"}}}}
-	for _, o := range []client.Object{
-		&ciliumv2.CiliumLoadBalancerIPPool{ObjectMeta: metav1.ObjectMeta{Name: "dual-bgp"}, Spec: ciliumv2.CiliumLoadBalancerIPPoolSpec{
-			Blocks: []ciliumv2.CiliumLoadBalancerIPPoolIPBlock{{Cidr: l.Layout.BGPPoolPrefix().String()}, {Cidr: l.Layout.BGPPoolPrefixV6().String()}}}},
-		peerConfig("ipv4"), peerConfig("ipv6"),
+	pool := &ciliumv2.CiliumLoadBalancerIPPool{ObjectMeta: metav1.ObjectMeta{Name: "bgp"}}
+	var peers []ciliumv2.CiliumBGPPeer
+	var addrs, nodes []string
+	var objs []client.Object
+	for _, f := range fams {
+		pool.Spec.Blocks = append(pool.Spec.Blocks, ciliumv2.CiliumLoadBalancerIPPoolIPBlock{Cidr: f.pool.String()})
+		peers = append(peers, ciliumv2.CiliumBGPPeer{Name: "router-" + f.afi, PeerAddress: ptr.To(f.peer.String()), PeerASN: ptr.To[int64](lab.RouterASN),
+			PeerConfigRef: &ciliumv2.PeerConfigReference{Name: "router-" + f.afi}})
+		objs = append(objs, peerConfig(f.afi))
+		addrs = append(addrs, f.addr.String())
+		for _, n := range f.nodes {
+			nodes = append(nodes, n.String())
+		}
+	}
+	for _, o := range append(objs, pool,
 		&ciliumv2.CiliumBGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "router", Labels: map[string]string{"advertise": "router"}},
 			Spec: ciliumv2.CiliumBGPAdvertisementSpec{Advertisements: []ciliumv2.BGPAdvertisement{
 				{AdvertisementType: ciliumv2.BGPPodCIDRAdvert},
 				{AdvertisementType: ciliumv2.BGPServiceAdvert, Selector: all,
 					Service: &ciliumv2.BGPServiceOptions{Addresses: []ciliumv2.BGPServiceAddressType{ciliumv2.BGPLoadBalancerIPAddr}}},
 			}}},
-		&ciliumv2.CiliumBGPClusterConfig{ObjectMeta: metav1.ObjectMeta{Name: "dual"}, Spec: ciliumv2.CiliumBGPClusterConfigSpec{
-			BGPInstances: []ciliumv2.CiliumBGPInstance{{Name: "main", LocalASN: ptr.To[int64](65001), Peers: []ciliumv2.CiliumBGPPeer{
-				{Name: "router-v4", PeerAddress: ptr.To(l.Layout.RouterIP().String()), PeerASN: ptr.To[int64](lab.RouterASN), PeerConfigRef: &ciliumv2.PeerConfigReference{Name: "router-ipv4"}},
-				{Name: "router-v6", PeerAddress: ptr.To(l.Layout.RouterIPv6().String()), PeerASN: ptr.To[int64](lab.RouterASN), PeerConfigRef: &ciliumv2.PeerConfigReference{Name: "router-ipv6"}},
-			}}},
+		&ciliumv2.CiliumBGPClusterConfig{ObjectMeta: metav1.ObjectMeta{Name: "lab"}, Spec: ciliumv2.CiliumBGPClusterConfigSpec{
+			BGPInstances: []ciliumv2.CiliumBGPInstance{{Name: "main", LocalASN: ptr.To[int64](65001), Peers: peers}},
 		}},
-	} {
+	) {
 		if err := l.Cilium.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
 	labtest.LoadBalancerService(t, l, "echo-bgp", "echo", func(s *corev1.Service) {
-		s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
-		s.Annotations = map[string]string{"lbipam.cilium.io/ips": v4.String() + "," + v6.String()}
+		if len(fams) == 2 {
+			s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
+		}
+		s.Annotations = map[string]string{"lbipam.cilium.io/ips": strings.Join(addrs, ",")}
 	})
-	nodes4 := []netip.Addr{l.Layout.NodeIP(1), l.Layout.NodeIP(2)}
-	nodes6 := []netip.Addr{l.Layout.NodeIPv6(1), l.Layout.NodeIPv6(2)}
-	waitRouterEstablished(t, l, append(slices.Clone(nodes4), nodes6...), 2*time.Minute)
-	for _, want := range []struct {
-		prefix netip.Prefix
-		via    []netip.Addr
-	}{{netip.PrefixFrom(v4, 32), nodes4}, {netip.PrefixFrom(v6, 128), nodes6}} {
-		l.EventuallyIn(t, time.Minute, fmt.Sprintf("router has %s via both nodes", want.prefix), func() error {
-			if got := labtest.NextHops(l.RouterRoutes(t, want.prefix)); !slices.Equal(got, want.via) {
-				return fmt.Errorf("next hops %v, want %v", got, want.via)
+	var established []netip.Addr
+	for _, f := range fams {
+		established = append(established, f.nodes...)
+	}
+	waitRouterEstablished(t, l, established, 2*time.Minute)
+	for _, f := range fams {
+		prefix := netip.PrefixFrom(f.addr, f.addr.BitLen())
+		l.EventuallyIn(t, time.Minute, fmt.Sprintf("router has %s via both nodes", prefix), func() error {
+			if got := labtest.NextHops(l.RouterRoutes(t, prefix)); !slices.Equal(got, f.nodes) {
+				return fmt.Errorf("next hops %v, want %v", got, f.nodes)
 			}
 			return nil
 		})
@@ -164,6 +186,9 @@ func dualStackThroughBGP(t *testing.T, l *labtest.Lab) {
 			if p.Addr().Is6() {
 				want = []netip.Addr{l.Layout.NodeIPv6(i)}
 			}
+			if p.Addr().Is4() && !ipv4 || p.Addr().Is6() && !ipv6 {
+				t.Errorf("%s holds %s, of a family the lab does not run", node, p)
+			}
 			l.EventuallyIn(t, time.Minute, fmt.Sprintf("router has %s's pod CIDR %s", node, p), func() error {
 				if got := labtest.NextHops(l.RouterRoutes(t, p)); !slices.Equal(got, want) {
 					return fmt.Errorf("next hops %v, want %v", got, want)
@@ -172,9 +197,9 @@ func dualStackThroughBGP(t *testing.T, l *labtest.Lab) {
 			})
 		}
 	}
-	for _, ip := range []netip.Addr{v4, v6} {
-		l.EventuallyIn(t, 30*time.Second, "the external client reaches the Service at "+ip.String(), func() error {
-			a, err := extFetch(l, "http://"+labtest.HostPort(ip.String(), 80)+"/")
+	for _, f := range fams {
+		l.EventuallyIn(t, 30*time.Second, "the external client reaches the Service at "+f.addr.String(), func() error {
+			a, err := extFetch(l, "http://"+labtest.HostPort(f.addr.String(), 80)+"/")
 			if err == nil && a.Pod == "" {
 				err = fmt.Errorf("answer without a pod: %+v", a)
 			}
@@ -255,4 +280,48 @@ func TestDualStackVXLANMultiPool(t *testing.T) {
 	})
 	t.Run("PodToPodIPv6SameNodeAndAcross", func(t *testing.T) { labtest.ReachAllOver(t, l, pods, pods, true) })
 	t.Run("PodToPodIPv4SameNodeAndAcross", func(t *testing.T) { labtest.ReachAllOver(t, l, pods, pods, false) })
+}
+
+// An IPv6-only lab (--ip-family ipv6): nodes, pods, Services and the API
+// server have IPv6 addresses only; pods reach each other and a ClusterIP,
+// and a LoadBalancer Service advertised over IPv6 BGP sessions answers the
+// external client. L2 announcements and the egress gateway are IPv4 only
+// and do not run.
+func TestIPv6Only(t *testing.T) {
+	labtest.RequireRouter(t)
+	l := labtest.Start(t, lab.Options{Nodes: 2, RoutingMode: "native", IPAMMode: "cluster-pool", IPFamily: "ipv6", CNI: "plexus", Datapath: "plexus"})
+	pods := labtest.Deploy(t, l, labtest.Echo("echo", 4, nil))
+	if got := labtest.NodesOf(pods); len(got) != 2 {
+		t.Fatalf("pods on %v, want both nodes", got)
+	}
+	t.Run("PodsHaveOnlyIPv6AddressesFromTheirNode", func(t *testing.T) {
+		for _, p := range pods {
+			cidrs := ciliumNode(t, l, p.Spec.NodeName).Spec.IPAM.PodCIDRs
+			if len(cidrs) != 1 || !netip.MustParsePrefix(cidrs[0]).Addr().Is6() {
+				t.Fatalf("node %s holds %v, want one IPv6 CIDR", p.Spec.NodeName, cidrs)
+			}
+			ip, err := netip.ParseAddr(p.Status.PodIP)
+			if err != nil || len(p.Status.PodIPs) != 1 || !netip.MustParsePrefix(cidrs[0]).Contains(ip) {
+				t.Errorf("pod %s has %v, want one address in %s", p.Name, p.Status.PodIPs, cidrs[0])
+			}
+		}
+		n, err := l.Client.CoreV1().Nodes().Get(context.Background(), l.Layout.NodeName(1), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range n.Status.Addresses {
+			if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Is4() {
+				t.Errorf("Node %s has the IPv4 address %s", n.Name, a.Address)
+			}
+		}
+	})
+	t.Run("PodToPodSameNodeAndAcross", func(t *testing.T) { labtest.ReachAllOver(t, l, pods, pods, true) })
+	t.Run("PodToClusterIP", func(t *testing.T) {
+		svc := labtest.Service(t, l, "echo")
+		if ip, err := netip.ParseAddr(svc.Spec.ClusterIP); err != nil || !ip.Is6() {
+			t.Fatalf("ClusterIP %q, want IPv6", svc.Spec.ClusterIP)
+		}
+		labtest.ReachesAllNodesThrough(t, l, &pods[0], svc, 2)
+	})
+	t.Run("LoadBalancerThroughBGP", func(t *testing.T) { loadBalancerThroughBGP(t, l, false, true) })
 }

@@ -33,8 +33,9 @@ func writePKI(l Layout, s *State) error {
 	serving, err := ca.Issue(pki.Spec{
 		CommonName: "kube-apiserver",
 		DNSNames:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPs:        []net.IP{net.IP(l.GatewayIP().AsSlice()), net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1")},
-		Server:     true,
+		IPs: []net.IP{net.IP(l.GatewayIP().AsSlice()), net.IP(l.GatewayIPv6().AsSlice()), net.ParseIP("127.0.0.1"),
+			net.ParseIP("10.96.0.1"), net.ParseIP(firstServiceIPv6)},
+		Server: true,
 	})
 	if err != nil {
 		return err
@@ -50,14 +51,14 @@ func writePKI(l Layout, s *State) error {
 			return err
 		}
 	}
-	if err := writeKubeconfig(l, ca, Identity{User: "lab-admin", Groups: []string{"system:masters"}}, l.Kubeconfig()); err != nil {
+	if err := writeKubeconfig(l.APIServerURL(s), ca, Identity{User: "lab-admin", Groups: []string{"system:masters"}}, l.Kubeconfig()); err != nil {
 		return err
 	}
 	for _, c := range append(controlPlaneComponents(), plexusControllers()...) {
 		if c.Identity.User == "" {
 			continue
 		}
-		if err := writeKubeconfig(l, ca, c.Identity, componentKubeconfig(l, c.Name, "")); err != nil {
+		if err := writeKubeconfig(l.APIServerURL(s), ca, c.Identity, componentKubeconfig(l, c.Name, "")); err != nil {
 			return err
 		}
 	}
@@ -71,19 +72,19 @@ func writePKI(l Layout, s *State) error {
 
 func writeNodeKubeconfigs(l Layout, s *State, ca *pki.CA, n Node) error {
 	for _, c := range nodeComponents(s) {
-		if err := writeKubeconfig(l, ca, identityFor(c, n.Name), componentKubeconfig(l, c.Name, n.Name)); err != nil {
+		if err := writeKubeconfig(l.APIServerURL(s), ca, identityFor(c, n.Name), componentKubeconfig(l, c.Name, n.Name)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func writeKubeconfig(l Layout, ca *pki.CA, id Identity, path string) error {
+func writeKubeconfig(server string, ca *pki.CA, id Identity, path string) error {
 	kp, err := ca.Issue(pki.Spec{CommonName: id.User, Organizations: id.Groups, Client: true})
 	if err != nil {
 		return err
 	}
-	b, err := pki.Kubeconfig(l.APIServer(), ca.CertPEM, id.User, kp)
+	b, err := pki.Kubeconfig(server, ca.CertPEM, id.User, kp)
 	if err != nil {
 		return err
 	}

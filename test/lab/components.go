@@ -80,7 +80,7 @@ func controlPlaneComponents() []Component {
 			Name: "kube-apiserver", Binary: "kube-apiserver",
 			Args: func(e ComponentEnv) []string {
 				client, _ := e.Layout.EtcdPorts()
-				gw := e.Layout.GatewayIP().String()
+				gw := e.Layout.APIServerAddr(e.State).String()
 				return []string{
 					"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(client),
 					"--bind-address=" + gw, "--advertise-address=" + gw, "--secure-port=" + strconv.Itoa(apiServerPort),
@@ -144,14 +144,19 @@ func plexusControllers() []Component {
 			Args: func(e ComponentEnv) []string {
 				args := append(common(e), "--ipam-mode="+e.State.IPAMMode,
 					"--cluster-pool-ipv4-cidr="+PodCIDR, "--cluster-pool-ipv4-mask-size="+strconv.Itoa(PodCIDRMaskSize))
-				pool := "default=ipv4-cidrs:" + MultiPoolDefaultCIDR + ";ipv4-mask-size:" + strconv.Itoa(MultiPoolMaskSize)
-				if e.State.Dual() {
+				var pool []string
+				if e.State.IPv4() {
+					pool = append(pool, "ipv4-cidrs:"+MultiPoolDefaultCIDR, "ipv4-mask-size:"+strconv.Itoa(MultiPoolMaskSize))
+				} else {
+					args = append(args, "--enable-ipv4=false")
+				}
+				if e.State.IPv6() {
 					args = append(args, "--enable-ipv6=true",
 						"--cluster-pool-ipv6-cidr="+PodCIDRv6, "--cluster-pool-ipv6-mask-size="+strconv.Itoa(PodCIDRv6MaskSize))
-					pool += ";ipv6-cidrs:" + MultiPoolDefaultCIDRv6 + ";ipv6-mask-size:" + strconv.Itoa(MultiPoolMaskSizeV6)
+					pool = append(pool, "ipv6-cidrs:"+MultiPoolDefaultCIDRv6, "ipv6-mask-size:"+strconv.Itoa(MultiPoolMaskSizeV6))
 				}
 				if e.State.IPAMMode == "multi-pool" {
-					args = append(args, "--auto-create-pool="+pool)
+					args = append(args, "--auto-create-pool=default="+strings.Join(pool, ";"))
 				}
 				return args
 			},
@@ -160,7 +165,7 @@ func plexusControllers() []Component {
 			Name: "plexus-lbipam-controller", Binary: "plexus-lbipam-controller", Optional: true,
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-lbipam"),
 			Args: func(e ComponentEnv) []string {
-				return append(common(e), fmt.Sprintf("--enable-ipv6=%t", e.State.Dual()))
+				return append(common(e), fmt.Sprintf("--enable-ipv4=%t", e.State.IPv4()), fmt.Sprintf("--enable-ipv6=%t", e.State.IPv6()))
 			},
 		},
 		{
@@ -263,7 +268,7 @@ func plexusNodeComponents() []Component {
 			Args: func(e ComponentEnv) []string {
 				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig, "--ipam-mode=" + e.State.IPAMMode,
 					"--secret-namespace=" + BGPSecretNamespace, "--status-interval=1s", "--zap-time-encoding=rfc3339nano",
-					fmt.Sprintf("--enable-ipv6=%t", e.State.Dual())}
+					fmt.Sprintf("--enable-ipv4=%t", e.State.IPv4()), fmt.Sprintf("--enable-ipv6=%t", e.State.IPv6())}
 			},
 		},
 		{
@@ -305,19 +310,21 @@ const (
 const BGPSecretNamespace = "kube-system"
 
 // serviceCIDRs is the Service range of each family the lab runs.
-func serviceCIDRs(s *State) string {
-	if s.Dual() {
-		return ServiceCIDR + "," + ServiceCIDRv6
-	}
-	return ServiceCIDR
-}
+func serviceCIDRs(s *State) string { return perFamily(s, ServiceCIDR, ServiceCIDRv6) }
 
 // podCIDRs is the pod range of each family the lab runs.
-func podCIDRs(s *State) string {
-	if s.Dual() {
-		return PodCIDR + "," + PodCIDRv6
+func podCIDRs(s *State) string { return perFamily(s, PodCIDR, PodCIDRv6) }
+
+// perFamily joins v4 and v6 as the lab's families ask, IPv4 first.
+func perFamily(s *State, v4, v6 string) string {
+	var out []string
+	if s.IPv4() {
+		out = append(out, v4)
 	}
-	return PodCIDR
+	if s.IPv6() {
+		out = append(out, v6)
+	}
+	return strings.Join(out, ",")
 }
 
 func baseNodeComponents() []Component {
@@ -328,7 +335,7 @@ func baseNodeComponents() []Component {
 			Args: func(e ComponentEnv) []string {
 				return []string{"--kubeconfig=" + e.Kubeconfig, "--proxy-mode=nftables",
 					"--hostname-override=" + e.Node.Name, "--cluster-cidr=" + podCIDRs(e.State),
-					"--bind-address=" + e.Node.IP, "--nodeport-addresses=primary",
+					"--bind-address=" + e.Node.Addr(), "--nodeport-addresses=primary",
 					// The conntrack table size is global (not per namespace): leave it alone.
 					"--conntrack-max-per-core=0"}
 			},

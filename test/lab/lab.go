@@ -15,10 +15,12 @@ package lab
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 )
 
 // Options are what `lab up` is given.
@@ -27,9 +29,10 @@ type Options struct {
 	Nodes       int
 	RoutingMode string // native | vxlan
 	IPAMMode    string // cluster-pool | multi-pool | kubernetes
-	// IPFamily is "ipv4" (the default) or "dual": IPv6 on the underlay
-	// (2001:2:0:<Segment>::/64, RFC 5180's benchmarking range), IPv6 pod
-	// CIDRs beside the IPv4 ones, and dual-stack Services.
+	// IPFamily is "ipv4" (the default), "dual" (IPv6 on the underlay,
+	// 2001:2:0:<Segment>::/64 from RFC 5180's benchmarking range, IPv6 pod
+	// CIDRs beside the IPv4 ones, and dual-stack Services) or "ipv6" (the
+	// cluster is IPv6 only: nodes, pods, Services and the API server).
 	IPFamily string
 	// CNI picks the pod network plugin: "plexus" (plexus-cni with the
 	// plexus-cni-agent on each node), "standin" (the reference ptp +
@@ -81,7 +84,9 @@ const (
 	PodCIDRv6MaskSize      = 120
 	MultiPoolDefaultCIDRv6 = "fd00::/112"
 	MultiPoolMaskSizeV6    = 122
-	apiServerPort          = 6443
+	// firstServiceIPv6 is the API server's ClusterIP on an IPv6-only lab.
+	firstServiceIPv6 = "fd00:96::1"
+	apiServerPort    = 6443
 )
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,9}$`)
@@ -128,10 +133,12 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--routing-mode %q: native or vxlan", o.RoutingMode)
 	case o.IPAMMode != "cluster-pool" && o.IPAMMode != "multi-pool" && o.IPAMMode != "kubernetes":
 		return fmt.Errorf("--ipam-mode %q: cluster-pool, multi-pool or kubernetes", o.IPAMMode)
-	case o.IPFamily != "ipv4" && o.IPFamily != "dual":
-		return fmt.Errorf("--ip-family %q: ipv4 or dual (IPv6-only is not supported yet: see docs/lab.md)", o.IPFamily)
-	case o.IPFamily == "dual" && o.IPAMMode == "kubernetes":
-		return fmt.Errorf("--ip-family dual: use --ipam-mode cluster-pool or multi-pool")
+	case o.IPFamily != "ipv4" && o.IPFamily != "dual" && o.IPFamily != "ipv6":
+		return fmt.Errorf("--ip-family %q: ipv4, dual or ipv6", o.IPFamily)
+	case o.IPFamily != "ipv4" && o.IPAMMode == "kubernetes":
+		return fmt.Errorf("--ip-family %s: use --ipam-mode cluster-pool or multi-pool", o.IPFamily)
+	case o.IPFamily == "ipv6" && o.RoutingMode == "vxlan":
+		return fmt.Errorf("--ip-family ipv6: use --routing-mode native (the datapath's VXLAN runs between the nodes' IPv4 addresses)")
 	case o.CNI != "auto" && o.CNI != "plexus" && o.CNI != "standin":
 		return fmt.Errorf("--cni %q: auto, plexus or standin", o.CNI)
 	case o.Datapath != "auto" && o.Datapath != "plexus" && o.Datapath != "standin":
@@ -243,8 +250,19 @@ func (l Layout) LBPoolRange() (first, last netip.Addr) {
 	return netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), 200}), netip.AddrFrom4([4]byte{198, 18, byte(l.Segment), 239})
 }
 
-// APIServer is the API server's URL.
-func (l Layout) APIServer() string { return fmt.Sprintf("https://%s:%d", l.GatewayIP(), apiServerPort) }
+// APIServerAddr is the address the API server listens on: the bridge's
+// IPv4 address, or its IPv6 one on an IPv6-only lab.
+func (l Layout) APIServerAddr(s *State) netip.Addr {
+	if s.IPv4() {
+		return l.GatewayIP()
+	}
+	return l.GatewayIPv6()
+}
+
+// APIServerURL is the API server's URL for lab s.
+func (l Layout) APIServerURL(s *State) string {
+	return "https://" + net.JoinHostPort(l.APIServerAddr(s).String(), strconv.Itoa(apiServerPort))
+}
 
 // EtcdPorts are etcd's client and peer ports on 127.0.0.1: below the
 // ephemeral range, so envtest's random ports never take them.

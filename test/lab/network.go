@@ -51,7 +51,7 @@ func setupBridge(l Layout, s *State) error {
 	if err := ip("addr", "replace", l.GatewayIP().String()+"/24", "dev", br); err != nil {
 		return err
 	}
-	if s.Dual() {
+	if s.IPv6() {
 		// nodad: the address is the lab's alone, and usable at once.
 		if err := ip("addr", "replace", l.GatewayIPv6().String()+"/64", "dev", br, "nodad"); err != nil {
 			return err
@@ -61,7 +61,7 @@ func setupBridge(l Layout, s *State) error {
 }
 
 // onSegment creates namespace ns (if missing) with eth0 on the lab bridge
-// at addr/24 (and addr6/64 when not empty), its host end named host; both
+// at addr/24 and addr6/64 (each when not empty), its host end named host; both
 // are recorded in the state so that Down removes them. Every lab namespace
 // on the segment (nodes, the client, the routers) is made this way.
 func onSegment(l Layout, s *State, ns, host, addr, addr6 string) error {
@@ -84,10 +84,14 @@ func onSegment(l Layout, s *State, ns, host, addr, addr6 string) error {
 	for _, a := range [][]string{
 		{"link", "set", host, "master", l.Bridge(), "up"},
 		{"-n", ns, "link", "set", "lo", "up"},
-		{"-n", ns, "addr", "replace", addr + "/24", "dev", "eth0"},
 		{"-n", ns, "link", "set", "eth0", "up"},
 	} {
 		if err := ip(a...); err != nil {
+			return err
+		}
+	}
+	if addr != "" {
+		if err := ip("-n", ns, "addr", "replace", addr+"/24", "dev", "eth0"); err != nil {
 			return err
 		}
 	}
@@ -104,7 +108,7 @@ func setupNode(l Layout, s *State, n Node) error {
 	}
 	// A node forwards for its pods. No default route: the node reaches only
 	// the lab segment and what the network plugins route.
-	if s.Dual() {
+	if s.IPv6() {
 		if err := inNetns(n.Name, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"); err != nil {
 			return err
 		}
@@ -117,11 +121,14 @@ func setupNode(l Layout, s *State, n Node) error {
 // segment only (node addresses, and Service addresses a node announces).
 func setupClient(l Layout, s *State) error {
 	s.Client = l.ClientNetns()
-	addr6 := ""
-	if s.Dual() {
+	addr, addr6 := "", ""
+	if s.IPv4() {
+		addr = l.ClientIP().String()
+	}
+	if s.IPv6() {
 		addr6 = l.ClientIPv6().String()
 	}
-	return onSegment(l, s, l.ClientNetns(), l.ClientVeth(), l.ClientIP().String(), addr6)
+	return onSegment(l, s, l.ClientNetns(), l.ClientVeth(), addr, addr6)
 }
 
 // --- stand-in datapath -------------------------------------------------

@@ -39,7 +39,7 @@ func Status(stateRoot, name string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "lab %s: CNI %s, datapath %s, routing %s, IPAM mode %s, API server %s\n", s.Name, s.CNI, s.Datapath, s.RoutingMode, s.IPAMMode, l.APIServer())
+	fmt.Fprintf(out, "lab %s: CNI %s, datapath %s, routing %s, IPAM mode %s, API server %s\n", s.Name, s.CNI, s.Datapath, s.RoutingMode, s.IPAMMode, l.APIServerURL(s))
 	fmt.Fprintf(out, "kubeconfig: %s\nlogs: %s\n\n", l.Kubeconfig(), l.LogDir())
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROCESS\tPID\tSTATE\tLOG")
@@ -59,7 +59,7 @@ func Status(stateRoot, name string, out io.Writer) error {
 		if !netnsExists(ns) {
 			ns += " (MISSING)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, ns, n.IP)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, ns, strings.Join(n.IPs(), ","))
 	}
 	return tw.Flush()
 }

@@ -181,10 +181,12 @@ func setupRouter(ctx context.Context, l Layout, s *State) error {
 	for _, n := range s.Nodes {
 		// Nodes have no default route: replies to the external client go
 		// back through the router, as they would through a default gateway.
-		if err := ip("-n", n.Name, "route", "replace", l.ExtPrefix().String(), "via", l.RouterIP().String(), "dev", "eth0"); err != nil {
-			return err
+		if s.IPv4() {
+			if err := ip("-n", n.Name, "route", "replace", l.ExtPrefix().String(), "via", l.RouterIP().String(), "dev", "eth0"); err != nil {
+				return err
+			}
 		}
-		if s.Dual() {
+		if s.IPv6() {
 			if err := ip("-n", n.Name, "route", "replace", l.ExtPrefixV6().String(), "via", l.RouterIPv6().String(), "dev", "eth0"); err != nil {
 				return err
 			}
@@ -196,11 +198,14 @@ func setupRouter(ctx context.Context, l Layout, s *State) error {
 func setupRouterNetwork(l Layout, s *State) error {
 	rt, ext := l.RouterNetns(), l.ExtNetns()
 	s.Router = rt
-	segment6 := ""
-	if s.Dual() {
+	segment, segment6 := "", ""
+	if s.IPv4() {
+		segment = l.RouterIP().String()
+	}
+	if s.IPv6() {
 		segment6 = l.RouterIPv6().String()
 	}
-	if err := onSegment(l, s, rt, l.RouterVeth(), l.RouterIP().String(), segment6); err != nil {
+	if err := onSegment(l, s, rt, l.RouterVeth(), segment, segment6); err != nil {
 		return err
 	}
 	if !netnsExists(ext) {
@@ -238,7 +243,7 @@ func setupRouterNetwork(l Layout, s *State) error {
 	if err := inNetns(rt, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1", "net.ipv4.icmp_ratelimit=0"); err != nil {
 		return err
 	}
-	if s.Dual() {
+	if s.IPv6() {
 		for _, a := range [][]string{
 			{"-n", rt, "addr", "replace", l.RouterExtIPv6().String() + "/64", "dev", routerLink, "nodad"},
 			{"-n", ext, "addr", "replace", l.ExtClientIPv6().String() + "/64", "dev", "eth0", "nodad"},
@@ -257,7 +262,7 @@ func setupRouterNetwork(l Layout, s *State) error {
 	}
 	guard := filepath.Join(l.RouterDir(), "guard.nft")
 	rules := routerGuard(l)
-	if s.Dual() {
+	if s.IPv6() {
 		rules += routerGuardV6(l)
 	}
 	if err := os.WriteFile(guard, []byte(rules), 0o644); err != nil {
@@ -422,7 +427,9 @@ exit
 	}
 	fmt.Fprintf(&b, " !\n address-family ipv4 unicast\n  network %s\n  maximum-paths 8\n", ext)
 	for _, n := range nodes {
-		fmt.Fprintf(&b, "  neighbor %s route-map lab-to-nodes out\n", n.IP)
+		if n.IP != "" {
+			fmt.Fprintf(&b, "  neighbor %s route-map lab-to-nodes out\n", n.IP)
+		}
 		if n.IPv6 != "" {
 			fmt.Fprintf(&b, "  no neighbor %s activate\n", n.IPv6)
 		}

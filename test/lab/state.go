@@ -62,19 +62,29 @@ type Node struct {
 	Index int    `json:"index"`
 	Name  string `json:"name"` // Node object and network namespace
 	IP    string `json:"ip"`
-	IPv6  string `json:"ipv6,omitempty"` // with --ip-family dual
+	IPv6  string `json:"ipv6,omitempty"` // with --ip-family dual or ipv6 (then IP is empty)
 }
 
-// Dual reports whether the lab runs dual-stack.
-func (s *State) Dual() bool { return s.IPFamily == "dual" }
+// IPv4 and IPv6 report whether the lab runs each family (--ip-family ipv4,
+// dual or ipv6).
+func (s *State) IPv4() bool { return s.IPFamily != "ipv6" }
+
+// IPv6 reports whether the lab runs IPv6.
+func (s *State) IPv6() bool { return s.IPFamily == "dual" || s.IPFamily == "ipv6" }
 
 // IPs are the node's addresses, IPv4 first.
 func (n Node) IPs() []string {
-	if n.IPv6 == "" {
-		return []string{n.IP}
+	var out []string
+	for _, a := range []string{n.IP, n.IPv6} {
+		if a != "" {
+			out = append(out, a)
+		}
 	}
-	return []string{n.IP, n.IPv6}
+	return out
 }
+
+// Addr is the node's first address: IPv4, or IPv6 on an IPv6-only lab.
+func (n Node) Addr() string { return n.IPs()[0] }
 
 // Process is one long-running process the lab started.
 type Process struct {

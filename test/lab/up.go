@@ -59,14 +59,20 @@ func Up(ctx context.Context, o Options) error {
 	if why != "" {
 		fmt.Fprintf(o.Out, "== datapath: STAND-IN (static routes by the lab) because %s\n", why)
 	}
-	if o.IPFamily == "dual" && (cni != "plexus" || datapath != "plexus") {
-		return fmt.Errorf("--ip-family dual needs the Plexus CNI and datapath (the stand-ins are IPv4 only): build them (make build) or pass --cni plexus --datapath plexus")
+	if o.IPFamily != "ipv4" && (cni != "plexus" || datapath != "plexus") {
+		return fmt.Errorf("--ip-family %s needs the Plexus CNI and datapath (the stand-ins are IPv4 only): build them (make build) or pass --cni plexus --datapath plexus", o.IPFamily)
 	}
 	l2, why := pickNodePlugin(o, L2AnnouncerNode)
+	if o.IPFamily == "ipv6" {
+		l2, why = false, "L2 announcements are IPv4 (ARP) only and the lab is IPv6 only"
+	}
 	if why != "" {
 		fmt.Fprintf(o.Out, "== L2 announcements: no %s on the nodes because %s\n", L2AnnouncerNode, why)
 	}
 	egress, why := pickNodePlugin(o, EgressGatewayNode)
+	if o.IPFamily == "ipv6" {
+		egress, why = false, "the egress gateway is IPv4 only and the lab is IPv6 only"
+	}
 	if why != "" {
 		fmt.Fprintf(o.Out, "== egress gateway: no %s on the nodes because %s\n", EgressGatewayNode, why)
 	}
@@ -82,8 +88,11 @@ func Up(ctx context.Context, o Options) error {
 	s := &State{Name: o.Name, Segment: o.Segment, RoutingMode: o.RoutingMode, IPAMMode: o.IPAMMode, IPFamily: o.IPFamily, CNI: cni, Datapath: datapath,
 		L2Announcer: l2, EgressGateway: egress, BGP: bgpNode, Policy: o.Policy, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
 	for i := 1; i <= o.Nodes; i++ {
-		n := Node{Index: i, Name: l.NodeName(i), IP: l.NodeIP(i).String()}
-		if s.Dual() {
+		n := Node{Index: i, Name: l.NodeName(i)}
+		if s.IPv4() {
+			n.IP = l.NodeIP(i).String()
+		}
+		if s.IPv6() {
 			n.IPv6 = l.NodeIPv6(i).String()
 		}
 		s.Nodes = append(s.Nodes, n)
@@ -128,7 +137,10 @@ func up(ctx context.Context, o *Options, l Layout, s *State) error {
 			return fmt.Errorf("BGP router: %w", err)
 		}
 		say("BGP router: FRR AS %d in %s at %s (vtysh --vty_socket %s), external client %s=%s behind it", RouterASN, l.RouterNetns(), l.RouterIP(), l.RouterDir(), l.ExtNetns(), l.ExtClientIP())
-		if err := BirdAvailable(); err != nil {
+		if err := BirdAvailable(); err != nil || !s.IPv4() {
+			if err == nil {
+				err = errors.New("the lab is IPv6 only and the BIRD router peers over IPv4")
+			}
 			say("second BGP router: none, because %v", err)
 		} else {
 			if err := setupBird(ctx, l, s); err != nil {
@@ -159,7 +171,7 @@ func up(ctx context.Context, o *Options, l Layout, s *State) error {
 	}); err != nil {
 		return err
 	}
-	say("control plane: etcd, kube-apiserver on %s", l.APIServer())
+	say("control plane: etcd, kube-apiserver on %s", l.APIServerURL(s))
 
 	identities := plexusIdentities(s)
 	warnings, err := installPlexusAPI(o, l, s, identities)
@@ -187,7 +199,7 @@ func up(ctx context.Context, o *Options, l Layout, s *State) error {
 		}
 	}
 	say("controllers: kube-controller-manager, kube-scheduler, Plexus %v", controllers)
-	if err := kubectlApply(s, l, lbPool(l, s.Dual())); err != nil {
+	if err := kubectlApply(s, l, lbPool(l, s)); err != nil {
 		return fmt.Errorf("LB-IPAM pool %s: %w", LBPoolName, err)
 	}
 	first, last := l.LBPoolRange()
@@ -290,22 +302,27 @@ func pickNodePlugin(o Options, name string) (bool, string) {
 	return true, ""
 }
 
-// lbPool is the CiliumLoadBalancerIPPool on the lab segment, with an IPv6
-// range of the segment too in a dual-stack lab.
-func lbPool(l Layout, dual bool) string {
-	first, last := l.LBPoolRange()
+// lbPool is the CiliumLoadBalancerIPPool on the lab segment: a range of
+// each family the lab runs.
+func lbPool(l Layout, s *State) string {
 	out := fmt.Sprintf(`apiVersion: cilium.io/v2
 kind: CiliumLoadBalancerIPPool
 metadata:
   name: %s
 spec:
   blocks:
-    - start: %s
-      stop: %s
-`, LBPoolName, first, last)
-	if dual {
-		first, last = l.LBPoolRangeV6()
-		out += fmt.Sprintf("    - start: %s\n      stop: %s\n", first, last)
+`, LBPoolName)
+	var ranges [][2]netip.Addr
+	if s.IPv4() {
+		first, last := l.LBPoolRange()
+		ranges = append(ranges, [2]netip.Addr{first, last})
+	}
+	if s.IPv6() {
+		first, last := l.LBPoolRangeV6()
+		ranges = append(ranges, [2]netip.Addr{first, last})
+	}
+	for _, r := range ranges {
+		out += fmt.Sprintf("    - start: %s\n      stop: %s\n", r[0], r[1])
 	}
 	return out
 }
@@ -337,7 +354,7 @@ func pickPlugin(o Options, kind, choice string) (string, string, error) {
 }
 
 // discoverPodCIDRs fills s.PodCIDRs for the stand-in parts: each node's
-// first IPv4 CIDR from its CiliumNode when the IPAM controller runs in a
+// first IPv4 CIDR (IPv6 on an IPv6-only lab) from its CiliumNode when the IPAM controller runs in a
 // mode with per-node CIDRs, else the lab's static ones.
 func discoverPodCIDRs(ctx context.Context, l Layout, s *State) error {
 	s.PodCIDRs = map[string]string{}
@@ -364,12 +381,13 @@ func discoverPodCIDRs(ctx context.Context, l Layout, s *State) error {
 			}
 			cidrs, _, _ := unstructured.NestedStringSlice(cn.Object, "spec", "ipam", "podCIDRs")
 			for _, c := range cidrs {
-				if p, err := netip.ParsePrefix(c); err == nil && p.Addr().Is4() {
+				// The lab's first family: IPv4, unless it is IPv6 only.
+				if p, err := netip.ParsePrefix(c); err == nil && p.Addr().Is4() == s.IPv4() {
 					s.PodCIDRs[n.Name] = c
 					return nil
 				}
 			}
-			return fmt.Errorf("no IPv4 pod CIDR yet (%v)", cidrs)
+			return fmt.Errorf("no pod CIDR of the lab's first family yet (%v)", cidrs)
 		})
 		if err != nil {
 			return err
@@ -477,7 +495,7 @@ func httpOK(url string) error {
 func nodeList(s *State) string {
 	var parts []string
 	for _, n := range s.Nodes {
-		parts = append(parts, n.Name+"="+n.IP)
+		parts = append(parts, n.Name+"="+strings.Join(n.IPs(), ","))
 	}
 	return strings.Join(parts, " ")
 }

@@ -15,8 +15,8 @@ import (
 )
 
 // Healthy statuses wait, all of them, while a CiliumNode waits for its
-// CIDRs, for StatusDefer; then statusTrickle per pass; with nothing
-// waiting, or StatusDefer 0, they do not wait.
+// CIDRs (and statusQuiet after), for StatusDefer; then statusTrickle per
+// pass; with nothing waiting, or StatusDefer 0, they do not wait.
 func TestDeferStatus(t *testing.T) {
 	r := &Reconciler{Config: clusterPool("10.0.0.0/8"), StatusDefer: 10 * time.Second}
 	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
@@ -39,10 +39,11 @@ func TestDeferStatus(t *testing.T) {
 		{"still within StatusDefer", waitingForB, 9 * time.Second, true, 0},
 		{"StatusDefer up: trickle", waitingForB, 10 * time.Second, true, statusTrickle},
 		{"and go on trickling", waitingForB, 11 * time.Second, true, statusTrickle},
-		{"nothing waits: write all", done, 12 * time.Second, false, 0},
-		{"a burst again starts a new wait", waitingForB, 13 * time.Second, true, 0},
-		{"...measured from its start", waitingForB, 22 * time.Second, true, 0},
-		{"...until it is up", waitingForB, 23 * time.Second, true, statusTrickle},
+		{"nothing waits, but only just: keep trickling", done, 12 * time.Second, true, statusTrickle},
+		{"nothing waited for statusQuiet: write all", done, 11*time.Second + statusQuiet, false, 0},
+		{"a burst again starts a new wait", waitingForB, 16 * time.Second, true, 0},
+		{"...measured from its start", waitingForB, 25 * time.Second, true, 0},
+		{"...until it is up", waitingForB, 26 * time.Second, true, statusTrickle},
 	} {
 		if deferred, budget := r.deferStatus(kube, step.byName, res, t0.Add(step.at)); deferred != step.deferred || budget != step.budget {
 			t.Errorf("%s: deferStatus = %v, %d; want %v, %d", step.what, deferred, budget, step.deferred, step.budget)

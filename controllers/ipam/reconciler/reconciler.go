@@ -24,6 +24,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +37,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
@@ -77,6 +80,71 @@ type Reconciler struct {
 	// time, so they need no lock.
 	deferringSince time.Time
 	trickleAfter   string
+	// lastWaiting is when a pass last found a CiliumNode waiting.
+	lastWaiting time.Time
+
+	// kicks start a pass (after a failed create); createSlots bound the
+	// creates in flight; creates counts them, for a clean stop.
+	kicks       chan event.GenericEvent
+	createSlots chan struct{}
+	creates     sync.WaitGroup
+
+	// created are the CiliumNodes this controller created that the cache
+	// may not show yet, by name: the next pass must neither create them
+	// again (the API server would refuse, and the pass would back off) nor
+	// give their CIDRs to another node.
+	createdMu sync.Mutex
+	created   map[string]created
+}
+
+// created is a CiliumNode as this controller creates or created it, and
+// when; inFlight while the create has not returned.
+type created struct {
+	at       time.Time
+	node     *ciliumv2.CiliumNode
+	inFlight bool
+}
+
+// cacheLagLimit is how long a created CiliumNode the cache does not show is
+// trusted to exist; after that a pass creates it again (and learns).
+const cacheLagLimit = 10 * time.Second
+
+// awaitingCache returns the CiliumNode being created as name, or created
+// recently, which the cache does not show yet; or nil.
+func (r *Reconciler) awaitingCache(name string, now time.Time) *ciliumv2.CiliumNode {
+	r.createdMu.Lock()
+	defer r.createdMu.Unlock()
+	if c, ok := r.created[name]; ok && (c.inFlight || now.Sub(c.at) < cacheLagLimit) {
+		return c.node
+	}
+	return nil
+}
+
+// noteCreated records a create starting (inFlight), done, or failed
+// (node nil: forgotten, so the next pass decides again).
+func (r *Reconciler) noteCreated(name string, node *ciliumv2.CiliumNode, inFlight bool, now time.Time) {
+	r.createdMu.Lock()
+	defer r.createdMu.Unlock()
+	if node == nil {
+		delete(r.created, name)
+		return
+	}
+	if r.created == nil {
+		r.created = map[string]created{}
+	}
+	r.created[name] = created{at: now, node: node, inFlight: inFlight}
+}
+
+// forgetCreated forgets the creates the cache shows, and those done that it
+// has not shown for cacheLagLimit.
+func (r *Reconciler) forgetCreated(cached map[string]*ciliumv2.CiliumNode, now time.Time) {
+	r.createdMu.Lock()
+	defer r.createdMu.Unlock()
+	for name, c := range r.created {
+		if cached[name] != nil || !c.inFlight && now.Sub(c.at) >= cacheLagLimit {
+			delete(r.created, name)
+		}
+	}
 }
 
 // SetupWithManager registers the reconciler.
@@ -84,7 +152,17 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Client == nil || r.Recorder == nil {
 		return errors.New("ipam: Client and Recorder must be set")
 	}
-	r.runner = passes.Runner{Name: "ipam", Client: r.Client, Settings: r.Passes, Decide: r.decide}
+	r.kicks = make(chan event.GenericEvent, 1)
+	r.createSlots = make(chan struct{}, max(r.Passes.Workers, 1))
+	r.runner = passes.Runner{Name: "ipam", Client: r.Client, Settings: r.Passes, Decide: r.decide, Kicks: r.kicks}
+	// Creates in flight finish before the manager returns.
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		r.creates.Wait()
+		return nil
+	})); err != nil {
+		return err
+	}
 	watches := []passes.Watch{passes.For(&corev1.Node{}, nodeChanged), passes.For(&ciliumv2.CiliumNode{})}
 	if r.Config.Mode == allocator.ModeMultiPool {
 		watches = append(watches, passes.For(&ciliumv2alpha1.CiliumPodIPPool{}))
@@ -122,12 +200,18 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	for i := range ciliumNodes.Items {
 		byName[ciliumNodes.Items[i].Name] = &ciliumNodes.Items[i]
 	}
+	now := time.Now()
+	r.forgetCreated(byName, now)
 	var in []allocator.Node
 	kube := map[string]*corev1.Node{}
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		kube[n.Name] = n
-		in = append(in, toAllocatorNode(n, byName[n.Name]))
+		cn := byName[n.Name]
+		if cn == nil {
+			cn = r.awaitingCache(n.Name, now) // what it holds is taken
+		}
+		in = append(in, toAllocatorNode(n, cn))
 	}
 	// CiliumNodes without a Node that this controller did not create (made by
 	// hand or by another tool) keep their CIDRs: nothing is handed out twice.
@@ -149,7 +233,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 
 	res := allocator.Allocate(r.Config, poolIn, in)
 
-	deferring, budget := r.deferStatus(kube, byName, res, time.Now())
+	deferring, budget := r.deferStatus(kube, byName, res, now)
 	if deferring {
 		p.After(time.Second) // the deferred statuses, should no event come
 	}
@@ -169,9 +253,13 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		}
 		switch {
 		case cn != nil:
-			p.Write(r.updateNode(p.Status, n, cn, nr, writeStatus))
-		case n.DeletionTimestamp == nil:
-			p.Write(r.createNode(p.Status, n, nr, writeStatus))
+			// Only what may write: thousands of no-op writes would make a
+			// pass over a large cluster slow.
+			if writeStatus || !specCurrent(cn.Spec, n, r.Config.Mode, nr) {
+				p.Write(r.updateNode(p.Status, n, cn, nr, writeStatus))
+			}
+		case n.DeletionTimestamp == nil && r.awaitingCache(name, now) == nil:
+			r.startCreate(ctx, p.Status, n, nr, writeStatus)
 		}
 	}
 	for _, cn := range orphans {
@@ -189,22 +277,33 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 // waited StatusDefer and CiliumNodes still wait for their CIDRs.
 const statusTrickle = 256
 
+// statusQuiet is how long after the last waiting CiliumNode the held-back
+// statuses still wait: a controller that keeps up with a burst of new
+// Nodes finds none waiting between two of them, and writing thousands of
+// statuses then would hold up the next creates.
+const statusQuiet = 2 * time.Second
+
 // deferStatus says whether this pass holds back the status writes of
 // healthy nodes, and how many it writes nonetheless: all are held back while
-// some CiliumNode waits for its CIDRs (to be created, or its spec written),
-// up to StatusDefer; after that, statusTrickle per pass.
+// some CiliumNode waits for its CIDRs (to be created, or its spec written)
+// or did within statusQuiet, up to StatusDefer; after that, statusTrickle
+// per pass.
 func (r *Reconciler) deferStatus(kube map[string]*corev1.Node, byName map[string]*ciliumv2.CiliumNode, res allocator.Result, now time.Time) (bool, int) {
 	waiting := false
 	for name, n := range kube {
 		cn := byName[name]
 		if cn == nil && n.DeletionTimestamp == nil ||
-			cn != nil && !equality.Semantic.DeepEqual(desiredSpec(cn.Spec, n, r.Config.Mode, res.Nodes[name]), cn.Spec) {
+			cn != nil && !specCurrent(cn.Spec, n, r.Config.Mode, res.Nodes[name]) {
 			waiting = true
 			break
 		}
 	}
+	if waiting {
+		r.lastWaiting = now
+	}
+	quiet := !r.lastWaiting.IsZero() && now.Sub(r.lastWaiting) < statusQuiet
 	switch {
-	case !waiting || r.StatusDefer <= 0:
+	case !waiting && !quiet || r.StatusDefer <= 0:
 		r.deferringSince = time.Time{}
 		return false, 0
 	case r.deferringSince.IsZero():
@@ -215,23 +314,59 @@ func (r *Reconciler) deferStatus(kube map[string]*corev1.Node, byName map[string
 	return true, 0
 }
 
-func (r *Reconciler) createNode(status *statuswrite.Writer, n *corev1.Node, res *allocator.NodeResult, writeStatus bool) func(context.Context) error {
-	return func(ctx context.Context) error {
-		cn := &ciliumv2.CiliumNode{ObjectMeta: metav1.ObjectMeta{
-			Name:   n.Name,
-			Labels: map[string]string{ManagedByLabel: ManagedByValue},
-			// The garbage collector deletes it with its Node even while this
-			// controller is down.
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID, BlockOwnerDeletion: ptr.To(false)}},
-		}}
-		cn.Spec = desiredSpec(cn.Spec, n, r.Config.Mode, res)
+// startCreate creates n's CiliumNode apart from the pass, at most
+// Passes.Workers at once: the pass goes on, and the next one hands out the
+// Nodes that arrived meanwhile, so that a burst of new Nodes is not cut into
+// batches that each wait for their slowest create. Until the cache shows
+// it, the CiliumNode counts as existing (its CIDRs are taken); a failed
+// create is forgotten and a pass decides again.
+func (r *Reconciler) startCreate(ctx context.Context, status *statuswrite.Writer, n *corev1.Node, res *allocator.NodeResult, writeStatus bool) {
+	cn := &ciliumv2.CiliumNode{ObjectMeta: metav1.ObjectMeta{
+		Name:   n.Name,
+		Labels: map[string]string{ManagedByLabel: ManagedByValue},
+		// The garbage collector deletes it with its Node even while this
+		// controller is down.
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID, BlockOwnerDeletion: ptr.To(false)}},
+		// Allocation orders nodes by age; until the create returns, this
+		// one is as old as its Node.
+		CreationTimestamp: n.CreationTimestamp,
+	}}
+	cn.Spec = desiredSpec(cn.Spec, n, r.Config.Mode, res)
+	r.noteCreated(n.Name, cn.DeepCopy(), true, time.Now())
+	r.creates.Add(1)
+	go func() {
+		defer r.creates.Done()
+		r.createSlots <- struct{}{}
+		defer func() { <-r.createSlots }()
+		want := cn.DeepCopy()
+		cn.CreationTimestamp = metav1.Time{}
 		if err := r.Client.Create(ctx, cn); err != nil {
-			return fmt.Errorf("creating CiliumNode %s: %w", n.Name, err)
+			if apierrors.IsAlreadyExists(err) {
+				// Made meanwhile (by this controller before a restart, or by
+				// hand): the cache shows it soon, and a pass takes it as it is.
+				r.noteCreated(n.Name, want, false, time.Now())
+				return
+			}
+			r.noteCreated(n.Name, nil, false, time.Now())
+			log.FromContext(ctx).Error(err, "creating CiliumNode", "node", n.Name)
+			r.kick()
+			return
 		}
-		if !writeStatus {
-			return nil
+		r.noteCreated(n.Name, cn.DeepCopy(), false, time.Now())
+		if writeStatus {
+			if err := r.nodeStatus(ctx, status, cn, res); err != nil {
+				log.FromContext(ctx).Error(err, "writing the status of a new CiliumNode", "node", n.Name)
+				r.kick()
+			}
 		}
-		return r.nodeStatus(ctx, status, cn, res)
+	}()
+}
+
+// kick asks for a pass without blocking.
+func (r *Reconciler) kick() {
+	select {
+	case r.kicks <- event.GenericEvent{Object: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "ipam"}}}:
+	default: // a pass is queued already
 	}
 }
 

@@ -117,3 +117,38 @@ func desiredSpec(cur ciliumv2.NodeSpec, n *corev1.Node, mode allocator.Mode, res
 	}
 	return spec
 }
+
+// specCurrent reports whether cur already holds what desiredSpec would
+// write, without building it: a pass asks for every node, and copies of
+// thousands of specs would make it slow.
+func specCurrent(cur ciliumv2.NodeSpec, n *corev1.Node, mode allocator.Mode, res *allocator.NodeResult) bool {
+	i := 0
+	for _, a := range n.Status.Addresses {
+		var typ string
+		switch a.Type {
+		case corev1.NodeInternalIP:
+			typ = ciliumv2.NodeAddressInternalIP
+		case corev1.NodeExternalIP:
+			typ = ciliumv2.NodeAddressExternalIP
+		default:
+			continue
+		}
+		if i >= len(cur.Addresses) || cur.Addresses[i] != (ciliumv2.NodeAddress{Type: typ, IP: a.Address}) {
+			return false
+		}
+		i++
+	}
+	if i != len(cur.Addresses) {
+		return false
+	}
+	switch mode {
+	case allocator.ModeCRD:
+		return true
+	case allocator.ModeMultiPool:
+		return slices.EqualFunc(cur.IPAM.Pools.Allocated, res.Allocated, func(a ciliumv2.IPAMPoolAllocation, b allocator.PoolCIDRs) bool {
+			return a.Pool == b.Pool && slices.Equal(a.CIDRs, b.CIDRs)
+		})
+	default:
+		return slices.Equal(cur.IPAM.PodCIDRs, res.PodCIDRs)
+	}
+}

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,6 +73,47 @@ func TestDeferredStatusIsWritten(t *testing.T) {
 			if c := meta.FindStatusCondition(cn.Status.Conditions, conditions.TypeReady); c == nil || c.Status != metav1.ConditionTrue || len(cn.Spec.IPAM.PodCIDRs) != 1 {
 				return fmt.Errorf("%s: CIDRs %v, Ready %+v", n, cn.Spec.IPAM.PodCIDRs, c)
 			}
+		}
+		return nil
+	})
+}
+
+// A burst of Nodes: every one gets a CiliumNode whose CIDR is its own and
+// was never moved (generation 1: the spec was written once, by the create),
+// while creates run apart from the passes and the cache lags behind them.
+func TestBurstOfNodesGetsUniqueCIDRsOnce(t *testing.T) {
+	h := newHarness(t)
+	h.start(clusterPool("10.0.0.0/16"), func(r *Reconciler) { r.Passes.Workers = 32 })
+	const n = 200
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			must(t, h.c.Create(h.ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("burst-%d", i)}}))
+		}()
+	}
+	wg.Wait()
+	h.eventually("every CiliumNode holds a CIDR", func() error {
+		var list ciliumv2.CiliumNodeList
+		if err := h.c.List(h.ctx, &list); err != nil {
+			return err
+		}
+		owner := map[string]string{}
+		for _, cn := range list.Items {
+			if len(cn.Spec.IPAM.PodCIDRs) != 1 {
+				return fmt.Errorf("%s holds %v", cn.Name, cn.Spec.IPAM.PodCIDRs)
+			}
+			if o, ok := owner[cn.Spec.IPAM.PodCIDRs[0]]; ok {
+				t.Fatalf("%s and %s both hold %s", o, cn.Name, cn.Spec.IPAM.PodCIDRs[0])
+			}
+			owner[cn.Spec.IPAM.PodCIDRs[0]] = cn.Name
+			if cn.Generation != 1 {
+				t.Fatalf("%s's spec was written again (generation %d): its CIDR may have moved", cn.Name, cn.Generation)
+			}
+		}
+		if len(list.Items) != n {
+			return fmt.Errorf("%d of %d CiliumNodes", len(list.Items), n)
 		}
 		return nil
 	})

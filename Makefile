@@ -100,24 +100,27 @@ host-packages: ## install the Debian packages the kernel tests and the lab use (
 	hack/host-packages.sh
 
 .PHONY: test
-test: tools controlplane host-packages verify-generated ## the whole test suite: generation check, vet, unit, envtest, kernel, chart and lab end-to-end tests (root runs them all)
+test: tools controlplane host-packages verify-generated ## the whole test suite: generation check, vet, unit, envtest, kernel, chart and lab end-to-end tests (root runs them all), then the race detector (make race)
 	go vet ./...
 	$(GOLANGCI_LINT) run ./...
 	hack/build-hubble.sh >/dev/null
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) HELM=$(HELM) GOLANGCI_LINT=$(GOLANGCI_LINT) \
 	  HUBBLE=$$(hack/build-hubble.sh) go test -count=1 -timeout 45m ./...
 	cd test/policyassistant && go vet ./... && go test -count=1 ./...
+	$(MAKE) --no-print-directory race-only
 
 # GoBGP v3.37 races with itself (docs/architecture.md, "How it is tested"):
 # the packages that embed it run without -race.
 RACE_WITHOUT := github.com/plexus-net/plexus/nodeplugins/bgp github.com/plexus-net/plexus/nodeplugins/bgp/speaker
 
 .PHONY: race
-race: tools controlplane host-packages ## every package but the lab e2e tests and benchmarks under go test -race (GoBGP's own packages without it)
+race: tools controlplane host-packages race-only ## every package but the lab e2e tests and benchmarks under go test -race (GoBGP's own packages without it); make test ends with it
+
+.PHONY: race-only
+race-only: # race's tests, its set-up done (make test has done it)
 	hack/build-hubble.sh >/dev/null
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) HELM=$(HELM) HUBBLE=$$(hack/build-hubble.sh) \
 	  go test -race -count=1 -timeout 45m $$(go list ./... | grep -v -e /test/e2e -e /test/bench $(foreach p,$(RACE_WITHOUT),-e '^$(p)$$'))
-	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go test -count=1 $(RACE_WITHOUT)
 
 .PHONY: hubble
 hubble: ## build the upstream Hubble CLI from Cilium's Go module into bin/tools (make test does; point it at a node: --server <node>:4244)

@@ -28,11 +28,7 @@ import (
 // announcements (which are IPv4 only, as in the seed: the Service says so).
 func TestDualStack(t *testing.T) {
 	labtest.RequireRouter(t)
-	l := labtest.Start(t, lab.Options{Nodes: 2, RoutingMode: "native", IPAMMode: "cluster-pool", IPFamily: "dual", CNI: "plexus", Datapath: "plexus"})
-	pods := labtest.Deploy(t, l, labtest.Echo("echo", 4, nil))
-	if got := labtest.NodesOf(pods); len(got) != 2 {
-		t.Fatalf("pods on %v, want both nodes", got)
-	}
+	l, pods := echoOnTwoNodes(t, "native", "cluster-pool", "dual")
 
 	t.Run("I3_EveryPodHasAnAddressOfEachFamilyFromItsNode", func(t *testing.T) {
 		for _, p := range pods {
@@ -252,6 +248,19 @@ func dualStackThroughL2(t *testing.T, l *labtest.Lab) {
 	})
 }
 
+// echoOnTwoNodes starts a two-node lab with the Plexus CNI and datapath in
+// the given routing, IPAM mode and IP family, and four echo pods over both
+// nodes.
+func echoOnTwoNodes(t *testing.T, routing, ipam, family string) (*labtest.Lab, []corev1.Pod) {
+	t.Helper()
+	l := labtest.Start(t, lab.Options{Nodes: 2, RoutingMode: routing, IPAMMode: ipam, IPFamily: family, CNI: "plexus", Datapath: "plexus"})
+	pods := labtest.Deploy(t, l, labtest.Echo("echo", 4, nil))
+	if got := labtest.NodesOf(pods); len(got) != 2 {
+		t.Fatalf("pods on %v, want both nodes", got)
+	}
+	return l, pods
+}
+
 // nthAddr is the n-th address of p.
 func nthAddr(p netip.Prefix, n int) netip.Addr {
 	a := p.Addr()
@@ -265,11 +274,7 @@ func nthAddr(p netip.Prefix, n int) netip.Addr {
 // pod traffic inside) and multi-pool IPAM: the "default" pool has CIDRs of
 // both families and every pod gets one address of each.
 func TestDualStackVXLANMultiPool(t *testing.T) {
-	l := labtest.Start(t, lab.Options{Nodes: 2, RoutingMode: "vxlan", IPAMMode: "multi-pool", IPFamily: "dual", CNI: "plexus", Datapath: "plexus"})
-	pods := labtest.Deploy(t, l, labtest.Echo("echo", 4, nil))
-	if got := labtest.NodesOf(pods); len(got) != 2 {
-		t.Fatalf("pods on %v, want both nodes", got)
-	}
+	l, pods := echoOnTwoNodes(t, "vxlan", "multi-pool", "dual")
 	t.Run("I19_PodsGetBothFamiliesFromTheDefaultPool", func(t *testing.T) {
 		v6 := netip.MustParsePrefix(lab.MultiPoolDefaultCIDRv6)
 		for _, p := range pods {
@@ -289,11 +294,7 @@ func TestDualStackVXLANMultiPool(t *testing.T) {
 // and do not run.
 func TestIPv6Only(t *testing.T) {
 	labtest.RequireRouter(t)
-	l := labtest.Start(t, lab.Options{Nodes: 2, RoutingMode: "native", IPAMMode: "cluster-pool", IPFamily: "ipv6", CNI: "plexus", Datapath: "plexus"})
-	pods := labtest.Deploy(t, l, labtest.Echo("echo", 4, nil))
-	if got := labtest.NodesOf(pods); len(got) != 2 {
-		t.Fatalf("pods on %v, want both nodes", got)
-	}
+	l, pods := echoOnTwoNodes(t, "native", "cluster-pool", "ipv6")
 	t.Run("PodsHaveOnlyIPv6AddressesFromTheirNode", func(t *testing.T) {
 		for _, p := range pods {
 			cidrs := ciliumNode(t, l, p.Spec.NodeName).Spec.IPAM.PodCIDRs

@@ -261,9 +261,9 @@ func setupRouterNetwork(l Layout, s *State) error {
 		return err
 	}
 	guard := filepath.Join(l.RouterDir(), "guard.nft")
-	rules := routerGuard(l)
+	rules := routerGuard(l, false)
 	if s.IPv6() {
-		rules += routerGuardV6(l)
+		rules += routerGuard(l, true)
 	}
 	if err := os.WriteFile(guard, []byte(rules), 0o644); err != nil {
 		return err
@@ -271,43 +271,31 @@ func setupRouterNetwork(l Layout, s *State) error {
 	return inNetns(rt, "nft", "-f", guard)
 }
 
-// routerGuard is the router's nftables table. The host has no route to
-// the external network and would answer a packet from it through its own
-// default route, off the machine: the router drops the external client's
-// packets to the host. And a packet from the external client with no
-// route is refused at once with ICMP net unreachable (the kernel's own
-// answer is rate limited per sender, so dials would time out instead).
-func routerGuard(l Layout) string {
-	return fmt.Sprintf(`table ip plexus-lab-router {}
-delete table ip plexus-lab-router
-table ip plexus-lab-router {
+// routerGuard is the router's nftables table of one family (IPv6 when
+// v6). The host has no route to the external network and would answer a
+// packet from it through its own default route, off the machine: the
+// router drops the external client's packets to the host. And a packet
+// from the external client with no route is refused at once with ICMP
+// "no route" (the kernel's own answer is rate limited per sender, so dials
+// would time out instead).
+func routerGuard(l Layout, v6 bool) string {
+	family, reject, ext, host := "ip", "icmp type net-unreachable", l.ExtPrefix(), l.GatewayIP()
+	if v6 {
+		family, reject, ext, host = "ip6", "icmpv6 type no-route", l.ExtPrefixV6(), l.GatewayIPv6()
+	}
+	return fmt.Sprintf(`table %[1]s plexus-lab-router {}
+delete table %[1]s plexus-lab-router
+table %[1]s plexus-lab-router {
 	chain prerouting {
 		type filter hook prerouting priority filter; policy accept;
-		iifname %q fib daddr type != local fib daddr oif missing reject with icmp type net-unreachable
+		iifname %[2]q fib daddr type != local fib daddr oif missing reject with %[3]s
 	}
 	chain forward {
 		type filter hook forward priority filter; policy accept;
-		ip saddr %s ip daddr %s drop
+		%[1]s saddr %[4]s %[1]s daddr %[5]s drop
 	}
 }
-`, routerLink, l.ExtPrefix(), l.GatewayIP())
-}
-
-// routerGuardV6 is routerGuard for IPv6 (--ip-family dual).
-func routerGuardV6(l Layout) string {
-	return fmt.Sprintf(`table ip6 plexus-lab-router {}
-delete table ip6 plexus-lab-router
-table ip6 plexus-lab-router {
-	chain prerouting {
-		type filter hook prerouting priority filter; policy accept;
-		iifname %q fib daddr type != local fib daddr oif missing reject with icmpv6 type no-route
-	}
-	chain forward {
-		type filter hook forward priority filter; policy accept;
-		ip6 saddr %s ip6 daddr %s drop
-	}
-}
-`, routerLink, l.ExtPrefixV6(), l.GatewayIPv6())
+`, family, routerLink, reject, ext, host)
 }
 
 // startRouter writes FRR's configuration and starts zebra, then bgpd, in

@@ -88,19 +88,28 @@ func TestRouterConfig(t *testing.T) {
 }
 
 // The guard drops only the external network's packets to the host, and
-// refuses what the router has no route for only from the external side.
+// refuses what the router has no route for only from the external side, in
+// each family.
 func TestRouterGuard(t *testing.T) {
-	g := routerGuard(LayoutFor("/x", "plxlab", 3))
-	for _, want := range []string{
-		"ip saddr 198.19.3.128/25 ip daddr 198.18.3.1 drop",
-		`iifname "ext0" fib daddr type != local fib daddr oif missing reject with icmp type net-unreachable`,
+	l := LayoutFor("/x", "plxlab", 3)
+	for _, c := range []struct {
+		v6   bool
+		want []string
+	}{
+		{false, []string{"table ip plexus-lab-router {\n", "ip saddr 198.19.3.128/25 ip daddr 198.18.3.1 drop",
+			`iifname "ext0" fib daddr type != local fib daddr oif missing reject with icmp type net-unreachable`}},
+		{true, []string{"table ip6 plexus-lab-router {\n", "ip6 saddr 2001:2:1:3::/64 ip6 daddr 2001:2:0:3::1 drop",
+			`iifname "ext0" fib daddr type != local fib daddr oif missing reject with icmpv6 type no-route`}},
 	} {
-		if !strings.Contains(g, want) {
-			t.Errorf("guard lacks %q:\n%s", want, g)
+		g := routerGuard(l, c.v6)
+		for _, want := range c.want {
+			if !strings.Contains(g, want) {
+				t.Errorf("guard lacks %q:\n%s", want, g)
+			}
 		}
-	}
-	if strings.Count(g, "policy accept") != 2 {
-		t.Errorf("the guard's chains must accept everything else:\n%s", g)
+		if strings.Count(g, "policy accept") != 2 {
+			t.Errorf("the guard's chains must accept everything else:\n%s", g)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@
 // unique across nodes), so every event maps to one key and a pass recomputes
 // everything; events during a pass collapse into one more.
 //
+// New Nodes' CiliumNodes are created apart from the passes (startCreate),
+// so a burst is not cut into batches that wait for their slowest create.
 // A node's CIDRs are in the first write of its CiliumNode (the create); the
 // status that says all is well follows once no CiliumNode waits for its
 // CIDRs, so that a burst of new nodes costs the API server one write per node
@@ -332,13 +334,13 @@ func (r *Reconciler) startCreate(ctx context.Context, status *statuswrite.Writer
 		CreationTimestamp: n.CreationTimestamp,
 	}}
 	cn.Spec = desiredSpec(cn.Spec, n, r.Config.Mode, res)
-	r.noteCreated(n.Name, cn.DeepCopy(), true, time.Now())
+	want := cn.DeepCopy() // what a pass sees until the cache shows it
+	r.noteCreated(n.Name, want, true, time.Now())
 	r.creates.Add(1)
 	go func() {
 		defer r.creates.Done()
 		r.createSlots <- struct{}{}
 		defer func() { <-r.createSlots }()
-		want := cn.DeepCopy()
 		cn.CreationTimestamp = metav1.Time{}
 		if err := r.Client.Create(ctx, cn); err != nil {
 			if apierrors.IsAlreadyExists(err) {

@@ -45,8 +45,9 @@ func waitingForListed(node string) string {
 }
 
 // listedAddresses returns spec.ipam.pool and ipv6-pool as host prefixes,
-// whatever map an address is listed in; keys that are not addresses are
-// logged and skipped (the IPAM controller's status names them).
+// whatever map an address is listed in, in address order (maps have none,
+// and a changed order would count as changed pools); keys that are not
+// addresses are skipped (the IPAM controller's status names them).
 func listedAddresses(node *ciliumv2.CiliumNode, log logr.Logger) []netip.Prefix {
 	seen := map[netip.Addr]bool{}
 	var out []netip.Prefix
@@ -54,7 +55,7 @@ func listedAddresses(node *ciliumv2.CiliumNode, log logr.Logger) []netip.Prefix 
 		for key := range m {
 			ip, err := netip.ParseAddr(key)
 			if err != nil {
-				log.Info("ignoring a spec.ipam.pool entry that is not an IP address", "entry", key)
+				log.V(1).Info("ignoring a spec.ipam.pool entry that is not an IP address", "entry", key)
 				continue
 			}
 			ip = ip.Unmap()
@@ -64,6 +65,7 @@ func listedAddresses(node *ciliumv2.CiliumNode, log logr.Logger) []netip.Prefix 
 			}
 		}
 	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	return out
 }
 

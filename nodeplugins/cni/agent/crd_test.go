@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
@@ -246,6 +247,21 @@ func TestI27_CRDUsedStatusIsWrittenAtMostOncePerInterval(t *testing.T) {
 		// Polling every 50 ms blurs each time by that much.
 		if gap := writes[i].at.Sub(writes[i-1].at); gap < interval-200*time.Millisecond {
 			t.Errorf("writes %d and %d of status.ipam.used came %s apart, want at least %s", i-1, i, gap, interval)
+		}
+	}
+}
+
+// The listed addresses come in address order whatever the maps' order, so
+// that an unchanged list never counts as changed pools; an address in both
+// maps counts once, and keys that are no address are left out.
+func TestListedAddressesInAddressOrder(t *testing.T) {
+	node := &ciliumv2.CiliumNode{}
+	node.Spec.IPAM.Pool = ciliumv2.AllocationMap{"10.0.0.9": {}, "10.0.0.10": {}, "10.0.0.2": {}, "not-an-ip": {}, "fd00::1": {}}
+	node.Spec.IPAM.IPv6Pool = ciliumv2.AllocationMap{"fd00::1": {}, "10.0.0.2": {}}
+	want := "[10.0.0.2/32 10.0.0.9/32 10.0.0.10/32 fd00::1/128]"
+	for range 20 { // map order differs between iterations
+		if got := fmt.Sprint(listedAddresses(node, logr.Discard())); got != want {
+			t.Fatalf("listed %s, want %s", got, want)
 		}
 	}
 }

@@ -1,0 +1,300 @@
+package translate
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/plexus-net/plexus/controllers/gateway/ir"
+)
+
+// ruleInput is one rule of an HTTPRoute or GRPCRoute in a shared shape.
+type ruleInput struct {
+	matches  []ir.Match
+	filters  []gwv1.HTTPRouteFilter
+	backends []gwv1.HTTPBackendRef
+	timeouts *gwv1.HTTPRouteTimeouts
+	retry    *gwv1.HTTPRouteRetry
+	session  *gwv1.SessionPersistence
+}
+
+func (w *world) httpRoute(hr *gwv1.HTTPRoute) *routeObject {
+	r := &routeObject{key: RouteKey{Kind: "HTTPRoute", NamespacedName: keyOf(hr)}, meta: &hr.ObjectMeta, parents: hr.Spec.ParentRefs}
+	for _, h := range hr.Spec.Hostnames {
+		r.hostnames = append(r.hostnames, string(h))
+	}
+	rules := make([]ruleInput, len(hr.Spec.Rules))
+	for i, rule := range hr.Spec.Rules {
+		in := ruleInput{filters: rule.Filters, backends: rule.BackendRefs, timeouts: rule.Timeouts, retry: rule.Retry, session: rule.SessionPersistence}
+		for _, m := range rule.Matches {
+			in.matches = append(in.matches, httpMatch(m))
+		}
+		rules[i] = in
+	}
+	w.convertRules(r, rules, false)
+	return r
+}
+
+func (w *world) grpcRoute(gr *gwv1.GRPCRoute) *routeObject {
+	r := &routeObject{key: RouteKey{Kind: "GRPCRoute", NamespacedName: keyOf(gr)}, meta: &gr.ObjectMeta, parents: gr.Spec.ParentRefs}
+	for _, h := range gr.Spec.Hostnames {
+		r.hostnames = append(r.hostnames, string(h))
+	}
+	rules := make([]ruleInput, len(gr.Spec.Rules))
+	for i, rule := range gr.Spec.Rules {
+		in := ruleInput{session: rule.SessionPersistence}
+		for _, m := range rule.Matches {
+			in.matches = append(in.matches, grpcMatch(m))
+		}
+		for _, f := range rule.Filters {
+			in.filters = append(in.filters, gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterType(f.Type),
+				RequestHeaderModifier: f.RequestHeaderModifier, ResponseHeaderModifier: f.ResponseHeaderModifier,
+				RequestMirror: f.RequestMirror, ExtensionRef: f.ExtensionRef})
+		}
+		for _, b := range rule.BackendRefs {
+			hb := gwv1.HTTPBackendRef{BackendRef: b.BackendRef}
+			if len(b.Filters) > 0 {
+				// Not served (reported by convertRules); only their
+				// presence is carried over.
+				hb.Filters = make([]gwv1.HTTPRouteFilter, len(b.Filters))
+			}
+			in.backends = append(in.backends, hb)
+		}
+		rules[i] = in
+	}
+	w.convertRules(r, rules, true)
+	return r
+}
+
+func httpMatch(m gwv1.HTTPRouteMatch) ir.Match {
+	out := ir.Match{PathKind: ir.PathPrefix, Path: "/"}
+	if m.Path != nil {
+		out.PathKind = ir.PathKind(ptrOr(m.Path.Type, gwv1.PathMatchPathPrefix))
+		out.Path = ptrOr(m.Path.Value, "/")
+		if out.PathKind == ir.PathPrefix && len(out.Path) > 1 {
+			// "/foo/" and "/foo" both match "/foo" and "/foo/bar".
+			out.Path = strings.TrimRight(out.Path, "/")
+			if out.Path == "" {
+				out.Path = "/"
+			}
+		}
+	}
+	for _, h := range m.Headers {
+		out.Headers = append(out.Headers, ir.ValueMatch{Name: string(h.Name), Value: h.Value,
+			Regex: ptrOr(h.Type, gwv1.HeaderMatchExact) == gwv1.HeaderMatchRegularExpression})
+	}
+	for _, q := range m.QueryParams {
+		out.Query = append(out.Query, ir.ValueMatch{Name: string(q.Name), Value: q.Value,
+			Regex: ptrOr(q.Type, gwv1.QueryParamMatchExact) == gwv1.QueryParamMatchRegularExpression})
+	}
+	if m.Method != nil {
+		out.Method = string(*m.Method)
+	}
+	return out
+}
+
+// grpcMatch matches a gRPC method by the request path "/<service>/<method>".
+func grpcMatch(m gwv1.GRPCRouteMatch) ir.Match {
+	out := ir.Match{PathKind: ir.PathPrefix, Path: "/"}
+	if mm := m.Method; mm != nil {
+		svc, method := ptrOr(mm.Service, ""), ptrOr(mm.Method, "")
+		if ptrOr(mm.Type, gwv1.GRPCMethodMatchExact) == gwv1.GRPCMethodMatchRegularExpression {
+			out.PathKind, out.Path = ir.PathRegex, "/"+orAny(svc)+"/"+orAny(method)
+		} else {
+			switch {
+			case svc != "" && method != "":
+				out.PathKind, out.Path = ir.PathExact, "/"+svc+"/"+method
+			case svc != "":
+				out.PathKind, out.Path = ir.PathPrefix, "/"+svc
+			case method != "":
+				out.PathKind, out.Path = ir.PathRegex, "/[^/]+/"+regexp.QuoteMeta(method)
+			}
+		}
+	}
+	for _, h := range m.Headers {
+		out.Headers = append(out.Headers, ir.ValueMatch{Name: string(h.Name), Value: h.Value,
+			Regex: ptrOr(h.Type, gwv1.GRPCHeaderMatchExact) == gwv1.GRPCHeaderMatchRegularExpression})
+	}
+	return out
+}
+
+func orAny(re string) string {
+	if re == "" {
+		return "[^/]+"
+	}
+	return re
+}
+
+// convertRules turns rules into IR routes, resolving backends, and sets
+// r's ResolvedRefs and unsupported fields.
+func (w *world) convertRules(r *routeObject, rules []ruleInput, grpc bool) {
+	r.clusters = map[string]ir.Cluster{}
+	var problems []refProblem
+	var unsupported []string
+	for ri, rule := range rules {
+		base := ir.Route{GRPC: grpc}
+		field := fmt.Sprintf("spec.rules[%d]", ri)
+		if rule.session != nil {
+			unsupported = append(unsupported, field+".sessionPersistence")
+		}
+		invalidFilter := false
+		for fi, f := range rule.filters {
+			ff := fmt.Sprintf("%s.filters[%d]", field, fi)
+			switch f.Type {
+			case gwv1.HTTPRouteFilterRequestHeaderModifier:
+				base.RequestHeaders = headerEdits(f.RequestHeaderModifier)
+			case gwv1.HTTPRouteFilterResponseHeaderModifier:
+				base.ResponseHeaders = headerEdits(f.ResponseHeaderModifier)
+			case gwv1.HTTPRouteFilterRequestRedirect:
+				base.Redirect = redirect(f.RequestRedirect)
+			case gwv1.HTTPRouteFilterURLRewrite:
+				base.Rewrite = rewrite(f.URLRewrite)
+			case gwv1.HTTPRouteFilterRequestMirror:
+				m := f.RequestMirror
+				c, p := w.resolveBackend(r, m.BackendRef, grpc, ff+".requestMirror.backendRef")
+				if p != nil {
+					problems = append(problems, *p)
+					continue
+				}
+				r.clusters[c.Name] = c
+				base.Mirrors = append(base.Mirrors, mirror(c.Name, m))
+			case gwv1.HTTPRouteFilterExtensionRef:
+				invalidFilter = true
+				problems = append(problems, refProblem{gwv1.RouteReasonInvalidKind,
+					fmt.Sprintf("%s.extensionRef: no extension filters are served (%s %s)", ff, f.ExtensionRef.Kind, f.ExtensionRef.Name)})
+			default:
+				unsupported = append(unsupported, fmt.Sprintf("%s (type %s)", ff, f.Type))
+			}
+		}
+		if err := timeouts(&base, rule.timeouts); err != "" {
+			unsupported = append(unsupported, field+".timeouts: "+err)
+		}
+		if rule.retry != nil {
+			base.Retry = retry(rule.retry)
+		}
+		if base.Redirect == nil {
+			var total int32
+			for bi, b := range rule.backends {
+				bf := fmt.Sprintf("%s.backendRefs[%d]", field, bi)
+				if len(b.Filters) > 0 {
+					unsupported = append(unsupported, bf+".filters")
+				}
+				weight := ptrOr(b.Weight, 1)
+				if weight == 0 {
+					continue
+				}
+				total += weight
+				c, p := w.resolveBackend(r, b.BackendRef.BackendObjectReference, grpc, bf)
+				if p != nil {
+					problems = append(problems, *p)
+					base.Backends = append(base.Backends, ir.WeightedBackend{Weight: uint32(weight)}) //nolint:gosec // the schema bounds weights to 0..1,000,000
+					continue
+				}
+				r.clusters[c.Name] = c
+				base.Backends = append(base.Backends, ir.WeightedBackend{Cluster: c.Name, Weight: uint32(weight)}) //nolint:gosec // as above
+			}
+			if total == 0 || invalidFilter {
+				// Nothing to send to: the Gateway API answers 500.
+				base.Backends, base.DirectStatus = nil, 500
+			}
+		}
+		matches := rule.matches
+		if len(matches) == 0 {
+			matches = []ir.Match{{PathKind: ir.PathPrefix, Path: "/"}}
+		}
+		for mi, m := range matches {
+			route := base
+			route.Name = fmt.Sprintf("%s/%s/%s/rule/%d/match/%d", r.key.Kind, r.key.Namespace, r.key.Name, ri, mi)
+			route.Match = m
+			r.routes = append(r.routes, route)
+		}
+	}
+	if len(unsupported) > 0 {
+		r.unsupported = "not supported: " + strings.Join(unsupported, ", ")
+	}
+	r.resolved = routeResolved(r.meta.Generation, problems)
+}
+
+func headerEdits(f *gwv1.HTTPHeaderFilter) ir.HeaderEdits {
+	var e ir.HeaderEdits
+	if f == nil {
+		return e
+	}
+	for _, h := range f.Set {
+		e.Set = append(e.Set, ir.Header{Name: string(h.Name), Value: h.Value})
+	}
+	for _, h := range f.Add {
+		e.Add = append(e.Add, ir.Header{Name: string(h.Name), Value: h.Value})
+	}
+	e.Remove = append(e.Remove, f.Remove...)
+	return e
+}
+
+func redirect(f *gwv1.HTTPRequestRedirectFilter) *ir.Redirect {
+	r := &ir.Redirect{Scheme: ptrOr(f.Scheme, ""), Hostname: string(ptrOr(f.Hostname, "")), Port: ptrOr(f.Port, 0), StatusCode: ptrOr(f.StatusCode, 302)}
+	if p := f.Path; p != nil {
+		r.FullPath, r.PrefixPath = p.ReplaceFullPath, p.ReplacePrefixMatch
+	}
+	return r
+}
+
+func rewrite(f *gwv1.HTTPURLRewriteFilter) *ir.Rewrite {
+	r := &ir.Rewrite{Hostname: string(ptrOr(f.Hostname, ""))}
+	if p := f.Path; p != nil {
+		r.FullPath, r.PrefixPath = p.ReplaceFullPath, p.ReplacePrefixMatch
+	}
+	return r
+}
+
+func mirror(cluster string, f *gwv1.HTTPRequestMirrorFilter) ir.Mirror {
+	m := ir.Mirror{Cluster: cluster, Numerator: 100, Denominator: 100}
+	switch {
+	case f.Percent != nil:
+		m.Numerator = uint32(*f.Percent) //nolint:gosec // the schema bounds it to 0..100
+	case f.Fraction != nil:
+		m.Numerator, m.Denominator = uint32(f.Fraction.Numerator), uint32(ptrOr(f.Fraction.Denominator, 100)) //nolint:gosec // the schema bounds both
+	}
+	return m
+}
+
+// timeouts sets r's timeouts and returns what it could not read.
+func timeouts(r *ir.Route, t *gwv1.HTTPRouteTimeouts) string {
+	if t == nil {
+		return ""
+	}
+	if t.Request != nil {
+		d, err := time.ParseDuration(string(*t.Request))
+		if err != nil {
+			return err.Error()
+		}
+		r.Timeout = &d
+	}
+	if t.BackendRequest != nil {
+		d, err := time.ParseDuration(string(*t.BackendRequest))
+		if err != nil {
+			return err.Error()
+		}
+		r.BackendTimeout = &d
+	}
+	return ""
+}
+
+func retry(f *gwv1.HTTPRouteRetry) *ir.Retry {
+	r := &ir.Retry{}
+	for _, c := range f.Codes {
+		r.Codes = append(r.Codes, uint32(c)) //nolint:gosec // the schema bounds codes to 400..599
+	}
+	if f.Attempts != nil {
+		n := uint32(max(*f.Attempts, 0)) //nolint:gosec // clamped
+		r.Attempts = &n
+	}
+	if f.Backoff != nil {
+		if d, err := time.ParseDuration(string(*f.Backoff)); err == nil {
+			r.Backoff = d
+		}
+	}
+	return r
+}

@@ -96,6 +96,7 @@ type Route struct {
 // PathKind is how a route matches the request path.
 type PathKind string
 
+// The path kinds, named as in the Gateway API.
 const (
 	PathExact  PathKind = "Exact"
 	PathPrefix PathKind = "PathPrefix"

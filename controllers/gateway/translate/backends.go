@@ -77,7 +77,9 @@ func (w *world) endpoints(svc types.NamespacedName, sp corev1.ServicePort) []ir.
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b ir.Endpoint) int { return cmp.Or(cmp.Compare(a.Address, b.Address), cmp.Compare(a.Port, b.Port)) })
+	slices.SortFunc(out, func(a, b ir.Endpoint) int {
+		return cmp.Or(cmp.Compare(a.Address, b.Address), cmp.Compare(a.Port, b.Port))
+	})
 	return slices.Compact(out)
 }
 

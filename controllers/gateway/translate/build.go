@@ -52,7 +52,7 @@ func (w *world) build(g *gatewayState, routes []*routeObject) GatewayResult {
 		case gwv1.HTTPProtocolType:
 			var all []attachment
 			for _, a := range atts {
-				if a.listener.spec.Port == port {
+				if a.listener.serve && a.listener.spec.Port == port {
 					all = append(all, a)
 				}
 			}
@@ -93,7 +93,7 @@ func (w *world) build(g *gatewayState, routes []*routeObject) GatewayResult {
 func usablePorts(g *gatewayState) []int32 {
 	var ports []int32
 	for _, l := range g.listeners {
-		if l.usable {
+		if l.serve {
 			ports = append(ports, l.spec.Port)
 		}
 	}
@@ -104,7 +104,7 @@ func usablePorts(g *gatewayState) []int32 {
 func listenersOn(g *gatewayState, port int32) []*listenerState {
 	var out []*listenerState
 	for _, l := range g.listeners {
-		if l.usable && l.spec.Port == port {
+		if l.serve && l.spec.Port == port {
 			out = append(out, l)
 		}
 	}

@@ -13,9 +13,9 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
+// ClassConfigGroup and ClassConfigKind name the seed's GatewayClass
+// parameters (CiliumGatewayClassConfig).
 const (
-	// ClassConfigGroup and ClassConfigKind name the seed's GatewayClass
-	// parameters (CiliumGatewayClassConfig).
 	ClassConfigGroup = "cilium.io"
 	ClassConfigKind  = "CiliumGatewayClassConfig"
 )
@@ -53,10 +53,14 @@ type gatewayState struct {
 
 // listenerState is one listener as validated; routes attach to usable ones.
 type listenerState struct {
-	spec     *gwv1.Listener
-	conds    []metav1.Condition
-	kinds    []gwv1.RouteGroupKind
+	spec  *gwv1.Listener
+	conds []metav1.Condition
+	kinds []gwv1.RouteGroupKind
+	// usable listeners take routes; of those, serve ones are programmed
+	// (an HTTPS listener without its certificate takes routes but is not
+	// served).
 	usable   bool
+	serve    bool
 	certs    []types.NamespacedName
 	attached int32
 }
@@ -82,13 +86,22 @@ func (w *world) validateGateway(gw *gwv1.Gateway, classOK bool) *gatewayState {
 	gen := gw.Generation
 	if !classOK {
 		g.conds = []metav1.Condition{cond(gwv1.GatewayConditionAccepted, false, gwv1.GatewayReasonInvalidParameters, gen,
-			"GatewayClass %s is not accepted", gw.Spec.GatewayClassName)}
+			"GatewayClass %s is not accepted", gw.Spec.GatewayClassName), notProgrammed(gen)}
 		return g
 	}
 	for i := range gw.Spec.Listeners {
 		g.listeners = append(g.listeners, w.validateListener(gw, &gw.Spec.Listeners[i]))
 	}
 	markConflicts(g.listeners, gen)
+	for _, l := range g.listeners {
+		certsOK := l.spec.Protocol != gwv1.HTTPSProtocolType || len(l.certs) == len(l.spec.TLS.CertificateRefs)
+		l.serve = l.usable && certsOK
+		if !l.serve {
+			// Programmed=True waits for the proxies; False is known now.
+			l.conds = append(l.conds, cond(gwv1.ListenerConditionProgrammed, false, gwv1.ListenerReasonInvalid, gen,
+				"Not served: see the listener's other conditions"))
+		}
+	}
 
 	var unsupported []string
 	for i, a := range gw.Spec.Addresses {
@@ -107,6 +120,9 @@ func (w *world) validateGateway(gw *gwv1.Gateway, classOK bool) *gatewayState {
 	default:
 		g.accepted = true
 		g.conds = append(g.conds, cond(gwv1.GatewayConditionAccepted, true, gwv1.GatewayReasonAccepted, gen, "Gateway accepted"))
+	}
+	if !g.accepted {
+		g.conds = append(g.conds, notProgrammed(gen))
 	}
 	unresolved := slices.ContainsFunc(g.listeners, func(l *listenerState) bool {
 		return meta.IsStatusConditionFalse(l.conds, string(gwv1.ListenerConditionResolvedRefs))
@@ -236,6 +252,10 @@ func markConflicts(ls []*listenerState, gen int64) {
 		a.conds = append(a.conds, cond(gwv1.ListenerConditionConflicted, true, reason, gen,
 			"Listener %s uses port %d with %s; neither is served", other, a.spec.Port, how))
 	}
+}
+
+func notProgrammed(gen int64) metav1.Condition {
+	return cond(gwv1.GatewayConditionProgrammed, false, gwv1.GatewayReasonInvalid, gen, "Not programmed: the Gateway is not accepted")
 }
 
 func ptrTo[T any](v T) *T { return &v }

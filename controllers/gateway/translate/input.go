@@ -55,10 +55,12 @@ type GatewayResult struct {
 	// Config is what its proxy serves; nil when the Gateway is not
 	// accepted.
 	Config *ir.Gateway
-	// Conditions are the Gateway's conditions but Programmed.
+	// Conditions are the Gateway's conditions. Programmed is there only
+	// when it is False for a reason known here; otherwise it waits for
+	// the proxies' acknowledgement.
 	Conditions []metav1.Condition
-	// Listeners are the listener statuses (Programmed excluded), in spec
-	// order.
+	// Listeners are the listener statuses in spec order, Programmed as
+	// for Conditions.
 	Listeners []gwv1.ListenerStatus
 }
 

@@ -3,6 +3,7 @@ package translate
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -196,7 +197,8 @@ func (w *world) convertRules(r *routeObject, rules []ruleInput, grpc bool) {
 				r.clusters[c.Name] = c
 				base.Backends = append(base.Backends, ir.WeightedBackend{Cluster: c.Name, Weight: uint32(weight)}) //nolint:gosec // as above
 			}
-			if total == 0 || invalidFilter {
+			allInvalid := !slices.ContainsFunc(base.Backends, func(b ir.WeightedBackend) bool { return b.Cluster != "" })
+			if total == 0 || allInvalid || invalidFilter {
 				// Nothing to send to: the Gateway API answers 500.
 				base.Backends, base.DirectStatus = nil, 500
 			}

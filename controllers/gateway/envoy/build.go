@@ -1,0 +1,468 @@
+// Package envoy builds the Envoy xDS resources (Listener, RouteConfiguration,
+// Cluster, ClusterLoadAssignment, Secret) that serve one Gateway's IR. Every
+// resource is checked with its ValidateAll before it is returned, and so is
+// every typed config packed inside one (Any hides it from the outer check),
+// so what reaches a proxy has passed Envoy's own proto constraints.
+//
+// Names are "<gateway namespace>/<gateway name>/..." so that the resources
+// of many Gateways (and of users' CiliumEnvoyConfigs) merge into one proxy
+// without clashes.
+package envoy
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/plexus-net/plexus/controllers/gateway/ir"
+)
+
+// Resources are one Gateway's xDS resources, each kind in name order.
+type Resources struct {
+	Listeners []*listenerv3.Listener
+	Routes    []*routev3.RouteConfiguration
+	Clusters  []*clusterv3.Cluster
+	Endpoints []*endpointv3.ClusterLoadAssignment
+	Secrets   []*tlsv3.Secret
+}
+
+// Options are the choices that are the proxy's, not the Gateway's.
+type Options struct {
+	// ProxyPort maps a Gateway listener port to the port the node proxy
+	// listens on for it.
+	ProxyPort func(port int32) (uint32, bool)
+	// BindAddress is the address the proxy's listeners bind to.
+	BindAddress string
+	// XFFTrustedHops is how many X-Forwarded-For hops the proxy trusts
+	// (the seed's default: 0, the connection's source is the client).
+	XFFTrustedHops uint32
+}
+
+const (
+	// InvalidBackendCluster is referenced, never defined, for a backend
+	// share that could not be resolved; routes answer a missing cluster
+	// with 500, as the Gateway API asks.
+	invalidBackendCluster = "invalid-backend"
+	connectTimeoutSeconds = 5
+)
+
+// validatable is what go-control-plane's generated types offer.
+type validatable interface {
+	proto.Message
+	ValidateAll() error
+}
+
+// builder collects resources and the first validation errors.
+type builder struct {
+	gw   ir.Gateway
+	opts Options
+	errs []error
+	res  Resources
+}
+
+// Build returns gw's resources, or an error naming each resource that fails
+// validation (none is returned then: a proxy gets all or nothing).
+func Build(gw ir.Gateway, opts Options) (Resources, error) {
+	b := &builder{gw: gw, opts: opts}
+	for _, p := range gw.Ports {
+		b.port(p)
+	}
+	for _, c := range gw.Clusters {
+		b.cluster(c)
+	}
+	for _, s := range gw.Secrets {
+		b.secret(s)
+	}
+	if len(b.errs) > 0 {
+		return Resources{}, errors.Join(b.errs...)
+	}
+	return b.res, nil
+}
+
+func (b *builder) name(parts ...string) string {
+	return b.gw.Name + "/" + strings.Join(parts, "/")
+}
+
+// check validates m, recording a failure under what.
+func (b *builder) check(what string, m validatable) {
+	if err := m.ValidateAll(); err != nil {
+		b.errs = append(b.errs, fmt.Errorf("%s: %w", what, err))
+	}
+}
+
+// typed validates m and packs it into an Any.
+func (b *builder) typed(what string, m validatable) *anypb.Any {
+	b.check(what, m)
+	a, err := anypb.New(m)
+	if err != nil {
+		b.errs = append(b.errs, fmt.Errorf("%s: %w", what, err))
+	}
+	return a
+}
+
+func ads() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+	}
+}
+
+func (b *builder) port(p ir.Port) {
+	listenPort, ok := b.opts.ProxyPort(p.Port)
+	if !ok {
+		b.errs = append(b.errs, fmt.Errorf("port %d: no proxy port assigned", p.Port))
+		return
+	}
+	name := b.name(fmt.Sprint(p.Port))
+	l := &listenerv3.Listener{
+		Name: name,
+		Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			Address: b.opts.BindAddress, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: listenPort},
+		}}},
+	}
+	switch p.Protocol {
+	case ir.HTTP:
+		l.FilterChains = []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{b.hcm(name, name)}}}
+		b.routeConfig(name, p.HTTP)
+	case ir.HTTPS:
+		l.ListenerFilters = []*listenerv3.ListenerFilter{{
+			Name:       "envoy.filters.listener.tls_inspector",
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: b.typed(name+" tls_inspector", &tlsinspectorv3.TlsInspector{})},
+		}}
+		for _, t := range p.TLS {
+			rc := b.name(fmt.Sprint(p.Port), t.Name)
+			l.FilterChains = append(l.FilterChains, &listenerv3.FilterChain{
+				Name:             rc,
+				FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: t.ServerNames},
+				TransportSocket:  b.downstreamTLS(rc, t.Certificates),
+				Filters:          []*listenerv3.Filter{b.hcm(rc, rc)},
+			})
+			b.routeConfig(rc, t.HTTP)
+		}
+	default:
+		b.errs = append(b.errs, fmt.Errorf("port %d: protocol %s is not built", p.Port, p.Protocol))
+		return
+	}
+	b.check("listener "+name, l)
+	b.res.Listeners = append(b.res.Listeners, l)
+}
+
+// hcm is the HTTP connection manager of a filter chain, taking its routes
+// from routeConfig over ADS.
+func (b *builder) hcm(statPrefix, routeConfig string) *listenerv3.Filter {
+	m := &hcmv3.HttpConnectionManager{
+		StatPrefix: statPrefix,
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			RouteConfigName: routeConfig, ConfigSource: ads(),
+		}},
+		HttpFilters: []*hcmv3.HttpFilter{{
+			Name:       "envoy.filters.http.router",
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: b.typed(statPrefix+" router", &routerv3.Router{})},
+		}},
+		// The client's address is the connection's source (plus the
+		// trusted hops): Envoy appends it to X-Forwarded-For and sets
+		// X-Envoy-External-Address, so backends see who called.
+		UseRemoteAddress:  wrapperspb.Bool(true),
+		XffNumTrustedHops: b.opts.XFFTrustedHops,
+		// Host names match with or without a port (Host: a.com:8080).
+		StripPortMode:  &hcmv3.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true},
+		NormalizePath:  wrapperspb.Bool(true),
+		UpgradeConfigs: []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
+	}
+	return &listenerv3.Filter{
+		Name:       "envoy.filters.network.http_connection_manager",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: b.typed(statPrefix+" http_connection_manager", m)},
+	}
+}
+
+func (b *builder) downstreamTLS(what string, certs []string) *corev3.TransportSocket {
+	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		// h2 lets gRPC clients in; http/1.1 keeps everyone else.
+		AlpnProtocols: []string{"h2", "http/1.1"},
+	}}
+	for _, c := range certs {
+		ctx.CommonTlsContext.TlsCertificateSdsSecretConfigs = append(ctx.CommonTlsContext.TlsCertificateSdsSecretConfigs,
+			&tlsv3.SdsSecretConfig{Name: b.name(c), SdsConfig: ads()})
+	}
+	return &corev3.TransportSocket{
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: b.typed(what+" tls", ctx)},
+	}
+}
+
+func (b *builder) routeConfig(name string, vhosts []ir.VirtualHost) {
+	rc := &routev3.RouteConfiguration{Name: name, IgnorePortInHostMatching: true}
+	for _, vh := range vhosts {
+		v := &routev3.VirtualHost{Name: name + "/" + vh.Domains[0], Domains: vh.Domains}
+		for _, r := range vh.Routes {
+			v.Routes = append(v.Routes, b.route(r))
+		}
+		rc.VirtualHosts = append(rc.VirtualHosts, v)
+	}
+	b.check("route configuration "+name, rc)
+	b.res.Routes = append(b.res.Routes, rc)
+}
+
+func (b *builder) route(r ir.Route) *routev3.Route {
+	out := &routev3.Route{
+		Name:                    r.Name,
+		Match:                   match(r.Match),
+		RequestHeadersToAdd:     headersToAdd(r.RequestHeaders),
+		RequestHeadersToRemove:  lower(r.RequestHeaders.Remove),
+		ResponseHeadersToAdd:    headersToAdd(r.ResponseHeaders),
+		ResponseHeadersToRemove: lower(r.ResponseHeaders.Remove),
+	}
+	switch {
+	case r.Redirect != nil:
+		out.Action = &routev3.Route_Redirect{Redirect: redirect(r.Redirect, r.Match)}
+	case r.DirectStatus != 0:
+		out.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: r.DirectStatus}}
+	default:
+		out.Action = &routev3.Route_Route{Route: b.routeAction(r)}
+	}
+	return out
+}
+
+func (b *builder) routeAction(r ir.Route) *routev3.RouteAction {
+	a := &routev3.RouteAction{ClusterNotFoundResponseCode: routev3.RouteAction_INTERNAL_SERVER_ERROR}
+	clusterName := func(c string) string {
+		if c == "" {
+			return b.name(invalidBackendCluster)
+		}
+		return b.name(c)
+	}
+	if len(r.Backends) == 1 {
+		a.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: clusterName(r.Backends[0].Cluster)}
+	} else {
+		wc := &routev3.WeightedCluster{}
+		for _, be := range r.Backends {
+			wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{Name: clusterName(be.Cluster), Weight: wrapperspb.UInt32(be.Weight)})
+		}
+		a.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}
+	}
+	if rw := r.Rewrite; rw != nil {
+		if rw.Hostname != "" {
+			a.HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: rw.Hostname}
+		}
+		switch {
+		case rw.FullPath != nil:
+			a.RegexRewrite = &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: "^/.*$"}, Substitution: *rw.FullPath}
+		case rw.PrefixPath != nil:
+			a.PrefixRewrite, a.RegexRewrite = prefixRewrite(r.Match, *rw.PrefixPath)
+		}
+	}
+	if r.Timeout != nil {
+		a.Timeout = durationpb.New(*r.Timeout)
+	}
+	if r.Retry != nil || r.BackendTimeout != nil {
+		a.RetryPolicy = retryPolicy(r.Retry, r.BackendTimeout)
+	}
+	for _, m := range r.Mirrors {
+		a.RequestMirrorPolicies = append(a.RequestMirrorPolicies, &routev3.RouteAction_RequestMirrorPolicy{
+			Cluster: b.name(m.Cluster),
+			RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{
+				Numerator:   uint32(uint64(m.Numerator) * 1_000_000 / uint64(max(m.Denominator, 1))), //nolint:gosec // at most 1,000,000
+				Denominator: typev3.FractionalPercent_MILLION,
+			}},
+		})
+	}
+	return a
+}
+
+// prefixRewrite replaces the matched path prefix. Envoy's prefix_rewrite
+// keeps what follows the prefix as it is, which joins "/" onto it wrongly
+// when either side is "/"; those cases go through a regular expression.
+func prefixRewrite(m ir.Match, to string) (string, *matcherv3.RegexMatchAndSubstitute) {
+	from := m.Path
+	switch {
+	case from == "/":
+		return "", &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: "^/"}, Substitution: strings.TrimSuffix(to, "/") + "/"}
+	case to == "/":
+		return "", &matcherv3.RegexMatchAndSubstitute{Pattern: &matcherv3.RegexMatcher{Regex: "^" + regexp.QuoteMeta(from) + "/*"}, Substitution: "/"}
+	}
+	return to, nil
+}
+
+func retryPolicy(r *ir.Retry, perTry *time.Duration) *routev3.RetryPolicy {
+	p := &routev3.RetryPolicy{}
+	if perTry != nil {
+		p.PerTryTimeout = durationpb.New(*perTry)
+	}
+	if r == nil {
+		// No retries: the policy only bounds the one try.
+		p.NumRetries = wrapperspb.UInt32(0)
+		return p
+	}
+	p.RetryOn = "connect-failure,refused-stream"
+	if len(r.Codes) > 0 {
+		p.RetryOn += ",retriable-status-codes"
+		p.RetriableStatusCodes = r.Codes
+	}
+	if r.Attempts != nil {
+		p.NumRetries = wrapperspb.UInt32(*r.Attempts)
+	}
+	if r.Backoff > 0 {
+		p.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(r.Backoff)}
+	}
+	return p
+}
+
+func match(m ir.Match) *routev3.RouteMatch {
+	out := &routev3.RouteMatch{}
+	switch {
+	case m.PathKind == ir.PathExact:
+		out.PathSpecifier = &routev3.RouteMatch_Path{Path: m.Path}
+	case m.PathKind == ir.PathRegex:
+		out.PathSpecifier = &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: m.Path}}
+	case m.Path == "/":
+		out.PathSpecifier = &routev3.RouteMatch_Prefix{Prefix: "/"}
+	default:
+		// Whole path segments: "/foo" matches "/foo" and "/foo/bar",
+		// never "/foobar".
+		out.PathSpecifier = &routev3.RouteMatch_PathSeparatedPrefix{PathSeparatedPrefix: m.Path}
+	}
+	for _, h := range m.Headers {
+		out.Headers = append(out.Headers, &routev3.HeaderMatcher{
+			Name:                 strings.ToLower(h.Name),
+			HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: stringMatch(h)},
+		})
+	}
+	if m.Method != "" {
+		out.Headers = append(out.Headers, &routev3.HeaderMatcher{
+			Name:                 ":method",
+			HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: stringMatch(ir.ValueMatch{Value: m.Method})},
+		})
+	}
+	for _, q := range m.Query {
+		out.QueryParameters = append(out.QueryParameters, &routev3.QueryParameterMatcher{
+			Name:                         q.Name,
+			QueryParameterMatchSpecifier: &routev3.QueryParameterMatcher_StringMatch{StringMatch: stringMatch(q)},
+		})
+	}
+	return out
+}
+
+func stringMatch(v ir.ValueMatch) *matcherv3.StringMatcher {
+	if v.Regex {
+		return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: v.Value}}}
+	}
+	return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: v.Value}}
+}
+
+func redirect(r *ir.Redirect, m ir.Match) *routev3.RedirectAction {
+	a := &routev3.RedirectAction{HostRedirect: r.Hostname}
+	if r.Scheme != "" {
+		a.SchemeRewriteSpecifier = &routev3.RedirectAction_SchemeRedirect{SchemeRedirect: r.Scheme}
+	}
+	if r.Port != 0 {
+		a.PortRedirect = uint32(r.Port) //nolint:gosec // a port number
+	}
+	switch {
+	case r.FullPath != nil:
+		a.PathRewriteSpecifier = &routev3.RedirectAction_PathRedirect{PathRedirect: *r.FullPath}
+	case r.PrefixPath != nil:
+		prefix, re := prefixRewrite(m, *r.PrefixPath)
+		if re != nil {
+			a.PathRewriteSpecifier = &routev3.RedirectAction_RegexRewrite{RegexRewrite: re}
+		} else {
+			a.PathRewriteSpecifier = &routev3.RedirectAction_PrefixRewrite{PrefixRewrite: prefix}
+		}
+	}
+	a.ResponseCode = map[int]routev3.RedirectAction_RedirectResponseCode{
+		301: routev3.RedirectAction_MOVED_PERMANENTLY,
+		302: routev3.RedirectAction_FOUND,
+		303: routev3.RedirectAction_SEE_OTHER,
+		307: routev3.RedirectAction_TEMPORARY_REDIRECT,
+		308: routev3.RedirectAction_PERMANENT_REDIRECT,
+	}[r.StatusCode]
+	return a
+}
+
+func headersToAdd(e ir.HeaderEdits) []*corev3.HeaderValueOption {
+	var out []*corev3.HeaderValueOption
+	for _, h := range e.Set {
+		out = append(out, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: strings.ToLower(h.Name), Value: h.Value},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD})
+	}
+	for _, h := range e.Add {
+		out = append(out, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: strings.ToLower(h.Name), Value: h.Value},
+			AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD})
+	}
+	return out
+}
+
+func lower(names []string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, strings.ToLower(n))
+	}
+	return out
+}
+
+func (b *builder) cluster(c ir.Cluster) {
+	name := b.name(c.Name)
+	cl := &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads(), ServiceName: name},
+		ConnectTimeout:       durationpb.New(connectTimeoutSeconds * 1e9),
+		LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
+	}
+	if c.HTTP2 {
+		opts := &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+			},
+		}}
+		cl.TypedExtensionProtocolOptions = map[string]*anypb.Any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": b.typed("cluster "+name+" protocol options", opts),
+		}
+	}
+	b.check("cluster "+name, cl)
+	b.res.Clusters = append(b.res.Clusters, cl)
+
+	cla := &endpointv3.ClusterLoadAssignment{ClusterName: name}
+	if len(c.Endpoints) > 0 {
+		loc := &endpointv3.LocalityLbEndpoints{}
+		for _, e := range c.Endpoints {
+			loc.LbEndpoints = append(loc.LbEndpoints, &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+				Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+					Address: e.Address, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(e.Port)}, //nolint:gosec // a port number
+				}}},
+			}}})
+		}
+		cla.Endpoints = []*endpointv3.LocalityLbEndpoints{loc}
+	}
+	b.check("endpoints "+name, cla)
+	b.res.Endpoints = append(b.res.Endpoints, cla)
+}
+
+func (b *builder) secret(s ir.Secret) {
+	name := b.name(s.Name)
+	sec := &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: s.Certificate}},
+		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: s.Key}},
+	}}}
+	b.check("secret "+name, sec)
+	b.res.Secrets = append(b.res.Secrets, sec)
+}

@@ -12,7 +12,7 @@ HELM := $(TOOLS)/helm-$(HELM_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # Controllers (folders under controllers/): binary plexus-<name>-controller,
 # ServiceAccount and ClusterRole plexus-<name>.
-CONTROLLERS := lbipam ipam l2announcer egressgateway bgp identity policy nodeipam
+CONTROLLERS := lbipam ipam l2announcer egressgateway bgp identity policy nodeipam gateway
 # Node plugins (folders under nodeplugins/): binary plexus-<name>-node,
 # ServiceAccount and ClusterRole plexus-<name>-node.
 NODEPLUGINS := datapath cni l2announcer egressgateway bgp policy
@@ -69,14 +69,18 @@ generate: $(CONTROLLER_GEN) ## deepcopy code, CRDs, per-controller RBAC, their c
 	  case " $(UNRELEASED_CRDS) " in *" $$(basename $$f) "*) ;; *) cp $$f charts/plexus/crds/ ;; esac; \
 	done
 	for c in $(CONTROLLERS) $(addsuffix -node,$(NODEPLUGINS)); do cp config/rbac/$$c/role.yaml charts/plexus/files/rbac/$$c.yaml; done
+	rm -rf config/gateway-api && mkdir -p config/gateway-api
+	for f in $$(go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)/config/crd/standard/gateway.networking.k8s.io_*s.yaml; do \
+	  case $$f in *_vap_*) ;; *) install -m 0644 $$f config/gateway-api/ ;; esac; \
+	done
 	go run ./hack/rows -out docs/rows.md
 
 # CRDs whose controller is not released yet: generated and tested, but not
 # installed by the chart, so that no one applies an object that nothing acts
 # on (file names under config/crd/bases, space-separated; none today).
-UNRELEASED_CRDS :=
+UNRELEASED_CRDS := cilium.io_ciliumenvoyconfigs.yaml cilium.io_ciliumclusterwideenvoyconfigs.yaml nodes.plexus.dev_l7proxies.yaml
 
-GENERATED := apis config/crd config/rbac charts/plexus/crds charts/plexus/files docs/rows.md
+GENERATED := apis config/crd config/gateway-api config/rbac charts/plexus/crds charts/plexus/files docs/rows.md
 generated_hash = find $(GENERATED) -type f | LC_ALL=C sort | xargs sha256sum | sha256sum
 
 .PHONY: verify-generated

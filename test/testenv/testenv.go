@@ -26,6 +26,7 @@ import (
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/operator"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Env is a running control plane.
@@ -47,7 +48,7 @@ func Start() (*Env, error) {
 		return nil, nil
 	}
 	e := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot(), "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{filepath.Join(repoRoot(), "config", "crd", "bases"), filepath.Join(repoRoot(), "config", "gateway-api")},
 		ErrorIfCRDPathMissing: true,
 	}
 	// Dual-stack Service ranges, so that PreferDualStack and RequireDualStack
@@ -58,7 +59,7 @@ func Start() (*Env, error) {
 		return nil, fmt.Errorf("starting envtest: %w", err)
 	}
 	cfg.QPS, cfg.Burst = -1, -1 // no client-side throttling in tests
-	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, ciliumv2alpha1.AddToScheme, nodesv1alpha1.AddToScheme)
+	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, ciliumv2alpha1.AddToScheme, nodesv1alpha1.AddToScheme, gwv1.Install)
 	if err != nil {
 		return nil, err
 	}

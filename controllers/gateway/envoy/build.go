@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
+	"github.com/plexus-net/plexus/internal/envoyxds"
 )
 
 // Resources are one Gateway's xDS resources, each kind in name order.
@@ -55,6 +56,9 @@ type Options struct {
 	// XFFTrustedHops is how many X-Forwarded-For hops the proxy trusts
 	// (the seed's default: 0, the connection's source is the client).
 	XFFTrustedHops uint32
+	// SecretName maps a certificate Secret ("<namespace>/<name>") to the
+	// SDS name the proxy gets it under; nil keeps the name.
+	SecretName func(string) string
 }
 
 const (
@@ -96,6 +100,13 @@ func Build(gw ir.Gateway, opts Options) (Resources, error) {
 		return Resources{}, errors.Join(b.errs...)
 	}
 	return b.res, nil
+}
+
+func (b *builder) secretName(s string) string {
+	if b.opts.SecretName == nil {
+		return s
+	}
+	return b.opts.SecretName(s)
 }
 
 func (b *builder) name(parts ...string) string {
@@ -202,7 +213,7 @@ func (b *builder) downstreamTLS(what string, certs []string) *corev3.TransportSo
 	}}
 	for _, c := range certs {
 		ctx.CommonTlsContext.TlsCertificateSdsSecretConfigs = append(ctx.CommonTlsContext.TlsCertificateSdsSecretConfigs,
-			&tlsv3.SdsSecretConfig{Name: b.name(c), SdsConfig: ads()})
+			&tlsv3.SdsSecretConfig{Name: b.secretName(c), SdsConfig: ads()})
 	}
 	return &corev3.TransportSocket{
 		Name:       "envoy.transport_sockets.tls",
@@ -458,11 +469,7 @@ func (b *builder) cluster(c ir.Cluster) {
 }
 
 func (b *builder) secret(s ir.Secret) {
-	name := b.name(s.Name)
-	sec := &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
-		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: s.Certificate}},
-		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: s.Key}},
-	}}}
-	b.check("secret "+name, sec)
+	sec := envoyxds.TLSSecret(b.secretName(s.Name), s.Certificate, s.Key)
+	b.check("secret "+sec.Name, sec)
 	b.res.Secrets = append(b.res.Secrets, sec)
 }

@@ -15,7 +15,7 @@ GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 CONTROLLERS := lbipam ipam l2announcer egressgateway bgp identity policy nodeipam gateway
 # Node plugins (folders under nodeplugins/): binary plexus-<name>-node,
 # ServiceAccount and ClusterRole plexus-<name>-node.
-NODEPLUGINS := datapath cni l2announcer egressgateway bgp policy
+NODEPLUGINS := datapath cni l2announcer egressgateway bgp policy l7proxy
 # Kinds served at older versions too, with the same schema: file:version...
 EXTRA_VERSIONS := cilium.io_ciliumloadbalancerippools.yaml:v2alpha1 cilium.io_ciliumbgpclusterconfigs.yaml:v2alpha1 \
   cilium.io_ciliumbgppeerconfigs.yaml:v2alpha1 cilium.io_ciliumbgpadvertisements.yaml:v2alpha1 \

@@ -1,0 +1,265 @@
+package l7proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cache "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+)
+
+// keptVersions bounds the memory of served snapshots (acknowledgements can
+// only name recent ones).
+const keptVersions = 16
+
+// Server serves snapshots to the node's proxy over ADS and follows the
+// proxy's acknowledgements.
+type Server struct {
+	// NodeID is the proxy's node id (its bootstrap's node.id): the node's
+	// name.
+	NodeID string
+	Log    logr.Logger
+
+	cache cache.SnapshotCache
+
+	mu      sync.Mutex
+	served  []Snapshot // oldest first
+	streams map[int64]*stream
+	// nack is the proxy's last refusal, until it acknowledges a newer
+	// snapshot.
+	nack    *refusal
+	acked   string // the newest version every type acknowledged
+	changed chan struct{}
+}
+
+type stream struct {
+	nonces map[string]sentResponse // nonce → what was sent
+	// acked holds, per type this stream receives, the version last
+	// acknowledged ("" until the first).
+	acked map[string]string
+}
+
+type sentResponse struct{ typeURL, version string }
+
+type refusal struct {
+	version, typeURL, message string
+}
+
+// NewServer returns a server with nothing to serve yet.
+func NewServer(nodeID string, log logr.Logger) *Server {
+	return &Server{
+		NodeID: nodeID, Log: log,
+		cache:   cache.NewSnapshotCache(true, cache.IDHash{}, nil),
+		streams: map[int64]*stream{},
+		changed: make(chan struct{}, 1),
+	}
+}
+
+// Changes receives a value whenever the report may have changed.
+func (s *Server) Changes() <-chan struct{} { return s.changed }
+
+func (s *Server) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Set serves snap from now on (a snapshot equal to the current one changes
+// nothing).
+func (s *Server) Set(ctx context.Context, snap Snapshot) error {
+	s.mu.Lock()
+	if n := len(s.served); n > 0 && s.served[n-1].Version == snap.Version {
+		// Same content; newer generations of unchanged configs still
+		// count as served once this version is acknowledged.
+		s.served[n-1] = snap
+		s.mu.Unlock()
+		s.notify()
+		return nil
+	}
+	s.mu.Unlock()
+	cs, err := cache.NewSnapshot(snap.Version, snap.Resources)
+	if err != nil {
+		return err
+	}
+	if err := s.cache.SetSnapshot(ctx, s.NodeID, cs); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.served = append(s.served, snap)
+	if len(s.served) > keptVersions {
+		s.served = s.served[len(s.served)-keptVersions:]
+	}
+	s.mu.Unlock()
+	s.notify()
+	return nil
+}
+
+// Serve answers ADS on l until ctx ends.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	g := grpc.NewServer()
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, server.NewServer(ctx, s.cache, s.callbacks()))
+	go func() {
+		<-ctx.Done()
+		g.GracefulStop()
+	}()
+	if err := g.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) callbacks() server.CallbackFuncs {
+	return server.CallbackFuncs{
+		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.streams[id] = &stream{nonces: map[string]sentResponse{}, acked: map[string]string{}}
+			return nil
+		},
+		StreamClosedFunc: func(id int64, _ *corev3.Node) {
+			s.mu.Lock()
+			delete(s.streams, id)
+			s.mu.Unlock()
+			s.notify()
+		},
+		StreamRequestFunc: func(id int64, req *discoverygrpc.DiscoveryRequest) error {
+			if req.GetNode() != nil && req.GetNode().GetId() != "" && req.GetNode().GetId() != s.NodeID {
+				return fmt.Errorf("this server serves node %q, not %q", s.NodeID, req.GetNode().GetId())
+			}
+			s.request(id, req)
+			return nil
+		},
+		StreamResponseFunc: func(_ context.Context, id int64, _ *discoverygrpc.DiscoveryRequest, resp *discoverygrpc.DiscoveryResponse) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if st := s.streams[id]; st != nil {
+				st.nonces[resp.GetNonce()] = sentResponse{typeURL: resp.GetTypeUrl(), version: resp.GetVersionInfo()}
+				if _, ok := st.acked[resp.GetTypeUrl()]; !ok {
+					st.acked[resp.GetTypeUrl()] = ""
+				}
+			}
+		},
+	}
+}
+
+// request follows an ACK or NACK: a request that answers a response (its
+// nonce) accepts that response's version, or refuses it with error_detail.
+func (s *Server) request(id int64, req *discoverygrpc.DiscoveryRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[id]
+	if st == nil || req.GetResponseNonce() == "" {
+		return
+	}
+	sent, ok := st.nonces[req.GetResponseNonce()]
+	if !ok {
+		return
+	}
+	delete(st.nonces, req.GetResponseNonce())
+	if d := req.GetErrorDetail(); d != nil {
+		s.nack = &refusal{version: sent.version, typeURL: sent.typeURL, message: d.GetMessage()}
+		s.Log.Info("the proxy refused a configuration", "type", sent.typeURL, "version", sent.version, "error", d.GetMessage())
+	} else {
+		st.acked[sent.typeURL] = sent.version
+	}
+	s.updateAcked()
+	s.notify()
+}
+
+// updateAcked moves acked to the newest version every type of every open
+// stream has acknowledged. Called with mu held.
+func (s *Server) updateAcked() {
+	for i := len(s.served) - 1; i >= 0; i-- {
+		v := s.served[i].Version
+		all, any := true, false
+		for _, st := range s.streams {
+			for _, got := range st.acked {
+				any = true
+				all = all && got == v
+			}
+		}
+		if all && any {
+			s.acked = v
+			if s.nack != nil && s.indexOf(s.nack.version) < i {
+				s.nack = nil // a newer snapshot was accepted
+			}
+			return
+		}
+	}
+}
+
+func (s *Server) indexOf(version string) int {
+	return slices.IndexFunc(s.served, func(sn Snapshot) bool { return sn.Version == version })
+}
+
+// Report is what the proxy has of the configs.
+type Report struct {
+	// Connected says a proxy holds a stream open.
+	Connected bool
+	// Version is the newest snapshot the proxy acknowledged ("": none).
+	Version string
+	// Generations are the configs of that snapshot, at their generation.
+	Generations map[nodesv1alpha1.EnvoyConfigRef]int64
+	// Refused names, per config, the proxy's refusal of a newer snapshot.
+	Refused map[nodesv1alpha1.EnvoyConfigRef]string
+}
+
+// Report returns the current report.
+func (s *Server) Report() Report {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := Report{Connected: len(s.streams) > 0, Version: s.acked, Refused: map[nodesv1alpha1.EnvoyConfigRef]string{}}
+	if i := s.indexOf(s.acked); i >= 0 {
+		r.Generations = s.served[i].Generations
+	}
+	if n := s.nack; n != nil {
+		if i := s.indexOf(n.version); i >= 0 {
+			for ref, msg := range blame(s.served[i], n) {
+				r.Refused[ref] = msg
+			}
+		}
+	}
+	return r
+}
+
+// blame attributes a refusal to the configs whose resources its message
+// names, or, when it names none, to every config with resources of the
+// refused type.
+func blame(snap Snapshot, n *refusal) map[nodesv1alpha1.EnvoyConfigRef]string {
+	out := map[nodesv1alpha1.EnvoyConfigRef]string{}
+	msg := "the proxy refused it: " + n.message
+	for name, ref := range snap.Owners[n.typeURL] {
+		if strings.Contains(n.message, name) {
+			out[ref] = msg
+		}
+	}
+	if len(out) == 0 {
+		for _, ref := range snap.Owners[n.typeURL] {
+			out[ref] = msg
+		}
+	}
+	return out
+}
+
+// accepted returns the newest snapshot the proxy acknowledged.
+func (s *Server) accepted() (Snapshot, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.indexOf(s.acked)
+	if i < 0 {
+		return Snapshot{}, false
+	}
+	return s.served[i], true
+}

@@ -1,0 +1,538 @@
+package l7standin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/plexus-net/plexus/test/xdsclient"
+)
+
+// defaultRouteTimeout is Envoy's route timeout when none is set.
+const defaultRouteTimeout = 15 * time.Second
+
+// Proxy is the stand-in data plane.
+type Proxy struct {
+	NodeID string
+
+	client    xdsclient.Client
+	cfg       atomic.Pointer[Config]
+	mu        sync.Mutex
+	listeners map[string]*bound // by address
+	h1, h2    *http.Transport
+	applied   atomic.Int64
+}
+
+type bound struct {
+	tls bool
+	ln  net.Listener
+	srv *http.Server
+}
+
+// Applied counts the configurations put in service (tests wait on it).
+func (p *Proxy) Applied() int64 { return p.applied.Load() }
+
+// Run holds the xDS stream on conn and serves until ctx ends.
+func (p *Proxy) Run(ctx context.Context, conn grpc.ClientConnInterface) error {
+	p.listeners = map[string]*bound{}
+	p.h1 = &http.Transport{MaxIdleConnsPerHost: 64}
+	p.h2 = &http.Transport{Protocols: new(http.Protocols)}
+	p.h2.Protocols.SetUnencryptedHTTP2(true)
+	p.client = xdsclient.Client{NodeID: p.NodeID, Check: p.check}
+	updates := p.client.Updates()
+	done := make(chan error, 1)
+	go func() { done <- p.client.Run(ctx, conn) }()
+	defer p.closeAll()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-done:
+			return err
+		case <-updates:
+			p.apply()
+		}
+	}
+}
+
+// check refuses what cannot be served, and binds new listeners' ports
+// first: a port that cannot be bound refuses the listeners, as in Envoy.
+func (p *Proxy) check(typeURL string, res map[string]proto.Message) error {
+	if err := Check(typeURL, res); err != nil {
+		return err
+	}
+	if typeURL != resource.ListenerType {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var opened []string
+	for name, m := range res {
+		l, _ := listener(m.(*listenerv3.Listener), nil)
+		if b, ok := p.listeners[l.Address]; ok && b.tls == l.TLS {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.Address)
+		if err != nil {
+			for _, a := range opened {
+				p.listeners[a].ln.Close()
+				delete(p.listeners, a)
+			}
+			return fmt.Errorf("listener %s: %w", name, err)
+		}
+		if old, ok := p.listeners[l.Address]; ok {
+			old.ln.Close()
+		}
+		p.listeners[l.Address] = &bound{tls: l.TLS, ln: ln}
+		opened = append(opened, l.Address)
+	}
+	return nil
+}
+
+// apply puts the accepted resources in service once they are complete
+// (every route configuration and cluster they name has arrived), as Envoy
+// warms listeners and clusters before it uses them.
+func (p *Proxy) apply() {
+	st := p.client.State()
+	cfg, err := Resolve(st.Resources)
+	if err != nil || !complete(cfg) {
+		return
+	}
+	p.cfg.Store(cfg)
+	p.mu.Lock()
+	for addr, b := range p.listeners {
+		l, wanted := cfg.Listeners[addr]
+		switch {
+		case !wanted:
+			b.ln.Close()
+			if b.srv != nil {
+				go b.srv.Close()
+			}
+			delete(p.listeners, addr)
+		case b.srv == nil:
+			p.serve(l, b)
+		}
+	}
+	p.mu.Unlock()
+	p.applied.Add(1)
+}
+
+// complete says every route configuration a listener names has arrived.
+// (A cluster that never arrives is answered at request time with the
+// route's cluster_not_found_response_code, as in Envoy.)
+func complete(cfg *Config) bool {
+	for _, l := range cfg.Listeners {
+		for _, ch := range l.Chains {
+			if _, ok := cfg.Routes[ch.RouteConfig]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (p *Proxy) serve(l *Listener, b *bound) {
+	addr := l.Address
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.handle(addr, w, r) }),
+		ReadHeaderTimeout: 10 * time.Second,
+		Protocols:         new(http.Protocols),
+	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	ln := b.ln
+	if l.TLS {
+		ln = tls.NewListener(ln, &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"},
+			GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+				cur := p.cfg.Load().Listeners[addr]
+				if cur == nil {
+					return nil, errors.New("listener gone")
+				}
+				ch := pickChain(cur, hello.ServerName)
+				if ch == nil || len(ch.Certificates) == 0 {
+					return nil, fmt.Errorf("no filter chain for server name %q", hello.ServerName)
+				}
+				return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: ch.Certificates, NextProtos: []string{"h2", "http/1.1"}}, nil
+			},
+		})
+	}
+	b.srv = srv
+	go func() { _ = srv.Serve(ln) }()
+}
+
+func (p *Proxy) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.listeners {
+		b.ln.Close()
+		if b.srv != nil {
+			b.srv.Close()
+		}
+	}
+	p.listeners = map[string]*bound{}
+}
+
+// pickChain chooses a filter chain by SNI as Envoy does: an exact name,
+// then the longest wildcard, then a chain without names.
+func pickChain(l *Listener, sni string) *Chain {
+	var best *Chain
+	bestRank := -1
+	for _, ch := range l.Chains {
+		rank := -1
+		if len(ch.ServerNames) == 0 {
+			rank = 0
+		}
+		for _, n := range ch.ServerNames {
+			switch {
+			case n == sni:
+				rank = max(rank, 1<<20)
+			case strings.HasPrefix(n, "*") && strings.HasSuffix(sni, n[1:]):
+				rank = max(rank, len(n))
+			}
+		}
+		if rank > bestRank {
+			best, bestRank = ch, rank
+		}
+	}
+	return best
+}
+
+// handle serves one request through the listener at addr.
+func (p *Proxy) handle(addr string, w http.ResponseWriter, r *http.Request) {
+	cfg := p.cfg.Load()
+	l := cfg.Listeners[addr]
+	if l == nil {
+		http.Error(w, "listener gone", http.StatusServiceUnavailable)
+		return
+	}
+	sni := ""
+	if r.TLS != nil {
+		sni = r.TLS.ServerName
+	}
+	ch := pickChain(l, sni)
+	rc := cfg.Routes[ch.RouteConfig]
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	// use_remote_address with no trusted hops: the connection's source is
+	// the client.
+	client, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if ch.XFFTrustedHops == 0 {
+		if prior := r.Header.Get("X-Forwarded-For"); prior != "" {
+			r.Header.Set("X-Forwarded-For", prior+","+client)
+		} else {
+			r.Header.Set("X-Forwarded-For", client)
+		}
+		r.Header.Set("X-Envoy-External-Address", client)
+	}
+	r.Header.Set("X-Forwarded-Proto", scheme)
+	if r.Header.Get("X-Request-Id") == "" {
+		r.Header.Set("X-Request-Id", requestID())
+	}
+	vh := pickVirtualHost(rc, r.Host)
+	if vh == nil {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	rt := pickRoute(vh, r)
+	if rt == nil {
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	switch {
+	case rt.GetDirectResponse() != nil:
+		w.WriteHeader(int(rt.GetDirectResponse().GetStatus()))
+		_, _ = io.WriteString(w, rt.GetDirectResponse().GetBody().GetInlineString())
+	case rt.GetRedirect() != nil:
+		w.Header().Set("Location", location(rt.GetRedirect(), rt.GetMatch(), r, scheme))
+		w.WriteHeader(redirectCode(rt.GetRedirect().GetResponseCode()))
+	default:
+		p.forward(cfg, rt, w, r)
+	}
+}
+
+func requestID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func redirectCode(c routev3.RedirectAction_RedirectResponseCode) int {
+	return map[routev3.RedirectAction_RedirectResponseCode]int{
+		routev3.RedirectAction_MOVED_PERMANENTLY: 301, routev3.RedirectAction_FOUND: 302, routev3.RedirectAction_SEE_OTHER: 303,
+		routev3.RedirectAction_TEMPORARY_REDIRECT: 307, routev3.RedirectAction_PERMANENT_REDIRECT: 308,
+	}[c]
+}
+
+// location builds a redirect's Location from the request, Envoy-style: a
+// scheme change drops the port when it is the new scheme's default.
+func location(a *routev3.RedirectAction, m *routev3.RouteMatch, r *http.Request, scheme string) string {
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host, port = r.Host, ""
+	}
+	if s := a.GetSchemeRedirect(); s != "" {
+		scheme = s
+		if (s == "https" && (port == "80" || port == "443")) || (s == "http" && (port == "80" || port == "443")) {
+			port = ""
+		}
+	}
+	if h := a.GetHostRedirect(); h != "" {
+		host = h
+	}
+	if pr := a.GetPortRedirect(); pr != 0 {
+		port = fmt.Sprint(pr)
+	}
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		port = ""
+	}
+	path := r.URL.Path
+	switch {
+	case a.GetPathRedirect() != "":
+		path = a.GetPathRedirect()
+	default:
+		path = rewritePath(m, a.GetPrefixRewrite(), a.GetRegexRewrite(), path)
+	}
+	hostport := host
+	if port != "" {
+		hostport = net.JoinHostPort(host, port)
+	}
+	u := scheme + "://" + hostport + path
+	if r.URL.RawQuery != "" && !a.GetStripQuery() {
+		u += "?" + r.URL.RawQuery
+	}
+	return u
+}
+
+// forward sends r to the route's cluster and copies the answer back.
+func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r *http.Request) {
+	a := rt.GetRoute()
+	notFound := map[routev3.RouteAction_ClusterNotFoundResponseCode]int{
+		routev3.RouteAction_SERVICE_UNAVAILABLE: 503, routev3.RouteAction_NOT_FOUND: 404, routev3.RouteAction_INTERNAL_SERVER_ERROR: 500,
+	}[a.GetClusterNotFoundResponseCode()]
+	cl := cfg.Clusters[pickCluster(a)]
+	if cl == nil {
+		w.WriteHeader(notFound)
+		return
+	}
+	timeout := defaultRouteTimeout
+	if a.GetTimeout() != nil {
+		timeout = a.GetTimeout().AsDuration()
+	}
+	ctx := r.Context()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	var body []byte
+	if r.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		body = b
+	}
+	path := rewritePath(rt.GetMatch(), a.GetPrefixRewrite(), a.GetRegexRewrite(), r.URL.Path)
+	host := r.Host
+	if h := a.GetHostRewriteLiteral(); h != "" {
+		host = h
+	}
+	header := r.Header.Clone()
+	editHeaders(header, rt.GetRequestHeadersToAdd(), rt.GetRequestHeadersToRemove())
+	for _, m := range a.GetRequestMirrorPolicies() {
+		if mc := cfg.Clusters[m.GetCluster()]; mc != nil && sampled(m.GetRuntimeFraction().GetDefaultValue()) {
+			go p.mirror(mc, r.Method, path, r.URL.RawQuery, host, header, body)
+		}
+	}
+	policy := a.GetRetryPolicy()
+	tries := 1
+	if policy != nil && policy.GetNumRetries() != nil {
+		tries += int(policy.GetNumRetries().GetValue())
+	} else if policy != nil {
+		tries++ // Envoy's default is one retry
+	}
+	var resp *http.Response
+	var err error
+	for try := 0; try < tries; try++ {
+		tctx := ctx
+		if policy.GetPerTryTimeout() != nil {
+			var cancel context.CancelFunc
+			tctx, cancel = context.WithTimeout(ctx, policy.GetPerTryTimeout().AsDuration())
+			defer cancel()
+		}
+		resp, err = p.send(tctx, cl, r.Method, path, r.URL.RawQuery, host, header, body)
+		if !retriable(policy, resp, err) || try == tries-1 {
+			break
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if b := policy.GetRetryBackOff().GetBaseInterval(); b != nil {
+			time.Sleep(b.AsDuration())
+		}
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		w.WriteHeader(http.StatusGatewayTimeout)
+		_, _ = io.WriteString(w, "upstream request timeout")
+		return
+	case err != nil:
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "upstream connect error or disconnect/reset before headers")
+		return
+	}
+	defer resp.Body.Close()
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	editHeaders(w.Header(), rt.GetResponseHeadersToAdd(), rt.GetResponseHeadersToRemove())
+	w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			_, _ = w.Write(buf[:n])
+			_ = rc.Flush()
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	for k, vs := range resp.Trailer {
+		for _, v := range vs {
+			w.Header().Add(http.TrailerPrefix+k, v)
+		}
+	}
+}
+
+func pickCluster(a *routev3.RouteAction) string {
+	if c := a.GetCluster(); c != "" {
+		return c
+	}
+	var total uint32
+	for _, c := range a.GetWeightedClusters().GetClusters() {
+		total += c.GetWeight().GetValue()
+	}
+	if total == 0 {
+		return ""
+	}
+	n := mrand.Uint32N(total) //nolint:gosec // load balancing, not security
+	for _, c := range a.GetWeightedClusters().GetClusters() {
+		if n < c.GetWeight().GetValue() {
+			return c.GetName()
+		}
+		n -= c.GetWeight().GetValue()
+	}
+	return ""
+}
+
+func sampled(f *typev3.FractionalPercent) bool {
+	if f == nil {
+		return true
+	}
+	den := map[typev3.FractionalPercent_DenominatorType]uint32{
+		typev3.FractionalPercent_HUNDRED: 100, typev3.FractionalPercent_TEN_THOUSAND: 10_000, typev3.FractionalPercent_MILLION: 1_000_000,
+	}[f.GetDenominator()]
+	return mrand.Uint32N(den) < f.GetNumerator() //nolint:gosec // sampling
+}
+
+func retriable(p *routev3.RetryPolicy, resp *http.Response, err error) bool {
+	if p == nil {
+		return false
+	}
+	on := strings.Split(p.GetRetryOn(), ",")
+	has := func(s string) bool {
+		for _, o := range on {
+			if strings.TrimSpace(o) == s {
+				return true
+			}
+		}
+		return false
+	}
+	if err != nil {
+		return has("connect-failure") || has("reset") || has("5xx")
+	}
+	if has("5xx") && resp.StatusCode >= 500 {
+		return true
+	}
+	if has("retriable-status-codes") {
+		for _, c := range p.GetRetriableStatusCodes() {
+			if int(c) == resp.StatusCode {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+var rr atomic.Uint64
+
+func (p *Proxy) send(ctx context.Context, cl *Cluster, method, path, query, host string, header http.Header, body []byte) (*http.Response, error) {
+	if len(cl.Endpoints) == 0 {
+		return nil, errors.New("no healthy upstream")
+	}
+	ep := cl.Endpoints[rr.Add(1)%uint64(len(cl.Endpoints))]
+	u := "http://" + ep + path
+	if query != "" {
+		u += "?" + query
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, strings.NewReader(string(body)))
+	if err != nil {
+		return nil, err
+	}
+	req.Header = header.Clone()
+	req.Host = host
+	if len(body) == 0 {
+		req.Body, req.ContentLength = http.NoBody, 0
+	}
+	t := p.h1
+	if cl.HTTP2 {
+		t = p.h2
+	}
+	return t.RoundTrip(req)
+}
+
+// mirror sends a copy whose answer is dropped; Envoy marks the Host of a
+// shadowed request with "-shadow".
+func (p *Proxy) mirror(cl *Cluster, method, path, query, host string, header http.Header, body []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h, port, err := net.SplitHostPort(host)
+	if err == nil {
+		host = net.JoinHostPort(h+"-shadow", port)
+	} else {
+		host += "-shadow"
+	}
+	resp, err := p.send(ctx, cl, method, path, query, host, header, body)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}

@@ -1,0 +1,420 @@
+package l7standin_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/controllers/gateway/envoy"
+	"github.com/plexus-net/plexus/controllers/gateway/translate"
+	"github.com/plexus-net/plexus/internal/envoyxds"
+	"github.com/plexus-net/plexus/nodeplugins/l7proxy"
+	"github.com/plexus-net/plexus/test/l7standin"
+)
+
+// echo is a backend that answers with what it received.
+type echoed struct {
+	Backend string              `json:"backend"`
+	Method  string              `json:"method"`
+	Path    string              `json:"path"`
+	Host    string              `json:"host"`
+	Proto   int                 `json:"proto"`
+	Headers map[string][]string `json:"headers"`
+}
+
+func echo(t *testing.T, name string, h2c bool) int32 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Header-Remove", "gone?")
+		w.Header().Set("X-Header-Set", "original")
+		_ = json.NewEncoder(w).Encode(echoed{Backend: name, Method: r.Method, Path: r.URL.Path, Host: r.Host, Proto: r.ProtoMajor, Headers: r.Header})
+	})}
+	if h2c {
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	return int32(l.Addr().(*net.TCPAddr).Port) //nolint:gosec // a port
+}
+
+func freePort(t *testing.T) uint32 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return uint32(l.Addr().(*net.TCPAddr).Port) //nolint:gosec // a port
+}
+
+func service(name string, port int32, appProtocol string) corev1.Service {
+	sp := corev1.ServicePort{Name: "http", Port: 80}
+	if appProtocol != "" {
+		sp.AppProtocol = &appProtocol
+	}
+	return corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{sp}}}
+}
+
+func slice(name string, port int32) discoveryv1.EndpointSlice {
+	return discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: new("http"), Port: &port}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}}},
+	}
+}
+
+func backend(name string) gwv1.HTTPBackendRef {
+	return gwv1.HTTPBackendRef{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(name), Port: new(gwv1.PortNumber(80))}}}
+}
+
+func prefix(p string) []gwv1.HTTPRouteMatch {
+	return []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: new(gwv1.PathMatchPathPrefix), Value: &p}}}
+}
+
+// serve translates in, serves it through an l7proxy server and a stand-in
+// proxy, and returns the proxy ports of Gateway ports 80 and 443.
+func serve(t *testing.T, in translate.Input) map[int32]uint32 {
+	t.Helper()
+	out := translate.Translate(in)
+	ports := map[int32]uint32{80: freePort(t), 443: freePort(t)}
+	var configs []l7proxy.Config
+	var secrets []corev1.Secret
+	for _, g := range out.Gateways {
+		if g.Config == nil {
+			t.Fatalf("gateway %s not accepted: %+v", g.Key, g.Conditions)
+		}
+		res, err := envoy.Build(*g.Config, envoy.Options{BindAddress: "127.0.0.1", ProxyPort: func(p int32) (uint32, bool) { return ports[p], true },
+			SecretName: func(s string) string {
+				ns, name, _ := strings.Cut(s, "/")
+				return envoyxds.SecretName("cilium-secrets", ns+"-"+name)
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw []runtime.RawExtension
+		var msgs []proto.Message
+		for _, r := range res.Listeners {
+			msgs = append(msgs, r)
+		}
+		for _, r := range res.Routes {
+			msgs = append(msgs, r)
+		}
+		for _, r := range res.Clusters {
+			msgs = append(msgs, r)
+		}
+		for _, r := range res.Endpoints {
+			msgs = append(msgs, r)
+		}
+		for _, m := range msgs {
+			a, _ := anypb.New(m)
+			b, err := protojson.Marshal(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw = append(raw, runtime.RawExtension{Raw: b})
+		}
+		configs = append(configs, l7proxy.Config{Ref: nodesv1alpha1.EnvoyConfigRef{Kind: "CiliumEnvoyConfig", Namespace: g.Key.Namespace, Name: g.Key.Name}, Generation: 1, Resources: raw})
+		for _, s := range g.Config.Secrets {
+			ns, name, _ := strings.Cut(s.Name, "/")
+			secrets = append(secrets, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "cilium-secrets", Name: ns + "-" + name}, Type: corev1.SecretTypeTLS,
+				Data: map[string][]byte{corev1.TLSCertKey: s.Certificate, corev1.TLSPrivateKeyKey: s.Key}})
+		}
+	}
+	snap, errs := l7proxy.Build(configs, secrets)
+	if len(errs) > 0 {
+		t.Fatalf("configs refused: %v", errs)
+	}
+	srv := l7proxy.NewServer("node-1", logr.Discard())
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := srv.Set(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ctx, l) }()
+	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	p := &l7standin.Proxy{NodeID: "node-1"}
+	go func() { _ = p.Run(ctx, conn) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Report().Version != snap.Version {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stand-in did not acknowledge version %s (report %+v)", snap.Version, srv.Report())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for p.Applied() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return ports
+}
+
+type client struct {
+	t    *testing.T
+	http *http.Client
+	base string
+}
+
+func (c client) do(method, host, path string, header map[string]string) (*http.Response, echoed) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Host = host
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s%s: %v", method, host, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var e echoed
+	_ = json.Unmarshal(body, &e)
+	return resp, e
+}
+
+// The gateway controller's translation, served by the l7proxy plugin to
+// the stand-in proxy, routes real requests as the Gateway API and the seed
+// describe.
+func TestGatewayRoutesThroughTheStandIn(t *testing.T) {
+	cert, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := translate.Input{
+		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
+		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{GatewayClassName: "cilium", Listeners: []gwv1.Listener{
+			{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80},
+			{Name: "https", Protocol: gwv1.HTTPSProtocolType, Port: 443, Hostname: new(gwv1.Hostname("bookinfo.cilium.rocks")),
+				TLS: &gwv1.ListenerTLSConfig{CertificateRefs: []gwv1.SecretObjectReference{{Name: "demo-cert"}}}},
+		}}}},
+		Secrets: []corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: "demo-cert", Namespace: "default"}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}}},
+	}
+	for _, b := range []struct {
+		name string
+		h2c  bool
+	}{{"details", false}, {"productpage", false}, {"echo-1", false}, {"echo-2", false}, {"grpc-ish", true}} {
+		port := echo(t, b.name, b.h2c)
+		app := ""
+		if b.h2c {
+			app = "kubernetes.io/h2c"
+		}
+		in.Services = append(in.Services, service(b.name, port, app))
+		in.EndpointSlices = append(in.EndpointSlices, slice(b.name, port))
+	}
+	route := func(name string, hostnames []gwv1.Hostname, rules ...gwv1.HTTPRouteRule) gwv1.HTTPRoute {
+		return gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}}, Hostnames: hostnames, Rules: rules}}
+	}
+	in.HTTPRoutes = []gwv1.HTTPRoute{
+		route("bookinfo", []gwv1.Hostname{"bookinfo.cilium.rocks"},
+			gwv1.HTTPRouteRule{Matches: prefix("/details"), BackendRefs: []gwv1.HTTPBackendRef{backend("details")}},
+			gwv1.HTTPRouteRule{Matches: prefix("/"), BackendRefs: []gwv1.HTTPBackendRef{backend("productpage")}}),
+		route("matches", []gwv1.Hostname{"match.example"},
+			gwv1.HTTPRouteRule{Matches: []gwv1.HTTPRouteMatch{{Headers: []gwv1.HTTPHeaderMatch{{Name: "X-Version", Value: "2"}}}}, BackendRefs: []gwv1.HTTPBackendRef{backend("echo-2")}},
+			gwv1.HTTPRouteRule{Matches: []gwv1.HTTPRouteMatch{{QueryParams: []gwv1.HTTPQueryParamMatch{{Name: "debug", Value: "1"}}}}, BackendRefs: []gwv1.HTTPBackendRef{backend("echo-2")}},
+			gwv1.HTTPRouteRule{Matches: []gwv1.HTTPRouteMatch{{Method: new(gwv1.HTTPMethodPost)}}, BackendRefs: []gwv1.HTTPBackendRef{backend("echo-2")}},
+			gwv1.HTTPRouteRule{Matches: []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: new(gwv1.PathMatchExact), Value: new("/exact")}}}, BackendRefs: []gwv1.HTTPBackendRef{backend("echo-2")}},
+			gwv1.HTTPRouteRule{Matches: prefix("/foo/bar"), BackendRefs: []gwv1.HTTPBackendRef{backend("echo-2")}},
+			gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{backend("echo-1")}}),
+		route("headers", []gwv1.Hostname{"headers.example"},
+			gwv1.HTTPRouteRule{Matches: prefix("/add"), Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterRequestHeaderModifier,
+				RequestHeaderModifier: &gwv1.HTTPHeaderFilter{Add: []gwv1.HTTPHeader{{Name: "My-Header-Name", Value: "my-header-value"}}}}}, BackendRefs: []gwv1.HTTPBackendRef{backend("echo-1")}},
+			gwv1.HTTPRouteRule{Matches: prefix("/remove-a-request-header"), Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterRequestHeaderModifier,
+				RequestHeaderModifier: &gwv1.HTTPHeaderFilter{Remove: []string{"x-request-id"}}}}, BackendRefs: []gwv1.HTTPBackendRef{backend("echo-1")}},
+			gwv1.HTTPRouteRule{Matches: prefix("/edit-a-request-header"), Filters: []gwv1.HTTPRouteFilter{
+				{Type: gwv1.HTTPRouteFilterRequestHeaderModifier, RequestHeaderModifier: &gwv1.HTTPHeaderFilter{Set: []gwv1.HTTPHeader{{Name: "X-Request-Id", Value: "edited"}}}},
+				{Type: gwv1.HTTPRouteFilterResponseHeaderModifier, ResponseHeaderModifier: &gwv1.HTTPHeaderFilter{
+					Add: []gwv1.HTTPHeader{{Name: "X-Header-Add", Value: "added"}}, Set: []gwv1.HTTPHeader{{Name: "X-Header-Set", Value: "set"}}, Remove: []string{"X-Header-Remove"}}},
+			}, BackendRefs: []gwv1.HTTPBackendRef{backend("echo-1")}}),
+		route("redirects", []gwv1.Hostname{"redirect.example"},
+			gwv1.HTTPRouteRule{Matches: prefix("/https"), Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterRequestRedirect,
+				RequestRedirect: &gwv1.HTTPRequestRedirectFilter{Scheme: new("https"), StatusCode: new(301)}}}},
+			gwv1.HTTPRouteRule{Matches: prefix("/old"), Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterRequestRedirect,
+				RequestRedirect: &gwv1.HTTPRequestRedirectFilter{Hostname: new(gwv1.PreciseHostname("new.example")), Path: &gwv1.HTTPPathModifier{Type: gwv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: new("/new")}}}}},
+			gwv1.HTTPRouteRule{Matches: prefix("/rewrite/one"), Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterURLRewrite,
+				URLRewrite: &gwv1.HTTPURLRewriteFilter{Hostname: new(gwv1.PreciseHostname("one.example")), Path: &gwv1.HTTPPathModifier{Type: gwv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: new("/one")}}}},
+				BackendRefs: []gwv1.HTTPBackendRef{backend("echo-1")}},
+			gwv1.HTTPRouteRule{Matches: prefix("/strip"), Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterURLRewrite,
+				URLRewrite: &gwv1.HTTPURLRewriteFilter{Path: &gwv1.HTTPPathModifier{Type: gwv1.PrefixMatchHTTPPathModifier, ReplacePrefixMatch: new("/")}}}},
+				BackendRefs: []gwv1.HTTPBackendRef{backend("echo-1")}}),
+		route("split", []gwv1.Hostname{"split.example"},
+			gwv1.HTTPRouteRule{Matches: prefix("/even"), BackendRefs: []gwv1.HTTPBackendRef{weighted("echo-1", 50), weighted("echo-2", 50)}},
+			gwv1.HTTPRouteRule{Matches: prefix("/missing"), BackendRefs: []gwv1.HTTPBackendRef{backend("no-such-service")}},
+			gwv1.HTTPRouteRule{Matches: prefix("/h2c"), BackendRefs: []gwv1.HTTPBackendRef{backend("grpc-ish")}}),
+	}
+	ports := serve(t, in)
+	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", ports[80]),
+		http: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+
+	t.Run("GW26_GW27_PathRoutingAndUnmatchedRequests", func(t *testing.T) {
+		c.t = t
+		if _, e := c.do("GET", "bookinfo.cilium.rocks", "/details/1", nil); e.Backend != "details" {
+			t.Errorf("/details/1 went to %q", e.Backend)
+		}
+		if _, e := c.do("GET", "bookinfo.cilium.rocks:80", "/", nil); e.Backend != "productpage" {
+			t.Errorf("/ went to %q", e.Backend)
+		}
+		if resp, _ := c.do("GET", "unknown.example", "/details", nil); resp.StatusCode != 404 {
+			t.Errorf("an unknown host got %d, want 404", resp.StatusCode)
+		}
+	})
+	t.Run("GW29_HeaderQueryMethodAndPathMatches", func(t *testing.T) {
+		c.t = t
+		for _, tc := range []struct {
+			method, path string
+			header       map[string]string
+			want         string
+		}{
+			{"GET", "/", nil, "echo-1"},
+			{"GET", "/", map[string]string{"X-Version": "2"}, "echo-2"},
+			{"GET", "/?debug=1", nil, "echo-2"},
+			{"POST", "/", nil, "echo-2"},
+			{"GET", "/exact", nil, "echo-2"},
+			{"GET", "/exact/more", nil, "echo-1"},
+			{"GET", "/foo/bar/baz", nil, "echo-2"},
+			{"GET", "/foo/barbaz", nil, "echo-1"},
+		} {
+			if _, e := c.do(tc.method, "match.example", tc.path, tc.header); e.Backend != tc.want {
+				t.Errorf("%s %s %v went to %q, want %q", tc.method, tc.path, tc.header, e.Backend, tc.want)
+			}
+		}
+	})
+	t.Run("GW30_GW31_GW32_GW33_HeaderModifiers", func(t *testing.T) {
+		c.t = t
+		if _, e := c.do("GET", "headers.example", "/add", nil); first(e.Headers, "My-Header-Name") != "my-header-value" {
+			t.Errorf("added header: %v", e.Headers)
+		}
+		if _, e := c.do("GET", "headers.example", "/remove-a-request-header", map[string]string{"X-Request-Id": "abc"}); first(e.Headers, "X-Request-Id") != "" {
+			t.Errorf("x-request-id still there: %v", e.Headers)
+		}
+		resp, e := c.do("GET", "headers.example", "/edit-a-request-header", nil)
+		if first(e.Headers, "X-Request-Id") != "edited" {
+			t.Errorf("x-request-id not edited: %v", e.Headers)
+		}
+		if resp.Header.Get("X-Header-Add") != "added" || resp.Header.Get("X-Header-Set") != "set" || resp.Header.Get("X-Header-Remove") != "" {
+			t.Errorf("response headers %v", resp.Header)
+		}
+	})
+	t.Run("GW34_GW35_RedirectsAndRewrites", func(t *testing.T) {
+		c.t = t
+		if resp, _ := c.do("GET", "redirect.example", "/https/x?q=1", nil); resp.StatusCode != 301 || resp.Header.Get("Location") != "https://redirect.example/https/x?q=1" {
+			t.Errorf("scheme redirect: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if resp, _ := c.do("GET", "redirect.example", "/old/page", nil); resp.StatusCode != 302 || resp.Header.Get("Location") != "http://new.example/new/page" {
+			t.Errorf("prefix redirect: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if _, e := c.do("GET", "redirect.example", "/rewrite/one/two", nil); e.Path != "/one/two" || e.Host != "one.example" {
+			t.Errorf("rewrite: backend saw %s %s", e.Host, e.Path)
+		}
+		if _, e := c.do("GET", "redirect.example", "/strip/rest", nil); e.Path != "/rest" {
+			t.Errorf("rewrite to /: backend saw %s", e.Path)
+		}
+	})
+	t.Run("GW25_GW37_WeightsAndMissingBackends", func(t *testing.T) {
+		c.t = t
+		counts := map[string]int{}
+		for range 200 {
+			_, e := c.do("GET", "split.example", "/even", nil)
+			counts[e.Backend]++
+		}
+		if counts["echo-1"] < 70 || counts["echo-2"] < 70 {
+			t.Errorf("a 50/50 split gave %v", counts)
+		}
+		if resp, _ := c.do("GET", "split.example", "/missing", nil); resp.StatusCode != 500 {
+			t.Errorf("a missing backend gave %d, want 500", resp.StatusCode)
+		}
+		if _, e := c.do("GET", "split.example", "/h2c", nil); e.Proto != 2 {
+			t.Errorf("an h2c backend was reached over HTTP/%d", e.Proto)
+		}
+	})
+	t.Run("GW44_ClientAddressHeaders", func(t *testing.T) {
+		c.t = t
+		_, e := c.do("GET", "match.example", "/", map[string]string{"X-Forwarded-For": "203.0.113.9"})
+		if first(e.Headers, "X-Forwarded-For") != "203.0.113.9,127.0.0.1" || first(e.Headers, "X-Envoy-External-Address") != "127.0.0.1" {
+			t.Errorf("client address headers %v", e.Headers)
+		}
+	})
+	t.Run("GW39_HTTPSWithTheGatewaysCertificate", func(t *testing.T) {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(cert)
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{
+			RootCAs: pool, ServerName: "bookinfo.cilium.rocks", MinVersion: tls.VersionTLS12,
+		}}}
+		req, err := http.NewRequest("GET", fmt.Sprintf("https://127.0.0.1:%d/details/1", ports[443]), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "bookinfo.cilium.rocks"
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e echoed
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		if e.Backend != "details" || resp.ProtoMajor != 2 {
+			t.Errorf("HTTPS reached %q over HTTP/%d", e.Backend, resp.ProtoMajor)
+		}
+		untrusted := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "bookinfo.cilium.rocks", MinVersion: tls.VersionTLS12}}}
+		if _, err := untrusted.Get(fmt.Sprintf("https://127.0.0.1:%d/", ports[443])); err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("without the CA: %v, want a certificate error", err)
+		}
+	})
+}
+
+func weighted(name string, w int32) gwv1.HTTPBackendRef {
+	b := backend(name)
+	b.Weight = &w
+	return b
+}
+
+func first(h map[string][]string, k string) string {
+	if vs := http.Header(h).Values(k); len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}

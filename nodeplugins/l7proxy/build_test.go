@@ -19,7 +19,7 @@ func ref(name string) nodesv1alpha1.EnvoyConfigRef {
 
 // A config that cannot be served is left out whole, says why, and never
 // takes the others with it (L7-02, L7-03, L7-20).
-func TestL7_02_L7_03_L7_20_BadConfigsAreLeftOutAlone(t *testing.T) {
+func TestTM2_TM3_TM20_BadConfigsAreLeftOutAlone(t *testing.T) {
 	good := Config{Ref: ref("good"), Generation: 3, Resources: app(t, "good", 10001)}
 	clash := Config{Ref: ref("clash"), Generation: 1, Resources: raw(t, testCluster("good-cluster"), testEndpoints("good-cluster"))}
 	unknownType := Config{Ref: ref("unknown-type"), Generation: 1, Resources: append(app(t, "u", 10002),

@@ -145,7 +145,7 @@ func cecRef(name string) nodesv1alpha1.EnvoyConfigRef {
 // others served; the proxy's refusal is reported on the config whose
 // resource it names; a restarted plugin serves the accepted snapshot before
 // it reads anything (L7-01, L7-02).
-func TestL7_01_L7_02_ServesAndReportsAcknowledgements(t *testing.T) {
+func TestTM1_TM2_ServesAndReportsAcknowledgements(t *testing.T) {
 	h := newHarness(t)
 	h.must(h.c.Create(h.ctx, &ciliumv2.CiliumEnvoyConfig{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: configNS},
 		Spec: ciliumv2.CiliumEnvoyConfigSpec{Resources: app(t, "a", 10001)}}))

@@ -378,7 +378,7 @@ func TestGatewayRoutesThroughTheStandIn(t *testing.T) {
 			t.Errorf("client address headers %v", e.Headers)
 		}
 	})
-	t.Run("GW39_HTTPSWithTheGatewaysCertificate", func(t *testing.T) {
+	t.Run("GW39_GW41_HTTPSWithTheGatewaysCertificate", func(t *testing.T) {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(cert)
 		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{

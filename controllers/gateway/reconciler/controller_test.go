@@ -141,7 +141,7 @@ func gatewayKey(name string) client.ObjectKey { return client.ObjectKey{Namespac
 // A Gateway of the class gets its Service, EndpointSlice, Envoy config and
 // one L7Proxy per node; Programmed waits for every node's acknowledgement
 // and an address, and a refusal shows on the Gateway and its config.
-func TestGW03_GW06_GW07_GW08_GW23_ProgrammedFollowsTheNodes(t *testing.T) {
+func TestGW3_GW6_GW7_GW8_GW18_GW23_GW48_ProgrammedFollowsTheNodes(t *testing.T) {
 	h := newHarness(t)
 	h.node("n1", "198.18.0.11")
 	h.node("n2", "198.18.0.12")
@@ -289,7 +289,7 @@ func TestGW03_GW06_GW07_GW08_GW23_ProgrammedFollowsTheNodes(t *testing.T) {
 }
 
 // A Gateway of another class gets nothing from this controller (GW-05).
-func TestGW05_OtherClassesAreLeftAlone(t *testing.T) {
+func TestGW5_OtherClassesAreLeftAlone(t *testing.T) {
 	h := newHarness(t)
 	h.node("n1", "198.18.0.11")
 	h.class()
@@ -330,7 +330,7 @@ func (h *harness) tlsSecret(ns, name string) {
 // A certificate in another namespace resolves only while a ReferenceGrant
 // allows it; its copy in the secrets namespace comes and goes with it
 // (GW-09, GW-10).
-func TestGW09_GW10_ReferenceGrantForCertificates(t *testing.T) {
+func TestGW9_GW10_ReferenceGrantForCertificates(t *testing.T) {
 	h := newHarness(t)
 	h.node("n1", "198.18.0.11")
 	h.class()

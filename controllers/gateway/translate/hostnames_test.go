@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestIntersect(t *testing.T) {
+func TestGW28_Intersect(t *testing.T) {
 	for _, c := range []struct {
 		listener string
 		route    []string

@@ -134,8 +134,8 @@ hubble: ## build the upstream Hubble CLI from Cilium's Go module into bin/tools 
 run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up
 	hack/run.sh
 
-.PHONY: bench bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-bgp-peers bench-policy bench-policy-change
-bench: bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-policy bench-policy-change ## every scale benchmark against the real API server (see docs/benchmarks.md)
+.PHONY: bench bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-bgp-peers bench-policy bench-policy-change bench-gateway
+bench: bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-policy bench-policy-change bench-gateway ## every scale benchmark against the real API server (see docs/benchmarks.md)
 
 bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/lbipam $(BENCH_ARGS)
@@ -161,6 +161,9 @@ bench-policy: ## policy: compiling 5,000 policies over 5,000 identities; the eBP
 
 bench-policy-change: controlplane ## policy: a CiliumNetworkPolicy change until Ready (enforced on every node concerned), 1,000 policies over 5,000 pods on 50 simulated nodes
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/policy $(BENCH_ARGS)
+
+bench-gateway: ## Gateway API: a route edit until the node's proxy serves it (1, 100, 1,000 routes) and xDS bytes per edit; requests through the stand-in proxy vs direct
+	go test -run '^$$' -bench . -benchtime 30x -count 5 ./test/l7standin
 
 bench-l2: controlplane tools ## L2 announcements: failover time over 20 kills, API requests per node with 10/100/1,000 Services (needs root)
 	go test -run '^$$' -bench 'L2' -benchtime 20x -count 1 -timeout 60m ./test/e2e

@@ -28,6 +28,10 @@ import (
 	"strings"
 	"syscall"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/plexus-net/plexus/test/l7standin"
 	"github.com/plexus-net/plexus/test/lab"
 	"github.com/plexus-net/plexus/test/lab/podrunner"
 )
@@ -45,6 +49,7 @@ commands:
   link          cut or restore a node's link to the segment: lab link <node> down|up
   logs          print a container's output: lab logs <namespace>/<pod> [container]
   podrunner     the pod runner of one node (started by up)
+  l7standin     the stand-in for Envoy of one node (started by up --gateway)
 
 "lab <command> -h" lists its flags. Needs root.`
 
@@ -118,6 +123,8 @@ func main() {
 		}
 	case "podrunner":
 		err = runPodRunner(ctx, args)
+	case "l7standin":
+		err = runL7StandIn(ctx, args)
 	case "-h", "--help", "help":
 		fmt.Println(usage)
 	default:
@@ -151,6 +158,7 @@ func up(ctx context.Context, args []string) error {
 	fs.StringVar(&o.ControlPlaneBin, "controlplane-bin", "", "folder with etcd, kube-apiserver, kubectl, kube-controller-manager, kube-scheduler, kube-proxy (default: what hack/build-controlplane.sh prints)")
 	fs.StringVar(&o.CNIBin, "cni-bin", "", "folder with the reference CNI plugins (default: what hack/build-cniplugins.sh prints)")
 	fs.StringVar(&o.Helm, "helm", "", "helm binary for rendering the chart's RBAC (default <repo>/bin/tools/helm-*)")
+	fs.BoolVar(&o.Gateway, "gateway", false, "run the Gateway API: the gateway controller, and on each node the l7proxy plugin with the stand-in proxy (test/l7standin)")
 	_ = fs.Parse(args)
 	o.Name, o.StateRoot = *name, *root
 	var err error
@@ -227,4 +235,22 @@ func runPodRunner(ctx context.Context, args []string) error {
 		return err
 	}
 	return r.Run(ctx)
+}
+
+// runL7StandIn plays a node's Envoy: it takes the node's xDS from the
+// l7proxy plugin's socket (waiting for it) and serves what it is given.
+func runL7StandIn(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("l7standin", flag.ExitOnError)
+	node := fs.String("node", "", "node name (the xDS node id)")
+	socket := fs.String("xds", "", "the l7proxy plugin's xDS Unix socket")
+	_ = fs.Parse(args)
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", *node)
+	conn, err := grpc.NewClient("unix://"+*socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// The plugin may start later or restart: Run reconnects until stopped.
+	log.Info("serving the node's xDS", "socket", *socket)
+	return (&l7standin.Proxy{NodeID: *node}).Run(ctx, conn)
 }

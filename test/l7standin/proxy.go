@@ -50,7 +50,9 @@ type bound struct {
 // Applied counts the configurations put in service (tests wait on it).
 func (p *Proxy) Applied() int64 { return p.applied.Load() }
 
-// Run holds the xDS stream on conn and serves until ctx ends.
+// Run serves until ctx ends, holding an xDS stream on conn. When the
+// stream ends (the plugin restarts) it keeps serving what it has and
+// reconnects, as Envoy does.
 func (p *Proxy) Run(ctx context.Context, conn grpc.ClientConnInterface) error {
 	p.listeners = map[string]*bound{}
 	p.h1 = &http.Transport{MaxIdleConnsPerHost: 64}
@@ -58,19 +60,27 @@ func (p *Proxy) Run(ctx context.Context, conn grpc.ClientConnInterface) error {
 	p.h2.Protocols.SetUnencryptedHTTP2(true)
 	p.client = xdsclient.Client{NodeID: p.NodeID, Check: p.check}
 	updates := p.client.Updates()
-	done := make(chan error, 1)
-	go func() { done <- p.client.Run(ctx, conn) }()
 	defer p.closeAll()
-	for {
+	for ctx.Err() == nil {
+		done := make(chan error, 1)
+		go func() { done <- p.client.Run(ctx, conn) }()
+	stream:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-done:
+				break stream
+			case <-updates:
+				p.apply()
+			}
+		}
 		select {
 		case <-ctx.Done():
-			return nil
-		case err := <-done:
-			return err
-		case <-updates:
-			p.apply()
+		case <-time.After(time.Second):
 		}
 	}
+	return nil
 }
 
 // check refuses what cannot be served, and binds new listeners' ports

@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -44,7 +46,7 @@ type echoed struct {
 	Headers map[string][]string `json:"headers"`
 }
 
-func echo(t *testing.T, name string, h2c bool) int32 {
+func echo(t testing.TB, name string, h2c bool) int32 {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -65,7 +67,7 @@ func echo(t *testing.T, name string, h2c bool) int32 {
 	return int32(l.Addr().(*net.TCPAddr).Port) //nolint:gosec // a port
 }
 
-func freePort(t *testing.T) uint32 {
+func freePort(t testing.TB) uint32 {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -100,19 +102,47 @@ func prefix(p string) []gwv1.HTTPRouteMatch {
 	return []gwv1.HTTPRouteMatch{{Path: &gwv1.HTTPPathMatch{Type: new(gwv1.PathMatchPathPrefix), Value: &p}}}
 }
 
-// serve translates in, serves it through an l7proxy server and a stand-in
-// proxy, and returns the proxy ports of Gateway ports 80 and 443.
-func serve(t *testing.T, in translate.Input) map[int32]uint32 {
+// stack is the chain a node runs: the l7proxy plugin's xDS server and the
+// stand-in proxy connected to it, with fixed proxy ports for Gateway ports
+// 80 and 443.
+type stack struct {
+	srv   *l7proxy.Server
+	proxy *l7standin.Proxy
+	ports map[int32]uint32
+	bytes *payloadBytes
+}
+
+func newStack(t testing.TB) *stack {
+	t.Helper()
+	st := &stack{srv: l7proxy.NewServer("node-1", logr.Discard()), ports: map[int32]uint32{80: freePort(t), 443: freePort(t)}, bytes: &payloadBytes{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = st.srv.Serve(ctx, l) }()
+	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithStatsHandler(st.bytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	st.proxy = &l7standin.Proxy{NodeID: "node-1"}
+	go func() { _ = st.proxy.Run(ctx, conn) }()
+	return st
+}
+
+// set translates in and serves it; it returns the snapshot's version.
+func (st *stack) set(t testing.TB, in translate.Input) string {
 	t.Helper()
 	out := translate.Translate(in)
-	ports := map[int32]uint32{80: freePort(t), 443: freePort(t)}
 	var configs []l7proxy.Config
 	var secrets []corev1.Secret
 	for _, g := range out.Gateways {
 		if g.Config == nil {
 			t.Fatalf("gateway %s not accepted: %+v", g.Key, g.Conditions)
 		}
-		res, err := envoy.Build(*g.Config, envoy.Options{BindAddress: "127.0.0.1", ProxyPort: func(p int32) (uint32, bool) { return ports[p], true },
+		res, err := envoy.Build(*g.Config, envoy.Options{BindAddress: "127.0.0.1", ProxyPort: func(p int32) (uint32, bool) { return st.ports[p], true },
 			SecretName: func(s string) string {
 				ns, name, _ := strings.Cut(s, "/")
 				return envoyxds.SecretName("cilium-secrets", ns+"-"+name)
@@ -153,35 +183,46 @@ func serve(t *testing.T, in translate.Input) map[int32]uint32 {
 	if len(errs) > 0 {
 		t.Fatalf("configs refused: %v", errs)
 	}
-	srv := l7proxy.NewServer("node-1", logr.Discard())
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := srv.Set(ctx, snap); err != nil {
+	if err := st.srv.Set(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ctx, l) }()
-	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	p := &l7standin.Proxy{NodeID: "node-1"}
-	go func() { _ = p.Run(ctx, conn) }()
+	return snap.Version
+}
+
+// waitAcked waits until the stand-in acknowledged version and applied it.
+func (st *stack) waitAcked(t testing.TB, version string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for srv.Report().Version != snap.Version {
+	for st.srv.Report().Version != version {
 		if time.Now().After(deadline) {
-			t.Fatalf("the stand-in did not acknowledge version %s (report %+v)", snap.Version, srv.Report())
+			t.Fatalf("the stand-in did not acknowledge version %s (report %+v)", version, st.srv.Report())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
-	for p.Applied() == 0 {
-		time.Sleep(10 * time.Millisecond)
+	for st.proxy.Applied() == 0 {
+		time.Sleep(time.Millisecond)
 	}
-	return ports
+}
+
+// payloadBytes counts the bytes the client received on the wire.
+type payloadBytes struct{ n atomic.Int64 }
+
+func (p *payloadBytes) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (p *payloadBytes) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (p *payloadBytes) HandleConn(context.Context, stats.ConnStats)                       {}
+func (p *payloadBytes) HandleRPC(_ context.Context, s stats.RPCStats) {
+	if in, ok := s.(*stats.InPayload); ok {
+		p.n.Add(int64(in.WireLength))
+	}
+}
+
+// serve translates in, serves it through an l7proxy server and a stand-in
+// proxy, and returns the proxy ports of Gateway ports 80 and 443.
+func serve(t *testing.T, in translate.Input) map[int32]uint32 {
+	t.Helper()
+	st := newStack(t)
+	st.waitAcked(t, st.set(t, in))
+	return st.ports
 }
 
 type client struct {

@@ -72,6 +72,9 @@ func writePKI(l Layout, s *State) error {
 
 func writeNodeKubeconfigs(l Layout, s *State, ca *pki.CA, n Node) error {
 	for _, c := range nodeComponents(s) {
+		if c.Identity.User == "" {
+			continue // no API access (the stand-in proxy)
+		}
 		if err := writeKubeconfig(l.APIServerURL(s), ca, identityFor(c, n.Name), componentKubeconfig(l, c.Name, n.Name)); err != nil {
 			return err
 		}

@@ -196,6 +196,14 @@ func plexusControllers() []Component {
 			Args:     common,
 		},
 		{
+			Name: "plexus-gateway-controller", Binary: "plexus-gateway-controller", Optional: true,
+			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-gateway"),
+			Enabled:  func(s *State) bool { return s.Gateway },
+			Args: func(e ComponentEnv) []string {
+				return append(common(e), "--secrets-namespace="+GatewaySecretsNamespace)
+			},
+		},
+		{
 			Name: "plexus-bgp-controller", Binary: "plexus-bgp-controller", Optional: true,
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-bgp"),
 			Args: func(e ComponentEnv) []string {
@@ -212,7 +220,8 @@ func nodeComponents(s *State) []Component {
 	for _, c := range plexusNodeComponents() {
 		if c.Name == CNINode && s.CNI == "plexus" || c.Name == DatapathNode && s.Datapath == "plexus" ||
 			c.Name == L2AnnouncerNode && s.L2Announcer || c.Name == EgressGatewayNode && s.EgressGateway ||
-			c.Name == BGPNode && s.BGP || c.Name == PolicyNode && s.Policy {
+			c.Name == BGPNode && s.BGP || c.Name == PolicyNode && s.Policy ||
+			(c.Name == L7ProxyNode || c.Name == L7StandIn) && s.Gateway {
 			cs = append(cs, c)
 		}
 	}
@@ -285,6 +294,22 @@ func plexusNodeComponents() []Component {
 					"--hubble-socket-path=" + HubbleSocket(e.NodeDir)}
 			},
 		},
+		{
+			Name: L7ProxyNode, Binary: L7ProxyNode,
+			Identity: ServiceAccountIdentity(PlexusNamespace, L7ProxyNode),
+			Args: func(e ComponentEnv) []string {
+				return []string{"--node-name=" + e.Node.Name, "--kubeconfig=" + e.Kubeconfig,
+					"--secrets-namespace=" + GatewaySecretsNamespace, "--xds-address=unix://" + l7Socket(e.NodeDir),
+					"--state-file=" + filepath.Join(e.NodeDir, "l7proxy", "accepted.json"), "--zap-time-encoding=rfc3339nano"}
+			},
+		},
+		{
+			// Plays the node's Envoy: needs no API access, only the socket.
+			Name: L7StandIn, Binary: "lab",
+			Args: func(e ComponentEnv) []string {
+				return []string{"l7standin", "--node=" + e.Node.Name, "--xds=" + l7Socket(e.NodeDir)}
+			},
+		},
 	}
 }
 
@@ -303,7 +328,19 @@ const (
 	EgressGatewayNode = "plexus-egressgateway-node"
 	BGPNode           = "plexus-bgp-node"
 	PolicyNode        = "plexus-policy-node"
+	L7ProxyNode       = "plexus-l7proxy-node"
+	// L7StandIn is the stand-in for Envoy (test/l7standin), run by the lab
+	// binary; it takes the node's xDS from L7ProxyNode.
+	L7StandIn = "l7-standin"
 )
+
+// GatewaySecretsNamespace is where the gateway controller copies
+// certificates and the l7proxy plugins read them (the chart's default).
+const GatewaySecretsNamespace = "cilium-secrets"
+
+// l7Socket is where a lab node's l7proxy plugin serves xDS to the node's
+// proxy (a Unix socket, as in the chart's pod).
+func l7Socket(nodeDir string) string { return filepath.Join(nodeDir, "l7proxy", "xds.sock") }
 
 // BGPSecretNamespace is where the lab's BGP auth Secrets live (the chart's
 // default, bgp.secretNamespace).

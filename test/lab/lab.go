@@ -48,6 +48,11 @@ type Options struct {
 	// chart does not install yet. Off by default: it puts the policy
 	// programs on every pod's veth.
 	Policy bool
+	// Gateway runs the Gateway API: the gateway controller, and on every
+	// node the plexus-l7proxy-node plugin with the stand-in proxy
+	// (test/l7standin: no Envoy can be had here) that takes its xDS, with
+	// the Gateway API CRDs and the L7 CRDs the chart does not install yet.
+	Gateway bool
 	// Segment is the third octet of the lab's underlay 198.18.<Segment>.0/24;
 	// two labs on one machine need different segments.
 	Segment int

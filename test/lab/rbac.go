@@ -19,6 +19,16 @@ import (
 // returned as warnings.
 func installPlexusAPI(o *Options, l Layout, s *State, identities []string) (warnings []string, err error) {
 	docs := []string{fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n", PlexusNamespace)}
+	if s.Gateway {
+		// The Gateway API's own CRDs (users install them before Plexus)
+		// and the namespace the certificates are copied to.
+		gw, err := readDocs(filepath.Join(o.Repo, "config", "gateway-api", "*.yaml"))
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n", GatewaySecretsNamespace))
+		docs = append(docs, gw...)
+	}
 	bound := map[string]bool{}
 	if o.Helm != "" {
 		rendered, err := renderChart(o, identities)
@@ -48,7 +58,7 @@ func installPlexusAPI(o *Options, l Layout, s *State, identities []string) (warn
 			}
 			docs = append(docs, d)
 		}
-		if s.Policy {
+		if s.Policy || s.Gateway {
 			unreleased, err := unreleasedCRDs(o.Repo)
 			if err != nil {
 				return nil, err
@@ -147,24 +157,82 @@ func findClusterRole(repo, sa string) (doc, name string, err error) {
 }
 
 // readClusterRole returns config/rbac/<short>/role.yaml and the name of the
-// ClusterRole in it.
+// ClusterRole in it. Roles beside it (a node plugin's Secrets in one
+// namespace) come with a RoleBinding to ServiceAccount plexus-<short>.
 func readClusterRole(repo, short string) (string, string, error) {
 	path := filepath.Join(repo, "config", "rbac", short, "role.yaml")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", "", fmt.Errorf("%s does not exist", filepath.Join("config", "rbac", short, "role.yaml"))
 	}
-	var obj struct {
-		Kind     string `json:"kind"`
-		Metadata struct {
-			Name string `json:"name"`
-		} `json:"metadata"`
+	var out []string
+	name := ""
+	for _, doc := range strings.Split("\n"+string(b), "\n---") {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		var obj struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			return "", "", fmt.Errorf("%s: %w", path, err)
+		}
+		switch obj.Kind {
+		case "ClusterRole":
+			if name != "" {
+				return "", "", fmt.Errorf("%s holds more than one ClusterRole", path)
+			}
+			name = obj.Metadata.Name
+		case "Role":
+			out = append(out, roleBinding("plexus-"+short, obj.Metadata.Name, obj.Metadata.Namespace))
+		default:
+			return "", "", fmt.Errorf("%s holds a %s", path, obj.Kind)
+		}
+		out = append(out, doc)
 	}
-	doc := strings.TrimPrefix(strings.TrimSpace(string(b)), "---")
-	if err := yaml.Unmarshal([]byte(doc), &obj); err != nil || obj.Kind != "ClusterRole" {
-		return "", "", fmt.Errorf("%s is not one ClusterRole", path)
+	if name == "" {
+		return "", "", fmt.Errorf("%s holds no ClusterRole", path)
 	}
-	return doc, obj.Metadata.Name, nil
+	return strings.Join(out, "\n---\n"), name, nil
+}
+
+// roleBinding binds a namespaced Role to a Plexus ServiceAccount.
+func roleBinding(sa, role, namespace string) string {
+	return fmt.Sprintf(`apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: %[1]s
+  namespace: %[3]s
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: %[2]s
+subjects:
+  - kind: ServiceAccount
+    name: %[1]s
+    namespace: %[4]s
+`, sa, role, namespace, PlexusNamespace)
+}
+
+// readDocs reads the YAML files matching glob.
+func readDocs(glob string) ([]string, error) {
+	files, err := filepath.Glob(glob)
+	if err != nil {
+		return nil, err
+	}
+	var docs []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, string(b))
+	}
+	return docs, nil
 }
 
 func serviceAccountBinding(sa, role string) string {

@@ -35,6 +35,9 @@ type State struct {
 	// Policy: the identity and policy controllers and the plexus-policy-node
 	// plugin run (Options.Policy).
 	Policy bool `json:"policy,omitempty"`
+	// Gateway: the gateway controller, the plexus-l7proxy-node plugin and
+	// the stand-in proxy run (Options.Gateway).
+	Gateway bool `json:"gateway,omitempty"`
 	// Client is the external client's namespace on the segment.
 	Client string `json:"client,omitempty"`
 	// Router is the BGP router's namespace (FRR, see router.go), empty

@@ -34,6 +34,7 @@ import (
 	cniipam "github.com/plexus-net/plexus/nodeplugins/cni/ipam"
 	"github.com/plexus-net/plexus/test/lab"
 	"github.com/plexus-net/plexus/test/netnstest"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Lab is a running lab.
@@ -179,7 +180,7 @@ func Start(t testing.TB, o lab.Options) *Lab {
 	if l.Client, err = kubernetes.NewForConfig(rc); err != nil {
 		t.Fatal(err)
 	}
-	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, ciliumv2alpha1.AddToScheme, nodesv1alpha1.AddToScheme)
+	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, ciliumv2alpha1.AddToScheme, nodesv1alpha1.AddToScheme, gwv1.Install)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,9 @@ import (
 	"strings"
 	"testing"
 
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -848,4 +851,117 @@ func TestChartPolicy(t *testing.T) {
 	if _, err := render(t, "--set", "policy.enabled=true", "--set", "policy.enforcementMode=strict"); err == nil || !strings.Contains(err.Error(), "/policy/enforcementMode") {
 		t.Errorf("an unknown enforcement mode: %v", err)
 	}
+}
+
+// The Gateway API block: the controller, the l7proxy plugin with Envoy beside
+// it and a valid Envoy bootstrap that reaches the plugin's socket, Secrets
+// rights only in the secrets namespace, the CRDs, and GatewayClass cilium as
+// gatewayClass.create says (GW4).
+func TestGW4_ChartGateway(t *testing.T) {
+	helm(t)
+	off, err := render(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := append(off.of("gateway").ids(), off.of("l7proxy-node").ids()...); len(got) > 0 {
+		t.Errorf("gatewayAPI.enabled=false renders %v", got)
+	}
+	o, err := render(t, "--set", "gatewayAPI.enabled=true", "--set", "gatewayAPI.gatewayClass.create=true", "--set", "gatewayAPI.secretsNamespace.name=tls-copies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, crd := range []string{"ciliumenvoyconfigs.cilium.io", "ciliumclusterwideenvoyconfigs.cilium.io", "l7proxies.nodes.plexus.dev"} {
+		o.get(t, "CustomResourceDefinition", crd)
+	}
+	args := container(t, get[appsv1.Deployment](t, o, "Deployment", "plexus-gateway")).Args
+	for _, want := range []string{"--secrets-namespace=tls-copies", "--proxy-ports=10000-10999", "--workers=16"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("controller args %v lack %s", args, want)
+		}
+	}
+	equal(t, "gateway rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-gateway").Rules, rbacFileRules(t, "gateway"))
+	equal(t, "l7proxy node rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-l7proxy-node").Rules, rbacFileRules(t, "l7proxy-node"))
+	// Secrets: the cluster roles never write them, the plugin's never
+	// reads them; each namespaced Role is in the secrets namespace only.
+	for _, name := range []string{"plexus-gateway", "plexus-l7proxy-node"} {
+		for _, r := range get[rbacv1.ClusterRole](t, o, "ClusterRole", name).Rules {
+			if slices.Contains(r.Resources, "secrets") && (name == "plexus-l7proxy-node" || slices.ContainsFunc(r.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" })) {
+				t.Errorf("ClusterRole %s grants %v on secrets cluster-wide", name, r.Verbs)
+			}
+		}
+	}
+	for name, verbs := range map[string][]string{"plexus-gateway-secrets": {"create", "delete", "patch", "update"}, "plexus-l7proxy-node-secrets": {"get", "list", "watch"}} {
+		role := get[rbacv1.Role](t, o, "Role", name)
+		equal(t, name+" namespace", role.Namespace, "tls-copies")
+		equal(t, name+" rules", role.Rules, []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: verbs}})
+		binding := get[rbacv1.RoleBinding](t, o, "RoleBinding", name)
+		equal(t, name+" binding", binding.Subjects, []rbacv1.Subject{{Kind: "ServiceAccount", Name: strings.TrimSuffix(name, "-secrets"), Namespace: "plexus-system"}})
+	}
+	o.get(t, "Namespace", "tls-copies")
+	class := o.get(t, "GatewayClass", "cilium")
+	if got, _, _ := unstructured.NestedString(class.Object, "spec", "controllerName"); got != "io.cilium/gateway-controller" {
+		t.Errorf("GatewayClass controllerName %q", got)
+	}
+
+	node := get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-l7proxy-node").Spec.Template.Spec
+	if len(node.Containers) != 2 || node.Containers[0].Name != "l7proxy-node" || node.Containers[1].Name != "envoy" {
+		t.Fatalf("l7proxy node containers %+v", node.Containers)
+	}
+	plugin, envoyC := node.Containers[0], node.Containers[1]
+	equal(t, "l7proxy node hostNetwork", node.HostNetwork, true)
+	for _, c := range node.Containers {
+		if sc := c.SecurityContext; sc == nil || len(sc.Capabilities.Add) != 0 || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s security context %+v, want no capabilities, read-only root", c.Name, sc)
+		}
+	}
+	socket := ""
+	for _, a := range plugin.Args {
+		if s, ok := strings.CutPrefix(a, "--xds-address=unix://"); ok {
+			socket = s
+		}
+	}
+	if socket == "" || !slices.Contains(plugin.Args, "--secrets-namespace=tls-copies") {
+		t.Errorf("plugin args %v", plugin.Args)
+	}
+	if !slices.Contains(envoyC.Args, "$(NODE_NAME)") {
+		t.Errorf("envoy args %v do not set the node id to the node's name", envoyC.Args)
+	}
+
+	// The bootstrap is a valid Envoy Bootstrap whose ADS cluster is the
+	// plugin's socket.
+	cm := get[corev1.ConfigMap](t, o, "ConfigMap", "plexus-l7proxy-node-envoy")
+	js, err := yaml.YAMLToJSON([]byte(cm.Data["bootstrap.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bootstrapv3.Bootstrap
+	if err := protojson.Unmarshal(js, &b); err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	if err := b.ValidateAll(); err != nil {
+		t.Errorf("bootstrap: %v", err)
+	}
+	ads := b.GetStaticResources().GetClusters()[0]
+	if got := ads.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetPipe().GetPath(); got != socket {
+		t.Errorf("Envoy dials %q, the plugin listens on %q", got, socket)
+	}
+	if b.GetDynamicResources().GetAdsConfig().GetGrpcServices()[0].GetEnvoyGrpc().GetClusterName() != ads.GetName() {
+		t.Errorf("ADS does not use the static cluster %s", ads.GetName())
+	}
+
+	// auto: the class only where the Gateway API is installed.
+	auto, err := render(t, "--set", "gatewayAPI.enabled=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range auto {
+		if u.GetKind() == "GatewayClass" {
+			t.Error("gatewayClass.create=auto renders a GatewayClass without the Gateway API installed")
+		}
+	}
+	installed, err := render(t, "--set", "gatewayAPI.enabled=true", "--api-versions", "gateway.networking.k8s.io/v1/GatewayClass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed.get(t, "GatewayClass", "cilium")
 }

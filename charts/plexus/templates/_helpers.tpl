@@ -41,6 +41,61 @@ helm.sh/chart: {{ include "plexus.chart" .root }}
 ClusterRole rules of a controller, from files/rbac/<name>.yaml, which
 controller-gen writes from the controller's RBAC markers (make generate).
 */}}
+{{/*
+Rules of the namespaced Role beside a ClusterRole in files/rbac/<name>.yaml
+(a controller-gen marker with a namespace: Secrets of one namespace), or
+nothing.
+*/}}
+{{- define "plexus.roleRules" -}}
+{{- $raw := .root.Files.Get (printf "files/rbac/%s.yaml" .name) -}}
+{{- range splitList "\n---" $raw -}}
+{{- $doc := fromYaml . -}}
+{{- if eq (get $doc "kind") "Role" -}}
+{{- toYaml $doc.rules -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+"plexus.secretsRole" renders the Role of files/rbac/<name>.yaml (its
+Secrets rules) in namespace, bound to ServiceAccount plexus-<name>: access
+to one namespace's Secrets, never the cluster's.
+*/}}
+{{- define "plexus.secretsRole" -}}
+{{- $ctx := dict "root" .root "name" .name -}}
+{{- $fullname := include "plexus.fullname" $ctx -}}
+{{- $rules := include "plexus.roleRules" $ctx -}}
+{{- if not $rules -}}
+{{- fail (printf "plexus: files/rbac/%s.yaml has no Role: make generate writes it from the namespaced RBAC marker" .name) -}}
+{{- end }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $fullname }}-secrets
+  namespace: {{ .namespace }}
+  labels:
+    {{- include "plexus.labels" $ctx | nindent 4 }}
+rules:
+  {{- $rules | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $fullname }}-secrets
+  namespace: {{ .namespace }}
+  labels:
+    {{- include "plexus.labels" $ctx | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $fullname }}-secrets
+subjects:
+  - kind: ServiceAccount
+    name: {{ $fullname }}
+    namespace: {{ .root.Release.Namespace }}
+{{- end -}}
+
 {{- define "plexus.rbacRules" -}}
 {{- $path := printf "files/rbac/%s.yaml" .name -}}
 {{- $raw := .root.Files.Get $path -}}

@@ -20,6 +20,10 @@ It takes a dict:
   volumes         list of dicts name, mountPath and hostPath with type (the
                   hostPath type), or without hostPath an emptyDir
   initContainers  optional, rendered as given (a list of dicts)
+  sidecars        optional containers beside the plugin, rendered as given
+                  (a list of dicts): the l7proxy plugin's Envoy
+  configMaps      optional list of dicts name and configMap: volumes from
+                  ConfigMaps (mounted by sidecars)
 */}}
 {{- define "plexus.nodeplugin" -}}
 {{- $root := .root -}}
@@ -145,9 +149,12 @@ spec:
               mountPath: {{ .mountPath }}
             {{- end }}
           {{- end }}
-      {{- with .volumes }}
+        {{- with .sidecars }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- if or .volumes .configMaps }}
       volumes:
-        {{- range . }}
+        {{- range .volumes }}
         - name: {{ .name }}
           {{- if .hostPath }}
           hostPath:
@@ -156,6 +163,11 @@ spec:
           {{- else }}
           emptyDir: {}
           {{- end }}
+        {{- end }}
+        {{- range .configMaps }}
+        - name: {{ .name }}
+          configMap:
+            name: {{ .configMap }}
         {{- end }}
       {{- end }}
 {{- end -}}

@@ -81,7 +81,17 @@ func listen(addr string) (net.Listener, error) {
 		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 			return nil, err
 		}
-		return net.Listen("unix", path)
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, err
+		}
+		// Envoy runs in another container of the pod, maybe as another
+		// user; the socket's directory is the pod's own volume.
+		if err := os.Chmod(path, 0o666); err != nil { //nolint:gosec // only the pod's containers see the directory
+			l.Close()
+			return nil, err
+		}
+		return l, nil
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

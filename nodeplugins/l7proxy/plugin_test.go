@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,10 +168,12 @@ func TestTM1_TM2_ServesAndReportsAcknowledgements(t *testing.T) {
 		return nil
 	})
 
-	refuse := ""
+	var refuse atomic.Value // the route configuration the proxy refuses
+	refuse.Store("")
 	p := h.proxy(addr, func(typ string, rs map[string]proto.Message) error {
-		if _, ok := rs[refuse]; ok && refuse != "" {
-			return fmt.Errorf("route configuration %s: duplicate virtual host", refuse)
+		name := refuse.Load().(string)
+		if _, ok := rs[name]; ok && name != "" {
+			return fmt.Errorf("route configuration %s: duplicate virtual host", name)
 		}
 		return nil
 	})
@@ -200,7 +203,7 @@ func TestTM1_TM2_ServesAndReportsAcknowledgements(t *testing.T) {
 
 	// The proxy refuses a's new route configuration: a keeps its old
 	// generation and gets the refusal; cw is untouched.
-	refuse = "a-route-v2"
+	refuse.Store("a-route-v2")
 	var a ciliumv2.CiliumEnvoyConfig
 	h.must(h.c.Get(h.ctx, client.ObjectKey{Namespace: configNS, Name: "a"}, &a))
 	a.Spec.Resources = raw(t, testListener(t, "a-listener", "a-route-v2", 10001), testRoute("a-route-v2", "a-cluster"), testCluster("a-cluster"), testEndpoints("a-cluster"))
@@ -216,7 +219,7 @@ func TestTM1_TM2_ServesAndReportsAcknowledgements(t *testing.T) {
 		}
 		return nil
 	})
-	refuse = ""
+	refuse.Store("")
 	h.must(h.c.Get(h.ctx, client.ObjectKey{Namespace: configNS, Name: "a"}, &a))
 	a.Spec.Resources = app(t, "a", 10011)
 	h.must(h.c.Update(h.ctx, &a))

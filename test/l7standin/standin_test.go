@@ -19,17 +19,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/stats"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/controllers/gateway/envoy"
+	"github.com/plexus-net/plexus/controllers/gateway/reconciler"
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
 	"github.com/plexus-net/plexus/internal/envoyxds"
 	"github.com/plexus-net/plexus/nodeplugins/l7proxy"
@@ -150,32 +147,14 @@ func (st *stack) set(t testing.TB, in translate.Input) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var raw []runtime.RawExtension
-		var msgs []proto.Message
-		for _, r := range res.Listeners {
-			msgs = append(msgs, r)
-		}
-		for _, r := range res.Routes {
-			msgs = append(msgs, r)
-		}
-		for _, r := range res.Clusters {
-			msgs = append(msgs, r)
-		}
-		for _, r := range res.Endpoints {
-			msgs = append(msgs, r)
-		}
-		for _, m := range msgs {
-			a, _ := anypb.New(m)
-			b, err := protojson.Marshal(a)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw = append(raw, runtime.RawExtension{Raw: b})
+		raw, err := res.Raw()
+		if err != nil {
+			t.Fatal(err)
 		}
 		configs = append(configs, l7proxy.Config{Ref: nodesv1alpha1.EnvoyConfigRef{Kind: "CiliumEnvoyConfig", Namespace: g.Key.Namespace, Name: g.Key.Name}, Generation: 1, Resources: raw})
 		for _, s := range g.Config.Secrets {
 			ns, name, _ := strings.Cut(s.Name, "/")
-			secrets = append(secrets, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "cilium-secrets", Name: ns + "-" + name}, Type: corev1.SecretTypeTLS,
+			secrets = append(secrets, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "cilium-secrets", Name: reconciler.SecretCopyName(ns, name)}, Type: corev1.SecretTypeTLS,
 				Data: map[string][]byte{corev1.TLSCertKey: s.Certificate, corev1.TLSPrivateKeyKey: s.Key}})
 		}
 	}

@@ -10,6 +10,7 @@
 package envoy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -28,10 +29,12 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
 	"github.com/plexus-net/plexus/internal/envoyxds"
@@ -44,6 +47,48 @@ type Resources struct {
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
 	Secrets   []*tlsv3.Secret
+}
+
+// Raw is the resources as a CiliumEnvoyConfig holds them (secrets
+// excepted: those travel as Secrets): each an Any in protobuf JSON ("@type"
+// and the fields), listeners, routes, clusters, then endpoints, in a
+// canonical form (sorted keys, no spaces): protojson varies its spacing on
+// purpose, and a resync must compare equal.
+func (r Resources) Raw() ([]runtime.RawExtension, error) {
+	var msgs []proto.Message
+	for _, m := range r.Listeners {
+		msgs = append(msgs, m)
+	}
+	for _, m := range r.Routes {
+		msgs = append(msgs, m)
+	}
+	for _, m := range r.Clusters {
+		msgs = append(msgs, m)
+	}
+	for _, m := range r.Endpoints {
+		msgs = append(msgs, m)
+	}
+	out := make([]runtime.RawExtension, 0, len(msgs))
+	for _, m := range msgs {
+		a, err := anypb.New(m)
+		if err != nil {
+			return nil, err
+		}
+		data, err := protojson.Marshal(a)
+		if err != nil {
+			return nil, err
+		}
+		var v any
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, err
+		}
+		canonical, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, runtime.RawExtension{Raw: canonical})
+	}
+	return out, nil
 }
 
 // Options are the choices that are the proxy's, not the Gateway's.

@@ -9,9 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -169,47 +166,13 @@ func sameEndpointSlice(a, b *discoveryv1.EndpointSlice) bool {
 // desiredEnvoyConfig holds a Gateway's xDS resources (secrets excepted:
 // those travel as Secrets in the secrets namespace).
 func desiredEnvoyConfig(gw *gwv1.Gateway, res envoy.Resources) (*ciliumv2.CiliumEnvoyConfig, error) {
+	raw, err := res.Raw()
+	if err != nil {
+		return nil, err
+	}
 	cec := &ciliumv2.CiliumEnvoyConfig{ObjectMeta: generatedMeta(gw)}
-	var msgs []proto.Message
-	for _, r := range res.Listeners {
-		msgs = append(msgs, r)
-	}
-	for _, r := range res.Routes {
-		msgs = append(msgs, r)
-	}
-	for _, r := range res.Clusters {
-		msgs = append(msgs, r)
-	}
-	for _, r := range res.Endpoints {
-		msgs = append(msgs, r)
-	}
-	for _, m := range msgs {
-		raw, err := resourceJSON(m)
-		if err != nil {
-			return nil, err
-		}
-		cec.Spec.Resources = append(cec.Spec.Resources, runtime.RawExtension{Raw: raw})
-	}
+	cec.Spec.Resources = raw
 	return cec, nil
-}
-
-// resourceJSON is m as an Any in protobuf JSON ("@type" and the fields), in
-// a canonical form (sorted keys, no spaces): protojson varies its spacing
-// on purpose, and a resync must compare equal.
-func resourceJSON(m proto.Message) ([]byte, error) {
-	a, err := anypb.New(m)
-	if err != nil {
-		return nil, err
-	}
-	data, err := protojson.Marshal(a)
-	if err != nil {
-		return nil, err
-	}
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		return nil, err
-	}
-	return json.Marshal(v)
 }
 
 // sameResources compares resources by meaning, not bytes.

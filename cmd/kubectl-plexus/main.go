@@ -6,6 +6,7 @@
 //	kubectl plexus bgp peers
 //	kubectl plexus bgp routes [available|advertised] [ipv4|ipv6 unicast] [peer <address>] [vrouter <asn>]
 //	kubectl plexus policy get <pod> [-n <namespace>]
+//	kubectl plexus gateway status <gateway> [-n <namespace>]
 package main
 
 import (
@@ -24,10 +25,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/internal/cli/bgpcli"
+	"github.com/plexus-net/plexus/internal/cli/gatewaycli"
 	"github.com/plexus-net/plexus/internal/cli/policycli"
 	"github.com/plexus-net/plexus/internal/cli/statuscli"
 	"github.com/plexus-net/plexus/internal/operator"
@@ -38,6 +41,7 @@ const usage = `usage:
   kubectl plexus bgp peers
   kubectl plexus bgp routes [available|advertised] [ipv4|ipv6 unicast] [peer <address>] [vrouter <asn>]
   kubectl plexus policy get <pod> [-n <namespace>]
+  kubectl plexus gateway status <gateway> [-n <namespace>]
 
 flags:
 `
@@ -47,7 +51,7 @@ func main() {
 	kubeconfig := fs.String("kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	kubeContext := fs.String("context", "", "the kubeconfig context to use")
 	node := fs.String("node", "", "only this node")
-	namespace := fs.String("namespace", "default", "the pod's namespace (policy get)")
+	namespace := fs.String("namespace", "default", "the pod's (policy get) or Gateway's (gateway status) namespace")
 	fs.StringVar(namespace, "n", "default", "shorthand for --namespace")
 	plexusNamespace := fs.String("plexus-namespace", "plexus-system", "the namespace Plexus is installed in (status)")
 	wait := fs.Bool("wait", false, "status: wait until everything is ready, or --wait-duration passes")
@@ -77,9 +81,12 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if cmd.pod != "" {
+	switch {
+	case cmd.pod != "":
 		err = podPolicy(ctx, c, *namespace, cmd.pod, os.Stdout)
-	} else {
+	case cmd.gateway != "":
+		err = gatewayStatus(ctx, c, *namespace, cmd.gateway, os.Stdout)
+	default:
 		err = cmd.run(ctx, c, *node, os.Stdout)
 	}
 	if err != nil {
@@ -113,6 +120,8 @@ type command struct {
 	pod string
 	// status is `status`.
 	status bool
+	// gateway is the Gateway of `gateway status <gateway>`.
+	gateway string
 }
 
 // parse reads the seed's word-style arguments.
@@ -123,6 +132,12 @@ func parse(args []string) (command, error) {
 		}
 		return command{status: true}, nil
 	}
+	if len(args) >= 1 && args[0] == "gateway" {
+		if len(args) != 3 || args[1] != "status" {
+			return command{}, errors.New("expected `gateway status <gateway>`")
+		}
+		return command{gateway: args[2]}, nil
+	}
 	if len(args) >= 1 && args[0] == "policy" {
 		if len(args) != 3 || args[1] != "get" {
 			return command{}, errors.New("expected `policy get <pod>`")
@@ -130,7 +145,7 @@ func parse(args []string) (command, error) {
 		return command{pod: args[2]}, nil
 	}
 	if len(args) < 2 || args[0] != "bgp" {
-		return command{}, errors.New("expected `status`, `bgp peers`, `bgp routes` or `policy get <pod>`")
+		return command{}, errors.New("expected `status`, `bgp peers`, `bgp routes`, `policy get <pod>` or `gateway status <gateway>`")
 	}
 	switch args[1] {
 	case "peers":
@@ -251,11 +266,33 @@ func newClient(kubeconfig, kubeContext string) (client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, nodesv1alpha1.AddToScheme)
+	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, nodesv1alpha1.AddToScheme, gwv1.Install)
 	if err != nil {
 		return nil, err
 	}
 	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
+// gatewayStatus shows a Gateway's conditions and, per node, which
+// generation of its Envoy configuration the node's proxy acknowledged.
+func gatewayStatus(ctx context.Context, cl client.Client, namespace, name string, out io.Writer) error {
+	v := gatewaycli.View{Gateway: &gwv1.Gateway{}}
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, v.Gateway); err != nil {
+		return err
+	}
+	var cec ciliumv2.CiliumEnvoyConfig
+	switch err := cl.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "cilium-gateway-" + name}, &cec); {
+	case err == nil:
+		v.Config = &cec
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	var proxies nodesv1alpha1.L7ProxyList
+	if err := cl.List(ctx, &proxies); err != nil {
+		return fmt.Errorf("listing L7Proxies: %w", err)
+	}
+	v.Proxies = proxies.Items
+	return gatewaycli.Render(out, v)
 }
 
 // podPolicy shows a pod's identity, the policies that select it and what

@@ -26,6 +26,7 @@ func TestParse(t *testing.T) {
 			command{routes: bgpcli.RouteFilter{Family: v4, VRouter: 65001}}},
 		{[]string{"policy", "get", "backend-1"}, command{pod: "backend-1"}},
 		{[]string{"status"}, command{status: true}},
+		{[]string{"gateway", "status", "my-gateway"}, command{gateway: "my-gateway"}},
 	} {
 		got, err := parse(tc.args)
 		if err != nil || got != tc.want {
@@ -37,6 +38,7 @@ func TestParse(t *testing.T) {
 		{"bgp", "routes", "available", "peer", "198.18.0.254"}, {"bgp", "routes", "advertised", "peer", "nope"},
 		{"bgp", "routes", "vrouter", "-1"}, {"bgp", "routes", "vrouter"}, {"bgp", "routes", "sideways"},
 		{"policy"}, {"policy", "get"}, {"policy", "list", "x"}, {"policy", "get", "a", "b"}, {"status", "now"},
+		{"gateway"}, {"gateway", "status"}, {"gateway", "get", "x"}, {"gateway", "status", "a", "b"},
 	} {
 		if _, err := parse(bad); err == nil {
 			t.Errorf("parse(%v) accepted", bad)

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -94,6 +95,18 @@ func TestGateway(t *testing.T) {
 	if addr == "" {
 		t.Fatal("the Gateway has no address")
 	}
+	t.Run("GatewayStatusCommandShowsEachNode", func(t *testing.T) {
+		out := l.Kubectl(t, "kubectl-plexus", "gateway", "status", "my-gateway", "-n", labtest.Namespace)
+		for i := 1; i <= 2; i++ {
+			row := regexp.MustCompile(`(?m)^` + l.Layout.NodeName(i) + `\s+\d+\s+[0-9a-f]+\s+serving$`)
+			if !row.MatchString(out) {
+				t.Errorf("no serving row for %s:\n%s", l.Layout.NodeName(i), out)
+			}
+		}
+		if !strings.Contains(out, "Programmed:    True") || !strings.Contains(out, addr) {
+			t.Errorf("gateway status:\n%s", out)
+		}
+	})
 	c := l.ExternalClientHTTP()
 	get := func(path string) (labtest.Answer, error) { return labtest.FetchWith(c, "http://"+addr+path) }
 	t.Run("GW26_PathRoutingFromTheExternalClient", func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -40,6 +41,19 @@ type Listener struct {
 	// Chains are the filter chains; with TLS each has server names.
 	Chains []*Chain
 	TLS    bool
+	// Passthrough listeners forward TLS connections unopened (tcp_proxy).
+	Passthrough bool
+}
+
+// mode is how a listener's socket is served.
+func (l *Listener) mode() string {
+	switch {
+	case l.Passthrough:
+		return "tcp"
+	case l.TLS:
+		return "tls"
+	}
+	return "http"
 }
 
 // Chain is one filter chain: its SNI names, certificate, and the route
@@ -49,6 +63,14 @@ type Chain struct {
 	Certificates   []tls.Certificate
 	RouteConfig    string
 	XFFTrustedHops uint32
+	// TCP are a passthrough chain's clusters by weight.
+	TCP []WeightedCluster
+}
+
+// WeightedCluster is a cluster and its share.
+type WeightedCluster struct {
+	Name   string
+	Weight uint32
 }
 
 // Cluster is one upstream cluster.
@@ -137,6 +159,25 @@ func listener(l *listenerv3.Listener, secrets map[string]tls.Certificate) (*List
 	for _, fc := range l.GetFilterChains() {
 		if len(fc.GetFilters()) != 1 {
 			return nil, Unsupported{"a filter chain without exactly one network filter"}
+		}
+		var tp tcpproxyv3.TcpProxy
+		if fc.GetFilters()[0].GetTypedConfig().UnmarshalTo(&tp) == nil {
+			ch := &Chain{ServerNames: fc.GetFilterChainMatch().GetServerNames()}
+			if c := tp.GetCluster(); c != "" {
+				ch.TCP = []WeightedCluster{{Name: c, Weight: 1}}
+			}
+			for _, w := range tp.GetWeightedClusters().GetClusters() {
+				ch.TCP = append(ch.TCP, WeightedCluster{Name: w.GetName(), Weight: w.GetWeight()})
+			}
+			if fc.GetTransportSocket() != nil || len(ch.TCP) == 0 {
+				return nil, Unsupported{"a tcp_proxy chain that terminates TLS or has no cluster"}
+			}
+			out.Passthrough = true
+			out.Chains = append(out.Chains, ch)
+			continue
+		}
+		if out.Passthrough {
+			return nil, Unsupported{"HTTP and tcp_proxy chains on one listener"}
 		}
 		var hcm hcmv3.HttpConnectionManager
 		if err := fc.GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {

@@ -42,9 +42,10 @@ type Proxy struct {
 }
 
 type bound struct {
-	tls bool
-	ln  net.Listener
-	srv *http.Server
+	mode    string // http, tls or tcp: see Listener.mode
+	ln      net.Listener
+	srv     *http.Server // http and tls
+	started bool
 }
 
 // Applied counts the configurations put in service (tests wait on it).
@@ -97,7 +98,7 @@ func (p *Proxy) check(typeURL string, res map[string]proto.Message) error {
 	var opened []string
 	for name, m := range res {
 		l, _ := listener(m.(*listenerv3.Listener), nil)
-		if b, ok := p.listeners[l.Address]; ok && b.tls == l.TLS {
+		if b, ok := p.listeners[l.Address]; ok && b.mode == l.mode() {
 			continue
 		}
 		ln, err := net.Listen("tcp", l.Address)
@@ -111,7 +112,7 @@ func (p *Proxy) check(typeURL string, res map[string]proto.Message) error {
 		if old, ok := p.listeners[l.Address]; ok {
 			old.ln.Close()
 		}
-		p.listeners[l.Address] = &bound{tls: l.TLS, ln: ln}
+		p.listeners[l.Address] = &bound{mode: l.mode(), ln: ln}
 		opened = append(opened, l.Address)
 	}
 	return nil
@@ -137,7 +138,7 @@ func (p *Proxy) apply() {
 				go b.srv.Close()
 			}
 			delete(p.listeners, addr)
-		case b.srv == nil:
+		case !b.started:
 			p.serve(l, b)
 		}
 	}
@@ -151,7 +152,7 @@ func (p *Proxy) apply() {
 func complete(cfg *Config) bool {
 	for _, l := range cfg.Listeners {
 		for _, ch := range l.Chains {
-			if _, ok := cfg.Routes[ch.RouteConfig]; !ok {
+			if _, ok := cfg.Routes[ch.RouteConfig]; !ok && ch.TCP == nil {
 				return false
 			}
 		}
@@ -161,6 +162,11 @@ func complete(cfg *Config) bool {
 
 func (p *Proxy) serve(l *Listener, b *bound) {
 	addr := l.Address
+	b.started = true
+	if l.Passthrough {
+		go p.servePassthrough(addr, b.ln)
+		return
+	}
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.handle(addr, w, r) }),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -546,3 +552,90 @@ func (p *Proxy) mirror(cl *Cluster, method, path, query, host string, header htt
 		resp.Body.Close()
 	}
 }
+
+// servePassthrough forwards each TLS connection, unopened, to a cluster of
+// the chain its ClientHello's server name picks (tcp_proxy).
+func (p *Proxy) servePassthrough(addr string, ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.passthrough(addr, c)
+	}
+}
+
+func (p *Proxy) passthrough(addr string, c net.Conn) {
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	sni, hello := peekServerName(c)
+	_ = c.SetReadDeadline(time.Time{})
+	cfg := p.cfg.Load()
+	l := cfg.Listeners[addr]
+	if l == nil {
+		return
+	}
+	ch := pickChain(l, sni)
+	if ch == nil {
+		return // no chain: Envoy closes the connection
+	}
+	var total uint32
+	for _, w := range ch.TCP {
+		total += w.Weight
+	}
+	if total == 0 {
+		return
+	}
+	n := mrand.Uint32N(total) //nolint:gosec // load balancing
+	var cl *Cluster
+	for _, w := range ch.TCP {
+		if n < w.Weight {
+			cl = cfg.Clusters[w.Name]
+			break
+		}
+		n -= w.Weight
+	}
+	if cl == nil || len(cl.Endpoints) == 0 {
+		return
+	}
+	up, err := net.DialTimeout("tcp", cl.Endpoints[rr.Add(1)%uint64(len(cl.Endpoints))], 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	if _, err := up.Write(hello); err != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	<-done
+}
+
+// peekServerName reads a connection's ClientHello and returns its server
+// name with the bytes read, to be replayed to the backend. The TLS stack
+// parses the hello and is stopped right after; nothing is written back.
+func peekServerName(c net.Conn) (string, []byte) {
+	rec := &recordingConn{Conn: c}
+	var sni string
+	errStop := errors.New("stop after the ClientHello")
+	_ = tls.Server(rec, &tls.Config{MinVersion: tls.VersionTLS12, GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+		sni = h.ServerName
+		return nil, errStop
+	}}).Handshake()
+	return sni, rec.read
+}
+
+// recordingConn keeps what is read and writes nothing.
+type recordingConn struct {
+	net.Conn
+	read []byte
+}
+
+func (r *recordingConn) Read(b []byte) (int, error) {
+	n, err := r.Conn.Read(b)
+	r.read = append(r.read, b[:n]...)
+	return n, err
+}
+
+func (r *recordingConn) Write(b []byte) (int, error) { return len(b), nil }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -111,7 +112,7 @@ type stack struct {
 
 func newStack(t testing.TB) *stack {
 	t.Helper()
-	st := &stack{srv: l7proxy.NewServer("node-1", logr.Discard()), ports: map[int32]uint32{80: freePort(t), 443: freePort(t)}, bytes: &payloadBytes{}}
+	st := &stack{srv: l7proxy.NewServer("node-1", logr.Discard()), ports: map[int32]uint32{80: freePort(t), 443: freePort(t), 8443: freePort(t)}, bytes: &payloadBytes{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -179,6 +180,9 @@ func (st *stack) waitAcked(t testing.TB, version string) {
 		time.Sleep(time.Millisecond)
 	}
 	for st.proxy.Applied() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stand-in acknowledged version %s but never put it in service", version)
+		}
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -249,6 +253,7 @@ func TestGatewayRoutesThroughTheStandIn(t *testing.T) {
 			{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80},
 			{Name: "https", Protocol: gwv1.HTTPSProtocolType, Port: 443, Hostname: new(gwv1.Hostname("bookinfo.cilium.rocks")),
 				TLS: &gwv1.ListenerTLSConfig{CertificateRefs: []gwv1.SecretObjectReference{{Name: "demo-cert"}}}},
+			{Name: "passthrough", Protocol: gwv1.TLSProtocolType, Port: 8443, TLS: &gwv1.ListenerTLSConfig{Mode: new(gwv1.TLSModePassthrough)}},
 		}}}},
 		Secrets: []corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: "demo-cert", Namespace: "default"}, Type: corev1.SecretTypeTLS,
 			Data: map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}}},
@@ -306,6 +311,20 @@ func TestGatewayRoutesThroughTheStandIn(t *testing.T) {
 			gwv1.HTTPRouteRule{Matches: prefix("/missing"), BackendRefs: []gwv1.HTTPBackendRef{backend("no-such-service")}},
 			gwv1.HTTPRouteRule{Matches: prefix("/h2c"), BackendRefs: []gwv1.HTTPBackendRef{backend("grpc-ish")}}),
 	}
+	// A backend that terminates TLS itself, behind a TLSRoute.
+	tlsBackend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(echoed{Backend: "tls-backend", Path: r.URL.Path, Host: r.Host})
+	}))
+	tlsBackend.StartTLS()
+	t.Cleanup(tlsBackend.Close)
+	tlsPort := int32(tlsBackend.Listener.Addr().(*net.TCPAddr).Port) //nolint:gosec // a port
+	in.Services = append(in.Services, service("tls-backend", tlsPort, ""))
+	in.EndpointSlices = append(in.EndpointSlices, slice("tls-backend", tlsPort))
+	in.TLSRoutes = []gwv1.TLSRoute{{ObjectMeta: metav1.ObjectMeta{Name: "secure", Namespace: "default"}, Spec: gwv1.TLSRouteSpec{
+		CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw", SectionName: new(gwv1.SectionName("passthrough"))}}},
+		Hostnames:       []gwv1.Hostname{"secure.example"},
+		Rules:           []gwv1.TLSRouteRule{{BackendRefs: []gwv1.BackendRef{{BackendObjectReference: gwv1.BackendObjectReference{Name: "tls-backend", Port: new(gwv1.PortNumber(80))}}}}},
+	}}}
 	ports := serve(t, in)
 	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", ports[80]),
 		http: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -398,6 +417,7 @@ func TestGatewayRoutesThroughTheStandIn(t *testing.T) {
 			t.Errorf("client address headers %v", e.Headers)
 		}
 	})
+	t.Run("GW43_TLSPassthroughBySNI", func(t *testing.T) { checkPassthrough(t, ports[8443], tlsBackend) })
 	t.Run("GW39_GW41_HTTPSWithTheGatewaysCertificate", func(t *testing.T) {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(cert)
@@ -424,6 +444,42 @@ func TestGatewayRoutesThroughTheStandIn(t *testing.T) {
 			t.Errorf("without the CA: %v, want a certificate error", err)
 		}
 	})
+}
+
+// checkPassthrough connects to the passthrough port with SNI secure.example:
+// the certificate presented is the backend's own (TLS was not opened on
+// the way), and an unknown name gets no backend.
+func checkPassthrough(t *testing.T, port uint32, backend *httptest.Server) {
+	pool := x509.NewCertPool()
+	pool.AddCert(backend.Certificate())
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: pool, ServerName: "example.com", MinVersion: tls.VersionTLS12,
+	}, DialTLSContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		c, err := (&tls.Dialer{Config: &tls.Config{ServerName: "secure.example", MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}}).DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", port)) //nolint:gosec // the certificate is compared below
+		if err != nil {
+			return nil, err
+		}
+		if got := c.(*tls.Conn).ConnectionState().PeerCertificates[0]; !got.Equal(backend.Certificate()) {
+			c.Close()
+			return nil, fmt.Errorf("presented %s, not the backend's certificate", got.Subject)
+		}
+		return c, nil
+	}}}
+	resp, err := hc.Get("https://secure.example/through")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e echoed
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	if e.Backend != "tls-backend" || e.Path != "/through" {
+		t.Errorf("passthrough reached %+v", e)
+	}
+	c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{ServerName: "other.example", MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}) //nolint:gosec // no backend may answer at all
+	if err == nil {
+		c.Close()
+		t.Error("a server name no TLSRoute claims reached a backend")
+	}
 }
 
 func weighted(name string, w int32) gwv1.HTTPBackendRef {

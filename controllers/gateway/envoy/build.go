@@ -25,6 +25,7 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -214,6 +215,19 @@ func (b *builder) port(p ir.Port) {
 			})
 			b.routeConfig(rc, t.HTTP)
 		}
+	case ir.TLSPassthrough:
+		l.ListenerFilters = []*listenerv3.ListenerFilter{{
+			Name:       "envoy.filters.listener.tls_inspector",
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: b.typed(name+" tls_inspector", &tlsinspectorv3.TlsInspector{})},
+		}}
+		for _, t := range p.TLS {
+			chain := b.name(fmt.Sprint(p.Port), t.Name, strings.Join(t.ServerNames, ","))
+			l.FilterChains = append(l.FilterChains, &listenerv3.FilterChain{
+				Name:             chain,
+				FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: t.ServerNames},
+				Filters:          []*listenerv3.Filter{b.tcpProxy(chain, t.Passthrough)},
+			})
+		}
 	default:
 		b.errs = append(b.errs, fmt.Errorf("port %d: protocol %s is not built", p.Port, p.Protocol))
 		return
@@ -248,6 +262,33 @@ func (b *builder) hcm(statPrefix, routeConfig string) *listenerv3.Filter {
 	return &listenerv3.Filter{
 		Name:       "envoy.filters.network.http_connection_manager",
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: b.typed(statPrefix+" http_connection_manager", m)},
+	}
+}
+
+// tcpProxy forwards a connection, unopened, to the backends by weight.
+func (b *builder) tcpProxy(statPrefix string, backends []ir.WeightedBackend) *listenerv3.Filter {
+	clusterName := func(c string) string {
+		if c == "" {
+			return b.name(invalidBackendCluster)
+		}
+		return b.name(c)
+	}
+	tp := &tcpproxyv3.TcpProxy{StatPrefix: statPrefix}
+	switch len(backends) {
+	case 0:
+		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_Cluster{Cluster: b.name(invalidBackendCluster)}
+	case 1:
+		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_Cluster{Cluster: clusterName(backends[0].Cluster)}
+	default:
+		wc := &tcpproxyv3.TcpProxy_WeightedCluster{}
+		for _, be := range backends {
+			wc.Clusters = append(wc.Clusters, &tcpproxyv3.TcpProxy_WeightedCluster_ClusterWeight{Name: clusterName(be.Cluster), Weight: be.Weight})
+		}
+		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_WeightedClusters{WeightedClusters: wc}
+	}
+	return &listenerv3.Filter{
+		Name:       "envoy.filters.network.tcp_proxy",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: b.typed(statPrefix+" tcp_proxy", tp)},
 	}
 }
 

@@ -54,7 +54,7 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) start() func() {
 	return env.RunManager(h.t, func(mgr ctrl.Manager) error {
 		return (&Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("plexus-gateway"), Passes: passes.Settings{Workers: 4},
-			SecretsNamespace: secretsNS, ProxyPortFirst: 10000, ProxyPortLast: 10009, GRPCRoutes: true}).SetupWithManager(mgr)
+			SecretsNamespace: secretsNS, ProxyPortFirst: 10000, ProxyPortLast: 10009, GRPCRoutes: true, TLSRoutes: true}).SetupWithManager(mgr)
 	})
 }
 

@@ -38,8 +38,8 @@ import (
 	"github.com/plexus-net/plexus/internal/passes"
 )
 
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;httproutes;grpcroutes;referencegrants,verbs=get;list;watch
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status;gateways/status;httproutes/status;grpcroutes/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;httproutes;grpcroutes;tlsroutes;referencegrants,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status;gateways/status;httproutes/status;grpcroutes/status;tlsroutes/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumenvoyconfigs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumclusterwideenvoyconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumenvoyconfigs/status;ciliumclusterwideenvoyconfigs/status,verbs=get;update;patch
@@ -73,8 +73,8 @@ type Reconciler struct {
 	// ProxyPortFirst and ProxyPortLast bound the ports the node proxies
 	// listen on, one per Gateway listener port.
 	ProxyPortFirst, ProxyPortLast int32
-	// GRPCRoutes says whether the GRPCRoute CRD is installed.
-	GRPCRoutes bool
+	// GRPCRoutes and TLSRoutes say whether their CRDs are installed.
+	GRPCRoutes, TLSRoutes bool
 
 	runner passes.Runner
 	ports  proxyPorts
@@ -97,6 +97,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.GRPCRoutes {
 		watches = append(watches, passes.For(&gwv1.GRPCRoute{}))
 	}
+	if r.TLSRoutes {
+		watches = append(watches, passes.For(&gwv1.TLSRoute{}))
+	}
 	return r.runner.SetupWithManager(mgr, watches...)
 }
 
@@ -106,6 +109,7 @@ type world struct {
 	gateways  gwv1.GatewayList
 	http      gwv1.HTTPRouteList
 	grpc      gwv1.GRPCRouteList
+	tls       gwv1.TLSRouteList
 	grants    gwv1.ReferenceGrantList
 	nss       corev1.NamespaceList
 	services  corev1.ServiceList
@@ -124,11 +128,14 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	if r.GRPCRoutes {
 		lists = append(lists, &w.grpc)
 	}
+	if r.TLSRoutes {
+		lists = append(lists, &w.tls)
+	}
 	if err := p.ListAll(ctx, lists...); err != nil {
 		return err
 	}
 	out := translate.Translate(translate.Input{
-		Classes: w.classes.Items, Gateways: live(w.gateways.Items), HTTPRoutes: w.http.Items, GRPCRoutes: w.grpc.Items,
+		Classes: w.classes.Items, Gateways: live(w.gateways.Items), HTTPRoutes: w.http.Items, GRPCRoutes: w.grpc.Items, TLSRoutes: w.tls.Items,
 		ReferenceGrants: w.grants.Items, Namespaces: w.nss.Items, Services: w.services.Items,
 		EndpointSlices: w.slices.Items, Secrets: w.secrets.Items,
 	})
@@ -192,6 +199,11 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		rt := &w.grpc.Items[i]
 		parents := out.RouteParents[translate.RouteKey{Kind: "GRPCRoute", NamespacedName: keyOf(rt)}]
 		p.Write(statusWrite(p, rt, func(o *gwv1.GRPCRoute) { o.Status.Parents = mergeParents(o.Status.Parents, parents) }))
+	}
+	for i := range w.tls.Items {
+		rt := &w.tls.Items[i]
+		parents := out.RouteParents[translate.RouteKey{Kind: "TLSRoute", NamespacedName: keyOf(rt)}]
+		p.Write(statusWrite(p, rt, func(o *gwv1.TLSRoute) { o.Status.Parents = mergeParents(o.Status.Parents, parents) }))
 	}
 	for i := range w.cecs.Items {
 		c := &w.cecs.Items[i]

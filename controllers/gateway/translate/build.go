@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -57,6 +58,15 @@ func (w *world) build(g *gatewayState, routes []*routeObject) GatewayResult {
 				}
 			}
 			p.HTTP = virtualHosts(ls, all)
+		case gwv1.TLSProtocolType:
+			p.Protocol = ir.TLSPassthrough
+			var all []attachment
+			for _, a := range atts {
+				if a.listener.serve && a.listener.spec.Port == port {
+					all = append(all, a)
+				}
+			}
+			p.TLS = passthroughChains(ls, all)
 		case gwv1.HTTPSProtocolType:
 			for _, l := range ls {
 				t := ir.TLSListener{Name: string(l.spec.Name), HTTP: virtualHosts([]*listenerState{l}, onPort(l))}
@@ -140,6 +150,31 @@ func virtualHosts(listeners []*listenerState, atts []attachment) []ir.VirtualHos
 		slices.SortStableFunc(vh.Routes, precedence)
 		out = append(out, *vh)
 	}
+	return out
+}
+
+// passthroughChains gives each server name (SNI) the backends of the
+// oldest TLSRoute that claims it, through the most specific listener that
+// matches it; "" is the chain for any name.
+func passthroughChains(listeners []*listenerState, atts []attachment) []ir.TLSListener {
+	var out []ir.TLSListener
+	taken := map[string]bool{}
+	for _, a := range atts {
+		for _, h := range a.hostnames {
+			if taken[h] || owner(listeners, h) != a.listener {
+				continue
+			}
+			taken[h] = true
+			t := ir.TLSListener{Name: string(a.listener.spec.Name), Passthrough: a.route.passthrough}
+			if h != "" {
+				t.ServerNames = []string{h}
+			}
+			out = append(out, t)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b ir.TLSListener) int {
+		return cmp.Compare(strings.Join(a.ServerNames, ","), strings.Join(b.ServerNames, ","))
+	})
 	return out
 }
 

@@ -77,6 +77,8 @@ func routeKindsFor(p gwv1.ProtocolType) []gwv1.Kind {
 	switch p {
 	case gwv1.HTTPProtocolType, gwv1.HTTPSProtocolType:
 		return []gwv1.Kind{"HTTPRoute", "GRPCRoute"}
+	case gwv1.TLSProtocolType:
+		return []gwv1.Kind{"TLSRoute"}
 	}
 	return nil
 }
@@ -151,9 +153,14 @@ func (w *world) validateListener(gw *gwv1.Gateway, l *gwv1.Listener) *listenerSt
 			break
 		}
 		resolved = w.resolveCertificates(gw, ls)
+	case gwv1.TLSProtocolType:
+		if l.TLS == nil || l.TLS.Mode == nil || *l.TLS.Mode != gwv1.TLSModePassthrough {
+			accepted = cond(gwv1.ListenerConditionAccepted, false, gwv1.ListenerReasonUnsupportedValue, gen,
+				"tls.mode: a TLS listener passes TLS through (mode Passthrough); terminating it is not supported yet")
+		}
 	default:
 		accepted = cond(gwv1.ListenerConditionAccepted, false, gwv1.ListenerReasonUnsupportedProtocol, gen,
-			"protocol %s is not supported; supported: HTTP, HTTPS", l.Protocol)
+			"protocol %s is not supported; supported: HTTP, HTTPS, TLS (passthrough)", l.Protocol)
 	}
 
 	// allowedRoutes.kinds: keep the kinds this protocol can carry.

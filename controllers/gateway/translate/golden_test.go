@@ -91,6 +91,8 @@ func readInput(t *testing.T, path string) translate.Input {
 			in.HTTPRoutes = append(in.HTTPRoutes, *o)
 		case *gwv1.GRPCRoute:
 			in.GRPCRoutes = append(in.GRPCRoutes, *o)
+		case *gwv1.TLSRoute:
+			in.TLSRoutes = append(in.TLSRoutes, *o)
 		case *gwv1.ReferenceGrant:
 			in.ReferenceGrants = append(in.ReferenceGrants, *o)
 		case *corev1.Namespace:

@@ -29,6 +29,7 @@ type Input struct {
 	Gateways        []gwv1.Gateway
 	HTTPRoutes      []gwv1.HTTPRoute
 	GRPCRoutes      []gwv1.GRPCRoute
+	TLSRoutes       []gwv1.TLSRoute
 	ReferenceGrants []gwv1.ReferenceGrant
 	Namespaces      []corev1.Namespace
 	Services        []corev1.Service

@@ -23,6 +23,8 @@ type routeObject struct {
 	// routes are the IR routes of every rule and match, before names
 	// that depend on the parent are known.
 	routes []ir.Route
+	// passthrough are a TLSRoute's backends.
+	passthrough []ir.WeightedBackend
 	// clusters are the backends the routes use, by name.
 	clusters map[string]ir.Cluster
 	// unsupported, when set, is why the route cannot be accepted at all
@@ -53,6 +55,9 @@ func (w *world) routes() []*routeObject {
 	}
 	for i := range w.in.GRPCRoutes {
 		rs = append(rs, w.grpcRoute(&w.in.GRPCRoutes[i]))
+	}
+	for i := range w.in.TLSRoutes {
+		rs = append(rs, w.tlsRoute(&w.in.TLSRoutes[i]))
 	}
 	slices.SortStableFunc(rs, func(a, b *routeObject) int {
 		if c := a.meta.CreationTimestamp.Compare(b.meta.CreationTimestamp.Time); c != 0 {

@@ -70,6 +70,34 @@ func (w *world) grpcRoute(gr *gwv1.GRPCRoute) *routeObject {
 	return r
 }
 
+// tlsRoute reads a TLSRoute: host names matched against SNI and the
+// backends of its one rule, weighted.
+func (w *world) tlsRoute(tr *gwv1.TLSRoute) *routeObject {
+	r := &routeObject{key: RouteKey{Kind: "TLSRoute", NamespacedName: keyOf(tr)}, meta: &tr.ObjectMeta, parents: tr.Spec.ParentRefs, clusters: map[string]ir.Cluster{}}
+	for _, h := range tr.Spec.Hostnames {
+		r.hostnames = append(r.hostnames, string(h))
+	}
+	var problems []refProblem
+	for ri, rule := range tr.Spec.Rules {
+		for bi, b := range rule.BackendRefs {
+			weight := ptrOr(b.Weight, 1)
+			if weight == 0 {
+				continue
+			}
+			c, p := w.resolveBackend(r, b.BackendObjectReference, false, fmt.Sprintf("spec.rules[%d].backendRefs[%d]", ri, bi))
+			if p != nil {
+				problems = append(problems, *p)
+				r.passthrough = append(r.passthrough, ir.WeightedBackend{Weight: uint32(weight)}) //nolint:gosec // the schema bounds weights
+				continue
+			}
+			r.clusters[c.Name] = c
+			r.passthrough = append(r.passthrough, ir.WeightedBackend{Cluster: c.Name, Weight: uint32(weight)}) //nolint:gosec // as above
+		}
+	}
+	r.resolved = routeResolved(tr.Generation, problems)
+	return r
+}
+
 func httpMatch(m gwv1.HTTPRouteMatch) ir.Match {
 	out := ir.Match{PathKind: ir.PathPrefix, Path: "/"}
 	if m.Path != nil {

@@ -48,11 +48,11 @@ func main() {
 	log := ctrl.Log.WithName("gateway")
 	// Without the Gateway API CRDs there is nothing to do: say which are
 	// missing and wait for them (the seed's behaviour), rather than crash.
-	grpc := false
+	var optional map[string]bool
 	for {
-		missing, hasGRPC := missingCRDs(mgr.GetRESTMapper())
+		missing, present := missingCRDs(mgr.GetRESTMapper())
 		if len(missing) == 0 {
-			grpc = hasGRPC
+			optional = present
 			break
 		}
 		log.Error(fmt.Errorf("missing: %s", strings.Join(missing, ", ")), "the Gateway API CRDs are not installed; install the standard channel (v1.6) and this controller starts on its own")
@@ -61,8 +61,10 @@ func main() {
 			m.Reset()
 		}
 	}
-	if !grpc {
-		log.Info("the GRPCRoute CRD is not installed: GRPCRoutes are not served")
+	for _, kind := range []string{"GRPCRoute", "TLSRoute"} {
+		if !optional[kind] {
+			log.Info(fmt.Sprintf("the %s CRD is not installed: %s support is disabled", kind, kind))
+		}
 	}
 	r := &reconciler.Reconciler{
 		Client:           mgr.GetClient(),
@@ -71,7 +73,8 @@ func main() {
 		SecretsNamespace: secretsNamespace,
 		ProxyPortFirst:   first,
 		ProxyPortLast:    last,
-		GRPCRoutes:       grpc,
+		GRPCRoutes:       optional["GRPCRoute"],
+		TLSRoutes:        optional["TLSRoute"],
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		operator.Fatal(err, "setting up the gateway controller")
@@ -80,15 +83,19 @@ func main() {
 }
 
 // missingCRDs names the required Gateway API kinds the API server does not
-// serve, and says whether it serves GRPCRoute.
-func missingCRDs(m meta.RESTMapper) (missing []string, grpc bool) {
+// serve, and says which optional ones (GRPCRoute, TLSRoute at v1) it does.
+func missingCRDs(m meta.RESTMapper) (missing []string, optional map[string]bool) {
 	for _, kind := range []string{"GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant"} {
 		if _, err := m.RESTMapping(schema.GroupKind{Group: gwv1.GroupName, Kind: kind}, "v1"); err != nil {
 			missing = append(missing, kind)
 		}
 	}
-	_, err := m.RESTMapping(schema.GroupKind{Group: gwv1.GroupName, Kind: "GRPCRoute"}, "v1")
-	return missing, err == nil
+	optional = map[string]bool{}
+	for _, kind := range []string{"GRPCRoute", "TLSRoute"} {
+		_, err := m.RESTMapping(schema.GroupKind{Group: gwv1.GroupName, Kind: kind}, "v1")
+		optional[kind] = err == nil
+	}
+	return missing, optional
 }
 
 func portRange(s string) (first, last int32, err error) {

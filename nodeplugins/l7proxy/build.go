@@ -145,6 +145,11 @@ func Build(configs []Config, secrets []corev1.Secret) (Snapshot, map[nodesv1alph
 		s.Generations[c.Ref] = c.Generation
 	}
 	for _, t := range envoyxds.Types {
+		// Every type is in the snapshot, empty or not, so the proxy gets
+		// (and acknowledges) each version for every type it asks for.
+		if s.Resources[t] == nil {
+			s.Resources[t] = []types.Resource{}
+		}
 		slices.SortFunc(s.Resources[t], func(a, b types.Resource) int { return cmp.Compare(cache.GetResourceName(a), cache.GetResourceName(b)) })
 	}
 	s.Version = version(s.Resources)

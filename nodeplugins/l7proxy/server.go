@@ -45,7 +45,7 @@ type Server struct {
 
 type stream struct {
 	nonces map[string]sentResponse // nonce → what was sent
-	// acked holds, per type this stream receives, the version last
+	// acked holds, per type this stream asked for, the version last
 	// acknowledged ("" until the first).
 	acked map[string]string
 }
@@ -160,7 +160,15 @@ func (s *Server) request(id int64, req *discoverygrpc.DiscoveryRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[id]
-	if st == nil || req.GetResponseNonce() == "" {
+	if st == nil {
+		return
+	}
+	// A type the proxy asks for counts from its first request: until it
+	// acknowledges a version, no version is acknowledged by the proxy.
+	if _, ok := st.acked[req.GetTypeUrl()]; !ok {
+		st.acked[req.GetTypeUrl()] = ""
+	}
+	if req.GetResponseNonce() == "" {
 		return
 	}
 	sent, ok := st.nonces[req.GetResponseNonce()]

@@ -85,6 +85,9 @@ func loadState(path string) (snap Snapshot, ok bool, err error) {
 		Generations: map[nodesv1alpha1.EnvoyConfigRef]int64{},
 		Owners:      map[string]map[string]nodesv1alpha1.EnvoyConfigRef{},
 	}
+	for _, t := range envoyxds.Types {
+		snap.Resources[t] = []types.Resource{}
+	}
 	for _, c := range f.Configs {
 		snap.Generations[c.EnvoyConfigRef] = c.Generation
 	}

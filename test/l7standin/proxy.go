@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/plexus-net/plexus/internal/envoyxds"
 	"github.com/plexus-net/plexus/test/xdsclient"
 )
 
@@ -37,8 +38,13 @@ type Proxy struct {
 	cfg       atomic.Pointer[Config]
 	mu        sync.Mutex
 	listeners map[string]*bound // by address
+	// lds are the addresses of the last listeners accepted: a socket
+	// bound for them stays open until a newer LDS drops it, even while
+	// an older state is being applied.
+	lds map[string]bool
 	h1, h2    *http.Transport
 	applied   atomic.Int64
+	versions  atomic.Pointer[map[string]string] // per type, of the config in service
 }
 
 type bound struct {
@@ -48,8 +54,23 @@ type bound struct {
 	started bool
 }
 
-// Applied counts the configurations put in service (tests wait on it).
+// Applied counts the configurations put in service.
 func (p *Proxy) Applied() int64 { return p.applied.Load() }
+
+// Serves says whether the configuration in service is version for every
+// resource type (state of the world: a snapshot has one version).
+func (p *Proxy) Serves(version string) bool {
+	v := p.versions.Load()
+	if v == nil || len(*v) < len(envoyxds.Types) {
+		return false // some type has not arrived yet
+	}
+	for _, got := range *v {
+		if got != version {
+			return false
+		}
+	}
+	return true
+}
 
 // Run serves until ctx ends, holding an xDS stream on conn. When the
 // stream ends (the plugin restarts) it keeps serving what it has and
@@ -96,8 +117,10 @@ func (p *Proxy) check(typeURL string, res map[string]proto.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var opened []string
+	addrs := map[string]bool{}
 	for name, m := range res {
 		l, _ := listener(m.(*listenerv3.Listener), nil)
+		addrs[l.Address] = true
 		if b, ok := p.listeners[l.Address]; ok && b.mode == l.mode() {
 			continue
 		}
@@ -115,6 +138,7 @@ func (p *Proxy) check(typeURL string, res map[string]proto.Message) error {
 		p.listeners[l.Address] = &bound{mode: l.mode(), ln: ln}
 		opened = append(opened, l.Address)
 	}
+	p.lds = addrs
 	return nil
 }
 
@@ -128,17 +152,18 @@ func (p *Proxy) apply() {
 		return
 	}
 	p.cfg.Store(cfg)
+	p.versions.Store(&st.Versions)
 	p.mu.Lock()
 	for addr, b := range p.listeners {
 		l, wanted := cfg.Listeners[addr]
 		switch {
-		case !wanted:
+		case !wanted && !p.lds[addr]:
 			b.ln.Close()
 			if b.srv != nil {
 				go b.srv.Close()
 			}
 			delete(p.listeners, addr)
-		case !b.started:
+		case wanted && !b.started:
 			p.serve(l, b)
 		}
 	}

@@ -179,9 +179,9 @@ func (st *stack) waitAcked(t testing.TB, version string) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	for st.proxy.Applied() == 0 {
+	for !st.proxy.Serves(version) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the stand-in acknowledged version %s but never put it in service", version)
+			t.Fatalf("the stand-in acknowledged version %s but does not serve it", version)
 		}
 		time.Sleep(time.Millisecond)
 	}

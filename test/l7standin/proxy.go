@@ -41,10 +41,10 @@ type Proxy struct {
 	// lds are the addresses of the last listeners accepted: a socket
 	// bound for them stays open until a newer LDS drops it, even while
 	// an older state is being applied.
-	lds map[string]bool
-	h1, h2    *http.Transport
-	applied   atomic.Int64
-	versions  atomic.Pointer[map[string]string] // per type, of the config in service
+	lds      map[string]bool
+	h1, h2   *http.Transport
+	applied  atomic.Int64
+	versions atomic.Pointer[map[string]string] // per type, of the config in service
 }
 
 type bound struct {

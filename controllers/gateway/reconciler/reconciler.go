@@ -190,21 +190,9 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 			p.Write(statusWrite(p, c, func(o *gwv1.GatewayClass) { o.Status.Conditions = mergeConditions(o.Status.Conditions, conds) }))
 		}
 	}
-	for i := range w.http.Items {
-		rt := &w.http.Items[i]
-		parents := out.RouteParents[translate.RouteKey{Kind: "HTTPRoute", NamespacedName: keyOf(rt)}]
-		p.Write(statusWrite(p, rt, func(o *gwv1.HTTPRoute) { o.Status.Parents = mergeParents(o.Status.Parents, parents) }))
-	}
-	for i := range w.grpc.Items {
-		rt := &w.grpc.Items[i]
-		parents := out.RouteParents[translate.RouteKey{Kind: "GRPCRoute", NamespacedName: keyOf(rt)}]
-		p.Write(statusWrite(p, rt, func(o *gwv1.GRPCRoute) { o.Status.Parents = mergeParents(o.Status.Parents, parents) }))
-	}
-	for i := range w.tls.Items {
-		rt := &w.tls.Items[i]
-		parents := out.RouteParents[translate.RouteKey{Kind: "TLSRoute", NamespacedName: keyOf(rt)}]
-		p.Write(statusWrite(p, rt, func(o *gwv1.TLSRoute) { o.Status.Parents = mergeParents(o.Status.Parents, parents) }))
-	}
+	routeStatuses(p, out, "HTTPRoute", w.http.Items, func(o *gwv1.HTTPRoute) *[]gwv1.RouteParentStatus { return &o.Status.Parents })
+	routeStatuses(p, out, "GRPCRoute", w.grpc.Items, func(o *gwv1.GRPCRoute) *[]gwv1.RouteParentStatus { return &o.Status.Parents })
+	routeStatuses(p, out, "TLSRoute", w.tls.Items, func(o *gwv1.TLSRoute) *[]gwv1.RouteParentStatus { return &o.Status.Parents })
 	for i := range w.cecs.Items {
 		c := &w.cecs.Items[i]
 		st := envoyConfigReady(c.Generation, &c.Spec, acks.of(configRef(c), c))
@@ -426,6 +414,19 @@ func remove(c client.Client, o client.Object) func(context.Context) error {
 			return fmt.Errorf("deleting %T %s/%s: %w", o, o.GetNamespace(), o.GetName(), err)
 		}
 		return nil
+	}
+}
+
+// routeStatuses adds the status writes of routes of one kind: this
+// controller's parents replaced, other controllers' kept.
+func routeStatuses[T any, P interface {
+	*T
+	client.Object
+}](p *passes.Pass, out translate.Output, kind string, routes []T, parents func(P) *[]gwv1.RouteParentStatus) {
+	for i := range routes {
+		rt := P(&routes[i])
+		ours := out.RouteParents[translate.RouteKey{Kind: kind, NamespacedName: keyOf(rt)}]
+		p.Write(statusWrite(p, rt, func(o P) { *parents(o) = mergeParents(*parents(o), ours) }))
 	}
 }
 

@@ -48,24 +48,18 @@ func (w *world) build(g *gatewayState, routes []*routeObject) GatewayResult {
 			}
 			return out
 		}
+		var all []attachment
+		for _, a := range atts {
+			if a.listener.serve && a.listener.spec.Port == port {
+				all = append(all, a)
+			}
+		}
 		p := ir.Port{Port: port, Protocol: ir.Protocol(ls[0].spec.Protocol)}
 		switch ls[0].spec.Protocol {
 		case gwv1.HTTPProtocolType:
-			var all []attachment
-			for _, a := range atts {
-				if a.listener.serve && a.listener.spec.Port == port {
-					all = append(all, a)
-				}
-			}
 			p.HTTP = virtualHosts(ls, all)
 		case gwv1.TLSProtocolType:
 			p.Protocol = ir.TLSPassthrough
-			var all []attachment
-			for _, a := range atts {
-				if a.listener.serve && a.listener.spec.Port == port {
-					all = append(all, a)
-				}
-			}
 			p.TLS = passthroughChains(ls, all)
 		case gwv1.HTTPSProtocolType:
 			for _, l := range ls {

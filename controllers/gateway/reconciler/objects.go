@@ -195,14 +195,14 @@ func SecretCopyName(namespace, name string) string { return namespace + "-" + na
 
 // desiredSecretCopy copies a certificate Secret into the secrets
 // namespace, the only namespace whose Secrets the node plugins may read.
-func desiredSecretCopy(secretsNamespace string, src *corev1.Secret) *corev1.Secret {
+func desiredSecretCopy(secretsNamespace, namespace, name string, cert, key []byte) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: SecretCopyName(src.Namespace, src.Name), Namespace: secretsNamespace,
-			Labels: map[string]string{nodeobjects.ManagedByLabel: ManagedByValue, SourceSecretLabel: src.Namespace + "." + src.Name},
+			Name: SecretCopyName(namespace, name), Namespace: secretsNamespace,
+			Labels: map[string]string{nodeobjects.ManagedByLabel: ManagedByValue, SourceSecretLabel: namespace + "." + name},
 		},
 		Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{corev1.TLSCertKey: src.Data[corev1.TLSCertKey], corev1.TLSPrivateKeyKey: src.Data[corev1.TLSPrivateKeyKey]},
+		Data: map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key},
 	}
 }
 

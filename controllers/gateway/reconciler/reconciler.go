@@ -236,9 +236,7 @@ func (r *Reconciler) gatewayObjects(p *passes.Pass, gw *gwv1.Gateway, g translat
 	}
 	for _, s := range g.Config.Secrets {
 		ns, name := cutKey(s.Name)
-		src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Data: map[string][]byte{corev1.TLSCertKey: s.Certificate, corev1.TLSPrivateKeyKey: s.Key}}
-		c := desiredSecretCopy(r.SecretsNamespace, src)
+		c := desiredSecretCopy(r.SecretsNamespace, ns, name, s.Certificate, s.Key)
 		wantSecrets[c.Name] = c
 	}
 	svc, warning := desiredService(gw, g.Config, proxyPort)

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
@@ -26,8 +27,8 @@ func (w *world) resolveBackend(r *routeObject, ref gwv1.BackendObjectReference, 
 	problem := func(reason gwv1.RouteConditionReason, format string, args ...any) (ir.Cluster, *refProblem) {
 		return ir.Cluster{}, &refProblem{reason, field + ": " + fmt.Sprintf(format, args...)}
 	}
-	if ptrOr(ref.Group, "") != "" || ptrOr(ref.Kind, "Service") != "Service" {
-		return problem(gwv1.RouteReasonInvalidKind, "kind %s.%s is not supported; only Services are", ptrOr(ref.Kind, "Service"), ptrOr(ref.Group, ""))
+	if ptr.Deref(ref.Group, "") != "" || ptr.Deref(ref.Kind, "Service") != "Service" {
+		return problem(gwv1.RouteReasonInvalidKind, "kind %s.%s is not supported; only Services are", ptr.Deref(ref.Kind, "Service"), ptr.Deref(ref.Group, ""))
 	}
 	key := types.NamespacedName{Namespace: r.key.Namespace, Name: string(ref.Name)}
 	if ref.Namespace != nil {
@@ -48,7 +49,7 @@ func (w *world) resolveBackend(r *routeObject, ref gwv1.BackendObjectReference, 
 		return problem(gwv1.RouteReasonBackendNotFound, "Service %s has no port %d", key, *ref.Port)
 	}
 	sp := svc.Spec.Ports[i]
-	h2, known := appProtocols[ptrOr(sp.AppProtocol, "")]
+	h2, known := appProtocols[ptr.Deref(sp.AppProtocol, "")]
 	if !known {
 		return problem(gwv1.RouteReasonUnsupportedProtocol, "Service %s port %d: appProtocol %s is not supported", key, sp.Port, *sp.AppProtocol)
 	}
@@ -64,7 +65,7 @@ func (w *world) endpoints(svc types.NamespacedName, sp corev1.ServicePort) []ir.
 	var out []ir.Endpoint
 	for _, s := range w.slices[svc] {
 		for _, p := range s.Ports {
-			if ptrOr(p.Name, "") != sp.Name || ptrOr(p.Protocol, corev1.ProtocolTCP) != corev1.ProtocolTCP || p.Port == nil {
+			if ptr.Deref(p.Name, "") != sp.Name || ptr.Deref(p.Protocol, corev1.ProtocolTCP) != corev1.ProtocolTCP || p.Port == nil {
 				continue
 			}
 			for _, e := range s.Endpoints {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -167,7 +168,7 @@ func (w *world) validateListener(gw *gwv1.Gateway, l *gwv1.Listener) *listenerSt
 	valid := routeKindsFor(l.Protocol)
 	if l.AllowedRoutes == nil || len(l.AllowedRoutes.Kinds) == 0 {
 		for _, k := range valid {
-			ls.kinds = append(ls.kinds, gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gwv1.GroupName)), Kind: k})
+			ls.kinds = append(ls.kinds, gwv1.RouteGroupKind{Group: ptr.To(gwv1.Group(gwv1.GroupName)), Kind: k})
 		}
 	} else {
 		var bad []string
@@ -177,7 +178,7 @@ func (w *world) validateListener(gw *gwv1.Gateway, l *gwv1.Listener) *listenerSt
 				group = string(*k.Group)
 			}
 			if group == gwv1.GroupName && slices.Contains(valid, k.Kind) {
-				ls.kinds = append(ls.kinds, gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(group)), Kind: k.Kind})
+				ls.kinds = append(ls.kinds, gwv1.RouteGroupKind{Group: ptr.To(gwv1.Group(group)), Kind: k.Kind})
 			} else {
 				bad = append(bad, fmt.Sprintf("%s.%s", k.Kind, group))
 			}
@@ -264,5 +265,3 @@ func markConflicts(ls []*listenerState, gen int64) {
 func notProgrammed(gen int64) metav1.Condition {
 	return cond(gwv1.GatewayConditionProgrammed, false, gwv1.GatewayReasonInvalid, gen, "Not programmed: the Gateway is not accepted")
 }
-
-func ptrTo[T any](v T) *T { return &v }

@@ -117,17 +117,23 @@ type world struct {
 	services   map[types.NamespacedName]*corev1.Service
 	slices     map[types.NamespacedName][]*discoveryv1.EndpointSlice
 	secrets    map[types.NamespacedName]*corev1.Secret
-	gateways   map[types.NamespacedName]*gatewayState
+	gateways   map[types.NamespacedName]*gatewayState // ours, validated
+	// allGateways holds every Gateway's key, of any class.
+	allGateways map[types.NamespacedName]bool
 }
 
 func newWorld(in Input) *world {
 	w := &world{
-		in:         in,
-		classes:    map[string]*gwv1.GatewayClass{},
-		namespaces: map[string]*corev1.Namespace{},
-		services:   map[types.NamespacedName]*corev1.Service{},
-		slices:     map[types.NamespacedName][]*discoveryv1.EndpointSlice{},
-		secrets:    map[types.NamespacedName]*corev1.Secret{},
+		in:          in,
+		classes:     map[string]*gwv1.GatewayClass{},
+		namespaces:  map[string]*corev1.Namespace{},
+		services:    map[types.NamespacedName]*corev1.Service{},
+		slices:      map[types.NamespacedName][]*discoveryv1.EndpointSlice{},
+		secrets:     map[types.NamespacedName]*corev1.Secret{},
+		allGateways: map[types.NamespacedName]bool{},
+	}
+	for i := range in.Gateways {
+		w.allGateways[keyOf(&in.Gateways[i])] = true
 	}
 	for i := range in.Classes {
 		w.classes[in.Classes[i].Name] = &in.Classes[i]

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
@@ -83,8 +84,7 @@ func (w *world) attach(r *routeObject) []gwv1.RouteParentStatus {
 			key.Namespace = string(*ref.Namespace)
 		}
 		g, ours := w.gateways[key]
-		_, exists := w.gatewayExists(key)
-		if !ours && exists {
+		if !ours && w.allGateways[key] {
 			continue // another controller's Gateway
 		}
 		accepted := w.attachTo(r, g, ref, gen)
@@ -97,15 +97,6 @@ func (w *world) attach(r *routeObject) []gwv1.RouteParentStatus {
 	return out
 }
 
-func (w *world) gatewayExists(key types.NamespacedName) (*gwv1.Gateway, bool) {
-	for i := range w.in.Gateways {
-		if keyOf(&w.in.Gateways[i]) == key {
-			return &w.in.Gateways[i], true
-		}
-	}
-	return nil, false
-}
-
 // attachTo attaches r to the listeners of g that ref selects and returns
 // the parent's Accepted condition.
 func (w *world) attachTo(r *routeObject, g *gatewayState, ref gwv1.ParentReference, gen int64) metav1.Condition {
@@ -113,7 +104,7 @@ func (w *world) attachTo(r *routeObject, g *gatewayState, ref gwv1.ParentReferen
 		return cond(gwv1.RouteConditionAccepted, false, reason, gen, format, args...)
 	}
 	if g == nil {
-		return no(gwv1.RouteReasonNoMatchingParent, "Gateway %s/%s not found", ptrOr(ref.Namespace, gwv1.Namespace(r.key.Namespace)), ref.Name)
+		return no(gwv1.RouteReasonNoMatchingParent, "Gateway %s/%s not found", ptr.Deref(ref.Namespace, gwv1.Namespace(r.key.Namespace)), ref.Name)
 	}
 	if !g.accepted {
 		return no(gwv1.RouteReasonPending, "Gateway %s is not accepted", g.key)
@@ -196,11 +187,4 @@ func routeResolved(gen int64, problems []refProblem) metav1.Condition {
 type refProblem struct {
 	reason  gwv1.RouteConditionReason
 	message string
-}
-
-func ptrOr[T any](p *T, def T) T {
-	if p == nil {
-		return def
-	}
-	return *p
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
@@ -80,7 +81,7 @@ func (w *world) tlsRoute(tr *gwv1.TLSRoute) *routeObject {
 	var problems []refProblem
 	for ri, rule := range tr.Spec.Rules {
 		for bi, b := range rule.BackendRefs {
-			weight := ptrOr(b.Weight, 1)
+			weight := ptr.Deref(b.Weight, 1)
 			if weight == 0 {
 				continue
 			}
@@ -101,8 +102,8 @@ func (w *world) tlsRoute(tr *gwv1.TLSRoute) *routeObject {
 func httpMatch(m gwv1.HTTPRouteMatch) ir.Match {
 	out := ir.Match{PathKind: ir.PathPrefix, Path: "/"}
 	if m.Path != nil {
-		out.PathKind = ir.PathKind(ptrOr(m.Path.Type, gwv1.PathMatchPathPrefix))
-		out.Path = ptrOr(m.Path.Value, "/")
+		out.PathKind = ir.PathKind(ptr.Deref(m.Path.Type, gwv1.PathMatchPathPrefix))
+		out.Path = ptr.Deref(m.Path.Value, "/")
 		if out.PathKind == ir.PathPrefix && len(out.Path) > 1 {
 			// "/foo/" and "/foo" both match "/foo" and "/foo/bar".
 			out.Path = strings.TrimRight(out.Path, "/")
@@ -113,11 +114,11 @@ func httpMatch(m gwv1.HTTPRouteMatch) ir.Match {
 	}
 	for _, h := range m.Headers {
 		out.Headers = append(out.Headers, ir.ValueMatch{Name: string(h.Name), Value: h.Value,
-			Regex: ptrOr(h.Type, gwv1.HeaderMatchExact) == gwv1.HeaderMatchRegularExpression})
+			Regex: ptr.Deref(h.Type, gwv1.HeaderMatchExact) == gwv1.HeaderMatchRegularExpression})
 	}
 	for _, q := range m.QueryParams {
 		out.Query = append(out.Query, ir.ValueMatch{Name: string(q.Name), Value: q.Value,
-			Regex: ptrOr(q.Type, gwv1.QueryParamMatchExact) == gwv1.QueryParamMatchRegularExpression})
+			Regex: ptr.Deref(q.Type, gwv1.QueryParamMatchExact) == gwv1.QueryParamMatchRegularExpression})
 	}
 	if m.Method != nil {
 		out.Method = string(*m.Method)
@@ -129,8 +130,8 @@ func httpMatch(m gwv1.HTTPRouteMatch) ir.Match {
 func grpcMatch(m gwv1.GRPCRouteMatch) ir.Match {
 	out := ir.Match{PathKind: ir.PathPrefix, Path: "/"}
 	if mm := m.Method; mm != nil {
-		svc, method := ptrOr(mm.Service, ""), ptrOr(mm.Method, "")
-		if ptrOr(mm.Type, gwv1.GRPCMethodMatchExact) == gwv1.GRPCMethodMatchRegularExpression {
+		svc, method := ptr.Deref(mm.Service, ""), ptr.Deref(mm.Method, "")
+		if ptr.Deref(mm.Type, gwv1.GRPCMethodMatchExact) == gwv1.GRPCMethodMatchRegularExpression {
 			out.PathKind, out.Path = ir.PathRegex, "/"+orAny(svc)+"/"+orAny(method)
 		} else {
 			switch {
@@ -145,7 +146,7 @@ func grpcMatch(m gwv1.GRPCRouteMatch) ir.Match {
 	}
 	for _, h := range m.Headers {
 		out.Headers = append(out.Headers, ir.ValueMatch{Name: string(h.Name), Value: h.Value,
-			Regex: ptrOr(h.Type, gwv1.GRPCHeaderMatchExact) == gwv1.GRPCHeaderMatchRegularExpression})
+			Regex: ptr.Deref(h.Type, gwv1.GRPCHeaderMatchExact) == gwv1.GRPCHeaderMatchRegularExpression})
 	}
 	return out
 }
@@ -211,7 +212,7 @@ func (w *world) convertRules(r *routeObject, rules []ruleInput, grpc bool) {
 				if len(b.Filters) > 0 {
 					unsupported = append(unsupported, bf+".filters")
 				}
-				weight := ptrOr(b.Weight, 1)
+				weight := ptr.Deref(b.Weight, 1)
 				if weight == 0 {
 					continue
 				}
@@ -264,7 +265,7 @@ func headerEdits(f *gwv1.HTTPHeaderFilter) ir.HeaderEdits {
 }
 
 func redirect(f *gwv1.HTTPRequestRedirectFilter) *ir.Redirect {
-	r := &ir.Redirect{Scheme: ptrOr(f.Scheme, ""), Hostname: string(ptrOr(f.Hostname, "")), Port: ptrOr(f.Port, 0), StatusCode: ptrOr(f.StatusCode, 302)}
+	r := &ir.Redirect{Scheme: ptr.Deref(f.Scheme, ""), Hostname: string(ptr.Deref(f.Hostname, "")), Port: ptr.Deref(f.Port, 0), StatusCode: ptr.Deref(f.StatusCode, 302)}
 	if p := f.Path; p != nil {
 		r.FullPath, r.PrefixPath = p.ReplaceFullPath, p.ReplacePrefixMatch
 	}
@@ -272,7 +273,7 @@ func redirect(f *gwv1.HTTPRequestRedirectFilter) *ir.Redirect {
 }
 
 func rewrite(f *gwv1.HTTPURLRewriteFilter) *ir.Rewrite {
-	r := &ir.Rewrite{Hostname: string(ptrOr(f.Hostname, ""))}
+	r := &ir.Rewrite{Hostname: string(ptr.Deref(f.Hostname, ""))}
 	if p := f.Path; p != nil {
 		r.FullPath, r.PrefixPath = p.ReplaceFullPath, p.ReplacePrefixMatch
 	}
@@ -285,7 +286,7 @@ func mirror(cluster string, f *gwv1.HTTPRequestMirrorFilter) ir.Mirror {
 	case f.Percent != nil:
 		m.Numerator = uint32(*f.Percent) //nolint:gosec // the schema bounds it to 0..100
 	case f.Fraction != nil:
-		m.Numerator, m.Denominator = uint32(f.Fraction.Numerator), uint32(ptrOr(f.Fraction.Denominator, 100)) //nolint:gosec // the schema bounds both
+		m.Numerator, m.Denominator = uint32(f.Fraction.Numerator), uint32(ptr.Deref(f.Fraction.Denominator, 100)) //nolint:gosec // the schema bounds both
 	}
 	return m
 }

@@ -200,33 +200,13 @@ func (b *builder) port(p ir.Port) {
 	case ir.HTTP:
 		l.FilterChains = []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{b.hcm(name, name)}}}
 		b.routeConfig(name, p.HTTP)
-	case ir.HTTPS:
+	case ir.HTTPS, ir.TLSPassthrough:
 		l.ListenerFilters = []*listenerv3.ListenerFilter{{
 			Name:       "envoy.filters.listener.tls_inspector",
 			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: b.typed(name+" tls_inspector", &tlsinspectorv3.TlsInspector{})},
 		}}
 		for _, t := range p.TLS {
-			rc := b.name(fmt.Sprint(p.Port), t.Name)
-			l.FilterChains = append(l.FilterChains, &listenerv3.FilterChain{
-				Name:             rc,
-				FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: t.ServerNames},
-				TransportSocket:  b.downstreamTLS(rc, t.Certificates),
-				Filters:          []*listenerv3.Filter{b.hcm(rc, rc)},
-			})
-			b.routeConfig(rc, t.HTTP)
-		}
-	case ir.TLSPassthrough:
-		l.ListenerFilters = []*listenerv3.ListenerFilter{{
-			Name:       "envoy.filters.listener.tls_inspector",
-			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: b.typed(name+" tls_inspector", &tlsinspectorv3.TlsInspector{})},
-		}}
-		for _, t := range p.TLS {
-			chain := b.name(fmt.Sprint(p.Port), t.Name, strings.Join(t.ServerNames, ","))
-			l.FilterChains = append(l.FilterChains, &listenerv3.FilterChain{
-				Name:             chain,
-				FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: t.ServerNames},
-				Filters:          []*listenerv3.Filter{b.tcpProxy(chain, t.Passthrough)},
-			})
+			l.FilterChains = append(l.FilterChains, b.tlsChain(p.Port, t))
 		}
 	default:
 		b.errs = append(b.errs, fmt.Errorf("port %d: protocol %s is not built", p.Port, p.Protocol))
@@ -234,6 +214,22 @@ func (b *builder) port(p ir.Port) {
 	}
 	b.check("listener "+name, l)
 	b.res.Listeners = append(b.res.Listeners, l)
+}
+
+// tlsChain is one SNI branch of a TLS port: a branch with certificates
+// terminates TLS and serves HTTP; one without passes the stream through.
+func (b *builder) tlsChain(port int32, t ir.TLSListener) *listenerv3.FilterChain {
+	match := &listenerv3.FilterChainMatch{ServerNames: t.ServerNames}
+	if len(t.Certificates) == 0 {
+		chain := b.name(fmt.Sprint(port), t.Name, strings.Join(t.ServerNames, ","))
+		return &listenerv3.FilterChain{Name: chain, FilterChainMatch: match, Filters: []*listenerv3.Filter{b.tcpProxy(chain, t.Passthrough)}}
+	}
+	rc := b.name(fmt.Sprint(port), t.Name)
+	b.routeConfig(rc, t.HTTP)
+	return &listenerv3.FilterChain{
+		Name: rc, FilterChainMatch: match, TransportSocket: b.downstreamTLS(rc, t.Certificates),
+		Filters: []*listenerv3.Filter{b.hcm(rc, rc)},
+	}
 }
 
 // hcm is the HTTP connection manager of a filter chain, taking its routes

@@ -44,16 +44,19 @@ type Port struct {
 	TLS []TLSListener
 }
 
-// TLSListener is one SNI-selected branch of a TLS port.
+// TLSListener is one SNI-selected branch of a TLS port. A branch with
+// Certificates terminates TLS and serves HTTP; one without passes the
+// stream through to its Passthrough backends (an Ingress load balancer can
+// mix both on one port).
 type TLSListener struct {
 	// Name is the Gateway listener's name (its sectionName).
 	Name string
 	// ServerNames are the SNI names it serves; empty serves any.
 	ServerNames []string
 	// Certificates name the Secrets (as "<namespace>/<name>") whose
-	// certificate and key terminate TLS (HTTPS only).
+	// certificate and key terminate TLS.
 	Certificates []string
-	// HTTP holds the virtual hosts served inside the TLS (HTTPS only).
+	// HTTP holds the virtual hosts served inside the TLS.
 	HTTP []VirtualHost
 	// Passthrough are the backends a passthrough branch forwards to.
 	Passthrough []WeightedBackend

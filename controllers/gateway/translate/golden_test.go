@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/plexus-net/plexus/controllers/gateway/envoy"
+	"github.com/plexus-net/plexus/controllers/gateway/ir"
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
 )
 
@@ -40,22 +42,27 @@ func TestGolden(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".in.yaml")
 		t.Run(name, func(t *testing.T) {
-			got := render(t, translate.Translate(readInput(t, f)))
-			golden := filepath.Join("testdata", name+".out.yaml")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o600); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if d := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(got, "\n")); d != "" {
-				t.Errorf("%s differs (-want +got):\n%s", golden, d)
-			}
+			compareGolden(t, filepath.Join("testdata", name+".out.yaml"), render(t, translate.Translate(readInput(t, f))))
 		})
+	}
+}
+
+// compareGolden compares got with the golden file (or rewrites it with
+// -update).
+func compareGolden(t *testing.T, golden, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if d := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(got, "\n")); d != "" {
+		t.Errorf("%s differs (-want +got):\n%s", golden, d)
 	}
 }
 
@@ -103,6 +110,10 @@ func readInput(t *testing.T, path string) translate.Input {
 			in.EndpointSlices = append(in.EndpointSlices, *o)
 		case *corev1.Secret:
 			in.Secrets = append(in.Secrets, *o)
+		case *networkingv1.Ingress:
+			in.Ingresses = append(in.Ingresses, *o)
+		case *networkingv1.IngressClass:
+			in.IngressClasses = append(in.IngressClasses, *o)
 		default:
 			t.Fatalf("%s document %d: unexpected %T", path, i, obj)
 		}
@@ -135,39 +146,50 @@ func render(t *testing.T, out translate.Output) string {
 	for _, gw := range out.Gateways {
 		gg := goldenGateway{Name: gw.Key.String(), Conditions: gw.Conditions, Listeners: gw.Listeners}
 		if gw.Config != nil {
-			res, err := envoy.Build(*gw.Config, envoy.Options{
-				BindAddress: "0.0.0.0",
-				ProxyPort:   func(p int32) (uint32, bool) { return uint32(p) + 10000, true }, //nolint:gosec // test ports
-			})
-			if err != nil {
-				gg.Error = err.Error()
-			} else {
-				gg.XDS = map[string][]any{}
-				add := func(kind string, msgs ...types.Resource) {
-					for _, m := range msgs {
-						gg.XDS[kind] = append(gg.XDS[kind], toJSON(t, m))
-					}
-				}
-				for _, r := range res.Listeners {
-					add("listeners", r)
-				}
-				for _, r := range res.Routes {
-					add("routes", r)
-				}
-				for _, r := range res.Clusters {
-					add("clusters", r)
-				}
-				for _, r := range res.Endpoints {
-					add("endpoints", r)
-				}
-				for _, r := range res.Secrets {
-					add("secrets", r)
-				}
-			}
+			gg.XDS, gg.Error = xdsOf(t, *gw.Config)
 		}
 		g.Gateways = append(g.Gateways, gg)
 	}
-	data, err := json.Marshal(g)
+	return toYAML(t, g)
+}
+
+func xdsOf(t *testing.T, cfg ir.Gateway) (map[string][]any, string) {
+	t.Helper()
+	res, err := envoy.Build(cfg, envoy.Options{
+		BindAddress: "0.0.0.0",
+		ProxyPort:   func(p int32) (uint32, bool) { return uint32(p) + 10000, true }, //nolint:gosec // test ports
+	})
+	if err != nil {
+		return nil, err.Error()
+	}
+	out := map[string][]any{}
+	add := func(kind string, msgs ...types.Resource) {
+		for _, m := range msgs {
+			out[kind] = append(out[kind], toJSON(t, m))
+		}
+	}
+	for _, r := range res.Listeners {
+		add("listeners", r)
+	}
+	for _, r := range res.Routes {
+		add("routes", r)
+	}
+	for _, r := range res.Clusters {
+		add("clusters", r)
+	}
+	for _, r := range res.Endpoints {
+		add("endpoints", r)
+	}
+	for _, r := range res.Secrets {
+		add("secrets", r)
+	}
+	return out, ""
+}
+
+// toYAML renders v (any JSON-marshallable value) as scrubbed YAML.
+func toYAML(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -35,6 +36,9 @@ type Input struct {
 	Services        []corev1.Service
 	EndpointSlices  []discoveryv1.EndpointSlice
 	Secrets         []corev1.Secret
+	// Ingresses and IngressClasses are read by TranslateIngresses only.
+	Ingresses      []networkingv1.Ingress
+	IngressClasses []networkingv1.IngressClass
 }
 
 // Output is the translation's result.

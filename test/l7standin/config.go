@@ -41,13 +41,16 @@ type Listener struct {
 	// Chains are the filter chains; with TLS each has server names.
 	Chains []*Chain
 	TLS    bool
-	// Passthrough listeners forward TLS connections unopened (tcp_proxy).
+	// Passthrough listeners forward TLS connections unopened (tcp_proxy);
+	// with TLS too, each connection goes by its SNI's chain.
 	Passthrough bool
 }
 
 // mode is how a listener's socket is served.
 func (l *Listener) mode() string {
 	switch {
+	case l.Passthrough && l.TLS:
+		return "mixed"
 	case l.Passthrough:
 		return "tcp"
 	case l.TLS:
@@ -175,9 +178,6 @@ func listener(l *listenerv3.Listener, secrets map[string]tls.Certificate) (*List
 			out.Passthrough = true
 			out.Chains = append(out.Chains, ch)
 			continue
-		}
-		if out.Passthrough {
-			return nil, Unsupported{"HTTP and tcp_proxy chains on one listener"}
 		}
 		var hcm hcmv3.HttpConnectionManager
 		if err := fc.GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {

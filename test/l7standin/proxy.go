@@ -48,7 +48,7 @@ type Proxy struct {
 }
 
 type bound struct {
-	mode    string // http, tls or tcp: see Listener.mode
+	mode    string // http, tls, tcp or mixed: see Listener.mode
 	ln      net.Listener
 	srv     *http.Server // http and tls
 	started bool
@@ -188,7 +188,15 @@ func complete(cfg *Config) bool {
 func (p *Proxy) serve(l *Listener, b *bound) {
 	addr := l.Address
 	b.started = true
-	if l.Passthrough {
+	ln := b.ln
+	switch {
+	case l.Passthrough && l.TLS:
+		// Each connection goes by its SNI: forwarded unopened, or handed
+		// to the TLS-terminating HTTP server below.
+		split := &handoffListener{Listener: b.ln, conns: make(chan net.Conn), done: make(chan struct{})}
+		go p.serveSplit(addr, b.ln, split)
+		ln = split
+	case l.Passthrough:
 		go p.servePassthrough(addr, b.ln)
 		return
 	}
@@ -200,7 +208,6 @@ func (p *Proxy) serve(l *Listener, b *bound) {
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
-	ln := b.ln
 	if l.TLS {
 		ln = tls.NewListener(ln, &tls.Config{
 			MinVersion: tls.VersionTLS12,
@@ -592,9 +599,7 @@ func (p *Proxy) servePassthrough(addr string, ln net.Listener) {
 
 func (p *Proxy) passthrough(addr string, c net.Conn) {
 	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	sni, hello := peekServerName(c)
-	_ = c.SetReadDeadline(time.Time{})
 	cfg := p.cfg.Load()
 	l := cfg.Listeners[addr]
 	if l == nil {
@@ -604,6 +609,78 @@ func (p *Proxy) passthrough(addr string, c net.Conn) {
 	if ch == nil {
 		return // no chain: Envoy closes the connection
 	}
+	p.forwardTCP(cfg, ch, c, hello)
+}
+
+// serveSplit peeks at each connection's SNI: a passthrough chain's
+// connections are forwarded, the rest are handed on (with the ClientHello
+// replayed) to be terminated.
+func (p *Proxy) serveSplit(addr string, ln net.Listener, to *handoffListener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			sni, hello := peekServerName(c)
+			cfg := p.cfg.Load()
+			var ch *Chain
+			if l := cfg.Listeners[addr]; l != nil {
+				ch = pickChain(l, sni)
+			}
+			if ch != nil && ch.TCP != nil {
+				defer c.Close()
+				p.forwardTCP(cfg, ch, c, hello)
+				return
+			}
+			select {
+			case to.conns <- &replayConn{Conn: c, pending: hello}:
+			case <-to.done:
+				c.Close()
+			}
+		}()
+	}
+}
+
+// handoffListener accepts the connections serveSplit hands on.
+type handoffListener struct {
+	net.Listener
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (h *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoffListener) Close() error {
+	h.once.Do(func() { close(h.done) })
+	return h.Listener.Close()
+}
+
+// replayConn reads the bytes already peeked before the connection's own.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (r *replayConn) Read(b []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(b, r.pending)
+		r.pending = r.pending[n:]
+		return n, nil
+	}
+	return r.Conn.Read(b)
+}
+
+// forwardTCP sends a connection, its ClientHello first, to a cluster of ch.
+func (p *Proxy) forwardTCP(cfg *Config, ch *Chain, c net.Conn, hello []byte) {
 	var total uint32
 	for _, w := range ch.TCP {
 		total += w.Weight
@@ -641,6 +718,8 @@ func (p *Proxy) passthrough(addr string, c net.Conn) {
 // name with the bytes read, to be replayed to the backend. The TLS stack
 // parses the hello and is stopped right after; nothing is written back.
 func peekServerName(c net.Conn) (string, []byte) {
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer func() { _ = c.SetReadDeadline(time.Time{}) }()
 	rec := &recordingConn{Conn: c}
 	var sni string
 	errStop := errors.New("stop after the ClientHello")

@@ -27,6 +27,7 @@ import (
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/controllers/gateway/envoy"
+	"github.com/plexus-net/plexus/controllers/gateway/ir"
 	"github.com/plexus-net/plexus/controllers/gateway/reconciler"
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
 	"github.com/plexus-net/plexus/internal/envoyxds"
@@ -133,14 +134,24 @@ func newStack(t testing.TB) *stack {
 // set translates in and serves it; it returns the snapshot's version.
 func (st *stack) set(t testing.TB, in translate.Input) string {
 	t.Helper()
-	out := translate.Translate(in)
-	var configs []l7proxy.Config
-	var secrets []corev1.Secret
-	for _, g := range out.Gateways {
+	var configs []ir.Gateway
+	for _, g := range translate.Translate(in).Gateways {
 		if g.Config == nil {
 			t.Fatalf("gateway %s not accepted: %+v", g.Key, g.Conditions)
 		}
-		res, err := envoy.Build(*g.Config, envoy.Options{BindAddress: "127.0.0.1", ProxyPort: func(p int32) (uint32, bool) { return st.ports[p], true },
+		configs = append(configs, *g.Config)
+	}
+	return st.serveConfigs(t, configs...)
+}
+
+// serveConfigs builds the configs as the controller does and serves them;
+// it returns the snapshot's version.
+func (st *stack) serveConfigs(t testing.TB, gws ...ir.Gateway) string {
+	t.Helper()
+	var configs []l7proxy.Config
+	var secrets []corev1.Secret
+	for _, g := range gws {
+		res, err := envoy.Build(g, envoy.Options{BindAddress: "127.0.0.1", ProxyPort: func(p int32) (uint32, bool) { return st.ports[p], true },
 			SecretName: func(s string) string {
 				ns, name, _ := strings.Cut(s, "/")
 				return envoyxds.SecretName("cilium-secrets", ns+"-"+name)
@@ -152,8 +163,9 @@ func (st *stack) set(t testing.TB, in translate.Input) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		configs = append(configs, l7proxy.Config{Ref: nodesv1alpha1.EnvoyConfigRef{Kind: "CiliumEnvoyConfig", Namespace: g.Key.Namespace, Name: g.Key.Name}, Generation: 1, Resources: raw})
-		for _, s := range g.Config.Secrets {
+		ns, name, _ := strings.Cut(g.Name, "/")
+		configs = append(configs, l7proxy.Config{Ref: nodesv1alpha1.EnvoyConfigRef{Kind: "CiliumEnvoyConfig", Namespace: ns, Name: name}, Generation: 1, Resources: raw})
+		for _, s := range g.Secrets {
 			ns, name, _ := strings.Cut(s.Name, "/")
 			secrets = append(secrets, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "cilium-secrets", Name: reconciler.SecretCopyName(ns, name)}, Type: corev1.SecretTypeTLS,
 				Data: map[string][]byte{corev1.TLSCertKey: s.Certificate, corev1.TLSPrivateKeyKey: s.Key}})

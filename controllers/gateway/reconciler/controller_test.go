@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -18,6 +19,7 @@ import (
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/controllers/gateway/translate"
 	"github.com/plexus-net/plexus/internal/passes"
 	"github.com/plexus-net/plexus/test/testenv"
 )
@@ -51,21 +53,25 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-func (h *harness) start() func() {
+func (h *harness) start() func() { return h.startWith(nil) }
+
+// startWith runs the controller with Ingress support on when ingress is set.
+func (h *harness) startWith(ingress *translate.IngressOptions) func() {
 	return env.RunManager(h.t, func(mgr ctrl.Manager) error {
 		return (&Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("plexus-gateway"), Passes: passes.Settings{Workers: 4},
-			SecretsNamespace: secretsNS, ProxyPortFirst: 10000, ProxyPortLast: 10009, GRPCRoutes: true, TLSRoutes: true}).SetupWithManager(mgr)
+			SecretsNamespace: secretsNS, ProxyPortFirst: 10000, ProxyPortLast: 10009, GatewayAPI: true, GRPCRoutes: true, TLSRoutes: true,
+			Ingress: ingress}).SetupWithManager(mgr)
 	})
 }
 
 func (h *harness) empty() {
 	ctx := context.Background()
-	for _, o := range []client.Object{&gwv1.GatewayClass{}, &corev1.Node{}, &nodesv1alpha1.L7Proxy{}, &ciliumv2.CiliumClusterwideEnvoyConfig{}} {
+	for _, o := range []client.Object{&gwv1.GatewayClass{}, &corev1.Node{}, &nodesv1alpha1.L7Proxy{}, &ciliumv2.CiliumClusterwideEnvoyConfig{}, &networkingv1.IngressClass{}} {
 		h.must(client.IgnoreNotFound(h.c.DeleteAllOf(ctx, o)))
 	}
 	for _, ns := range []string{testNS, secretsNS, "certs"} {
 		for _, o := range []client.Object{&gwv1.Gateway{}, &gwv1.HTTPRoute{}, &gwv1.ReferenceGrant{}, &corev1.Service{}, &discoveryv1.EndpointSlice{},
-			&corev1.Secret{}, &ciliumv2.CiliumEnvoyConfig{}} {
+			&corev1.Secret{}, &ciliumv2.CiliumEnvoyConfig{}, &networkingv1.Ingress{}} {
 			h.must(client.IgnoreNotFound(h.c.DeleteAllOf(ctx, o, client.InNamespace(ns))))
 		}
 	}
@@ -399,7 +405,9 @@ func TestRestartWritesNothing(t *testing.T) {
 	h := newHarness(t)
 	h.node("n1", "198.18.0.11")
 	h.class()
+	h.ingressClass()
 	h.service("echo", 8080)
+	h.must(h.c.Create(h.ctx, echoIngress("shop", nil)))
 	h.must(h.c.Create(h.ctx, &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: testNS}, Spec: gwv1.GatewaySpec{
 		GatewayClassName: "cilium",
 		Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80},
@@ -409,13 +417,14 @@ func TestRestartWritesNothing(t *testing.T) {
 		CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "web"}}},
 		Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{Name: "echo", Port: new(gwv1.PortNumber(8080))}}}}}},
 	}}))
-	stop := h.start()
+	start := func() func() { return h.startWith(&testIngressOptions) }
+	stop := start()
 	h.eventually("config listed for the node", func() error {
 		var p nodesv1alpha1.L7Proxy
 		if err := h.get(client.ObjectKey{Name: "n1"}, &p); err != nil {
 			return err
 		}
-		if len(p.Spec.Configs) != 1 {
+		if len(p.Spec.Configs) != 3 { // the Gateway's, the dedicated and the shared Ingress ones
 			return fmt.Errorf("configs %v", p.Spec.Configs)
 		}
 		return nil
@@ -440,6 +449,9 @@ func TestRestartWritesNothing(t *testing.T) {
 			{gatewayKey("web"), &gwv1.Gateway{}}, {gatewayKey("echo"), &gwv1.HTTPRoute{}}, {client.ObjectKey{Name: "cilium"}, &gwv1.GatewayClass{}},
 			{gatewayKey("cilium-gateway-web"), &corev1.Service{}}, {gatewayKey("cilium-gateway-web"), &discoveryv1.EndpointSlice{}},
 			{gatewayKey("cilium-gateway-web"), &ciliumv2.CiliumEnvoyConfig{}}, {client.ObjectKey{Name: "n1"}, &nodesv1alpha1.L7Proxy{}},
+			{gatewayKey("shop"), &networkingv1.Ingress{}}, {gatewayKey("cilium-ingress-shop"), &corev1.Service{}},
+			{gatewayKey("cilium-ingress-shop"), &discoveryv1.EndpointSlice{}}, {gatewayKey("cilium-ingress-gw-test-shop"), &ciliumv2.CiliumEnvoyConfig{}},
+			{gatewayKey("cilium-ingress"), &corev1.Service{}}, {gatewayKey("cilium-ingress"), &ciliumv2.CiliumEnvoyConfig{}},
 		} {
 			h.must(h.get(o.key, o.obj))
 			out[fmt.Sprintf("%T %s", o.obj, o.key)] = o.obj.GetResourceVersion()
@@ -450,7 +462,7 @@ func TestRestartWritesNothing(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	before := versions()
 	stop()
-	h.start()
+	start()
 	time.Sleep(3 * time.Second)
 	after := versions()
 	for k, v := range before {

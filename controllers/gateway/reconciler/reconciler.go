@@ -1,12 +1,13 @@
 // Package reconciler is the gateway controller: each pass reads the Gateway
-// API objects, translates them (package translate) into Envoy resources
-// (package envoy), and writes per Gateway a LoadBalancer Service, the
+// API objects and Ingresses, translates them (package translate) into Envoy
+// resources (package envoy), and writes per load balancer (each Gateway,
+// each dedicated Ingress, the shared Ingress one) a Service, the
 // EndpointSlice that sends its traffic to the node proxies, a
 // CiliumEnvoyConfig holding its resources and copies of its certificates in
 // the secrets namespace; per node an L7Proxy naming the configs that node
-// serves; and the status of every Gateway API object it answers for.
-// Programmed turns True only once every node's proxy has acknowledged the
-// Gateway's configuration.
+// serves; and the status of every object it answers for. Programmed (and an
+// Ingress's address) shows only once every node's proxy has acknowledged
+// the configuration.
 package reconciler
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -31,9 +33,7 @@ import (
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
-	"github.com/plexus-net/plexus/controllers/gateway/envoy"
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
-	"github.com/plexus-net/plexus/internal/envoyxds"
 	"github.com/plexus-net/plexus/internal/nodeobjects"
 	"github.com/plexus-net/plexus/internal/passes"
 )
@@ -49,6 +49,8 @@ import (
 // +kubebuilder:rbac:groups="",resources=namespaces;nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",namespace=cilium-secrets,resources=secrets,verbs=create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;ingressclasses,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // ManagedByLabel marks what this controller writes.
@@ -73,11 +75,15 @@ type Reconciler struct {
 	// ProxyPortFirst and ProxyPortLast bound the ports the node proxies
 	// listen on, one per Gateway listener port.
 	ProxyPortFirst, ProxyPortLast int32
-	// GRPCRoutes and TLSRoutes say whether their CRDs are installed.
-	GRPCRoutes, TLSRoutes bool
+	// GatewayAPI turns Gateway API support on; GRPCRoutes and TLSRoutes
+	// say whether their CRDs are installed.
+	GatewayAPI, GRPCRoutes, TLSRoutes bool
+	// Ingress, when set, turns Ingress support on with these settings.
+	Ingress *translate.IngressOptions
 
-	runner passes.Runner
-	ports  proxyPorts
+	runner   passes.Runner
+	ports    proxyPorts
+	reported reported
 }
 
 // SetupWithManager registers the reconciler.
@@ -88,17 +94,23 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.ports = proxyPorts{First: r.ProxyPortFirst, Last: r.ProxyPortLast}
 	r.runner = passes.Runner{Name: "gateway", Client: r.Client, Settings: r.Passes, Decide: r.decide}
 	watches := []passes.Watch{
-		passes.For(&gwv1.GatewayClass{}), passes.For(&gwv1.Gateway{}), passes.For(&gwv1.HTTPRoute{}),
-		passes.For(&gwv1.ReferenceGrant{}), passes.For(&corev1.Namespace{}), passes.For(&corev1.Service{}),
+		passes.For(&corev1.Namespace{}), passes.For(&corev1.Service{}),
 		passes.For(&discoveryv1.EndpointSlice{}), passes.For(&corev1.Secret{}), passes.For(&corev1.Node{}),
 		passes.For(&ciliumv2.CiliumEnvoyConfig{}), passes.For(&ciliumv2.CiliumClusterwideEnvoyConfig{}),
 		passes.For(&nodesv1alpha1.L7Proxy{}),
+	}
+	if r.GatewayAPI {
+		watches = append(watches, passes.For(&gwv1.GatewayClass{}), passes.For(&gwv1.Gateway{}), passes.For(&gwv1.HTTPRoute{}),
+			passes.For(&gwv1.ReferenceGrant{}))
 	}
 	if r.GRPCRoutes {
 		watches = append(watches, passes.For(&gwv1.GRPCRoute{}))
 	}
 	if r.TLSRoutes {
 		watches = append(watches, passes.For(&gwv1.TLSRoute{}))
+	}
+	if r.Ingress != nil {
+		watches = append(watches, passes.For(&networkingv1.Ingress{}), passes.For(&networkingv1.IngressClass{}))
 	}
 	return r.runner.SetupWithManager(mgr, watches...)
 }
@@ -119,67 +131,98 @@ type world struct {
 	cecs      ciliumv2.CiliumEnvoyConfigList
 	ccecs     ciliumv2.CiliumClusterwideEnvoyConfigList
 	l7proxies nodesv1alpha1.L7ProxyList
+
+	ingresses      networkingv1.IngressList
+	ingressClasses networkingv1.IngressClassList
 }
 
 func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	var w world
-	lists := []client.ObjectList{&w.classes, &w.gateways, &w.http, &w.grants, &w.nss, &w.services, &w.slices,
-		&w.secrets, &w.nodes, &w.cecs, &w.ccecs, &w.l7proxies}
+	lists := []client.ObjectList{&w.nss, &w.services, &w.slices, &w.secrets, &w.nodes, &w.cecs, &w.ccecs, &w.l7proxies}
+	if r.GatewayAPI {
+		lists = append(lists, &w.classes, &w.gateways, &w.http, &w.grants)
+	}
 	if r.GRPCRoutes {
 		lists = append(lists, &w.grpc)
 	}
 	if r.TLSRoutes {
 		lists = append(lists, &w.tls)
 	}
+	if r.Ingress != nil {
+		lists = append(lists, &w.ingresses, &w.ingressClasses)
+	}
 	if err := p.ListAll(ctx, lists...); err != nil {
 		return err
 	}
-	out := translate.Translate(translate.Input{
+	in := translate.Input{
 		Classes: w.classes.Items, Gateways: live(w.gateways.Items), HTTPRoutes: w.http.Items, GRPCRoutes: w.grpc.Items, TLSRoutes: w.tls.Items,
 		ReferenceGrants: w.grants.Items, Namespaces: w.nss.Items, Services: w.services.Items,
 		EndpointSlices: w.slices.Items, Secrets: w.secrets.Items,
-	})
-
-	gateways := map[types.NamespacedName]*gwv1.Gateway{}
-	for i := range w.gateways.Items {
-		gateways[keyOf(&w.gateways.Items[i])] = &w.gateways.Items[i]
+		Ingresses: w.ingresses.Items, IngressClasses: w.ingressClasses.Items,
 	}
-	wantedPorts := map[types.NamespacedName][]int32{}
+	out := translate.Translate(in)
+	gateways := index(w.gateways.Items)
+
+	// Every load balancer this pass wants: one per accepted Gateway, one
+	// per dedicated Ingress, and the shared Ingress one.
+	var frontends []*frontend
+	gatewayFrontends := map[types.NamespacedName]*frontend{}
+	warnings := map[types.NamespacedName]string{}
 	for _, g := range out.Gateways {
 		if g.Config != nil {
-			for _, port := range g.Config.Ports {
-				wantedPorts[g.Key] = append(wantedPorts[g.Key], port.Port)
-			}
+			fe, warning := gatewayFrontend(gateways[g.Key], g.Config)
+			frontends = append(frontends, &fe)
+			gatewayFrontends[g.Key], warnings[g.Key] = &fe, warning
 		}
+	}
+	var ingressOut translate.IngressOutput
+	if r.Ingress != nil {
+		ingressOut = translate.TranslateIngresses(in, *r.Ingress)
+		for _, f := range ingressOut.Frontends {
+			fe := ingressFrontend(f)
+			frontends = append(frontends, &fe)
+		}
+	}
+	wantedPorts := map[types.NamespacedName][]int32{}
+	for _, fe := range frontends {
+		wantedPorts[fe.key] = fe.ports()
 	}
 	ports, portErrs := r.ports.plan(w.services.Items, wantedPorts)
 	acks := ackIndex(w.l7proxies.Items)
-	cecs := map[types.NamespacedName]*ciliumv2.CiliumEnvoyConfig{}
-	for i := range w.cecs.Items {
-		cecs[keyOf(&w.cecs.Items[i])] = &w.cecs.Items[i]
-	}
-	services := map[types.NamespacedName]*corev1.Service{}
-	for i := range w.services.Items {
-		services[keyOf(&w.services.Items[i])] = &w.services.Items[i]
-	}
-	slicesByName := map[types.NamespacedName]*discoveryv1.EndpointSlice{}
-	for i := range w.slices.Items {
-		slicesByName[keyOf(&w.slices.Items[i])] = &w.slices.Items[i]
-	}
+	cecs := index(w.cecs.Items)
+	services := index(w.services.Items)
+	slicesByName := index(w.slices.Items)
 
 	wantSecrets := map[string]*corev1.Secret{}
 	generatedCECs := map[types.NamespacedName]bool{}
+	states := map[types.NamespacedName]frontendState{}
+	for _, fe := range frontends {
+		generatedCECs[fe.envoyConfig] = true
+		cur := current{service: services[fe.key], slice: slicesByName[fe.key], envoyConfig: cecs[fe.envoyConfig]}
+		states[fe.key] = frontendState{
+			built:   r.writeFrontend(p, fe, ports, portErrs[fe.key], cur, w.nodes.Items, wantSecrets),
+			service: cur.service,
+			acks:    acks.of(configRef(cur.envoyConfig), cur.envoyConfig),
+		}
+	}
 	for _, g := range out.Gateways {
 		gw := gateways[g.Key]
 		st := gatewayStatus{result: g}
-		if g.Config != nil {
-			genKey := types.NamespacedName{Namespace: gw.Namespace, Name: GeneratedName(gw.Name)}
-			generatedCECs[genKey] = true
-			st.built = r.gatewayObjects(p, gw, g, ports, portErrs[g.Key], services[genKey], slicesByName[genKey], cecs[genKey], w.nodes.Items, wantSecrets)
-			st.service = services[genKey]
-			st.acks = acks.of(configRef(cecs[genKey]), cecs[genKey])
+		if fe := gatewayFrontends[g.Key]; fe != nil {
+			st.frontendState = states[fe.key]
+			st.built.warning = warnings[g.Key]
 		}
 		p.Write(statusWrite(p, gw, func(o *gwv1.Gateway) { setGatewayStatus(o, st) }))
+	}
+	if r.Ingress != nil {
+		r.ingressStatuses(p, w.ingresses.Items, ingressOut, states)
+		want := map[types.NamespacedName]bool{}
+		for _, fe := range frontends {
+			want[fe.key], want[fe.envoyConfig] = true, true
+		}
+		staleIngressObjects(p, r.Client, w.services.Items, want)
+		staleIngressObjects(p, r.Client, w.slices.Items, want)
+		staleIngressObjects(p, r.Client, w.cecs.Items, want)
 	}
 	r.secretCopies(p, w.secrets.Items, wantSecrets)
 	p.Write(l7Proxies.Writes(r.Client, nodeobjects.Ptrs(w.l7proxies.Items), desiredL7Proxies(w.nodes.Items, w.cecs.Items, w.ccecs.Items, generatedCECs))...)
@@ -205,80 +248,6 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		p.Write(statusWrite(p, c, func(o *ciliumv2.CiliumClusterwideEnvoyConfig) { setEnvoyConfigStatus(&o.Status, o.Generation, st) }))
 	}
 	return nil
-}
-
-// gatewayObjects adds the writes of one accepted Gateway's Service,
-// EndpointSlice and CiliumEnvoyConfig and notes the Secrets it needs. It
-// returns what went wrong, for the Gateway's status (nil: all as wanted).
-func (r *Reconciler) gatewayObjects(p *passes.Pass, gw *gwv1.Gateway, g translate.GatewayResult, ports map[gatewayPort]int32,
-	portErr error, curSvc *corev1.Service, curSlice *discoveryv1.EndpointSlice, curCEC *ciliumv2.CiliumEnvoyConfig,
-	nodes []corev1.Node, wantSecrets map[string]*corev1.Secret) *builtGateway {
-	b := &builtGateway{}
-	if portErr != nil {
-		b.err = portErr
-		return b
-	}
-	proxyPort := func(port int32) (uint32, bool) {
-		pp, ok := ports[gatewayPort{g.Key, port}]
-		return uint32(pp), ok //nolint:gosec // a port number
-	}
-	res, err := envoy.Build(*g.Config, envoy.Options{
-		ProxyPort: proxyPort, BindAddress: "0.0.0.0",
-		SecretName: func(s string) string {
-			ns, name := cutKey(s)
-			return envoyxds.SecretName(r.SecretsNamespace, SecretCopyName(ns, name))
-		},
-	})
-	if err != nil {
-		// Keep serving what was last built: the proxies still have it.
-		b.err = fmt.Errorf("the generated Envoy configuration is invalid (a Plexus bug; please report it): %w", err)
-		return b
-	}
-	for _, s := range g.Config.Secrets {
-		ns, name := cutKey(s.Name)
-		c := desiredSecretCopy(r.SecretsNamespace, ns, name, s.Certificate, s.Key)
-		wantSecrets[c.Name] = c
-	}
-	svc, warning := desiredService(gw, g.Config, proxyPort)
-	b.warning = warning
-	switch {
-	case curSvc == nil:
-		p.Write(create(r.Client, svc))
-	case !metav1.IsControlledBy(curSvc, gw):
-		b.err = fmt.Errorf("Service %s/%s exists and is not this Gateway's: rename or delete it", curSvc.Namespace, curSvc.Name)
-		return b
-	default:
-		if next := applyService(curSvc, svc); next != nil {
-			p.Write(update(r.Client, next))
-		}
-	}
-	es := desiredEndpointSlice(gw, svc, nodes)
-	switch {
-	case curSlice == nil:
-		p.Write(create(r.Client, es))
-	case !sameEndpointSlice(curSlice, es):
-		next := curSlice.DeepCopy()
-		next.Labels, next.OwnerReferences, next.AddressType, next.Ports, next.Endpoints = es.Labels, es.OwnerReferences, es.AddressType, es.Ports, es.Endpoints
-		p.Write(update(r.Client, next))
-	}
-	cec, err := desiredEnvoyConfig(gw, res)
-	if err != nil {
-		b.err = err
-		return b
-	}
-	switch {
-	case curCEC == nil:
-		p.Write(create(r.Client, cec))
-		b.pending = true
-	case !metav1.IsControlledBy(curCEC, gw):
-		b.err = fmt.Errorf("CiliumEnvoyConfig %s/%s exists and is not this Gateway's: rename or delete it", curCEC.Namespace, curCEC.Name)
-	case !sameResources(curCEC.Spec.Resources, cec.Spec.Resources) || curCEC.Spec.NodeSelector != nil || !maps.Equal(curCEC.Labels, cec.Labels):
-		next := curCEC.DeepCopy()
-		next.Labels, next.Spec = cec.Labels, cec.Spec
-		p.Write(update(r.Client, next))
-		b.pending = true
-	}
-	return b
 }
 
 // secretCopies writes the wanted certificate copies and deletes the rest
@@ -361,6 +330,18 @@ func configRef(c *ciliumv2.CiliumEnvoyConfig) nodesv1alpha1.EnvoyConfigRef {
 		return nodesv1alpha1.EnvoyConfigRef{}
 	}
 	return nodesv1alpha1.EnvoyConfigRef{Kind: "CiliumEnvoyConfig", Namespace: c.Namespace, Name: c.Name}
+}
+
+// index maps objects by namespace/name.
+func index[T any, P interface {
+	*T
+	client.Object
+}](items []T) map[types.NamespacedName]P {
+	out := make(map[types.NamespacedName]P, len(items))
+	for i := range items {
+		out[keyOf(P(&items[i]))] = P(&items[i])
+	}
+	return out
 }
 
 func keyOf(o metav1.Object) types.NamespacedName {

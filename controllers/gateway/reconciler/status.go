@@ -85,12 +85,17 @@ type builtGateway struct {
 	pending bool
 }
 
-// gatewayStatus is everything a Gateway's status is made from.
-type gatewayStatus struct {
-	result  translate.GatewayResult
+// frontendState is how far a frontend's objects got.
+type frontendState struct {
 	built   *builtGateway
 	service *corev1.Service
 	acks    ackSummary
+}
+
+// gatewayStatus is everything a Gateway's status is made from.
+type gatewayStatus struct {
+	result translate.GatewayResult
+	frontendState
 }
 
 func addresses(svc *corev1.Service) []gwv1.GatewayStatusAddress {

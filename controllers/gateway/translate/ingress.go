@@ -224,7 +224,11 @@ func parseIngressAnnotations(ing *networkingv1.Ingress, opts IngressOptions, pro
 		}
 	}
 	if v, ok := get(annotationLBClass); ok && v != "" {
-		a.lbClass = &v
+		if a.serviceType == corev1.ServiceTypeLoadBalancer {
+			a.lbClass = &v
+		} else {
+			problem("annotation %s: ignored, a load-balancer class needs service-type LoadBalancer", annotationLBClass)
+		}
 	}
 	if v, ok := get(annotationETP); ok {
 		switch corev1.ServiceExternalTrafficPolicy(v) {

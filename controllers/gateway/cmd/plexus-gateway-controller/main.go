@@ -1,7 +1,8 @@
-// Command plexus-gateway-controller is Plexus's Gateway API controller: it
-// translates Gateways and their routes into Envoy configuration that the
-// node proxies serve, gives each Gateway a LoadBalancer Service, and reports
-// the Gateway API's status, Programmed only once the proxies acknowledged.
+// Command plexus-gateway-controller is Plexus's Gateway API and Ingress
+// controller: it translates Gateways and their routes, and Ingresses, into
+// Envoy configuration that the node proxies serve, gives each a
+// LoadBalancer Service, and reports status, Programmed (or an Ingress's
+// address) only once the proxies acknowledged.
 package main
 
 import (
@@ -13,12 +14,14 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/controllers/gateway/reconciler"
+	"github.com/plexus-net/plexus/controllers/gateway/translate"
 	"github.com/plexus-net/plexus/internal/operator"
 )
 
@@ -27,14 +30,21 @@ func main() {
 		flags            operator.Flags
 		secretsNamespace string
 		proxyPorts       string
+		ingress          ingressFlags
 	)
 	flags.Bind(flag.CommandLine, "gateway")
+	gatewayAPI := flag.Bool("gateway-api", true, "serve the Gateway API (waits for its CRDs)")
 	flag.StringVar(&secretsNamespace, "secrets-namespace", "cilium-secrets", "namespace the Gateways' certificates are copied to; node plugins read Secrets only there")
 	flag.StringVar(&proxyPorts, "proxy-ports", "10000-10999", "ports the node proxies listen on, one per Gateway listener port (first-last)")
+	ingress.bind(flag.CommandLine)
 	flag.Parse()
 	first, last, err := portRange(proxyPorts)
 	if err != nil {
 		operator.Fatal(err, "--proxy-ports")
+	}
+	ingressOptions, err := ingress.options()
+	if err != nil {
+		operator.Fatal(err, "Ingress flags")
 	}
 
 	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, nodesv1alpha1.AddToScheme, gwv1.Install)
@@ -48,8 +58,8 @@ func main() {
 	log := ctrl.Log.WithName("gateway")
 	// Without the Gateway API CRDs there is nothing to do: say which are
 	// missing and wait for them (the seed's behaviour), rather than crash.
-	var optional map[string]bool
-	for {
+	optional := map[string]bool{}
+	for *gatewayAPI {
 		missing, present := missingCRDs(mgr.GetRESTMapper())
 		if len(missing) == 0 {
 			optional = present
@@ -62,7 +72,7 @@ func main() {
 		}
 	}
 	for _, kind := range []string{"GRPCRoute", "TLSRoute"} {
-		if !optional[kind] {
+		if *gatewayAPI && !optional[kind] {
 			log.Info(fmt.Sprintf("the %s CRD is not installed: %s support is disabled", kind, kind))
 		}
 	}
@@ -73,8 +83,10 @@ func main() {
 		SecretsNamespace: secretsNamespace,
 		ProxyPortFirst:   first,
 		ProxyPortLast:    last,
+		GatewayAPI:       *gatewayAPI,
 		GRPCRoutes:       optional["GRPCRoute"],
 		TLSRoutes:        optional["TLSRoute"],
+		Ingress:          ingressOptions,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		operator.Fatal(err, "setting up the gateway controller")
@@ -106,4 +118,59 @@ func portRange(s string) (first, last int32, err error) {
 		return 0, 0, fmt.Errorf("%q is not a port range first-last within 1-65535", s)
 	}
 	return int32(f), int32(l), nil
+}
+
+// ingressFlags are the Ingress controller's settings (Helm
+// ingressController.*).
+type ingressFlags struct {
+	enabled       bool
+	mode          string
+	enforceHTTPS  bool
+	defaultSecret string
+	sharedService string
+	prefixes      string
+}
+
+func (f *ingressFlags) bind(fs *flag.FlagSet) {
+	fs.BoolVar(&f.enabled, "ingress", false, "serve Kubernetes Ingresses of the cilium IngressClass")
+	fs.StringVar(&f.mode, "ingress-default-mode", "dedicated", "load-balancer mode of Ingresses without the ingress.cilium.io/loadbalancer-mode annotation: dedicated or shared")
+	fs.BoolVar(&f.enforceHTTPS, "ingress-enforce-https", true, "redirect plain HTTP to HTTPS for hosts with TLS, unless an Ingress's ingress.cilium.io/force-https says otherwise")
+	fs.StringVar(&f.defaultSecret, "ingress-default-secret", "", "namespace/name of the certificate Secret for Ingress TLS entries without a secretName")
+	fs.StringVar(&f.sharedService, "ingress-shared-service", "kube-system/cilium-ingress", "namespace/name of the shared Ingress load balancer's Service")
+	fs.StringVar(&f.prefixes, "ingress-lb-annotation-prefixes", "service.beta.kubernetes.io,service.kubernetes.io,lbipam.cilium.io,io.cilium/lb-ipam",
+		"comma-separated annotation key prefixes copied from a dedicated Ingress to its Service")
+}
+
+// options returns the Ingress settings, or nil when Ingress support is off.
+func (f *ingressFlags) options() (*translate.IngressOptions, error) {
+	if !f.enabled {
+		return nil, nil
+	}
+	o := &translate.IngressOptions{DefaultMode: translate.IngressMode(f.mode), EnforceHTTPS: f.enforceHTTPS}
+	if o.DefaultMode != translate.Dedicated && o.DefaultMode != translate.Shared {
+		return nil, fmt.Errorf("--ingress-default-mode %q: want dedicated or shared", f.mode)
+	}
+	var err error
+	if o.SharedService, err = namespacedName("--ingress-shared-service", f.sharedService); err != nil {
+		return nil, err
+	}
+	if f.defaultSecret != "" {
+		if o.DefaultCertificate, err = namespacedName("--ingress-default-secret", f.defaultSecret); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range strings.Split(f.prefixes, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			o.AnnotationPrefixes = append(o.AnnotationPrefixes, p)
+		}
+	}
+	return o, nil
+}
+
+func namespacedName(flagName, s string) (types.NamespacedName, error) {
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("%s %q: want namespace/name", flagName, s)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }

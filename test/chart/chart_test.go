@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -964,4 +965,44 @@ func TestGW4_ChartGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	installed.get(t, "GatewayClass", "cilium")
+}
+
+// The Ingress block: the same controller and node proxies with Ingress
+// flags (Gateway API off when only Ingress is on), IngressClass cilium, the
+// default-class annotation only with ingressController.default (IN3), and
+// bad settings refused at render.
+func TestIN3_ChartIngress(t *testing.T) {
+	helm(t)
+	o, err := render(t, "--set", "ingressController.enabled=true", "--set", "ingressController.loadbalancerMode=shared",
+		"--set", "ingressController.defaultSecretNamespace=certs", "--set", "ingressController.defaultSecretName=wildcard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := container(t, get[appsv1.Deployment](t, o, "Deployment", "plexus-gateway")).Args
+	for _, want := range []string{"--gateway-api=false", "--ingress", "--ingress-default-mode=shared", "--ingress-enforce-https=true",
+		"--ingress-shared-service=plexus-system/cilium-ingress", "--ingress-default-secret=certs/wildcard"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("controller args %v lack %s", args, want)
+		}
+	}
+	get[appsv1.DaemonSet](t, o, "DaemonSet", "plexus-l7proxy-node")
+	class := get[networkingv1.IngressClass](t, o, "IngressClass", "cilium")
+	equal(t, "IngressClass controller", class.Spec.Controller, "cilium.io/ingress-controller")
+	equal(t, "default-class annotation", class.Annotations[networkingv1.AnnotationIsDefaultIngressClass], "")
+	for _, u := range o {
+		if u.GetKind() == "GatewayClass" {
+			t.Error("Ingress alone renders a GatewayClass")
+		}
+	}
+	def, err := render(t, "--set", "ingressController.enabled=true", "--set", "ingressController.default=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "default-class annotation", get[networkingv1.IngressClass](t, def, "IngressClass", "cilium").Annotations[networkingv1.AnnotationIsDefaultIngressClass], "true")
+	if _, err := render(t, "--set", "ingressController.enabled=true", "--set", "ingressController.defaultSecretName=x"); err == nil || !strings.Contains(err.Error(), "defaultSecretNamespace") {
+		t.Errorf("a default secret without its namespace: %v", err)
+	}
+	if _, err := render(t, "--set", "ingressController.enabled=true", "--set", "ingressController.loadbalancerMode=both"); err == nil || !strings.Contains(err.Error(), "/ingressController/loadbalancerMode") {
+		t.Errorf("an unknown mode: %v", err)
+	}
 }

@@ -2,7 +2,11 @@ package e2e_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -10,6 +14,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -193,5 +199,159 @@ func TestGateway(t *testing.T) {
 			t.Errorf("%d of %d requests to the unchanged route failed (first: %v)", failed.Load(), sent.Load(), firstErr.Load())
 		}
 		t.Logf("%d requests to /details during the edits, %d failed", sent.Load(), failed.Load())
+	})
+	t.Run("Ingress", func(t *testing.T) { ingressSubtests(t, l) })
+}
+
+// ingressSubtests run the seed's Ingress examples on the Gateway lab (its
+// gw-details and gw-productpage Services): each Ingress is reached from the
+// external client through the address LB-IPAM gives its load balancer.
+func ingressSubtests(t *testing.T, l *labtest.Lab) {
+	ctx := context.Background()
+	ns := labtest.Namespace
+	ings := l.Client.NetworkingV1().Ingresses(ns)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := l.Client.NetworkingV1().IngressClasses().Create(ctx, &networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "cilium"},
+		Spec: networkingv1.IngressClassSpec{Controller: "cilium.io/ingress-controller"}}, metav1.CreateOptions{})
+	must(err)
+	path := func(p, svc string) networkingv1.HTTPIngressPath {
+		return networkingv1.HTTPIngressPath{Path: p, PathType: new(networkingv1.PathTypePrefix), Backend: networkingv1.IngressBackend{
+			Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}
+	}
+	basic := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "basic-ingress", Namespace: ns}, Spec: networkingv1.IngressSpec{
+		IngressClassName: new("cilium"),
+		Rules: []networkingv1.IngressRule{{IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+			Paths: []networkingv1.HTTPIngressPath{path("/details", "gw-details"), path("/", "gw-productpage")}}}}},
+	}}
+	_, err = ings.Create(ctx, basic, metav1.CreateOptions{})
+	must(err)
+	address := func(name string) (string, error) {
+		ing, err := ings.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		if len(ing.Status.LoadBalancer.Ingress) == 0 {
+			return "", fmt.Errorf("Ingress %s has no address yet", name)
+		}
+		return ing.Status.LoadBalancer.Ingress[0].IP, nil
+	}
+	c := l.ExternalClientHTTP()
+	routes := func(addr string) error {
+		for p, want := range map[string]string{"/details/1": "gw-details-", "/": "gw-productpage-"} {
+			a, err := labtest.FetchWith(c, "http://"+addr+p)
+			if err != nil {
+				return err
+			}
+			if !strings.HasPrefix(a.Pod, want) {
+				return fmt.Errorf("GET %s answered by %s, want a %s pod", p, a.Pod, want)
+			}
+		}
+		return nil
+	}
+
+	var dedicated string
+	t.Run("IN1_IN4_DedicatedIngressFromTheExternalClient", func(t *testing.T) {
+		l.EventuallyIn(t, 90*time.Second, "the Ingress's address answers its paths", func() error {
+			var err error
+			if dedicated, err = address("basic-ingress"); err != nil {
+				return err
+			}
+			return routes(dedicated)
+		})
+		svc, err := l.Client.CoreV1().Services(ns).Get(ctx, "cilium-ingress-basic-ingress", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(svc.Status.LoadBalancer.Ingress) == 0 || svc.Status.LoadBalancer.Ingress[0].IP != dedicated {
+			t.Errorf("the Ingress shows %s, its Service %+v", dedicated, svc.Status.LoadBalancer)
+		}
+	})
+
+	t.Run("IN5_IN7_SwitchedToTheSharedLoadBalancer", func(t *testing.T) {
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			ing, err := ings.Get(ctx, "basic-ingress", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			ing.Annotations = map[string]string{"ingress.cilium.io/loadbalancer-mode": "shared"}
+			_, err = ings.Update(ctx, ing, metav1.UpdateOptions{})
+			return err
+		})
+		must(err)
+		l.EventuallyIn(t, 90*time.Second, "the Ingress moved to the shared address", func() error {
+			shared, err := l.Client.CoreV1().Services(lab.PlexusNamespace).Get(ctx, lab.SharedIngressService, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if len(shared.Status.LoadBalancer.Ingress) == 0 {
+				return fmt.Errorf("the shared Service has no address")
+			}
+			want := shared.Status.LoadBalancer.Ingress[0].IP
+			if got, err := address("basic-ingress"); err != nil || got != want {
+				return fmt.Errorf("the Ingress shows %q (%v), the shared Service has %s", got, err, want)
+			}
+			if _, err := l.Client.CoreV1().Services(ns).Get(ctx, "cilium-ingress-basic-ingress", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("the dedicated Service is still there: %v", err)
+			}
+			return routes(want)
+		})
+	})
+
+	t.Run("IN18_IN20_TLSTermination", func(t *testing.T) {
+		cert, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.crt")
+		must(err)
+		key, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.key")
+		must(err)
+		_, err = l.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "demo-cert", Namespace: ns}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}}, metav1.CreateOptions{})
+		must(err)
+		_, err = ings.Create(ctx, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "tls-ingress", Namespace: ns}, Spec: networkingv1.IngressSpec{
+			IngressClassName: new("cilium"),
+			TLS:              []networkingv1.IngressTLS{{Hosts: []string{"bookinfo.cilium.rocks"}, SecretName: "demo-cert"}},
+			Rules: []networkingv1.IngressRule{{Host: "bookinfo.cilium.rocks", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+				Paths: []networkingv1.HTTPIngressPath{path("/details", "gw-details"), path("/", "gw-productpage")}}}}},
+		}}, metav1.CreateOptions{})
+		must(err)
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(cert)
+		tr := c.Transport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: "bookinfo.cilium.rocks", MinVersion: tls.VersionTLS12}
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		do := func(url string) (*http.Response, error) {
+			req, err := http.NewRequest("GET", url, nil)
+			if err != nil {
+				return nil, err
+			}
+			req.Host = "bookinfo.cilium.rocks"
+			return hc.Do(req)
+		}
+		l.EventuallyIn(t, 90*time.Second, "HTTPS with the Ingress's certificate, HTTP redirected", func() error {
+			addr, err := address("tls-ingress")
+			if err != nil {
+				return err
+			}
+			resp, err := do("https://" + addr + "/details/1")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("HTTPS: %s", resp.Status)
+			}
+			resp, err = do("http://" + addr + "/details/1")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 301 || resp.Header.Get("Location") != "https://bookinfo.cilium.rocks/details/1" {
+				return fmt.Errorf("HTTP: %s to %q, want a 301 to HTTPS", resp.Status, resp.Header.Get("Location"))
+			}
+			return nil
+		})
 	})
 }

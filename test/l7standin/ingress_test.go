@@ -87,6 +87,9 @@ func TestIngressesThroughTheStandIn(t *testing.T) {
 				rule("bookinfo.cilium.rocks", ingressPath("/details", networkingv1.PathTypePrefix, "details"), ingressPath("/", networkingv1.PathTypePrefix, "productpage")),
 				rule("hipstershop.cilium.rocks", ingressPath("/", networkingv1.PathTypePrefix, "details")),
 			}}),
+		// A host with one path: anything else is 404.
+		ingress("details-only", nil, networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{rule("details.example",
+			ingressPath("/details", networkingv1.PathTypePrefix, "details"))}}),
 		// SNI passthrough.
 		ingress("passthrough", map[string]string{"ingress.cilium.io/tls-passthrough": "enabled"}, networkingv1.IngressSpec{
 			Rules: []networkingv1.IngressRule{rule("secure.example", ingressPath("/", networkingv1.PathTypePrefix, "tls-backend"))}}),
@@ -121,7 +124,16 @@ func TestIngressesThroughTheStandIn(t *testing.T) {
 			}
 		}
 	})
-	t.Run("IN17_BasicIngressAndUndefinedPaths", func(t *testing.T) {
+	t.Run("IN17_UndefinedPathsAre404", func(t *testing.T) {
+		c.t = t
+		if _, e := c.do("GET", "details.example", "/details/1", nil); e.Backend != "details" {
+			t.Errorf("/details/1 went to %q", e.Backend)
+		}
+		if resp, _ := c.do("GET", "details.example", "/ratings", nil); resp.StatusCode != 404 {
+			t.Errorf("/ratings gave %d, want 404", resp.StatusCode)
+		}
+	})
+	t.Run("BasicIngressAndHostlessRules", func(t *testing.T) {
 		c.t = t
 		if _, e := c.do("GET", "203.0.113.1", "/details/1", nil); e.Backend != "details" {
 			t.Errorf("/details/1 went to %q", e.Backend)
@@ -171,6 +183,20 @@ func TestIngressesThroughTheStandIn(t *testing.T) {
 		}
 	})
 	t.Run("IN21_TLSPassthrough", func(t *testing.T) { checkPassthrough(t, st.ports[443], tlsBackend) })
+	// Last, as it changes what is served: the seed's pitfall, /impl.* is
+	// longer than /impl and so takes it.
+	t.Run("IN15_LongerRegexTakesTheShorterPath", func(t *testing.T) {
+		c.t = t
+		in.Ingresses[1].Spec.Rules[0].HTTP.Paths[4].Path = "/impl.*"
+		var configs []ir.Gateway
+		for _, fe := range translate.TranslateIngresses(in, opts).Frontends {
+			configs = append(configs, fe.Config)
+		}
+		st.waitAcked(t, st.serveConfigs(t, configs...))
+		if _, e := c.do("GET", "pathtypes.example.com", "/impl", nil); e.Backend != "implpath2" {
+			t.Errorf("/impl went to %q, want implpath2", e.Backend)
+		}
+	})
 	t.Run("IN24_ClientAddressHeaders", func(t *testing.T) {
 		c.t = t
 		_, e := c.do("GET", "203.0.113.1", "/", nil)

@@ -200,7 +200,8 @@ func plexusControllers() []Component {
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-gateway"),
 			Enabled:  func(s *State) bool { return s.Gateway },
 			Args: func(e ComponentEnv) []string {
-				return append(common(e), "--secrets-namespace="+GatewaySecretsNamespace)
+				return append(common(e), "--secrets-namespace="+GatewaySecretsNamespace,
+					"--ingress", "--ingress-shared-service="+PlexusNamespace+"/"+SharedIngressService)
 			},
 		},
 		{
@@ -333,6 +334,10 @@ const (
 	// binary; it takes the node's xDS from L7ProxyNode.
 	L7StandIn = "l7-standin"
 )
+
+// SharedIngressService is the shared Ingress load balancer's Service (in
+// PlexusNamespace).
+const SharedIngressService = "cilium-ingress"
 
 // GatewaySecretsNamespace is where the gateway controller copies
 // certificates and the l7proxy plugins read them (the chart's default).

@@ -292,11 +292,15 @@ func ingressSubtests(t *testing.T, l *labtest.Lab) {
 				return fmt.Errorf("the shared Service has no address")
 			}
 			want := shared.Status.LoadBalancer.Ingress[0].IP
-			if got, err := address("basic-ingress"); err != nil || got != want {
-				return fmt.Errorf("the Ingress shows %q (%v), the shared Service has %s", got, err, want)
+			got, err := address("basic-ingress")
+			if err != nil {
+				return err
+			}
+			if got != want {
+				return fmt.Errorf("the Ingress shows %s, the shared Service has %s", got, want)
 			}
 			if _, err := l.Client.CoreV1().Services(ns).Get(ctx, "cilium-ingress-basic-ingress", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("the dedicated Service is still there: %v", err)
+				return fmt.Errorf("the dedicated Service is still there: %w", err)
 			}
 			return routes(want)
 		})

@@ -153,7 +153,7 @@ func TestIN1_IN4_IN5_IN7_IN29_DedicatedThenShared(t *testing.T) {
 			obj client.Object
 		}{{dedicated, &corev1.Service{}}, {dedicated, &discoveryv1.EndpointSlice{}}, {cecKey, &ciliumv2.CiliumEnvoyConfig{}}} {
 			if err := h.get(o.key, o.obj); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("%T %s: %v", o.obj, o.key, err)
+				return fmt.Errorf("%T %s: %w", o.obj, o.key, err)
 			}
 		}
 		return nil

@@ -134,8 +134,8 @@ hubble: ## build the upstream Hubble CLI from Cilium's Go module into bin/tools 
 run: controlplane build ## start a local control plane with the controllers and the samples; Ctrl-C cleans up
 	hack/run.sh
 
-.PHONY: bench bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-bgp-peers bench-policy bench-policy-change bench-gateway
-bench: bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-policy bench-policy-change bench-gateway ## every scale benchmark against the real API server (see docs/benchmarks.md)
+.PHONY: bench bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-bgp-peers bench-policy bench-policy-change bench-gateway bench-gateway-scale
+bench: bench-lbipam bench-ipam bench-identity bench-cni bench-lab bench-l2 bench-egress bench-bgp bench-policy bench-policy-change bench-gateway bench-gateway-scale ## every scale benchmark against the real API server (see docs/benchmarks.md)
 
 bench-lbipam: controlplane ## LB-IPAM: addresses for a burst of Services, beside the API server's write ceiling
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/lbipam $(BENCH_ARGS)
@@ -162,6 +162,9 @@ bench-policy: ## policy: compiling 5,000 policies over 5,000 identities; the eBP
 bench-policy-change: controlplane ## policy: a CiliumNetworkPolicy change until Ready (enforced on every node concerned), 1,000 policies over 5,000 pods on 50 simulated nodes
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/policy $(BENCH_ARGS)
 
+bench-gateway-scale: controlplane ## Gateway API at scale: 1,000 Gateways with 10,000 HTTPRoutes until all served and accepted, one edit after; controller CPU and peak RSS
+	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/gateway $(BENCH_ARGS)
+
 bench-gateway: ## Gateway API: a route edit until the node's proxy serves it (1, 100, 1,000 routes) and xDS bytes per edit; requests through the stand-in proxy vs direct
 	go test -run '^$$' -bench . -benchtime 30x -count 5 ./test/l7standin
 
@@ -184,6 +187,13 @@ bench-bgp-peers: ## BGP: 10,000 prefixes to 16 peers of one PeerConfig and one m
 LAB_NODES ?= 3
 LAB_ARGS ?=
 
+.PHONY: conformance
+conformance: controlplane host-packages ## the upstream Gateway API conformance suite on a lab (root; about 15 minutes); writes docs/conformance/gateway-api-report.yaml
+	@[[ $$(id -u) == 0 ]] || { echo "make conformance needs root (it runs a lab)" >&2; exit 1; }
+	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) \
+	  PLEXUS_CONFORMANCE_REPORT=$(CURDIR)/docs/conformance/gateway-api-report.yaml \
+	  go test -count=1 -timeout 60m -v -run TestGatewayAPIConformance ./test/conformance $(CONFORMANCE_ARGS)
+
 .PHONY: lab
 lab: $(HELM) ## a whole cluster on this machine (no docker): control plane, Plexus, 3 node namespaces, a demo; see docs/lab.md
 	@[[ $$(id -u) == 0 ]] || { echo "make lab needs root (network namespaces, links)" >&2; exit 1; }
@@ -191,6 +201,7 @@ lab: $(HELM) ## a whole cluster on this machine (no docker): control plane, Plex
 	nice $(MAKE) --no-print-directory build
 	nice go build -o bin/lab ./hack/lab
 	nice go build -o bin/lab-image ./test/lab/images
+	nice go build -o bin/echo-basic sigs.k8s.io/gateway-api/conformance/echo-basic
 	bin/lab up --nodes $(LAB_NODES) $(LAB_ARGS)
 	hack/lab/demo.sh $$(hack/build-controlplane.sh kubectl)/kubectl
 	@echo

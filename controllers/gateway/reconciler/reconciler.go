@@ -230,7 +230,10 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	for i := range w.classes.Items {
 		c := &w.classes.Items[i]
 		if conds, ours := out.Classes[c.Name]; ours {
-			p.Write(statusWrite(p, c, func(o *gwv1.GatewayClass) { o.Status.Conditions = mergeConditions(o.Status.Conditions, conds) }))
+			p.Write(statusWrite(p, c, func(o *gwv1.GatewayClass) {
+				o.Status.Conditions = mergeConditions(o.Status.Conditions, conds)
+				o.Status.SupportedFeatures = translate.SupportedFeatures()
+			}))
 		}
 	}
 	routeStatuses(p, out, "HTTPRoute", w.http.Items, func(o *gwv1.HTTPRoute) *[]gwv1.RouteParentStatus { return &o.Status.Parents })

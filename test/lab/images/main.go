@@ -7,6 +7,9 @@
 //	        echoed back on -udp (for policy tests of ports and protocols)
 //	client  fetches a URL every second and logs each answer (-once: one fetch, exit status says if it worked)
 //	pause   does nothing until stopped
+//	echo-basic  the Gateway API conformance suite's echo server: runs the
+//	        echo-basic binary beside this one (built from the conformance
+//	        module, sigs.k8s.io/gateway-api/conformance/echo-basic)
 //
 // echo and client read POD_NAME, POD_NAMESPACE, NODE_NAME and POD_IP from
 // the environment (the downward API in the pod spec).
@@ -23,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -52,8 +56,10 @@ func main() {
 		err = client(ctx, os.Args[2:])
 	case "pause":
 		<-ctx.Done()
+	case "echo-basic":
+		err = execSibling("echo-basic", os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown program %q (echo, client, pause)", os.Args[1])
+		err = fmt.Errorf("unknown program %q (echo, client, pause, echo-basic)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab-image:", err)
@@ -205,4 +211,15 @@ func client(ctx context.Context, args []string) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// execSibling replaces this process with the named program from this
+// binary's directory.
+func execSibling(name string, args []string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(filepath.Dir(self), name)
+	return syscall.Exec(path, append([]string{path}, args...), os.Environ()) //nolint:gosec // a program of this checkout
 }

@@ -62,9 +62,9 @@ func Root() string {
 // binaryPackages are the programs the lab runs, by output name: every
 // command of this checkout (controllers/*/cmd/*, nodeplugins/*/cmd/*,
 // cmd/*, named after its folder), the lab itself and the programs its pods
-// run.
+// run (lab-image, and echo-basic for the Gateway API conformance suite).
 func binaryPackages(root string) (map[string]string, error) {
-	pkgs := map[string]string{"lab": "./hack/lab", "lab-image": "./test/lab/images"}
+	pkgs := map[string]string{"lab": "./hack/lab", "lab-image": "./test/lab/images", "echo-basic": "sigs.k8s.io/gateway-api/conformance/echo-basic"}
 	for _, glob := range []string{"controllers/*/cmd/*", "nodeplugins/*/cmd/*", "cmd/*"} {
 		dirs, err := filepath.Glob(filepath.Join(root, glob))
 		if err != nil {

@@ -111,12 +111,19 @@ func (r *Runner) start(st *podState, c *corev1.Container, cs *ctrState, now time
 		cs.waiting, cs.message, cs.nextStart = "CreateContainerConfigError", err.Error(), now.Add(imageRetry)
 		return
 	}
-	argv := Argv(r.cfg.ImageBinary, program, c, env)
-	spec := proc.Spec{Path: argv[0], Args: argv[1:], Netns: st.rec.Netns, Log: filepath.Join(r.podDir(st.rec.UID), c.Name+".log")}
 	if err := os.MkdirAll(r.podDir(st.rec.UID), 0o755); err != nil {
 		cs.waiting, cs.message = "RunContainerError", err.Error()
 		return
 	}
+	mounts, err := r.volumeDirs(st.pod, c, r.podDir(st.rec.UID))
+	if err != nil {
+		cs.waiting, cs.message, cs.nextStart = "CreateContainerConfigError", err.Error(), now.Add(imageRetry)
+		return
+	}
+	env = RewritePaths(env, mounts, true)
+	argv := Argv(r.cfg.ImageBinary, program, c, env)
+	argv = append(argv[:2:2], RewritePaths(argv[2:], mounts, false)...)
+	spec := proc.Spec{Path: argv[0], Args: argv[1:], Netns: st.rec.Netns, Log: filepath.Join(r.podDir(st.rec.UID), c.Name+".log")}
 	cmd := spec.Command()
 	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=" + st.pod.Name}, env...)
 	log, err := os.OpenFile(spec.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

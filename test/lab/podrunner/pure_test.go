@@ -194,3 +194,32 @@ func TestComputeStatus(t *testing.T) {
 		t.Errorf("finished pod status = %+v", st4)
 	}
 }
+
+// Paths under a volume's mount path point into the pod's own directory;
+// other values are left alone.
+func TestRewritePaths(t *testing.T) {
+	mounts := map[string]string{"/etc/secret-volume": "/state/pods/u/volumes/secret-volume"}
+	env := RewritePaths([]string{"TLS_SERVER_CERT=/etc/secret-volume/crt", "POD_NAME=p", "OTHER=/etc/secret-volume-2/x"}, mounts, true)
+	want := []string{"TLS_SERVER_CERT=/state/pods/u/volumes/secret-volume/crt", "POD_NAME=p", "OTHER=/etc/secret-volume-2/x"}
+	if !slices.Equal(env, want) {
+		t.Errorf("env %v, want %v", env, want)
+	}
+	if args := RewritePaths([]string{"--cert", "/etc/secret-volume"}, mounts, false); args[1] != "/state/pods/u/volumes/secret-volume" {
+		t.Errorf("args %v", args)
+	}
+	if _, err := selectItems(map[string][]byte{"a": nil}, []corev1.KeyToPath{{Key: "b", Path: "b"}}); err == nil {
+		t.Error("a missing item key was accepted")
+	}
+}
+
+// The conformance suite's echo image runs the echo-basic program, any tag.
+func TestForeignImages(t *testing.T) {
+	for _, img := range []string{"registry.k8s.io/gateway-api/echo-basic:v1.5.1", "gcr.io/k8s-staging-gateway-api/echo-basic@sha256:00"} {
+		if p, err := ProgramFor(img); err != nil || p != "echo-basic" {
+			t.Errorf("%s: %q %v", img, p, err)
+		}
+	}
+	if _, err := ProgramFor("registry.k8s.io/coredns/coredns:v1.12.2"); err == nil {
+		t.Error("an unknown image was accepted")
+	}
+}

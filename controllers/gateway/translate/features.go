@@ -1,0 +1,38 @@
+package translate
+
+import (
+	"slices"
+	"strings"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/gateway-api/pkg/features"
+)
+
+// Features are the Gateway API features this controller serves: the cores
+// of the HTTP, gRPC and TLS profiles and the extended features built. They
+// are published in each owned GatewayClass's status.supportedFeatures (how
+// the conformance suite, and users, learn them). WebSocket backends are not
+// claimed: Envoy is asked for the upgrade, but the lab's stand-in proxy
+// cannot show it.
+var Features = []features.FeatureName{
+	features.SupportGateway, features.SupportHTTPRoute, features.SupportReferenceGrant,
+	features.SupportGRPCRoute, features.SupportTLSRoute,
+	features.SupportGatewayPort8080, features.SupportGatewayHTTPListenerIsolation, features.SupportGatewayInfrastructure,
+	features.SupportHTTPRouteQueryParamMatching, features.SupportHTTPRouteMethodMatching,
+	features.SupportHTTPRouteResponseHeaderModification, features.SupportHTTPRoutePortRedirect,
+	features.SupportHTTPRouteSchemeRedirect, features.SupportHTTPRoutePathRedirect, features.SupportHTTPRouteHostRewrite,
+	features.SupportHTTPRoutePathRewrite, features.SupportHTTPRouteRequestMirror, features.SupportHTTPRouteRequestMultipleMirrors,
+	features.SupportHTTPRouteRequestPercentageMirror, features.SupportHTTPRouteRequestTimeout, features.SupportHTTPRouteBackendTimeout,
+	features.SupportHTTPRouteParentRefPort, features.SupportHTTPRouteBackendProtocolH2C, features.SupportHTTPRouteDestinationPortMatching,
+}
+
+// SupportedFeatures is Features as a GatewayClass status lists them
+// (sorted, as the API asks).
+func SupportedFeatures() []gwv1.SupportedFeature {
+	out := make([]gwv1.SupportedFeature, 0, len(Features))
+	for _, f := range Features {
+		out = append(out, gwv1.SupportedFeature{Name: gwv1.FeatureName(f)})
+	}
+	slices.SortFunc(out, func(a, b gwv1.SupportedFeature) int { return strings.Compare(string(a.Name), string(b.Name)) })
+	return out
+}

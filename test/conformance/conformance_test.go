@@ -13,7 +13,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -78,8 +80,13 @@ func TestGatewayAPIConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	base, err := baseManifests()
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := suite.ConformanceOptions{
-		Client: c, Clientset: cs, RestConfig: cfg, ManifestFS: []fs.FS{&conformance.Manifests},
+		Client: c, Clientset: cs, RestConfig: cfg, BaseManifests: "plexus/base-manifests.yaml",
+		ManifestFS: []fs.FS{fstest.MapFS{"plexus/base-manifests.yaml": {Data: base}}, &conformance.Manifests},
 	}
 	opts.GatewayClassName = "cilium"
 	opts.Mode = "default"
@@ -131,4 +138,31 @@ func TestGatewayAPIConformance(t *testing.T) {
 	if err := cSuite.Run(t, tests.ConformanceTests); err != nil {
 		t.Error(err)
 	}
+}
+
+// baseManifests are the suite's base manifests without the CoreDNS server
+// that only UDPRoute tests use: UDPRoute is not claimed, its image is not
+// in the lab, and the suite waits for every base pod to be Ready.
+func baseManifests() ([]byte, error) {
+	data, err := fs.ReadFile(&conformance.Manifests, "base/manifests.yaml")
+	if err != nil {
+		return nil, err
+	}
+	var kept []string
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var meta struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			return nil, err
+		}
+		if meta.Metadata.Name == "coredns" {
+			continue
+		}
+		kept = append(kept, doc)
+	}
+	return []byte(strings.Join(kept, "\n---\n")), nil
 }

@@ -121,8 +121,18 @@ func (p *Proxy) check(typeURL string, res map[string]proto.Message) error {
 	for name, m := range res {
 		l, _ := listener(m.(*listenerv3.Listener), nil)
 		addrs[l.Address] = true
-		if b, ok := p.listeners[l.Address]; ok && b.mode == l.mode() {
-			continue
+		if b, ok := p.listeners[l.Address]; ok {
+			if b.mode == l.mode() {
+				continue
+			}
+			// The address changes hands (HTTP to TLS, say): Envoy binds
+			// the new listener beside the draining one (SO_REUSEPORT); the
+			// stand-in closes the old socket first.
+			b.ln.Close()
+			if b.srv != nil {
+				go b.srv.Close()
+			}
+			delete(p.listeners, l.Address)
 		}
 		ln, err := net.Listen("tcp", l.Address)
 		if err != nil {
@@ -131,9 +141,6 @@ func (p *Proxy) check(typeURL string, res map[string]proto.Message) error {
 				delete(p.listeners, a)
 			}
 			return fmt.Errorf("listener %s: %w", name, err)
-		}
-		if old, ok := p.listeners[l.Address]; ok {
-			old.ln.Close()
 		}
 		p.listeners[l.Address] = &bound{mode: l.mode(), ln: ln}
 		opened = append(opened, l.Address)
@@ -427,7 +434,7 @@ func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r
 	var err error
 	for try := 0; try < tries; try++ {
 		tctx := ctx
-		if policy.GetPerTryTimeout() != nil {
+		if policy.GetPerTryTimeout().AsDuration() > 0 { // zero is Envoy's unset
 			var cancel context.CancelFunc
 			tctx, cancel = context.WithTimeout(ctx, policy.GetPerTryTimeout().AsDuration())
 			defer cancel()

@@ -398,7 +398,7 @@ func prefixRewrite(m ir.Match, to string) (string, *matcherv3.RegexMatchAndSubst
 
 func retryPolicy(r *ir.Retry, perTry *time.Duration) *routev3.RetryPolicy {
 	p := &routev3.RetryPolicy{}
-	if perTry != nil {
+	if perTry != nil && *perTry > 0 { // zero: no limit per try, Envoy's unset
 		p.PerTryTimeout = durationpb.New(*perTry)
 	}
 	if r == nil {

@@ -19,6 +19,8 @@ type proxyPorts struct {
 
 	mu       sync.Mutex
 	assigned map[servicePort]int32
+	// next is where the search for a free port starts.
+	next int32
 }
 
 // servicePort is one port of one generated Service.
@@ -28,14 +30,17 @@ type servicePort struct {
 }
 
 // plan returns the proxy port of every (Service, port) wanted, keeping
-// earlier choices (from Services and memory) and giving the rest the lowest
-// free ports. Services not in wanted lose theirs. The error names what did
+// earlier choices (from Services and memory) and giving the rest free ports
+// in turn. Services not in wanted lose theirs. The error names what did
 // not fit in the range.
 func (p *proxyPorts) plan(services []corev1.Service, wanted map[types.NamespacedName][]int32) (map[servicePort]int32, map[types.NamespacedName]error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.assigned == nil {
 		p.assigned = map[servicePort]int32{}
+	}
+	if p.next < p.First || p.next > p.Last {
+		p.next = p.First
 	}
 	for i := range services {
 		s := &services[i]
@@ -67,23 +72,28 @@ func (p *proxyPorts) plan(services []corev1.Service, wanted map[types.Namespaced
 		out[k] = v
 	}
 	errs := map[types.NamespacedName]error{}
-	next := p.First
+	size := p.Last - p.First + 1
 	for _, svc := range sortedKeys(wanted) {
 		for _, port := range wanted[svc] {
 			k := servicePort{svc, port}
 			if _, ok := out[k]; ok {
 				continue
 			}
-			for ; next <= p.Last; next++ {
-				if _, taken := used[next]; !taken {
+			// Next fit: the first free port after the last one handed out,
+			// so a port just released (its listener still draining on the
+			// proxies) is the last to be reused.
+			found := false
+			for i := range size {
+				cand := p.First + (p.next-p.First+i)%size
+				if _, taken := used[cand]; !taken {
+					used[cand], out[k], found = k, cand, true
+					p.next = cand + 1
 					break
 				}
 			}
-			if next > p.Last {
+			if !found {
 				errs[svc] = fmt.Errorf("no free proxy port for port %d: all of %d-%d are in use (--proxy-ports)", port, p.First, p.Last)
-				continue
 			}
-			used[next], out[k] = k, next
 		}
 	}
 	for k, v := range out {

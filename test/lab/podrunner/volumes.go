@@ -18,6 +18,8 @@ import (
 // one of the container's mount paths is rewritten to that directory. This
 // serves programs that take file paths from their environment or flags,
 // such as the Gateway API conformance suite's echo-basic (TLS_SERVER_CERT).
+// Other volume types (the projected service-account token, hostPath, ...)
+// are not provided, as before: the lab's programs do not read them.
 
 // volumeDirs writes c's mounted volumes under dir and returns each mount
 // path with the directory that stands for it.
@@ -32,6 +34,9 @@ func (r *Runner) volumeDirs(pod *corev1.Pod, c *corev1.Container, dir string) (m
 		}
 		if vol == nil {
 			return nil, fmt.Errorf("volumeMount %s: no such volume", m.Name)
+		}
+		if vol.Secret == nil && vol.ConfigMap == nil && vol.EmptyDir == nil {
+			continue
 		}
 		local := filepath.Join(dir, "volumes", vol.Name)
 		data, err := r.volumeData(pod.Namespace, vol)
@@ -86,7 +91,7 @@ func (r *Runner) volumeData(namespace string, vol *corev1.Volume) (map[string][]
 		}
 		items = vol.ConfigMap.Items
 	default:
-		return nil, fmt.Errorf("only secret, configMap and emptyDir volumes are supported by the lab")
+		return nil, fmt.Errorf("only secret, configMap and emptyDir volumes are written by the lab")
 	}
 	return selectItems(data, items)
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/plexus-net/plexus/internal/cli/gatewaycli"
 	"github.com/plexus-net/plexus/internal/cli/policycli"
 	"github.com/plexus-net/plexus/internal/cli/statuscli"
+	"github.com/plexus-net/plexus/internal/k8snames"
 	"github.com/plexus-net/plexus/internal/operator"
 )
 
@@ -281,7 +282,7 @@ func gatewayStatus(ctx context.Context, cl client.Client, namespace, name string
 		return err
 	}
 	var cec ciliumv2.CiliumEnvoyConfig
-	switch err := cl.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "cilium-gateway-" + name}, &cec); {
+	switch err := cl.Get(ctx, client.ObjectKey{Namespace: namespace, Name: k8snames.Gateway(name)}, &cec); {
 	case err == nil:
 		v.Config = &cec
 	case !apierrors.IsNotFound(err):

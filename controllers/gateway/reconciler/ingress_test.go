@@ -111,18 +111,7 @@ func TestIN1_IN4_IN5_IN7_IN29_DedicatedThenShared(t *testing.T) {
 		}
 	}
 	h.setLBAddress(dedicated, "198.18.100.1")
-	h.eventually("both L7Proxies list the dedicated and the shared config", func() error {
-		for _, n := range []string{"n1", "n2"} {
-			var p nodesv1alpha1.L7Proxy
-			if err := h.get(client.ObjectKey{Name: n}, &p); err != nil {
-				return err
-			}
-			if len(p.Spec.Configs) != 2 {
-				return fmt.Errorf("%s lists %v", n, p.Spec.Configs)
-			}
-		}
-		return nil
-	})
+	h.eventually("both L7Proxies list the dedicated and the shared config", func() error { return h.nodesServe(2, "n1", "n2") })
 	h.ack("n1", "")
 	h.eventually("no address while n2 has not acknowledged", func() error {
 		var got networkingv1.Ingress
@@ -159,14 +148,8 @@ func TestIN1_IN4_IN5_IN7_IN29_DedicatedThenShared(t *testing.T) {
 		return nil
 	})
 	h.eventually("the nodes serve the shared config", func() error {
-		for _, n := range []string{"n1", "n2"} {
-			var p nodesv1alpha1.L7Proxy
-			if err := h.get(client.ObjectKey{Name: n}, &p); err != nil {
-				return err
-			}
-			if len(p.Spec.Configs) != 1 {
-				return fmt.Errorf("%s lists %v", n, p.Spec.Configs)
-			}
+		if err := h.nodesServe(1, "n1", "n2"); err != nil {
+			return err
 		}
 		h.ack("n1", "")
 		h.ack("n2", "")
@@ -234,4 +217,18 @@ func TestIN8_IN9_IN10_IN11_ServiceAnnotationsAndEvents(t *testing.T) {
 		}
 		return fmt.Errorf("no such Event among %d", len(evs.Items))
 	})
+}
+
+// nodesServe says whether each node's L7Proxy lists n configs.
+func (h *harness) nodesServe(n int, nodes ...string) error {
+	for _, node := range nodes {
+		var p nodesv1alpha1.L7Proxy
+		if err := h.get(client.ObjectKey{Name: node}, &p); err != nil {
+			return err
+		}
+		if len(p.Spec.Configs) != n {
+			return fmt.Errorf("%s lists %v, want %d configs", node, p.Spec.Configs, n)
+		}
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
+	"github.com/plexus-net/plexus/internal/k8snames"
 	"github.com/plexus-net/plexus/internal/nodeobjects"
 )
 
@@ -38,8 +39,9 @@ const (
 	endpointSliceManagedBy = "gateway.plexus.dev"
 )
 
-// GeneratedName is the name of a Gateway's Service and CiliumEnvoyConfig.
-func GeneratedName(gateway string) string { return "cilium-gateway-" + gateway }
+// GeneratedName is the name of a Gateway's Service and CiliumEnvoyConfig
+// (shortened to a DNS label with a hash when the Gateway's name is long).
+func GeneratedName(gateway string) string { return k8snames.Gateway(gateway) }
 
 func ownerRef(gw *gwv1.Gateway) *metav1.OwnerReference {
 	return &metav1.OwnerReference{
@@ -56,7 +58,7 @@ func gatewayFrontend(gw *gwv1.Gateway, cfg *ir.Gateway) (fe frontend, warning st
 	name := GeneratedName(gw.Name)
 	fe = frontend{
 		key: types.NamespacedName{Namespace: gw.Namespace, Name: name}, envoyConfig: types.NamespacedName{Namespace: gw.Namespace, Name: name},
-		owner: ownerRef(gw), labels: map[string]string{OwningGatewayLabel: gw.Name}, config: *cfg,
+		owner: ownerRef(gw), labels: map[string]string{OwningGatewayLabel: k8snames.ShortName(gw.Name)}, config: *cfg,
 		serviceType: corev1.ServiceTypeLoadBalancer,
 	}
 	if infra := gw.Spec.Infrastructure; infra != nil {

@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
+	"github.com/plexus-net/plexus/internal/k8snames"
 )
 
 // Ingress support: Kubernetes Ingresses of the cilium class become the same
@@ -99,7 +100,9 @@ type IngressOutput struct {
 }
 
 // DedicatedServiceName is a dedicated Ingress's Service (the seed's name).
-func DedicatedServiceName(ingress string) string { return "cilium-ingress-" + ingress }
+func DedicatedServiceName(ingress string) string {
+	return k8snames.ShortName("cilium-ingress-" + ingress)
+}
 
 // DedicatedEnvoyConfigName is a dedicated Ingress's CiliumEnvoyConfig.
 func DedicatedEnvoyConfigName(namespace, ingress string) string {

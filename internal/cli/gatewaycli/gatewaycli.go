@@ -16,6 +16,7 @@ import (
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
+	"github.com/plexus-net/plexus/internal/k8snames"
 )
 
 // View is everything the status shows.
@@ -51,7 +52,7 @@ func Render(w io.Writer, v View) error {
 		fmt.Fprintln(tw)
 	}
 	if v.Config == nil {
-		fmt.Fprintf(tw, "Envoy config:\tnone yet (CiliumEnvoyConfig cilium-gateway-%s is written once the Gateway is accepted)\n", gw.Name)
+		fmt.Fprintf(tw, "Envoy config:\tnone yet (CiliumEnvoyConfig %s is written once the Gateway is accepted)\n", k8snames.Gateway(gw.Name))
 		return tw.Flush()
 	}
 	ref := nodesv1alpha1.EnvoyConfigRef{Kind: "CiliumEnvoyConfig", Namespace: v.Config.Namespace, Name: v.Config.Name}

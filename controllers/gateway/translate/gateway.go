@@ -113,13 +113,24 @@ func (w *world) validateGateway(gw *gwv1.Gateway, classOK bool) *gatewayState {
 		}
 	}
 	usable := slices.ContainsFunc(g.listeners, func(l *listenerState) bool { return l.usable })
+	someInvalid := slices.ContainsFunc(g.listeners, func(l *listenerState) bool {
+		return meta.IsStatusConditionFalse(l.conds, string(gwv1.ListenerConditionAccepted))
+	})
 	switch {
+	case gw.Spec.Infrastructure != nil && gw.Spec.Infrastructure.ParametersRef != nil:
+		p := gw.Spec.Infrastructure.ParametersRef
+		g.conds = append(g.conds, cond(gwv1.GatewayConditionAccepted, false, gwv1.GatewayReasonInvalidParameters, gen,
+			"spec.infrastructure.parametersRef: %s.%s %s is not supported; Gateways take no parameters (the GatewayClass's parametersRef configures them)", p.Kind, p.Group, p.Name))
 	case len(unsupported) > 0:
 		g.conds = append(g.conds, cond(gwv1.GatewayConditionAccepted, false, gwv1.GatewayReasonUnsupportedAddress, gen,
 			"%s: only addresses of type IPAddress are supported", strings.Join(unsupported, ", ")))
 	case !usable:
 		g.conds = append(g.conds, cond(gwv1.GatewayConditionAccepted, false, gwv1.GatewayReasonListenersNotValid, gen,
 			"No listener is valid; see status.listeners"))
+	case someInvalid:
+		g.accepted = true
+		g.conds = append(g.conds, cond(gwv1.GatewayConditionAccepted, true, gwv1.GatewayReasonListenersNotValid, gen,
+			"Gateway accepted; some listeners are not valid and not served: see status.listeners"))
 	default:
 		g.accepted = true
 		g.conds = append(g.conds, cond(gwv1.GatewayConditionAccepted, true, gwv1.GatewayReasonAccepted, gen, "Gateway accepted"))
@@ -189,6 +200,9 @@ func (w *world) validateListener(gw *gwv1.Gateway, l *gwv1.Listener) *listenerSt
 		}
 	}
 	ls.usable = accepted.Status == metav1.ConditionTrue
+	if !ls.usable {
+		ls.kinds = nil // nothing attaches to a listener that is not served
+	}
 	ls.conds = []metav1.Condition{accepted, resolved}
 	return ls
 }

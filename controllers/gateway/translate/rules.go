@@ -266,6 +266,12 @@ func headerEdits(f *gwv1.HTTPHeaderFilter) ir.HeaderEdits {
 
 func redirect(f *gwv1.HTTPRequestRedirectFilter) *ir.Redirect {
 	r := &ir.Redirect{Scheme: ptr.Deref(f.Scheme, ""), Hostname: string(ptr.Deref(f.Hostname, "")), Port: ptr.Deref(f.Port, 0), StatusCode: ptr.Deref(f.StatusCode, 302)}
+	if r.Port == 0 {
+		// A new scheme without a port goes to the scheme's well-known
+		// port (the proxy leaves a default port out of Location); with
+		// neither, the request's own port (the listener's) stays.
+		r.Port = map[string]int32{"http": 80, "https": 443}[r.Scheme]
+	}
 	if p := f.Path; p != nil {
 		r.FullPath, r.PrefixPath = p.ReplaceFullPath, p.ReplacePrefixMatch
 	}

@@ -24,6 +24,8 @@ var Features = []features.FeatureName{
 	features.SupportHTTPRoutePathRewrite, features.SupportHTTPRouteRequestMirror, features.SupportHTTPRouteRequestMultipleMirrors,
 	features.SupportHTTPRouteRequestPercentageMirror, features.SupportHTTPRouteRequestTimeout, features.SupportHTTPRouteBackendTimeout,
 	features.SupportHTTPRouteParentRefPort, features.SupportHTTPRouteBackendProtocolH2C, features.SupportHTTPRouteDestinationPortMatching,
+	features.SupportHTTPRoute303RedirectStatusCode, features.SupportHTTPRoute307RedirectStatusCode, features.SupportHTTPRoute308RedirectStatusCode,
+	features.SupportHTTPRouteNamedRouteRule, features.SupportGRPCRouteNamedRouteRule,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them

@@ -59,7 +59,7 @@ func gatewayFrontend(gw *gwv1.Gateway, cfg *ir.Gateway) (fe frontend, warning st
 	fe = frontend{
 		key: types.NamespacedName{Namespace: gw.Namespace, Name: name}, envoyConfig: types.NamespacedName{Namespace: gw.Namespace, Name: name},
 		owner: ownerRef(gw), config: *cfg,
-		labels: map[string]string{OwningGatewayLabel: k8snames.ShortName(gw.Name), gwv1.GatewayNameLabelKey: k8snames.ShortName(gw.Name)},
+		labels:      map[string]string{OwningGatewayLabel: k8snames.ShortName(gw.Name), gwv1.GatewayNameLabelKey: k8snames.ShortName(gw.Name)},
 		serviceType: corev1.ServiceTypeLoadBalancer,
 	}
 	if infra := gw.Spec.Infrastructure; infra != nil {

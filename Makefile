@@ -188,7 +188,7 @@ LAB_NODES ?= 3
 LAB_ARGS ?=
 
 .PHONY: conformance
-conformance: controlplane host-packages ## the upstream Gateway API conformance suite on a lab (root; about 15 minutes); writes docs/conformance/gateway-api-report.yaml
+conformance: controlplane host-packages ## the upstream Gateway API conformance suite on a lab (root; about 5 minutes); writes docs/conformance/gateway-api-report.yaml
 	@[[ $$(id -u) == 0 ]] || { echo "make conformance needs root (it runs a lab)" >&2; exit 1; }
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) \
 	  PLEXUS_CONFORMANCE_REPORT=$(CURDIR)/docs/conformance/gateway-api-report.yaml \

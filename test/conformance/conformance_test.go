@@ -4,7 +4,7 @@
 // plugin feeding the stand-in proxy. The suite's echo-basic backends run in
 // the lab's pods (lab-image runs echo-basic built from the same module).
 // `make conformance` runs it and writes the suite's own report to
-// docs/conformance/; it takes a lab and about 15 minutes, so `make test`
+// docs/conformance/; it takes a lab and about 5 minutes, so `make test`
 // leaves it out.
 package conformance_test
 
@@ -47,7 +47,7 @@ import (
 func TestGatewayAPIConformance(t *testing.T) {
 	report := os.Getenv("PLEXUS_CONFORMANCE_REPORT")
 	if report == "" {
-		t.Skip("the conformance suite runs with `make conformance` (it sets PLEXUS_CONFORMANCE_REPORT); it needs a lab and about 15 minutes")
+		t.Skip("the conformance suite runs with `make conformance` (it sets PLEXUS_CONFORMANCE_REPORT); it needs a lab and about 5 minutes")
 	}
 	ctrllog.SetLogger(logr.Discard())
 	l := labtest.Start(t, lab.Options{Nodes: 2, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus", Gateway: true})

@@ -38,6 +38,8 @@ type frontend struct {
 	labels, serviceLabels map[string]string
 	annotations           map[string]string
 	config                ir.Gateway
+	// warning says what of the owner's request is not followed.
+	warning string
 
 	serviceType           corev1.ServiceType
 	loadBalancerClass     *string
@@ -190,7 +192,7 @@ type current struct {
 // went wrong, for the owner's status (err nil: all as wanted).
 func (r *Reconciler) writeFrontend(p *passes.Pass, fe *frontend, ports map[servicePort]int32, portErr error, cur current,
 	nodes []corev1.Node, wantSecrets map[string]*corev1.Secret) *builtGateway {
-	b := &builtGateway{}
+	b := &builtGateway{warning: fe.warning}
 	if portErr != nil {
 		b.err = portErr
 		return b

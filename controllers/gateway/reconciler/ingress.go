@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"slices"
 	"strings"
 	"sync"
 
@@ -19,6 +18,7 @@ import (
 // answered), and raises an Event for each new set of problems. Ingress has
 // no conditions, so Events are where a user reads what is not served.
 func (r *Reconciler) ingressStatuses(p *passes.Pass, ings []networkingv1.Ingress, out translate.IngressOutput, states map[types.NamespacedName]frontendState) {
+	r.reported.forget(ings)
 	for i := range ings {
 		ing := &ings[i]
 		svc, ours := out.FrontendOf[keyOf(ing)]
@@ -61,6 +61,21 @@ type reported struct {
 	last map[types.UID]string
 }
 
+// forget drops what was reported for Ingresses that are gone.
+func (rp *reported) forget(live []networkingv1.Ingress) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	keep := map[types.UID]bool{}
+	for i := range live {
+		keep[live[i].UID] = true
+	}
+	for uid := range rp.last {
+		if !keep[uid] {
+			delete(rp.last, uid)
+		}
+	}
+}
+
 func (r *Reconciler) reportProblems(ing *networkingv1.Ingress, problems []string) {
 	r.reported.mu.Lock()
 	defer r.reported.mu.Unlock()
@@ -72,7 +87,7 @@ func (r *Reconciler) reportProblems(ing *networkingv1.Ingress, problems []string
 		return
 	}
 	r.reported.last[ing.UID] = key
-	for _, msg := range slices.Compact(slices.Clone(problems)) {
+	for _, msg := range problems {
 		r.Recorder.Eventf(ing, nil, corev1.EventTypeWarning, "NotServed", "Translate", "%s", msg)
 	}
 }

@@ -52,11 +52,10 @@ func ownerRef(gw *gwv1.Gateway) *metav1.OwnerReference {
 
 // gatewayFrontend is a Gateway's load balancer: a LoadBalancer Service
 // with the Gateway's infrastructure labels and annotations and its
-// requested addresses. The warning says what of the Gateway's request was
-// not followed.
-func gatewayFrontend(gw *gwv1.Gateway, cfg *ir.Gateway) (fe frontend, warning string) {
+// requested addresses.
+func gatewayFrontend(gw *gwv1.Gateway, cfg *ir.Gateway) frontend {
 	name := GeneratedName(gw.Name)
-	fe = frontend{
+	fe := frontend{
 		key: types.NamespacedName{Namespace: gw.Namespace, Name: name}, envoyConfig: types.NamespacedName{Namespace: gw.Namespace, Name: name},
 		owner: ownerRef(gw), config: *cfg,
 		labels:      map[string]string{OwningGatewayLabel: k8snames.ShortName(gw.Name), gwv1.GatewayNameLabelKey: k8snames.ShortName(gw.Name)},
@@ -82,7 +81,7 @@ func gatewayFrontend(gw *gwv1.Gateway, cfg *ir.Gateway) (fe frontend, warning st
 	}
 	if len(ips) > 0 {
 		if _, set := fe.annotations[LBIPAMIPsAnnotation]; set {
-			warning = fmt.Sprintf("spec.addresses is ignored: spec.infrastructure.annotations[%s] chooses the addresses", LBIPAMIPsAnnotation)
+			fe.warning = fmt.Sprintf("spec.addresses is ignored: spec.infrastructure.annotations[%s] chooses the addresses", LBIPAMIPsAnnotation)
 		} else {
 			if fe.annotations == nil {
 				fe.annotations = map[string]string{}
@@ -90,7 +89,7 @@ func gatewayFrontend(gw *gwv1.Gateway, cfg *ir.Gateway) (fe frontend, warning st
 			fe.annotations[LBIPAMIPsAnnotation] = strings.Join(ips, ",")
 		}
 	}
-	return fe, warning
+	return fe
 }
 
 // ingressFrontend is an Ingress load balancer: a dedicated Ingress's,

@@ -167,12 +167,11 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	// per dedicated Ingress, and the shared Ingress one.
 	var frontends []*frontend
 	gatewayFrontends := map[types.NamespacedName]*frontend{}
-	warnings := map[types.NamespacedName]string{}
 	for _, g := range out.Gateways {
 		if g.Config != nil {
-			fe, warning := gatewayFrontend(gateways[g.Key], g.Config)
+			fe := gatewayFrontend(gateways[g.Key], g.Config)
 			frontends = append(frontends, &fe)
-			gatewayFrontends[g.Key], warnings[g.Key] = &fe, warning
+			gatewayFrontends[g.Key] = &fe
 		}
 	}
 	var ingressOut translate.IngressOutput
@@ -210,7 +209,6 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		st := gatewayStatus{result: g}
 		if fe := gatewayFrontends[g.Key]; fe != nil {
 			st.frontendState = states[fe.key]
-			st.built.warning = warnings[g.Key]
 		}
 		p.Write(statusWrite(p, gw, func(o *gwv1.Gateway) { setGatewayStatus(o, st) }))
 	}

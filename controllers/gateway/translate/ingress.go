@@ -27,18 +27,17 @@ const IngressController = "cilium.io/ingress-controller"
 
 // The seed's annotations (ingress.cilium.io/...) and Kubernetes' own.
 const (
-	IngressAnnotationPrefix     = "ingress.cilium.io/"
-	annotationMode              = IngressAnnotationPrefix + "loadbalancer-mode"
-	annotationLBClass           = IngressAnnotationPrefix + "loadbalancer-class"
-	annotationServiceType       = IngressAnnotationPrefix + "service-type"
-	annotationETP               = IngressAnnotationPrefix + "service-external-traffic-policy"
-	annotationInsecureNodePort  = IngressAnnotationPrefix + "insecure-node-port"
-	annotationSecureNodePort    = IngressAnnotationPrefix + "secure-node-port"
-	annotationPassthrough       = IngressAnnotationPrefix + "tls-passthrough"
-	annotationForceHTTPS        = IngressAnnotationPrefix + "force-https"
-	annotationHostListenerPort  = IngressAnnotationPrefix + "host-listener-port"
-	legacyClassAnnotation       = "kubernetes.io/ingress.class"
-	defaultIngressClassAnnotion = networkingv1.AnnotationIsDefaultIngressClass
+	IngressAnnotationPrefix    = "ingress.cilium.io/"
+	annotationMode             = IngressAnnotationPrefix + "loadbalancer-mode"
+	annotationLBClass          = IngressAnnotationPrefix + "loadbalancer-class"
+	annotationServiceType      = IngressAnnotationPrefix + "service-type"
+	annotationETP              = IngressAnnotationPrefix + "service-external-traffic-policy"
+	annotationInsecureNodePort = IngressAnnotationPrefix + "insecure-node-port"
+	annotationSecureNodePort   = IngressAnnotationPrefix + "secure-node-port"
+	annotationPassthrough      = IngressAnnotationPrefix + "tls-passthrough"
+	annotationForceHTTPS       = IngressAnnotationPrefix + "force-https"
+	annotationHostListenerPort = IngressAnnotationPrefix + "host-listener-port"
+	legacyClassAnnotation      = "kubernetes.io/ingress.class"
 )
 
 // IngressMode is where an Ingress's load balancer comes from.
@@ -117,7 +116,7 @@ func TranslateIngresses(in Input, opts IngressOptions) IngressOutput {
 	slices.SortFunc(ings, func(a, b networkingv1.Ingress) int {
 		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), cmp.Compare(keyOf(&a).String(), keyOf(&b).String()))
 	})
-	shared := &ingressBuild{name: opts.SharedService.Namespace + "/" + opts.SharedService.Name}
+	shared := newIngressBuild(opts.SharedService.String())
 	fe := []IngressFrontend{}
 	var sharedIngs []types.NamespacedName
 	for i := range ings {
@@ -138,7 +137,7 @@ func TranslateIngresses(in Input, opts IngressOptions) IngressOutput {
 		}
 		svc := types.NamespacedName{Namespace: ing.Namespace, Name: DedicatedServiceName(ing.Name)}
 		cec := types.NamespacedName{Namespace: ing.Namespace, Name: DedicatedEnvoyConfigName(ing.Namespace, ing.Name)}
-		b := &ingressBuild{name: cec.String()}
+		b := newIngressBuild(cec.String())
 		b.add(w, ing, a, opts, problem)
 		f := IngressFrontend{
 			Service: svc, EnvoyConfig: cec, Owner: ing, Config: b.config(w), Ingresses: []types.NamespacedName{key},
@@ -181,7 +180,7 @@ func (w *world) ingressIsOurs(ing *networkingv1.Ingress) bool {
 	}
 	for i := range w.in.IngressClasses {
 		c := &w.in.IngressClasses[i]
-		if c.Spec.Controller == IngressController && c.Annotations[defaultIngressClassAnnotion] == "true" {
+		if c.Spec.Controller == IngressController && c.Annotations[networkingv1.AnnotationIsDefaultIngressClass] == "true" {
 			return true
 		}
 	}
@@ -314,16 +313,15 @@ type ingressBuild struct {
 	secrets     map[types.NamespacedName]bool
 }
 
-func (b *ingressBuild) init() {
-	if b.routes == nil {
-		b.routes, b.clusters, b.tls = map[string][]ir.Route{}, map[string]ir.Cluster{}, map[string]*ir.TLSListener{}
-		b.redirect, b.passthrough, b.secrets = map[string]bool{}, map[string][]ir.WeightedBackend{}, map[types.NamespacedName]bool{}
+func newIngressBuild(name string) *ingressBuild {
+	return &ingressBuild{
+		name: name, routes: map[string][]ir.Route{}, clusters: map[string]ir.Cluster{}, tls: map[string]*ir.TLSListener{},
+		redirect: map[string]bool{}, passthrough: map[string][]ir.WeightedBackend{}, secrets: map[types.NamespacedName]bool{},
 	}
 }
 
 // add merges one Ingress in.
 func (b *ingressBuild) add(w *world, ing *networkingv1.Ingress, a ingressAnnotations, opts IngressOptions, problem func(string, ...any)) {
-	b.init()
 	key := keyOf(ing)
 	if a.passthrough {
 		b.addPassthrough(w, ing, problem)
@@ -498,7 +496,6 @@ func ingressMatch(p networkingv1.HTTPIngressPath) ir.Match {
 // config assembles the load balancer's IR: port 80 always (a load balancer
 // with no rules answers 404), port 443 when a host has TLS.
 func (b *ingressBuild) config(w *world) ir.Gateway {
-	b.init()
 	g := ir.Gateway{Name: b.name}
 	hosts := slices.Sorted(maps.Keys(b.routes))
 	vhost := func(h string, redirect bool) ir.VirtualHost {

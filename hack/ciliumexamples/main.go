@@ -35,7 +35,7 @@ var served = []string{
 	"CiliumBGPNodeConfigOverride", "CiliumBGPPeerConfig", "CiliumBGPPeeringPolicy",
 	"CiliumClusterwideNetworkPolicy", "CiliumEgressGatewayPolicy", "CiliumIdentity",
 	"CiliumL2AnnouncementPolicy", "CiliumLoadBalancerIPPool", "CiliumNetworkPolicy",
-	"CiliumNode", "CiliumNodeConfig", "CiliumPodIPPool",
+	"CiliumGatewayClassConfig", "CiliumNode", "CiliumNodeConfig", "CiliumPodIPPool",
 }
 
 // inPolicyCorpus: kinds whose examples/ files testdata/cilium-policies holds.

@@ -130,6 +130,54 @@ func TestGateway(t *testing.T) {
 		})
 	})
 
+	// A class whose CiliumGatewayClassConfig asks for NodePort Services:
+	// the Gateway is reached on its node port at every node's address.
+	t.Run("GW12_NodePortGatewayFromTheExternalClient", func(t *testing.T) {
+		must(l.Cilium.Create(ctx, &ciliumv2alpha1.CiliumGatewayClassConfig{ObjectMeta: metav1.ObjectMeta{Name: "nodeport", Namespace: labtest.Namespace},
+			Spec: ciliumv2alpha1.GatewayClassConfigSpec{Service: &ciliumv2alpha1.GatewayServiceConfig{Type: corev1.ServiceTypeNodePort}}}))
+		must(l.Cilium.Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "cilium-nodeport"}, Spec: gwv1.GatewayClassSpec{
+			ControllerName: "io.cilium/gateway-controller",
+			ParametersRef: &gwv1.ParametersReference{Group: "cilium.io", Kind: "CiliumGatewayClassConfig", Name: "nodeport",
+				Namespace: new(gwv1.Namespace(labtest.Namespace))},
+		}}))
+		must(l.Cilium.Create(ctx, &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "np-gateway", Namespace: labtest.Namespace}, Spec: gwv1.GatewaySpec{
+			GatewayClassName: "cilium-nodeport", Listeners: []gwv1.Listener{{Name: "web", Protocol: gwv1.HTTPProtocolType, Port: 80}},
+		}}))
+		must(l.Cilium.Create(ctx, &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "np-route", Namespace: labtest.Namespace}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "np-gateway"}}},
+			Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{backend("gw-productpage")}}},
+		}}))
+		l.EventuallyIn(t, 90*time.Second, "every node's address answers on the Gateway's node port", func() error {
+			var gw gwv1.Gateway
+			if err := l.Cilium.Get(ctx, client.ObjectKey{Namespace: labtest.Namespace, Name: "np-gateway"}, &gw); err != nil {
+				return err
+			}
+			if c := meta.FindStatusCondition(gw.Status.Conditions, "Programmed"); c == nil || c.Status != metav1.ConditionTrue {
+				return fmt.Errorf("Programmed: %+v", c)
+			}
+			if len(gw.Status.Addresses) != 2 {
+				return fmt.Errorf("addresses %+v, want both nodes'", gw.Status.Addresses)
+			}
+			svc, err := l.Client.CoreV1().Services(labtest.Namespace).Get(ctx, "cilium-gateway-np-gateway", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if svc.Spec.Type != corev1.ServiceTypeNodePort || svc.Spec.Ports[0].NodePort == 0 {
+				return fmt.Errorf("service %s with ports %+v", svc.Spec.Type, svc.Spec.Ports)
+			}
+			for _, a := range gw.Status.Addresses {
+				ans, err := labtest.FetchWith(c, fmt.Sprintf("http://%s:%d/", a.Value, svc.Spec.Ports[0].NodePort))
+				if err != nil {
+					return err
+				}
+				if !strings.HasPrefix(ans.Pod, "gw-productpage-") {
+					return fmt.Errorf("%s answered by %s", a.Value, ans.Pod)
+				}
+			}
+			return nil
+		})
+	})
+
 	// While the client keeps asking for /details, routes are added,
 	// edited and deleted: the route that stays valid loses no request.
 	t.Run("RouteEditsDropNoRequests", func(t *testing.T) {

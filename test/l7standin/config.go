@@ -10,6 +10,7 @@
 package l7standin
 
 import (
+	"cmp"
 	"crypto/tls"
 	"fmt"
 	"regexp"
@@ -66,6 +67,10 @@ type Chain struct {
 	Certificates   []tls.Certificate
 	RouteConfig    string
 	XFFTrustedHops uint32
+	// ServerHeader is the HTTP connection manager's Server header
+	// handling and ServerName the name it answers with ("envoy" unset).
+	ServerHeader hcmv3.HttpConnectionManager_ServerHeaderTransformation
+	ServerName   string
 	// TCP are a passthrough chain's clusters by weight.
 	TCP []WeightedCluster
 }
@@ -191,7 +196,10 @@ func listener(l *listenerv3.Listener, secrets map[string]tls.Certificate) (*List
 		if hcm.GetRds() == nil {
 			return nil, Unsupported{"an HTTP connection manager without RDS"}
 		}
-		ch := &Chain{ServerNames: fc.GetFilterChainMatch().GetServerNames(), RouteConfig: hcm.GetRds().GetRouteConfigName(), XFFTrustedHops: hcm.GetXffNumTrustedHops()}
+		ch := &Chain{
+			ServerNames: fc.GetFilterChainMatch().GetServerNames(), RouteConfig: hcm.GetRds().GetRouteConfigName(), XFFTrustedHops: hcm.GetXffNumTrustedHops(),
+			ServerHeader: hcm.GetServerHeaderTransformation(), ServerName: cmp.Or(hcm.GetServerName(), "envoy"),
+		}
 		if ts := fc.GetTransportSocket(); ts != nil {
 			var ctx tlsv3.DownstreamTlsContext
 			if err := ts.GetTypedConfig().UnmarshalTo(&ctx); err != nil {

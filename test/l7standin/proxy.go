@@ -18,6 +18,7 @@ import (
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
@@ -287,6 +288,11 @@ func (p *Proxy) handle(addr string, w http.ResponseWriter, r *http.Request) {
 	}
 	ch := pickChain(l, sni)
 	rc := cfg.Routes[ch.RouteConfig]
+	// Envoy names itself in every response it makes, and in forwarded ones
+	// as its server_header_transformation says (see forward).
+	if ch.ServerHeader != hcmv3.HttpConnectionManager_PASS_THROUGH {
+		w.Header().Set("Server", ch.ServerName)
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -324,7 +330,7 @@ func (p *Proxy) handle(addr string, w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", location(rt.GetRedirect(), rt.GetMatch(), r, scheme))
 		w.WriteHeader(redirectCode(rt.GetRedirect().GetResponseCode()))
 	default:
-		p.forward(cfg, rt, w, r)
+		p.forward(cfg, rt, w, r, ch.ServerHeader)
 	}
 }
 
@@ -382,7 +388,8 @@ func location(a *routev3.RedirectAction, m *routev3.RouteMatch, r *http.Request,
 }
 
 // forward sends r to the route's cluster and copies the answer back.
-func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r *http.Request,
+	serverHeader hcmv3.HttpConnectionManager_ServerHeaderTransformation) {
 	a := rt.GetRoute()
 	notFound := map[routev3.RouteAction_ClusterNotFoundResponseCode]int{
 		routev3.RouteAction_SERVICE_UNAVAILABLE: 503, routev3.RouteAction_NOT_FOUND: 404, routev3.RouteAction_INTERNAL_SERVER_ERROR: 500,
@@ -462,6 +469,12 @@ func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r
 	}
 	defer resp.Body.Close()
 	for k, vs := range resp.Header {
+		if k == "Server" {
+			if serverHeader == hcmv3.HttpConnectionManager_OVERWRITE {
+				continue
+			}
+			w.Header().Del(k) // the backend's wins over ours
+		}
 		for _, v := range vs {
 			w.Header().Add(k, v)
 		}

@@ -1,6 +1,7 @@
 package l7standin_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -25,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/controllers/gateway/envoy"
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
@@ -54,6 +56,9 @@ func echo(t testing.TB, name string, h2c bool) int32 {
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Header-Remove", "gone?")
 		w.Header().Set("X-Header-Set", "original")
+		if v := r.Header.Get("X-Echo-Server"); v != "" {
+			w.Header().Set("Server", v)
+		}
 		_ = json.NewEncoder(w).Encode(echoed{Backend: name, Method: r.Method, Path: r.URL.Path, Host: r.Host, Proto: r.ProtoMajor, Headers: r.Header})
 	})}
 	if h2c {
@@ -505,4 +510,59 @@ func first(h map[string][]string, k string) string {
 		return vs[0]
 	}
 	return ""
+}
+
+// The class's CiliumGatewayClassConfig envoy.serverHeaderTransformation
+// decides the Server header clients see, as Envoy's HTTP connection
+// manager does: OVERWRITE (the default) always "envoy", APPEND_IF_ABSENT
+// the backend's when it sent one, PASS_THROUGH only the backend's.
+func TestServerHeaderFromTheClassConfig(t *testing.T) {
+	port := echo(t, "echo", false)
+	for _, tc := range []struct {
+		transformation string
+		fromBackend    string // the backend's Server header ("" none)
+		want           string // what the client sees ("" none)
+	}{
+		{"", "backend", "envoy"},
+		{"", "", "envoy"},
+		{"APPEND_IF_ABSENT", "backend", "backend"},
+		{"APPEND_IF_ABSENT", "", "envoy"},
+		{"PASS_THROUGH", "backend", "backend"},
+		{"PASS_THROUGH", "", ""},
+	} {
+		t.Run(fmt.Sprintf("%s/backend=%q", cmp.Or(tc.transformation, "default"), tc.fromBackend), func(t *testing.T) {
+			class := gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}
+			var configs []ciliumv2alpha1.CiliumGatewayClassConfig
+			if tc.transformation != "" {
+				class.Spec.ParametersRef = &gwv1.ParametersReference{Group: "cilium.io", Kind: "CiliumGatewayClassConfig", Name: "params", Namespace: new(gwv1.Namespace("default"))}
+				configs = append(configs, ciliumv2alpha1.CiliumGatewayClassConfig{ObjectMeta: metav1.ObjectMeta{Name: "params", Namespace: "default"},
+					Spec: ciliumv2alpha1.GatewayClassConfigSpec{Envoy: &ciliumv2alpha1.GatewayEnvoyConfig{
+						ServerHeaderTransformation: new(ciliumv2alpha1.ServerHeaderTransformation(tc.transformation)),
+					}}})
+			}
+			ports := serve(t, translate.Input{
+				Classes: []gwv1.GatewayClass{class}, ClassConfigs: configs,
+				Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
+					GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
+				}}},
+				HTTPRoutes: []gwv1.HTTPRoute{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
+					CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+					Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{backend("echo")}}},
+				}}},
+				Services: []corev1.Service{service("echo", port, "")}, EndpointSlices: []discoveryv1.EndpointSlice{slice("echo", port)},
+			})
+			c := client{t: t, http: &http.Client{Timeout: 5 * time.Second}, base: fmt.Sprintf("http://127.0.0.1:%d", ports[80])}
+			header := map[string]string{}
+			if tc.fromBackend != "" {
+				header["X-Echo-Server"] = tc.fromBackend
+			}
+			resp, e := c.do("GET", "any.example", "/", header)
+			if e.Backend != "echo" {
+				t.Fatalf("the request did not reach the backend: %d %+v", resp.StatusCode, e)
+			}
+			if got := resp.Header.Values("Server"); strings.Join(got, ",") != tc.want {
+				t.Errorf("Server header %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -1,5 +1,6 @@
 // Package v2alpha1 holds the cilium.io/v2alpha1 kinds Plexus serves whose
-// storage version is v2alpha1 (the CiliumPodIPPool of multi-pool IPAM).
+// storage version is v2alpha1 (CiliumPodIPPool, CiliumL2AnnouncementPolicy,
+// CiliumBGPPeeringPolicy, CiliumGatewayClassConfig).
 //
 // +kubebuilder:object:generate=true
 // +groupName=cilium.io

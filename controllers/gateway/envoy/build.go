@@ -232,6 +232,15 @@ func (b *builder) tlsChain(port int32, t ir.TLSListener) *listenerv3.FilterChain
 	}
 }
 
+// serverHeader maps the IR's Server header handling to Envoy's enum
+// (empty: Envoy's default, overwrite).
+func serverHeader(h ir.ServerHeader) hcmv3.HttpConnectionManager_ServerHeaderTransformation {
+	if v, ok := hcmv3.HttpConnectionManager_ServerHeaderTransformation_value[string(h)]; ok {
+		return hcmv3.HttpConnectionManager_ServerHeaderTransformation(v)
+	}
+	return hcmv3.HttpConnectionManager_OVERWRITE
+}
+
 // hcm is the HTTP connection manager of a filter chain, taking its routes
 // from routeConfig over ADS.
 func (b *builder) hcm(statPrefix, routeConfig string) *listenerv3.Filter {
@@ -251,9 +260,10 @@ func (b *builder) hcm(statPrefix, routeConfig string) *listenerv3.Filter {
 		UseRemoteAddress:  wrapperspb.Bool(true),
 		XffNumTrustedHops: b.opts.XFFTrustedHops,
 		// Host names match with or without a port (Host: a.com:8080).
-		StripPortMode:  &hcmv3.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true},
-		NormalizePath:  wrapperspb.Bool(true),
-		UpgradeConfigs: []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
+		StripPortMode:              &hcmv3.HttpConnectionManager_StripAnyHostPort{StripAnyHostPort: true},
+		NormalizePath:              wrapperspb.Bool(true),
+		ServerHeaderTransformation: serverHeader(b.gw.ServerHeader),
+		UpgradeConfigs:             []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
 	}
 	return &listenerv3.Filter{
 		Name:       "envoy.filters.network.http_connection_manager",

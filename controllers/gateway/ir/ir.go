@@ -17,7 +17,24 @@ type Gateway struct {
 	// Clusters and Secrets are those the ports use, in name order.
 	Clusters []Cluster
 	Secrets  []Secret
+	// ServerHeader is what the proxy does with the Server response
+	// header; empty is Overwrite.
+	ServerHeader ServerHeader
 }
+
+// ServerHeader is Envoy's handling of the Server response header (its
+// enum's names).
+type ServerHeader string
+
+// The Server header handlings.
+const (
+	// ServerHeaderOverwrite answers with the proxy's own name.
+	ServerHeaderOverwrite ServerHeader = "OVERWRITE"
+	// ServerHeaderAppendIfAbsent adds it only where the backend sent none.
+	ServerHeaderAppendIfAbsent ServerHeader = "APPEND_IF_ABSENT"
+	// ServerHeaderPassThrough keeps the backend's header, or none.
+	ServerHeaderPassThrough ServerHeader = "PASS_THROUGH"
+)
 
 // Protocol is what a port speaks on the wire.
 type Protocol string

@@ -18,6 +18,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
 	"github.com/plexus-net/plexus/internal/passes"
@@ -404,7 +405,19 @@ func TestGW9_GW10_ReferenceGrantForCertificates(t *testing.T) {
 func TestRestartWritesNothing(t *testing.T) {
 	h := newHarness(t)
 	h.node("n1", "198.18.0.11")
-	h.class()
+	// The class takes parameters, so their status and the Service fields
+	// they set (next to those the API server defaults) are compared too.
+	params := &ciliumv2alpha1.CiliumGatewayClassConfig{ObjectMeta: metav1.ObjectMeta{Name: "params", Namespace: testNS},
+		Spec: ciliumv2alpha1.GatewayClassConfigSpec{Service: &ciliumv2alpha1.GatewayServiceConfig{
+			IPFamilyPolicy: new(corev1.IPFamilyPolicySingleStack), TrafficDistribution: new(corev1.ServiceTrafficDistributionPreferClose),
+		}}}
+	h.must(h.c.Create(h.ctx, params))
+	t.Cleanup(func() { h.must(client.IgnoreNotFound(h.c.Delete(context.Background(), params))) })
+	h.must(h.c.Create(h.ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{
+		ControllerName: "io.cilium/gateway-controller",
+		ParametersRef: &gwv1.ParametersReference{Group: "cilium.io", Kind: "CiliumGatewayClassConfig", Name: "params",
+			Namespace: new(gwv1.Namespace(testNS))},
+	}}))
 	h.ingressClass()
 	h.service("echo", 8080)
 	h.must(h.c.Create(h.ctx, echoIngress("shop", nil)))
@@ -452,6 +465,7 @@ func TestRestartWritesNothing(t *testing.T) {
 			{gatewayKey("shop"), &networkingv1.Ingress{}}, {gatewayKey("cilium-ingress-shop"), &corev1.Service{}},
 			{gatewayKey("cilium-ingress-shop"), &discoveryv1.EndpointSlice{}}, {gatewayKey("cilium-ingress-gw-test-shop"), &ciliumv2.CiliumEnvoyConfig{}},
 			{gatewayKey("cilium-ingress"), &corev1.Service{}}, {gatewayKey("cilium-ingress"), &ciliumv2.CiliumEnvoyConfig{}},
+			{gatewayKey("params"), &ciliumv2alpha1.CiliumGatewayClassConfig{}},
 		} {
 			h.must(h.get(o.key, o.obj))
 			out[fmt.Sprintf("%T %s", o.obj, o.key)] = o.obj.GetResourceVersion()

@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -18,6 +20,7 @@ import (
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
 	"github.com/plexus-net/plexus/controllers/gateway/envoy"
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
+	"github.com/plexus-net/plexus/controllers/gateway/translate"
 	"github.com/plexus-net/plexus/internal/envoyxds"
 	"github.com/plexus-net/plexus/internal/nodeobjects"
 	"github.com/plexus-net/plexus/internal/passes"
@@ -40,12 +43,8 @@ type frontend struct {
 	config                ir.Gateway
 	// warning says what of the owner's request is not followed.
 	warning string
-
-	serviceType           corev1.ServiceType
-	loadBalancerClass     *string
-	externalTrafficPolicy corev1.ServiceExternalTrafficPolicy
-	// nodePorts asks for node ports by Service port.
-	nodePorts map[int32]int32
+	// settings are the Service fields its owner chose.
+	settings translate.ServiceSettings
 }
 
 // ports lists the frontend's Service ports.
@@ -79,8 +78,11 @@ func (fe *frontend) ours(o metav1.Object) bool {
 // service is the frontend's Service, each port aimed at the proxy port
 // that serves it.
 func (fe *frontend) service(proxyPort func(int32) (uint32, bool)) *corev1.Service {
+	st := fe.settings
 	svc := &corev1.Service{ObjectMeta: fe.meta(fe.key), Spec: corev1.ServiceSpec{
-		Type: fe.serviceType, LoadBalancerClass: fe.loadBalancerClass, ExternalTrafficPolicy: fe.externalTrafficPolicy,
+		Type: st.Type, LoadBalancerClass: st.LoadBalancerClass, ExternalTrafficPolicy: st.ExternalTrafficPolicy,
+		IPFamilies: st.IPFamilies, IPFamilyPolicy: st.IPFamilyPolicy, AllocateLoadBalancerNodePorts: st.AllocateLoadBalancerNodePorts,
+		LoadBalancerSourceRanges: st.LoadBalancerSourceRanges, TrafficDistribution: st.TrafficDistribution,
 	}}
 	labels := maps.Clone(fe.serviceLabels)
 	if labels == nil {
@@ -96,22 +98,45 @@ func (fe *frontend) service(proxyPort func(int32) (uint32, bool)) *corev1.Servic
 		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{
 			Name: fmt.Sprintf("port-%d", port), Protocol: corev1.ProtocolTCP, Port: port,
 			TargetPort: intstr.FromInt32(int32(pp)), //nolint:gosec // a port number
-			NodePort:   fe.nodePorts[port],
+			NodePort:   st.NodePorts[port],
 		})
 	}
 	return svc
 }
 
+// mustRecreate says whether cur can only become want by being deleted and
+// created again: the API server keeps a LoadBalancer Service's class and
+// its primary IP family for its life.
+func mustRecreate(cur, want *corev1.Service) bool {
+	lb := corev1.ServiceTypeLoadBalancer
+	if cur.Spec.Type == lb && want.Spec.Type == lb && !ptr.Equal(cur.Spec.LoadBalancerClass, want.Spec.LoadBalancerClass) {
+		return true
+	}
+	return len(want.Spec.IPFamilies) > 0 && len(cur.Spec.IPFamilies) > 0 && want.Spec.IPFamilies[0] != cur.Spec.IPFamilies[0]
+}
+
 // applyService returns cur changed to want where the controller owns the
 // fields, keeping what the API server filled in (cluster IPs, node ports
-// nobody asked for), or nil when nothing differs.
+// and IP families nobody asked for), or nil when nothing differs.
 func applyService(cur, want *corev1.Service) *corev1.Service {
 	next := cur.DeepCopy()
 	next.Labels, next.Annotations, next.OwnerReferences = want.Labels, want.Annotations, want.OwnerReferences
 	next.Spec.Type = want.Spec.Type
 	next.Spec.ExternalTrafficPolicy = orCurrent(want.Spec.ExternalTrafficPolicy, cur.Spec.ExternalTrafficPolicy)
-	if want.Spec.LoadBalancerClass != nil {
-		next.Spec.LoadBalancerClass = want.Spec.LoadBalancerClass
+	next.Spec.LoadBalancerClass = want.Spec.LoadBalancerClass
+	next.Spec.LoadBalancerSourceRanges = want.Spec.LoadBalancerSourceRanges
+	next.Spec.TrafficDistribution = want.Spec.TrafficDistribution
+	if len(want.Spec.IPFamilies) > 0 {
+		next.Spec.IPFamilies = want.Spec.IPFamilies
+	}
+	if want.Spec.IPFamilyPolicy != nil {
+		next.Spec.IPFamilyPolicy = want.Spec.IPFamilyPolicy
+	}
+	// The API server defaults allocateLoadBalancerNodePorts to true on
+	// LoadBalancer Services and refuses it on others.
+	next.Spec.AllocateLoadBalancerNodePorts = nil
+	if want.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		next.Spec.AllocateLoadBalancerNodePorts = cmp.Or(want.Spec.AllocateLoadBalancerNodePorts, ptr.To(true))
 	}
 	ports := slices.Clone(want.Spec.Ports)
 	for i := range ports {
@@ -121,9 +146,7 @@ func applyService(cur, want *corev1.Service) *corev1.Service {
 	}
 	next.Spec.Ports = ports
 	if maps.Equal(cur.Labels, next.Labels) && maps.Equal(cur.Annotations, next.Annotations) &&
-		reflect.DeepEqual(cur.OwnerReferences, next.OwnerReferences) && cur.Spec.Type == next.Spec.Type &&
-		cur.Spec.ExternalTrafficPolicy == next.Spec.ExternalTrafficPolicy &&
-		ptr.Equal(cur.Spec.LoadBalancerClass, next.Spec.LoadBalancerClass) && reflect.DeepEqual(cur.Spec.Ports, next.Spec.Ports) {
+		reflect.DeepEqual(cur.OwnerReferences, next.OwnerReferences) && equality.Semantic.DeepEqual(cur.Spec, next.Spec) {
 		return nil
 	}
 	return next
@@ -225,6 +248,9 @@ func (r *Reconciler) writeFrontend(p *passes.Pass, fe *frontend, ports map[servi
 	case !fe.ours(cur.service):
 		b.err = fmt.Errorf("Service %s exists and is not generated for this object: rename or delete it", fe.key)
 		return b
+	case mustRecreate(cur.service, svc):
+		// The next pass creates it anew (LB-IPAM may pick another address).
+		p.Write(remove(r.Client, cur.service))
 	default:
 		if next := applyService(cur.service, svc); next != nil {
 			p.Write(update(r.Client, next))

@@ -53,13 +53,13 @@ func ownerRef(gw *gwv1.Gateway) *metav1.OwnerReference {
 // gatewayFrontend is a Gateway's load balancer: a LoadBalancer Service
 // with the Gateway's infrastructure labels and annotations and its
 // requested addresses.
-func gatewayFrontend(gw *gwv1.Gateway, cfg *ir.Gateway) frontend {
+func gatewayFrontend(gw *gwv1.Gateway, cfg *ir.Gateway, settings translate.ServiceSettings) frontend {
 	name := GeneratedName(gw.Name)
 	fe := frontend{
 		key: types.NamespacedName{Namespace: gw.Namespace, Name: name}, envoyConfig: types.NamespacedName{Namespace: gw.Namespace, Name: name},
 		owner: ownerRef(gw), config: *cfg,
-		labels:      map[string]string{OwningGatewayLabel: k8snames.ShortName(gw.Name), gwv1.GatewayNameLabelKey: k8snames.ShortName(gw.Name)},
-		serviceType: corev1.ServiceTypeLoadBalancer,
+		labels:   map[string]string{OwningGatewayLabel: k8snames.ShortName(gw.Name), gwv1.GatewayNameLabelKey: k8snames.ShortName(gw.Name)},
+		settings: settings,
 	}
 	if infra := gw.Spec.Infrastructure; infra != nil {
 		fe.serviceLabels = map[string]string{}
@@ -97,8 +97,7 @@ func gatewayFrontend(gw *gwv1.Gateway, cfg *ir.Gateway) frontend {
 func ingressFrontend(f translate.IngressFrontend) frontend {
 	fe := frontend{
 		key: f.Service, envoyConfig: f.EnvoyConfig, labels: map[string]string{IngressLabel: "true"}, config: f.Config,
-		serviceType: f.ServiceType, loadBalancerClass: f.LoadBalancerClass, externalTrafficPolicy: f.ExternalTrafficPolicy,
-		nodePorts: f.NodePorts, annotations: f.Annotations,
+		settings: f.Settings, annotations: f.Annotations,
 	}
 	if ing := f.Owner; ing != nil {
 		fe.owner = &metav1.OwnerReference{

@@ -32,6 +32,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
 	"github.com/plexus-net/plexus/internal/nodeobjects"
@@ -43,6 +44,8 @@ import (
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumenvoyconfigs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumclusterwideenvoyconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumenvoyconfigs/status;ciliumclusterwideenvoyconfigs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumgatewayclassconfigs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=cilium.io,resources=ciliumgatewayclassconfigs/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=nodes.plexus.dev,resources=l7proxies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;patch;delete
@@ -101,7 +104,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.GatewayAPI {
 		watches = append(watches, passes.For(&gwv1.GatewayClass{}), passes.For(&gwv1.Gateway{}), passes.For(&gwv1.HTTPRoute{}),
-			passes.For(&gwv1.ReferenceGrant{}))
+			passes.For(&gwv1.ReferenceGrant{}), passes.For(&ciliumv2alpha1.CiliumGatewayClassConfig{}))
 	}
 	if r.GRPCRoutes {
 		watches = append(watches, passes.For(&gwv1.GRPCRoute{}))
@@ -118,6 +121,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // world is everything a pass lists.
 type world struct {
 	classes   gwv1.GatewayClassList
+	configs   ciliumv2alpha1.CiliumGatewayClassConfigList
 	gateways  gwv1.GatewayList
 	http      gwv1.HTTPRouteList
 	grpc      gwv1.GRPCRouteList
@@ -140,7 +144,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	var w world
 	lists := []client.ObjectList{&w.nss, &w.services, &w.slices, &w.secrets, &w.nodes, &w.cecs, &w.ccecs, &w.l7proxies}
 	if r.GatewayAPI {
-		lists = append(lists, &w.classes, &w.gateways, &w.http, &w.grants)
+		lists = append(lists, &w.classes, &w.configs, &w.gateways, &w.http, &w.grants)
 	}
 	if r.GRPCRoutes {
 		lists = append(lists, &w.grpc)
@@ -155,7 +159,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		return err
 	}
 	in := translate.Input{
-		Classes: w.classes.Items, Gateways: live(w.gateways.Items), HTTPRoutes: w.http.Items, GRPCRoutes: w.grpc.Items, TLSRoutes: w.tls.Items,
+		Classes: w.classes.Items, ClassConfigs: w.configs.Items, Gateways: live(w.gateways.Items), HTTPRoutes: w.http.Items, GRPCRoutes: w.grpc.Items, TLSRoutes: w.tls.Items,
 		ReferenceGrants: w.grants.Items, Namespaces: w.nss.Items, Services: w.services.Items,
 		EndpointSlices: w.slices.Items, Secrets: w.secrets.Items,
 		Ingresses: w.ingresses.Items, IngressClasses: w.ingressClasses.Items,
@@ -169,7 +173,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	gatewayFrontends := map[types.NamespacedName]*frontend{}
 	for _, g := range out.Gateways {
 		if g.Config != nil {
-			fe := gatewayFrontend(gateways[g.Key], g.Config)
+			fe := gatewayFrontend(gateways[g.Key], g.Config, g.Service)
 			frontends = append(frontends, &fe)
 			gatewayFrontends[g.Key] = &fe
 		}
@@ -192,6 +196,13 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	services := index(w.services.Items)
 	slicesByName := index(w.slices.Items)
 
+	var nodeAddresses []string
+	for i := range w.nodes.Items {
+		if ip := internalIPv4(&w.nodes.Items[i]); ip != "" {
+			nodeAddresses = append(nodeAddresses, ip)
+		}
+	}
+	slices.Sort(nodeAddresses)
 	wantSecrets := map[string]*corev1.Secret{}
 	generatedCECs := map[types.NamespacedName]bool{}
 	states := map[types.NamespacedName]frontendState{}
@@ -199,9 +210,10 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		generatedCECs[fe.envoyConfig] = true
 		cur := current{service: services[fe.key], slice: slicesByName[fe.key], envoyConfig: cecs[fe.envoyConfig]}
 		states[fe.key] = frontendState{
-			built:   r.writeFrontend(p, fe, ports, portErrs[fe.key], cur, w.nodes.Items, wantSecrets),
-			service: cur.service,
-			acks:    acks.of(configRef(cur.envoyConfig), cur.envoyConfig),
+			built:         r.writeFrontend(p, fe, ports, portErrs[fe.key], cur, w.nodes.Items, wantSecrets),
+			service:       cur.service,
+			acks:          acks.of(configRef(cur.envoyConfig), cur.envoyConfig),
+			nodeAddresses: nodeAddresses,
 		}
 	}
 	for _, g := range out.Gateways {
@@ -233,6 +245,13 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 				o.Status.SupportedFeatures = translate.SupportedFeatures()
 			}))
 		}
+	}
+	for i := range w.configs.Items {
+		c := &w.configs.Items[i]
+		conds := out.ClassConfigs[keyOf(c)]
+		p.Write(statusWrite(p, c, func(o *ciliumv2alpha1.CiliumGatewayClassConfig) {
+			o.Status.Conditions = mergeConditions(o.Status.Conditions, conds)
+		}))
 	}
 	routeStatuses(p, out, "HTTPRoute", w.http.Items, func(o *gwv1.HTTPRoute) *[]gwv1.RouteParentStatus { return &o.Status.Parents })
 	routeStatuses(p, out, "GRPCRoute", w.grpc.Items, func(o *gwv1.GRPCRoute) *[]gwv1.RouteParentStatus { return &o.Status.Parents })

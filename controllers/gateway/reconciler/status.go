@@ -90,6 +90,9 @@ type frontendState struct {
 	built   *builtGateway
 	service *corev1.Service
 	acks    ackSummary
+	// nodeAddresses are the nodes' InternalIPs, where a NodePort
+	// Service's ports are open.
+	nodeAddresses []string
 }
 
 // gatewayStatus is everything a Gateway's status is made from.
@@ -98,11 +101,24 @@ type gatewayStatus struct {
 	frontendState
 }
 
-func addresses(svc *corev1.Service) []gwv1.GatewayStatusAddress {
+// maxGatewayAddresses is the Gateway API's limit on status.addresses.
+const maxGatewayAddresses = 16
+
+// addresses are where a Gateway is reached: its Service's load-balancer
+// addresses, or for a NodePort Service the nodes' (as Envoy Gateway
+// reports them), since that is where its node ports are open.
+func (st frontendState) addresses() []gwv1.GatewayStatusAddress {
+	svc := st.service
 	if svc == nil {
 		return nil
 	}
 	var out []gwv1.GatewayStatusAddress
+	if svc.Spec.Type == corev1.ServiceTypeNodePort {
+		for _, a := range st.nodeAddresses[:min(len(st.nodeAddresses), maxGatewayAddresses)] {
+			out = append(out, gwv1.GatewayStatusAddress{Type: new(gwv1.IPAddressType), Value: a})
+		}
+		return out
+	}
 	for _, in := range svc.Status.LoadBalancer.Ingress {
 		switch {
 		case in.IP != "":
@@ -141,7 +157,7 @@ func programmed(st gatewayStatus, gen int64) metav1.Condition {
 		return no(gwv1.GatewayReasonPending, "No node proxy serves the configuration yet")
 	case a.acked < a.nodes:
 		return no(gwv1.GatewayReasonPending, "%d of %d node proxies acknowledged generation %d of the configuration", a.acked, a.nodes, a.generation)
-	case len(addresses(st.service)) == 0:
+	case len(st.addresses()) == 0:
 		return no(gwv1.GatewayReasonAddressNotAssigned, "Service %s has no load-balancer address yet (is LB-IPAM or another load balancer on?)", GeneratedName(st.result.Key.Name))
 	}
 	return metav1.Condition{Type: string(gwv1.GatewayConditionProgrammed), Status: metav1.ConditionTrue, Reason: string(gwv1.GatewayReasonProgrammed),
@@ -158,7 +174,7 @@ func setGatewayStatus(gw *gwv1.Gateway, st gatewayStatus) {
 	}
 	want = dedupeConditions(want)
 	gw.Status.Conditions = mergeConditions(gw.Status.Conditions, want)
-	gw.Status.Addresses = addresses(st.service)
+	gw.Status.Addresses = st.addresses()
 	var listeners []gwv1.ListenerStatus
 	for _, l := range st.result.Listeners {
 		lc := slices.Clone(l.Conditions)

@@ -15,7 +15,7 @@ import (
 
 // build assembles a Gateway's result once every route has attached.
 func (w *world) build(g *gatewayState, routes []*routeObject) GatewayResult {
-	res := GatewayResult{Key: g.key, Conditions: g.conds}
+	res := GatewayResult{Key: g.key, Conditions: g.conds, Service: g.class.service}
 	for _, l := range g.listeners {
 		kinds := l.kinds
 		if kinds == nil {
@@ -34,7 +34,7 @@ func (w *world) build(g *gatewayState, routes []*routeObject) GatewayResult {
 			}
 		}
 	}
-	cfg := &ir.Gateway{Name: g.key.String()}
+	cfg := &ir.Gateway{Name: g.key.String(), ServerHeader: g.class.serverHeader}
 	clusters := map[string]ir.Cluster{}
 	secrets := map[types.NamespacedName]bool{}
 	for _, port := range usablePorts(g) {

@@ -30,23 +30,11 @@ func cond[T ~string, R ~string](t T, ok bool, reason R, gen int64, format string
 	return metav1.Condition{Type: string(t), Status: status, Reason: string(reason), Message: fmt.Sprintf(format, args...), ObservedGeneration: gen}
 }
 
-func classConditions(c *gwv1.GatewayClass) []metav1.Condition {
-	if p := c.Spec.ParametersRef; p != nil && (string(p.Group) != ClassConfigGroup || string(p.Kind) != ClassConfigKind) {
-		return []metav1.Condition{cond(gwv1.GatewayClassConditionStatusAccepted, false, gwv1.GatewayClassReasonInvalidParameters, c.Generation,
-			"spec.parametersRef: kind %s.%s is not supported; only %s.%s is", p.Kind, p.Group, ClassConfigKind, ClassConfigGroup)}
-	}
-	return []metav1.Condition{cond(gwv1.GatewayClassConditionStatusAccepted, true, gwv1.GatewayClassReasonAccepted, c.Generation,
-		"Handled by %s", ControllerName)}
-}
-
-func classAccepted(conds []metav1.Condition) bool {
-	return meta.IsStatusConditionTrue(conds, string(gwv1.GatewayClassConditionStatusAccepted))
-}
-
 // gatewayState is a Gateway as validated, before routes attach.
 type gatewayState struct {
 	gw        *gwv1.Gateway
 	key       types.NamespacedName
+	class     *classState
 	accepted  bool
 	conds     []metav1.Condition
 	listeners []*listenerState

@@ -22,6 +22,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/controllers/gateway/envoy"
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
@@ -79,6 +80,9 @@ func readInput(t *testing.T, path string) translate.Input {
 	if err := gwv1.Install(scheme); err != nil {
 		t.Fatal(err)
 	}
+	if err := ciliumv2alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
 	decode := serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDeserializer().Decode
 	var in translate.Input
 	for i, doc := range strings.Split(string(data), "\n---\n") {
@@ -92,6 +96,8 @@ func readInput(t *testing.T, path string) translate.Input {
 		switch o := obj.(type) {
 		case *gwv1.GatewayClass:
 			in.Classes = append(in.Classes, *o)
+		case *ciliumv2alpha1.CiliumGatewayClassConfig:
+			in.ClassConfigs = append(in.ClassConfigs, *o)
 		case *gwv1.Gateway:
 			in.Gateways = append(in.Gateways, *o)
 		case *gwv1.HTTPRoute:
@@ -125,26 +131,32 @@ type goldenGateway struct {
 	Name       string                `json:"name"`
 	Conditions []metav1.Condition    `json:"conditions"`
 	Listeners  []gwv1.ListenerStatus `json:"listeners"`
-	Error      string                `json:"error,omitempty"`
-	XDS        map[string][]any      `json:"xds,omitempty"`
+	// Service is the generated Service's settings.
+	Service translate.ServiceSettings `json:"service"`
+	Error   string                    `json:"error,omitempty"`
+	XDS     map[string][]any          `json:"xds,omitempty"`
 }
 
 type golden struct {
 	GatewayClasses map[string][]metav1.Condition       `json:"gatewayClasses,omitempty"`
+	ClassConfigs   map[string][]metav1.Condition       `json:"classConfigs,omitempty"`
 	Gateways       []goldenGateway                     `json:"gateways,omitempty"`
 	Routes         map[string][]gwv1.RouteParentStatus `json:"routes,omitempty"`
 }
 
 func render(t *testing.T, out translate.Output) string {
 	t.Helper()
-	g := golden{GatewayClasses: out.Classes, Routes: map[string][]gwv1.RouteParentStatus{}}
+	g := golden{GatewayClasses: out.Classes, ClassConfigs: map[string][]metav1.Condition{}, Routes: map[string][]gwv1.RouteParentStatus{}}
+	for k, v := range out.ClassConfigs {
+		g.ClassConfigs[k.String()] = v
+	}
 	for k, v := range out.RouteParents {
 		if len(v) > 0 {
 			g.Routes[k.Kind+"/"+k.String()] = v
 		}
 	}
 	for _, gw := range out.Gateways {
-		gg := goldenGateway{Name: gw.Key.String(), Conditions: gw.Conditions, Listeners: gw.Listeners}
+		gg := goldenGateway{Name: gw.Key.String(), Conditions: gw.Conditions, Listeners: gw.Listeners, Service: gw.Service}
 		if gw.Config != nil {
 			gg.XDS, gg.Error = xdsOf(t, *gw.Config)
 		}

@@ -79,12 +79,9 @@ type IngressFrontend struct {
 	Config ir.Gateway
 	// Ingresses are those it serves, in namespace/name order.
 	Ingresses []types.NamespacedName
-	// The dedicated Service's settings from the Ingress's annotations.
-	ServiceType           corev1.ServiceType
-	LoadBalancerClass     *string
-	ExternalTrafficPolicy corev1.ServiceExternalTrafficPolicy
-	// NodePorts asks for node ports by Service port (80, 443).
-	NodePorts   map[int32]int32
+	// Settings are the dedicated Service's, from the Ingress's annotations
+	// (node ports by Service port, 80 and 443).
+	Settings    ServiceSettings
 	Annotations map[string]string
 }
 
@@ -141,7 +138,7 @@ func TranslateIngresses(in Input, opts IngressOptions) IngressOutput {
 		b.add(w, ing, a, opts, problem)
 		f := IngressFrontend{
 			Service: svc, EnvoyConfig: cec, Owner: ing, Config: b.config(w), Ingresses: []types.NamespacedName{key},
-			ServiceType: a.serviceType, LoadBalancerClass: a.lbClass, ExternalTrafficPolicy: a.etp, NodePorts: a.nodePorts,
+			Settings:    a.service,
 			Annotations: copiedAnnotations(ing.Annotations, opts.AnnotationPrefixes),
 		}
 		fe = append(fe, f)
@@ -150,7 +147,7 @@ func TranslateIngresses(in Input, opts IngressOptions) IngressOutput {
 	slices.SortFunc(sharedIngs, func(a, b types.NamespacedName) int { return cmp.Compare(a.String(), b.String()) })
 	fe = append(fe, IngressFrontend{
 		Service: opts.SharedService, EnvoyConfig: opts.SharedService, Config: shared.config(w), Ingresses: sharedIngs,
-		ServiceType: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster,
+		Settings: defaultServiceSettings(),
 	})
 	slices.SortFunc(fe, func(a, b IngressFrontend) int { return cmp.Compare(a.Service.String(), b.Service.String()) })
 	out.Frontends = fe
@@ -190,10 +187,7 @@ func (w *world) ingressIsOurs(ing *networkingv1.Ingress) bool {
 // ingressAnnotations are an Ingress's settings after its annotations.
 type ingressAnnotations struct {
 	mode        IngressMode
-	serviceType corev1.ServiceType
-	lbClass     *string
-	etp         corev1.ServiceExternalTrafficPolicy
-	nodePorts   map[int32]int32
+	service     ServiceSettings
 	passthrough bool
 	forceHTTPS  bool
 }
@@ -202,8 +196,7 @@ type ingressAnnotations struct {
 // reported and the default used.
 func parseIngressAnnotations(ing *networkingv1.Ingress, opts IngressOptions, problem func(string, ...any)) ingressAnnotations {
 	a := ingressAnnotations{
-		mode: opts.DefaultMode, serviceType: corev1.ServiceTypeLoadBalancer,
-		etp: corev1.ServiceExternalTrafficPolicyCluster, forceHTTPS: opts.EnforceHTTPS,
+		mode: opts.DefaultMode, service: defaultServiceSettings(), forceHTTPS: opts.EnforceHTTPS,
 	}
 	get := func(k string) (string, bool) {
 		v, ok := ing.Annotations[k]
@@ -220,14 +213,14 @@ func parseIngressAnnotations(ing *networkingv1.Ingress, opts IngressOptions, pro
 	if v, ok := get(annotationServiceType); ok {
 		switch corev1.ServiceType(v) {
 		case corev1.ServiceTypeLoadBalancer, corev1.ServiceTypeNodePort:
-			a.serviceType = corev1.ServiceType(v)
+			a.service.Type = corev1.ServiceType(v)
 		default:
 			problem("annotation %s: %q is not LoadBalancer or NodePort; using LoadBalancer", annotationServiceType, v)
 		}
 	}
 	if v, ok := get(annotationLBClass); ok && v != "" {
-		if a.serviceType == corev1.ServiceTypeLoadBalancer {
-			a.lbClass = &v
+		if a.service.Type == corev1.ServiceTypeLoadBalancer {
+			a.service.LoadBalancerClass = &v
 		} else {
 			problem("annotation %s: ignored, a load-balancer class needs service-type LoadBalancer", annotationLBClass)
 		}
@@ -235,7 +228,7 @@ func parseIngressAnnotations(ing *networkingv1.Ingress, opts IngressOptions, pro
 	if v, ok := get(annotationETP); ok {
 		switch corev1.ServiceExternalTrafficPolicy(v) {
 		case corev1.ServiceExternalTrafficPolicyCluster, corev1.ServiceExternalTrafficPolicyLocal:
-			a.etp = corev1.ServiceExternalTrafficPolicy(v)
+			a.service.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicy(v)
 		default:
 			problem("annotation %s: %q is not Cluster or Local; using Cluster", annotationETP, v)
 		}
@@ -250,10 +243,10 @@ func parseIngressAnnotations(ing *networkingv1.Ingress, opts IngressOptions, pro
 			problem("annotation %s: %q is not a port number; the API server picks one", ann, v)
 			continue
 		}
-		if a.nodePorts == nil {
-			a.nodePorts = map[int32]int32{}
+		if a.service.NodePorts == nil {
+			a.service.NodePorts = map[int32]int32{}
 		}
-		a.nodePorts[port] = int32(n)
+		a.service.NodePorts[port] = int32(n)
 	}
 	enabled := func(ann string, def bool) bool {
 		v, ok := get(ann)

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
@@ -22,17 +21,14 @@ var ingressGoldenOptions = translate.IngressOptions{
 }
 
 type goldenFrontend struct {
-	Service               string                              `json:"service"`
-	EnvoyConfig           string                              `json:"envoyConfig"`
-	Owner                 string                              `json:"owner,omitempty"`
-	Ingresses             []string                            `json:"ingresses"`
-	ServiceType           corev1.ServiceType                  `json:"serviceType"`
-	LoadBalancerClass     *string                             `json:"loadBalancerClass,omitempty"`
-	ExternalTrafficPolicy corev1.ServiceExternalTrafficPolicy `json:"externalTrafficPolicy"`
-	NodePorts             map[int32]int32                     `json:"nodePorts,omitempty"`
-	Annotations           map[string]string                   `json:"annotations,omitempty"`
-	Error                 string                              `json:"error,omitempty"`
-	XDS                   map[string][]any                    `json:"xds,omitempty"`
+	Service     string                    `json:"service"`
+	EnvoyConfig string                    `json:"envoyConfig"`
+	Owner       string                    `json:"owner,omitempty"`
+	Ingresses   []string                  `json:"ingresses"`
+	Settings    translate.ServiceSettings `json:"settings"`
+	Annotations map[string]string         `json:"annotations,omitempty"`
+	Error       string                    `json:"error,omitempty"`
+	XDS         map[string][]any          `json:"xds,omitempty"`
 }
 
 // TestIngressGolden translates each testdata/ingress/<case>.in.yaml with
@@ -62,8 +58,7 @@ func TestIngressGolden(t *testing.T) {
 			for _, fe := range out.Frontends {
 				gf := goldenFrontend{
 					Service: fe.Service.String(), EnvoyConfig: fe.EnvoyConfig.String(), Ingresses: []string{},
-					ServiceType: fe.ServiceType, LoadBalancerClass: fe.LoadBalancerClass, ExternalTrafficPolicy: fe.ExternalTrafficPolicy,
-					NodePorts: fe.NodePorts, Annotations: fe.Annotations,
+					Settings: fe.Settings, Annotations: fe.Annotations,
 				}
 				if fe.Owner != nil {
 					gf.Owner = fe.Owner.Namespace + "/" + fe.Owner.Name

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
 )
 
@@ -27,6 +28,7 @@ const ControllerName gwv1.GatewayController = "io.cilium/gateway-controller"
 // Input is every object the translation reads.
 type Input struct {
 	Classes         []gwv1.GatewayClass
+	ClassConfigs    []ciliumv2alpha1.CiliumGatewayClassConfig
 	Gateways        []gwv1.Gateway
 	HTTPRoutes      []gwv1.HTTPRoute
 	GRPCRoutes      []gwv1.GRPCRoute
@@ -46,6 +48,8 @@ type Output struct {
 	// Classes holds the conditions of each GatewayClass this controller
 	// owns, by name.
 	Classes map[string][]metav1.Condition
+	// ClassConfigs holds the conditions of every CiliumGatewayClassConfig.
+	ClassConfigs map[types.NamespacedName][]metav1.Condition
 	// Gateways holds one result per Gateway of an owned class, in
 	// namespace/name order.
 	Gateways []GatewayResult
@@ -67,6 +71,8 @@ type GatewayResult struct {
 	// Listeners are the listener statuses in spec order, Programmed as
 	// for Conditions.
 	Listeners []gwv1.ListenerStatus
+	// Service holds the generated Service's settings from the class.
+	Service ServiceSettings
 }
 
 // RouteKey names one route object.
@@ -83,10 +89,18 @@ func keyOf(o metav1.Object) types.NamespacedName {
 // it reports in the Output's conditions.
 func Translate(in Input) Output {
 	w := newWorld(in)
-	out := Output{Classes: map[string][]metav1.Condition{}, RouteParents: map[RouteKey][]gwv1.RouteParentStatus{}}
-	for _, c := range in.Classes {
-		if c.Spec.ControllerName == ControllerName {
-			out.Classes[c.Name] = classConditions(&c)
+	out := Output{
+		Classes: map[string][]metav1.Condition{}, ClassConfigs: map[types.NamespacedName][]metav1.Condition{},
+		RouteParents: map[RouteKey][]gwv1.RouteParentStatus{},
+	}
+	for k, c := range w.classConfigs {
+		out.ClassConfigs[k] = classConfigConditions(c)
+	}
+	classes := map[string]*classState{}
+	for i := range in.Classes {
+		if c := &in.Classes[i]; c.Spec.ControllerName == ControllerName {
+			classes[c.Name] = w.validateClass(c)
+			out.Classes[c.Name] = classes[c.Name].conds
 		}
 	}
 	var gws []*gatewayState
@@ -96,7 +110,9 @@ func Translate(in Input) Output {
 		if !ok || class.Spec.ControllerName != ControllerName {
 			continue // another controller's Gateway: not ours to touch
 		}
-		gws = append(gws, w.validateGateway(gw, classAccepted(out.Classes[class.Name])))
+		g := w.validateGateway(gw, classes[class.Name].accepted())
+		g.class = classes[class.Name]
+		gws = append(gws, g)
 	}
 	slices.SortFunc(gws, func(a, b *gatewayState) int { return cmp.Compare(a.key.String(), b.key.String()) })
 	w.gateways = map[types.NamespacedName]*gatewayState{}
@@ -115,32 +131,38 @@ func Translate(in Input) Output {
 
 // world indexes the Input for lookups.
 type world struct {
-	in         Input
-	classes    map[string]*gwv1.GatewayClass
-	namespaces map[string]*corev1.Namespace
-	services   map[types.NamespacedName]*corev1.Service
-	slices     map[types.NamespacedName][]*discoveryv1.EndpointSlice
-	secrets    map[types.NamespacedName]*corev1.Secret
-	gateways   map[types.NamespacedName]*gatewayState // ours, validated
+	in      Input
+	classes map[string]*gwv1.GatewayClass
+	// classConfigs are the CiliumGatewayClassConfigs by namespace/name.
+	classConfigs map[types.NamespacedName]*ciliumv2alpha1.CiliumGatewayClassConfig
+	namespaces   map[string]*corev1.Namespace
+	services     map[types.NamespacedName]*corev1.Service
+	slices       map[types.NamespacedName][]*discoveryv1.EndpointSlice
+	secrets      map[types.NamespacedName]*corev1.Secret
+	gateways     map[types.NamespacedName]*gatewayState // ours, validated
 	// allGateways holds every Gateway's key, of any class.
 	allGateways map[types.NamespacedName]bool
 }
 
 func newWorld(in Input) *world {
 	w := &world{
-		in:          in,
-		classes:     map[string]*gwv1.GatewayClass{},
-		namespaces:  map[string]*corev1.Namespace{},
-		services:    map[types.NamespacedName]*corev1.Service{},
-		slices:      map[types.NamespacedName][]*discoveryv1.EndpointSlice{},
-		secrets:     map[types.NamespacedName]*corev1.Secret{},
-		allGateways: map[types.NamespacedName]bool{},
+		in:           in,
+		classes:      map[string]*gwv1.GatewayClass{},
+		classConfigs: map[types.NamespacedName]*ciliumv2alpha1.CiliumGatewayClassConfig{},
+		namespaces:   map[string]*corev1.Namespace{},
+		services:     map[types.NamespacedName]*corev1.Service{},
+		slices:       map[types.NamespacedName][]*discoveryv1.EndpointSlice{},
+		secrets:      map[types.NamespacedName]*corev1.Secret{},
+		allGateways:  map[types.NamespacedName]bool{},
 	}
 	for i := range in.Gateways {
 		w.allGateways[keyOf(&in.Gateways[i])] = true
 	}
 	for i := range in.Classes {
 		w.classes[in.Classes[i].Name] = &in.Classes[i]
+	}
+	for i := range in.ClassConfigs {
+		w.classConfigs[keyOf(&in.ClassConfigs[i])] = &in.ClassConfigs[i]
 	}
 	for i := range in.Namespaces {
 		w.namespaces[in.Namespaces[i].Name] = &in.Namespaces[i]

@@ -19,6 +19,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
+	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/controllers/gateway/reconciler"
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
@@ -47,7 +48,7 @@ func main() {
 		operator.Fatal(err, "Ingress flags")
 	}
 
-	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, nodesv1alpha1.AddToScheme, gwv1.Install)
+	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, ciliumv2alpha1.AddToScheme, nodesv1alpha1.AddToScheme, gwv1.Install)
 	if err != nil {
 		operator.Fatal(err, "building the scheme")
 	}

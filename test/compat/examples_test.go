@@ -16,9 +16,9 @@ import (
 
 // Cilium's own example manifests for the kinds Plexus serves (BGP, LB-IPAM,
 // L2 announcements, egress gateway, pod IP pools, nodes, GatewayClass
-// parameters and the policies of
-// its guides), as a user copies them from the release's examples/ and
-// documentation, apply unchanged to Plexus's CRDs. They are copied under
+// parameters and the policies of its guides), as a user copies them from
+// the release's examples/ and documentation, apply unchanged to Plexus's
+// CRDs. They are copied under
 // testdata/cilium-<version> by hack/ciliumexamples, with their sources.
 //
 // The few that are refused are refused by Cilium's own CRDs too, under the

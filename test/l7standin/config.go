@@ -13,6 +13,7 @@ import (
 	"cmp"
 	"crypto/tls"
 	"fmt"
+	"net/http"
 	"regexp"
 	"time"
 
@@ -87,6 +88,9 @@ type Cluster struct {
 	HTTP2          bool
 	ConnectTimeout time.Duration
 	Endpoints      []string // "ip:port"
+	// Transport, when set, speaks TLS to the backends (an upstream TLS
+	// transport socket).
+	Transport *http.Transport
 }
 
 // Unsupported is a feature the stand-in cannot serve.
@@ -229,9 +233,6 @@ func cluster(c *clusterv3.Cluster, endpoints map[string]proto.Message) (*Cluster
 	if c.GetLbPolicy() != clusterv3.Cluster_ROUND_ROBIN {
 		return nil, Unsupported{"load-balancing policy " + c.GetLbPolicy().String()}
 	}
-	if c.GetTransportSocket() != nil {
-		return nil, Unsupported{"upstream TLS"}
-	}
 	out := &Cluster{Name: c.GetName(), ConnectTimeout: c.GetConnectTimeout().AsDuration()}
 	for name, a := range c.GetTypedExtensionProtocolOptions() {
 		var opts httpv3.HttpProtocolOptions
@@ -239,6 +240,13 @@ func cluster(c *clusterv3.Cluster, endpoints map[string]proto.Message) (*Cluster
 			return nil, Unsupported{"protocol options " + name}
 		}
 		out.HTTP2 = opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil
+	}
+	if ts := c.GetTransportSocket(); ts != nil {
+		t, err := upstreamTransport(ts, out.HTTP2)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", c.GetName(), err)
+		}
+		out.Transport = t
 	}
 	serviceName := c.GetEdsClusterConfig().GetServiceName()
 	if serviceName == "" {

@@ -567,7 +567,11 @@ func (p *Proxy) send(ctx context.Context, cl *Cluster, method, path, query, host
 		return nil, errors.New("no healthy upstream")
 	}
 	ep := cl.Endpoints[rr.Add(1)%uint64(len(cl.Endpoints))]
-	u := "http://" + ep + path
+	scheme := "http"
+	if cl.Transport != nil {
+		scheme = "https"
+	}
+	u := scheme + "://" + ep + path
 	if query != "" {
 		u += "?" + query
 	}
@@ -581,7 +585,10 @@ func (p *Proxy) send(ctx context.Context, cl *Cluster, method, path, query, host
 		req.Body, req.ContentLength = http.NoBody, 0
 	}
 	t := p.h1
-	if cl.HTTP2 {
+	switch {
+	case cl.Transport != nil:
+		t = cl.Transport
+	case cl.HTTP2:
 		t = p.h2
 	}
 	return t.RoundTrip(req)

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -44,6 +45,7 @@ type echoed struct {
 	Path    string              `json:"path"`
 	Host    string              `json:"host"`
 	Proto   int                 `json:"proto"`
+	SNI     string              `json:"sni,omitempty"`
 	Headers map[string][]string `json:"headers"`
 }
 
@@ -564,5 +566,77 @@ func TestServerHeaderFromTheClassConfig(t *testing.T) {
 				t.Errorf("Server header %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// BackendTLSPolicies make the proxy speak TLS to their Services' backends
+// and verify them: with the policy's CA and hostname (sent as SNI) the
+// request goes through; a certificate from another CA, a hostname the
+// certificate does not carry, or a policy without a usable CA certificate
+// fail with 503; subjectAltNames replace the hostname as the names
+// checked.
+func TestBackendTLSPolicyThroughTheStandIn(t *testing.T) {
+	tlsBackend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(echoed{Backend: "tls-backend", Path: r.URL.Path, Host: r.Host, SNI: r.TLS.ServerName})
+	}))
+	tlsBackend.StartTLS() // httptest's certificate: self-signed, for example.com and 127.0.0.1
+	t.Cleanup(tlsBackend.Close)
+	port := int32(tlsBackend.Listener.Addr().(*net.TCPAddr).Port) //nolint:gosec // a port
+	backendCA := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsBackend.Certificate().Raw}))
+	otherCA, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	in := translate.Input{
+		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
+		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
+			GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
+		}}},
+		ConfigMaps: []corev1.ConfigMap{
+			{ObjectMeta: metav1.ObjectMeta{Name: "backend-ca", Namespace: "default"}, Data: map[string]string{"ca.crt": backendCA}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "other-ca", Namespace: "default"}, Data: map[string]string{"ca.crt": string(otherCA)}},
+		},
+	}
+	route := gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
+		CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+	}}
+	policy := func(svc, ca, hostname string, sans ...string) {
+		p := gwv1.BackendTLSPolicy{ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: "default"}, Spec: gwv1.BackendTLSPolicySpec{
+			TargetRefs: []gwv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwv1.LocalPolicyTargetReference{Kind: "Service", Name: gwv1.ObjectName(svc)}}},
+			Validation: gwv1.BackendTLSPolicyValidation{
+				CACertificateRefs: []gwv1.LocalObjectReference{{Kind: "ConfigMap", Name: gwv1.ObjectName(ca)}}, Hostname: gwv1.PreciseHostname(hostname),
+			},
+		}}
+		for _, s := range sans {
+			p.Spec.Validation.SubjectAltNames = append(p.Spec.Validation.SubjectAltNames, gwv1.SubjectAltName{Type: gwv1.HostnameSubjectAltNameType, Hostname: gwv1.Hostname(s)})
+		}
+		in.BackendTLSPolicies = append(in.BackendTLSPolicies, p)
+		in.Services = append(in.Services, service(svc, port, "HTTPS"))
+		in.EndpointSlices = append(in.EndpointSlices, slice(svc, port))
+		route.Spec.Rules = append(route.Spec.Rules, gwv1.HTTPRouteRule{Matches: prefix("/" + svc), BackendRefs: []gwv1.HTTPBackendRef{backend(svc)}})
+	}
+	policy("verified", "backend-ca", "example.com")
+	policy("other-ca", "other-ca", "example.com")
+	policy("wrong-name", "backend-ca", "mismatch.example.net") // the certificate is for example.com and *.example.com
+	policy("no-ca", "missing-ca", "example.com")
+	policy("by-san", "backend-ca", "sni.example.net", "example.com")
+	in.HTTPRoutes = []gwv1.HTTPRoute{route}
+	ports := serve(t, in)
+	c := client{t: t, http: &http.Client{Timeout: 5 * time.Second}, base: fmt.Sprintf("http://127.0.0.1:%d", ports[80])}
+	for _, tc := range []struct {
+		path, sni string
+		status    int
+	}{
+		{"/verified", "example.com", 200},
+		{"/other-ca", "", 503},
+		{"/wrong-name", "", 503},
+		{"/no-ca", "", 503},
+		{"/by-san", "sni.example.net", 200},
+	} {
+		resp, e := c.do("GET", "any.example", tc.path, nil)
+		if resp.StatusCode != tc.status || (tc.status == 200 && (e.Backend != "tls-backend" || e.SNI != tc.sni)) {
+			t.Errorf("GET %s: %d %+v, want %d from the TLS backend with SNI %q", tc.path, resp.StatusCode, e, tc.status, tc.sni)
+		}
 	}
 }

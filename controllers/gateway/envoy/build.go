@@ -313,6 +313,41 @@ func (b *builder) downstreamTLS(what string, certs []string) *corev3.TransportSo
 	}
 }
 
+// systemCABundle is where Envoy's images (and Debian's) keep the system's
+// trusted roots, for wellKnownCACertificates: System.
+const systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
+
+// upstreamTLS originates TLS to a cluster's backends: the policy's SNI,
+// its CA certificates, and the names the certificate must carry (Envoy
+// checks no name unless told some).
+func (b *builder) upstreamTLS(what string, t *ir.BackendTLS, http2 bool) *corev3.TransportSocket {
+	vc := &tlsv3.CertificateValidationContext{}
+	if t.System {
+		vc.TrustedCa = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: systemCABundle}}
+	} else {
+		vc.TrustedCa = &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: t.CACertificates}}
+	}
+	for _, san := range t.SubjectAltNames {
+		kind := tlsv3.SubjectAltNameMatcher_DNS
+		if san.URI {
+			kind = tlsv3.SubjectAltNameMatcher_URI
+		}
+		vc.MatchTypedSubjectAltNames = append(vc.MatchTypedSubjectAltNames, &tlsv3.SubjectAltNameMatcher{
+			SanType: kind, Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: san.Value}},
+		})
+	}
+	ctx := &tlsv3.UpstreamTlsContext{Sni: t.SNI, CommonTlsContext: &tlsv3.CommonTlsContext{
+		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc},
+	}}
+	if http2 {
+		ctx.CommonTlsContext.AlpnProtocols = []string{"h2"}
+	}
+	return &corev3.TransportSocket{
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: b.typed(what+" tls", ctx)},
+	}
+}
+
 func (b *builder) routeConfig(name string, vhosts []ir.VirtualHost) {
 	rc := &routev3.RouteConfiguration{Name: name, IgnorePortInHostMatching: true}
 	for _, vh := range vhosts {
@@ -540,6 +575,9 @@ func (b *builder) cluster(c ir.Cluster) {
 		cl.TypedExtensionProtocolOptions = map[string]*anypb.Any{
 			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": b.typed("cluster "+name+" protocol options", opts),
 		}
+	}
+	if c.TLS != nil {
+		cl.TransportSocket = b.upstreamTLS("cluster "+name, c.TLS, c.HTTP2)
 	}
 	b.check("cluster "+name, cl)
 	b.res.Clusters = append(b.res.Clusters, cl)

@@ -209,14 +209,26 @@ type Cluster struct {
 	Endpoints []Endpoint
 }
 
-// BackendTLS is how the proxy verifies its backends.
+// BackendTLS is how the proxy opens TLS to its backends and verifies them.
 type BackendTLS struct {
-	// SNI is sent in the ClientHello and checked against the certificate.
+	// SNI is sent in the ClientHello.
 	SNI string
 	// CACertificates are the PEM certificates trusted for the backend;
-	// empty with System set means the system roots.
+	// with System the system roots are trusted instead.
 	CACertificates string
 	System         bool
+	// SubjectAltNames are the names the backend's certificate must carry
+	// (one is enough); the translator always sets at least one, since a
+	// proxy told none checks no name at all.
+	SubjectAltNames []SubjectAltName
+}
+
+// SubjectAltName is one name a backend certificate may carry.
+type SubjectAltName struct {
+	// URI says Value is a URI SAN; otherwise it is a DNS name, which may
+	// be a wildcard ("*.example.com").
+	URI   bool
+	Value string
 }
 
 // Endpoint is one backend address.

@@ -110,12 +110,12 @@ func TestGW12_GW13_GW14_ClassConfigShapesTheService(t *testing.T) {
 
 	var firstUID types.UID
 	t.Run("GW13 LoadBalancer with a class, source ranges and no node ports", func(t *testing.T) {
-		h.must(h.get(client.ObjectKeyFromObject(cfg), cfg))
-		cfg.Spec.Service = &ciliumv2alpha1.GatewayServiceConfig{
-			Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: ptr.To("io.cilium/l2-announcer"),
-			AllocateLoadBalancerNodePorts: ptr.To(false), LoadBalancerSourceRanges: []string{"198.18.0.0/16"},
-		}
-		h.must(h.c.Update(h.ctx, cfg))
+		h.update(cfg, func() {
+			cfg.Spec.Service = &ciliumv2alpha1.GatewayServiceConfig{
+				Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: ptr.To("io.cilium/l2-announcer"),
+				AllocateLoadBalancerNodePorts: ptr.To(false), LoadBalancerSourceRanges: []string{"198.18.0.0/16"},
+			}
+		})
 		h.eventually("a LoadBalancer Service of class io.cilium/l2-announcer", func() error {
 			var svc corev1.Service
 			if err := h.get(svcKey, &svc); err != nil {
@@ -133,9 +133,7 @@ func TestGW12_GW13_GW14_ClassConfigShapesTheService(t *testing.T) {
 	})
 
 	t.Run("GW13 a changed load-balancer class recreates the Service", func(t *testing.T) {
-		h.must(h.get(client.ObjectKeyFromObject(cfg), cfg))
-		cfg.Spec.Service.LoadBalancerClass = ptr.To("io.cilium/bgp-control-plane")
-		h.must(h.c.Update(h.ctx, cfg))
+		h.update(cfg, func() { cfg.Spec.Service.LoadBalancerClass = ptr.To("io.cilium/bgp-control-plane") })
 		h.eventually("a new Service of class io.cilium/bgp-control-plane", func() error {
 			var svc corev1.Service
 			if err := h.get(svcKey, &svc); err != nil {
@@ -149,9 +147,9 @@ func TestGW12_GW13_GW14_ClassConfigShapesTheService(t *testing.T) {
 	})
 
 	t.Run("GW14 fields not acted on are named", func(t *testing.T) {
-		h.must(h.get(client.ObjectKeyFromObject(cfg), cfg))
-		cfg.Spec.Telemetry = &ciliumv2alpha1.GatewayTelemetry{AccessLogs: []ciliumv2alpha1.GatewayAccessLog{{Format: "Text", Text: "%RESPONSE_CODE%"}}}
-		h.must(h.c.Update(h.ctx, cfg))
+		h.update(cfg, func() {
+			cfg.Spec.Telemetry = &ciliumv2alpha1.GatewayTelemetry{AccessLogs: []ciliumv2alpha1.GatewayAccessLog{{Format: "Text", Text: "%RESPONSE_CODE%"}}}
+		})
 		h.eventually("Accepted naming telemetry.accessLogs", func() error {
 			var c ciliumv2alpha1.CiliumGatewayClassConfig
 			h.must(h.get(client.ObjectKeyFromObject(cfg), &c))

@@ -13,6 +13,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -60,7 +61,7 @@ func (h *harness) start() func() { return h.startWith(nil) }
 func (h *harness) startWith(ingress *translate.IngressOptions) func() {
 	return env.RunManager(h.t, func(mgr ctrl.Manager) error {
 		return (&Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("plexus-gateway"), Passes: passes.Settings{Workers: 4},
-			SecretsNamespace: secretsNS, ProxyPortFirst: 10000, ProxyPortLast: 10009, GatewayAPI: true, GRPCRoutes: true, TLSRoutes: true,
+			SecretsNamespace: secretsNS, ProxyPortFirst: 10000, ProxyPortLast: 10009, GatewayAPI: true, GRPCRoutes: true, TLSRoutes: true, BackendTLSPolicies: true,
 			Ingress: ingress}).SetupWithManager(mgr)
 	})
 }
@@ -72,9 +73,10 @@ func (h *harness) empty() {
 	}
 	for _, ns := range []string{testNS, secretsNS, "certs"} {
 		for _, o := range []client.Object{&gwv1.Gateway{}, &gwv1.HTTPRoute{}, &gwv1.ReferenceGrant{}, &corev1.Service{}, &discoveryv1.EndpointSlice{},
-			&corev1.Secret{}, &ciliumv2.CiliumEnvoyConfig{}, &networkingv1.Ingress{}} {
+			&corev1.Secret{}, &ciliumv2.CiliumEnvoyConfig{}, &networkingv1.Ingress{}, &gwv1.BackendTLSPolicy{}} {
 			h.must(client.IgnoreNotFound(h.c.DeleteAllOf(ctx, o, client.InNamespace(ns))))
 		}
+		h.must(client.IgnoreNotFound(h.c.DeleteAllOf(ctx, &corev1.ConfigMap{}, client.InNamespace(ns), client.HasLabels{"test"})))
 	}
 }
 
@@ -107,6 +109,19 @@ func (h *harness) service(name string, port int32) {
 }
 
 func (h *harness) get(key client.ObjectKey, o client.Object) error { return h.c.Get(h.ctx, key, o) }
+
+// update reads o, applies change and writes it, again when the controller's
+// status write got in between.
+func (h *harness) update(o client.Object, change func()) {
+	h.t.Helper()
+	h.must(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := h.get(client.ObjectKeyFromObject(o), o); err != nil {
+			return err
+		}
+		change()
+		return h.c.Update(h.ctx, o)
+	}))
+}
 
 func condition(conds []metav1.Condition, t string) string {
 	c := meta.FindStatusCondition(conds, t)
@@ -420,6 +435,15 @@ func TestRestartWritesNothing(t *testing.T) {
 	}}))
 	h.ingressClass()
 	h.service("echo", 8080)
+	// A BackendTLSPolicy and its CA, so its status is compared too.
+	ca, err := os.ReadFile("testdata/tls.crt")
+	h.must(err)
+	h.must(h.c.Create(h.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "echo-ca", Namespace: testNS, Labels: map[string]string{"test": "restart"}},
+		Data: map[string]string{"ca.crt": string(ca)}}))
+	h.must(h.c.Create(h.ctx, &gwv1.BackendTLSPolicy{ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: testNS}, Spec: gwv1.BackendTLSPolicySpec{
+		TargetRefs: []gwv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwv1.LocalPolicyTargetReference{Kind: "Service", Name: "echo"}}},
+		Validation: gwv1.BackendTLSPolicyValidation{CACertificateRefs: []gwv1.LocalObjectReference{{Kind: "ConfigMap", Name: "echo-ca"}}, Hostname: "echo.example.com"},
+	}}))
 	h.must(h.c.Create(h.ctx, echoIngress("shop", nil)))
 	h.must(h.c.Create(h.ctx, &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: testNS}, Spec: gwv1.GatewaySpec{
 		GatewayClassName: "cilium",
@@ -449,6 +473,11 @@ func TestRestartWritesNothing(t *testing.T) {
 		if len(r.Status.Parents) != 1 {
 			return fmt.Errorf("parents %+v", r.Status.Parents)
 		}
+		var pol gwv1.BackendTLSPolicy
+		h.must(h.get(gatewayKey("echo"), &pol))
+		if len(pol.Status.Ancestors) != 1 {
+			return fmt.Errorf("policy ancestors %+v", pol.Status.Ancestors)
+		}
 		var gw gwv1.Gateway
 		h.must(h.get(gatewayKey("web"), &gw))
 		return wantCondition(gw.Status.Conditions, "Programmed", "False", "AddressNotAssigned")
@@ -465,7 +494,7 @@ func TestRestartWritesNothing(t *testing.T) {
 			{gatewayKey("shop"), &networkingv1.Ingress{}}, {gatewayKey("cilium-ingress-shop"), &corev1.Service{}},
 			{gatewayKey("cilium-ingress-shop"), &discoveryv1.EndpointSlice{}}, {gatewayKey("cilium-ingress-gw-test-shop"), &ciliumv2.CiliumEnvoyConfig{}},
 			{gatewayKey("cilium-ingress"), &corev1.Service{}}, {gatewayKey("cilium-ingress"), &ciliumv2.CiliumEnvoyConfig{}},
-			{gatewayKey("params"), &ciliumv2alpha1.CiliumGatewayClassConfig{}},
+			{gatewayKey("params"), &ciliumv2alpha1.CiliumGatewayClassConfig{}}, {gatewayKey("echo"), &gwv1.BackendTLSPolicy{}},
 		} {
 			h.must(h.get(o.key, o.obj))
 			out[fmt.Sprintf("%T %s", o.obj, o.key)] = o.obj.GetResourceVersion()

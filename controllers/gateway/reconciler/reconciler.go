@@ -39,8 +39,9 @@ import (
 	"github.com/plexus-net/plexus/internal/passes"
 )
 
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;httproutes;grpcroutes;tlsroutes;referencegrants,verbs=get;list;watch
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status;gateways/status;httproutes/status;grpcroutes/status;tlsroutes/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;httproutes;grpcroutes;tlsroutes;referencegrants;backendtlspolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status;gateways/status;httproutes/status;grpcroutes/status;tlsroutes/status;backendtlspolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumenvoyconfigs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumclusterwideenvoyconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=cilium.io,resources=ciliumenvoyconfigs/status;ciliumclusterwideenvoyconfigs/status,verbs=get;update;patch
@@ -78,9 +79,9 @@ type Reconciler struct {
 	// ProxyPortFirst and ProxyPortLast bound the ports the node proxies
 	// listen on, one per Gateway listener port.
 	ProxyPortFirst, ProxyPortLast int32
-	// GatewayAPI turns Gateway API support on; GRPCRoutes and TLSRoutes
-	// say whether their CRDs are installed.
-	GatewayAPI, GRPCRoutes, TLSRoutes bool
+	// GatewayAPI turns Gateway API support on; GRPCRoutes, TLSRoutes
+	// and BackendTLSPolicies say whether their CRDs are installed.
+	GatewayAPI, GRPCRoutes, TLSRoutes, BackendTLSPolicies bool
 	// Ingress, when set, turns Ingress support on with these settings.
 	Ingress *translate.IngressOptions
 
@@ -112,6 +113,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.TLSRoutes {
 		watches = append(watches, passes.For(&gwv1.TLSRoute{}))
 	}
+	if r.BackendTLSPolicies {
+		watches = append(watches, passes.For(&gwv1.BackendTLSPolicy{}), passes.For(&corev1.ConfigMap{}))
+	}
 	if r.Ingress != nil {
 		watches = append(watches, passes.For(&networkingv1.Ingress{}), passes.For(&networkingv1.IngressClass{}))
 	}
@@ -127,6 +131,8 @@ type world struct {
 	grpc      gwv1.GRPCRouteList
 	tls       gwv1.TLSRouteList
 	grants    gwv1.ReferenceGrantList
+	policies  gwv1.BackendTLSPolicyList
+	cms       corev1.ConfigMapList
 	nss       corev1.NamespaceList
 	services  corev1.ServiceList
 	slices    discoveryv1.EndpointSliceList
@@ -152,6 +158,9 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	if r.TLSRoutes {
 		lists = append(lists, &w.tls)
 	}
+	if r.BackendTLSPolicies {
+		lists = append(lists, &w.policies, &w.cms)
+	}
 	if r.Ingress != nil {
 		lists = append(lists, &w.ingresses, &w.ingressClasses)
 	}
@@ -160,7 +169,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	}
 	in := translate.Input{
 		Classes: w.classes.Items, ClassConfigs: w.configs.Items, Gateways: live(w.gateways.Items), HTTPRoutes: w.http.Items, GRPCRoutes: w.grpc.Items, TLSRoutes: w.tls.Items,
-		ReferenceGrants: w.grants.Items, Namespaces: w.nss.Items, Services: w.services.Items,
+		ReferenceGrants: w.grants.Items, BackendTLSPolicies: w.policies.Items, ConfigMaps: w.cms.Items, Namespaces: w.nss.Items, Services: w.services.Items,
 		EndpointSlices: w.slices.Items, Secrets: w.secrets.Items,
 		Ingresses: w.ingresses.Items, IngressClasses: w.ingressClasses.Items,
 	}
@@ -252,6 +261,11 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		p.Write(statusWrite(p, c, func(o *ciliumv2alpha1.CiliumGatewayClassConfig) {
 			o.Status.Conditions = mergeConditions(o.Status.Conditions, conds)
 		}))
+	}
+	for i := range w.policies.Items {
+		pol := &w.policies.Items[i]
+		ours := out.BackendTLSPolicies[keyOf(pol)]
+		p.Write(statusWrite(p, pol, func(o *gwv1.BackendTLSPolicy) { o.Status.Ancestors = mergeAncestors(o.Status.Ancestors, ours) }))
 	}
 	routeStatuses(p, out, "HTTPRoute", w.http.Items, func(o *gwv1.HTTPRoute) *[]gwv1.RouteParentStatus { return &o.Status.Parents })
 	routeStatuses(p, out, "GRPCRoute", w.grpc.Items, func(o *gwv1.GRPCRoute) *[]gwv1.RouteParentStatus { return &o.Status.Parents })

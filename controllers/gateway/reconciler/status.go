@@ -246,6 +246,29 @@ func mergeParents(old, ours []gwv1.RouteParentStatus) []gwv1.RouteParentStatus {
 	return out
 }
 
+// mergeAncestors replaces this controller's entries of a policy's
+// status.ancestors with ours, leaving other controllers' entries alone,
+// within the Gateway API's limit of 16.
+func mergeAncestors(old, ours []gwv1.PolicyAncestorStatus) []gwv1.PolicyAncestorStatus {
+	out := []gwv1.PolicyAncestorStatus{}
+	for _, a := range old {
+		if a.ControllerName != translate.ControllerName {
+			out = append(out, a)
+		}
+	}
+	for _, a := range ours[:min(len(ours), max(0, 16-len(out)))] {
+		var prev []metav1.Condition
+		for _, o := range old {
+			if o.ControllerName == translate.ControllerName && reflect.DeepEqual(o.AncestorRef, a.AncestorRef) {
+				prev = o.Conditions
+			}
+		}
+		a.Conditions = mergeConditions(prev, a.Conditions)
+		out = append(out, a)
+	}
+	return out
+}
+
 // envoyConfigState is a CiliumEnvoyConfig's readiness and what of it is
 // not served.
 type envoyConfigState struct {

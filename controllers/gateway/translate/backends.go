@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -13,10 +14,14 @@ import (
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
 )
 
-// Service appProtocols and what the proxy speaks to them.
+// Service appProtocols (lower-cased) and what the proxy speaks to them.
+// TLS to a backend comes only from a BackendTLSPolicy: an "https" port
+// without one is spoken to in plain HTTP/1.1, as the Gateway API leaves
+// it.
 var appProtocols = map[string]bool{ // value: HTTP/2
 	"":                  false,
 	"http":              false,
+	"https":             false,
 	"kubernetes.io/ws":  false,
 	"kubernetes.io/h2c": true,
 }
@@ -49,15 +54,18 @@ func (w *world) resolveBackend(r *routeObject, ref gwv1.BackendObjectReference, 
 		return problem(gwv1.RouteReasonBackendNotFound, "Service %s has no port %d", key, *ref.Port)
 	}
 	sp := svc.Spec.Ports[i]
-	h2, known := appProtocols[ptr.Deref(sp.AppProtocol, "")]
+	h2, known := appProtocols[strings.ToLower(ptr.Deref(sp.AppProtocol, ""))]
 	if !known {
 		return problem(gwv1.RouteReasonUnsupportedProtocol, "Service %s port %d: appProtocol %s is not supported", key, sp.Port, *sp.AppProtocol)
 	}
-	return ir.Cluster{
+	c := ir.Cluster{
 		Name:      fmt.Sprintf("%s/%s:%d", key.Namespace, key.Name, sp.Port),
 		HTTP2:     http2 || h2,
 		Endpoints: w.endpoints(key, sp),
-	}, nil
+	}
+	r.backendPorts = append(r.backendPorts, tlsTarget{service: key, section: sp.Name})
+	applyBackendTLS(&c, w.backendTLSFor(key, sp.Name))
+	return c, nil
 }
 
 // endpoints lists the ready addresses behind a Service port, in order.

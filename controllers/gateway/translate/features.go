@@ -26,6 +26,7 @@ var Features = []features.FeatureName{
 	features.SupportHTTPRouteParentRefPort, features.SupportHTTPRouteBackendProtocolH2C, features.SupportHTTPRouteDestinationPortMatching,
 	features.SupportHTTPRoute303RedirectStatusCode, features.SupportHTTPRoute307RedirectStatusCode, features.SupportHTTPRoute308RedirectStatusCode,
 	features.SupportHTTPRouteNamedRouteRule, features.SupportGRPCRouteNamedRouteRule,
+	features.SupportBackendTLSPolicy, features.SupportBackendTLSPolicySANValidation,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them

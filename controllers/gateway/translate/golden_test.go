@@ -106,6 +106,10 @@ func readInput(t *testing.T, path string) translate.Input {
 			in.GRPCRoutes = append(in.GRPCRoutes, *o)
 		case *gwv1.TLSRoute:
 			in.TLSRoutes = append(in.TLSRoutes, *o)
+		case *gwv1.BackendTLSPolicy:
+			in.BackendTLSPolicies = append(in.BackendTLSPolicies, *o)
+		case *corev1.ConfigMap:
+			in.ConfigMaps = append(in.ConfigMaps, *o)
 		case *gwv1.ReferenceGrant:
 			in.ReferenceGrants = append(in.ReferenceGrants, *o)
 		case *corev1.Namespace:
@@ -142,6 +146,8 @@ type golden struct {
 	ClassConfigs   map[string][]metav1.Condition       `json:"classConfigs,omitempty"`
 	Gateways       []goldenGateway                     `json:"gateways,omitempty"`
 	Routes         map[string][]gwv1.RouteParentStatus `json:"routes,omitempty"`
+	// BackendTLSPolicies holds each policy's status.ancestors.
+	BackendTLSPolicies map[string][]gwv1.PolicyAncestorStatus `json:"backendTLSPolicies,omitempty"`
 }
 
 func render(t *testing.T, out translate.Output) string {
@@ -149,6 +155,10 @@ func render(t *testing.T, out translate.Output) string {
 	g := golden{GatewayClasses: out.Classes, ClassConfigs: map[string][]metav1.Condition{}, Routes: map[string][]gwv1.RouteParentStatus{}}
 	for k, v := range out.ClassConfigs {
 		g.ClassConfigs[k.String()] = v
+	}
+	g.BackendTLSPolicies = map[string][]gwv1.PolicyAncestorStatus{}
+	for k, v := range out.BackendTLSPolicies {
+		g.BackendTLSPolicies[k.String()] = v
 	}
 	for k, v := range out.RouteParents {
 		if len(v) > 0 {
@@ -230,7 +240,7 @@ func toJSON(t *testing.T, m types.Resource) any {
 }
 
 // scrub drops what changes between runs (transition times) or only adds
-// noise (inline certificate and key bytes).
+// noise (inline certificates and keys).
 func scrub(v any) any {
 	switch v := v.(type) {
 	case map[string]any:
@@ -238,6 +248,10 @@ func scrub(v any) any {
 		for k, c := range v {
 			if k == "inlineBytes" {
 				v[k] = "(bytes)"
+				continue
+			}
+			if s, ok := c.(string); ok && k == "inlineString" && strings.HasPrefix(s, "-----BEGIN") {
+				v[k] = "(PEM)"
 				continue
 			}
 			v[k] = scrub(c)

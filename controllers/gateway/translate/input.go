@@ -34,10 +34,13 @@ type Input struct {
 	GRPCRoutes      []gwv1.GRPCRoute
 	TLSRoutes       []gwv1.TLSRoute
 	ReferenceGrants []gwv1.ReferenceGrant
-	Namespaces      []corev1.Namespace
-	Services        []corev1.Service
-	EndpointSlices  []discoveryv1.EndpointSlice
-	Secrets         []corev1.Secret
+	// BackendTLSPolicies and the ConfigMaps holding their CA certificates.
+	BackendTLSPolicies []gwv1.BackendTLSPolicy
+	ConfigMaps         []corev1.ConfigMap
+	Namespaces         []corev1.Namespace
+	Services           []corev1.Service
+	EndpointSlices     []discoveryv1.EndpointSlice
+	Secrets            []corev1.Secret
 	// Ingresses and IngressClasses are read by TranslateIngresses only.
 	Ingresses      []networkingv1.Ingress
 	IngressClasses []networkingv1.IngressClass
@@ -56,6 +59,9 @@ type Output struct {
 	// RouteParents holds, per route, the status of each parentRef this
 	// controller answers for (other controllers' entries are theirs).
 	RouteParents map[RouteKey][]gwv1.RouteParentStatus
+	// BackendTLSPolicies holds, per policy, this controller's
+	// status.ancestors entries (possibly none).
+	BackendTLSPolicies map[types.NamespacedName][]gwv1.PolicyAncestorStatus
 }
 
 // GatewayResult is one Gateway's translation and status.
@@ -119,10 +125,12 @@ func Translate(in Input) Output {
 	for _, g := range gws {
 		w.gateways[g.key] = g
 	}
+	w.validateBackendTLSPolicies()
 	routes := w.routes()
 	for _, r := range routes {
 		out.RouteParents[r.key] = w.attach(r)
 	}
+	out.BackendTLSPolicies = w.backendTLSStatus(routes)
 	for _, g := range gws {
 		out.Gateways = append(out.Gateways, w.build(g, routes))
 	}
@@ -139,7 +147,12 @@ type world struct {
 	services     map[types.NamespacedName]*corev1.Service
 	slices       map[types.NamespacedName][]*discoveryv1.EndpointSlice
 	secrets      map[types.NamespacedName]*corev1.Secret
-	gateways     map[types.NamespacedName]*gatewayState // ours, validated
+	configMaps   map[types.NamespacedName]*corev1.ConfigMap
+	// tlsPolicies holds the BackendTLSPolicy applied to each target;
+	// allTLSPolicies every policy, oldest first.
+	tlsPolicies    map[tlsTarget]*backendTLSPolicy
+	allTLSPolicies []*backendTLSPolicy
+	gateways       map[types.NamespacedName]*gatewayState // ours, validated
 	// allGateways holds every Gateway's key, of any class.
 	allGateways map[types.NamespacedName]bool
 }
@@ -153,6 +166,7 @@ func newWorld(in Input) *world {
 		services:     map[types.NamespacedName]*corev1.Service{},
 		slices:       map[types.NamespacedName][]*discoveryv1.EndpointSlice{},
 		secrets:      map[types.NamespacedName]*corev1.Secret{},
+		configMaps:   map[types.NamespacedName]*corev1.ConfigMap{},
 		allGateways:  map[types.NamespacedName]bool{},
 	}
 	for i := range in.Gateways {
@@ -179,6 +193,9 @@ func newWorld(in Input) *world {
 	}
 	for i := range in.Secrets {
 		w.secrets[keyOf(&in.Secrets[i])] = &in.Secrets[i]
+	}
+	for i := range in.ConfigMaps {
+		w.configMaps[keyOf(&in.ConfigMaps[i])] = &in.ConfigMaps[i]
 	}
 	return w
 }

@@ -36,6 +36,9 @@ type routeObject struct {
 	resolved metav1.Condition
 	// attachments are the listeners the route attached to.
 	attachments []attachment
+	// backendPorts are the Service ports its backends resolved to, for
+	// the status of the BackendTLSPolicies that target them.
+	backendPorts []tlsTarget
 }
 
 // attachment is one route attached to one listener, for these host names

@@ -72,22 +72,23 @@ func main() {
 			m.Reset()
 		}
 	}
-	for _, kind := range []string{"GRPCRoute", "TLSRoute"} {
+	for _, kind := range []string{"GRPCRoute", "TLSRoute", "BackendTLSPolicy"} {
 		if *gatewayAPI && !optional[kind] {
 			log.Info(fmt.Sprintf("the %s CRD is not installed: %s support is disabled", kind, kind))
 		}
 	}
 	r := &reconciler.Reconciler{
-		Client:           mgr.GetClient(),
-		Recorder:         mgr.GetEventRecorder("plexus-gateway"),
-		Passes:           flags.Passes,
-		SecretsNamespace: secretsNamespace,
-		ProxyPortFirst:   first,
-		ProxyPortLast:    last,
-		GatewayAPI:       *gatewayAPI,
-		GRPCRoutes:       optional["GRPCRoute"],
-		TLSRoutes:        optional["TLSRoute"],
-		Ingress:          ingressOptions,
+		Client:             mgr.GetClient(),
+		Recorder:           mgr.GetEventRecorder("plexus-gateway"),
+		Passes:             flags.Passes,
+		SecretsNamespace:   secretsNamespace,
+		ProxyPortFirst:     first,
+		ProxyPortLast:      last,
+		GatewayAPI:         *gatewayAPI,
+		GRPCRoutes:         optional["GRPCRoute"],
+		TLSRoutes:          optional["TLSRoute"],
+		BackendTLSPolicies: optional["BackendTLSPolicy"],
+		Ingress:            ingressOptions,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		operator.Fatal(err, "setting up the gateway controller")
@@ -96,7 +97,8 @@ func main() {
 }
 
 // missingCRDs names the required Gateway API kinds the API server does not
-// serve, and says which optional ones (GRPCRoute, TLSRoute at v1) it does.
+// serve, and says which optional ones (GRPCRoute, TLSRoute, BackendTLSPolicy
+// at v1) it does.
 func missingCRDs(m meta.RESTMapper) (missing []string, optional map[string]bool) {
 	for _, kind := range []string{"GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant"} {
 		if _, err := m.RESTMapping(schema.GroupKind{Group: gwv1.GroupName, Kind: kind}, "v1"); err != nil {
@@ -104,7 +106,7 @@ func missingCRDs(m meta.RESTMapper) (missing []string, optional map[string]bool)
 		}
 	}
 	optional = map[string]bool{}
-	for _, kind := range []string{"GRPCRoute", "TLSRoute"} {
+	for _, kind := range []string{"GRPCRoute", "TLSRoute", "BackendTLSPolicy"} {
 		_, err := m.RESTMapping(schema.GroupKind{Group: gwv1.GroupName, Kind: kind}, "v1")
 		optional[kind] = err == nil
 	}

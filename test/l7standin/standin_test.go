@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -637,6 +639,71 @@ func TestBackendTLSPolicyThroughTheStandIn(t *testing.T) {
 		resp, e := c.do("GET", "any.example", tc.path, nil)
 		if resp.StatusCode != tc.status || (tc.status == 200 && (e.Backend != "tls-backend" || e.SNI != tc.sni)) {
 			t.Errorf("GET %s: %d %+v, want %d from the TLS backend with SNI %q", tc.path, resp.StatusCode, e, tc.status, tc.sni)
+		}
+	}
+}
+
+// HTTPRoute retries: a backend that fails a request a given number of
+// times is retried on the listed codes up to the attempts the rule allows,
+// and its last answer is passed on when they run out.
+func TestRetriesThroughTheStandIn(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		failures, _ := strconv.Atoi(q.Get("fail"))
+		code, _ := strconv.Atoi(q.Get("code"))
+		mu.Lock()
+		seen[q.Get("id")]++
+		n := seen[q.Get("id")]
+		mu.Unlock()
+		if n <= failures {
+			w.WriteHeader(code)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(echoed{Backend: "flaky"})
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	port := int32(l.Addr().(*net.TCPAddr).Port) //nolint:gosec // a port
+	rule := func(path string, attempts int, codes ...gwv1.HTTPRouteRetryStatusCode) gwv1.HTTPRouteRule {
+		return gwv1.HTTPRouteRule{Matches: prefix(path), BackendRefs: []gwv1.HTTPBackendRef{backend("flaky")},
+			Retry: &gwv1.HTTPRouteRetry{Codes: codes, Attempts: &attempts}}
+	}
+	ports := serve(t, translate.Input{
+		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
+		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
+			GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
+		}}},
+		HTTPRoutes: []gwv1.HTTPRoute{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Rules:           []gwv1.HTTPRouteRule{rule("/500-3", 3, 500), rule("/all-2", 2, 500, 502, 503, 504)},
+		}}},
+		Services: []corev1.Service{service("flaky", port, "")}, EndpointSlices: []discoveryv1.EndpointSlice{slice("flaky", port)},
+	})
+	c := client{t: t, http: &http.Client{Timeout: 5 * time.Second}, base: fmt.Sprintf("http://127.0.0.1:%d", ports[80])}
+	for i, tc := range []struct {
+		path            string
+		failures, code  int
+		want, wantTries int
+	}{
+		{"/500-3", 2, 500, 200, 3},
+		{"/500-3", 4, 500, 500, 4},
+		{"/500-3", 2, 503, 503, 1},
+		{"/all-2", 1, 502, 200, 2},
+		{"/all-2", 3, 504, 504, 3},
+	} {
+		id := fmt.Sprint(i)
+		resp, _ := c.do("GET", "any.example", fmt.Sprintf("%s?id=%s&fail=%d&code=%d", tc.path, id, tc.failures, tc.code), nil)
+		mu.Lock()
+		tries := seen[id]
+		mu.Unlock()
+		if resp.StatusCode != tc.want || tries != tc.wantTries {
+			t.Errorf("%s failing %d times with %d: %d after %d tries, want %d after %d", tc.path, tc.failures, tc.code, resp.StatusCode, tries, tc.want, tc.wantTries)
 		}
 	}
 }

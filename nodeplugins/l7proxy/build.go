@@ -39,6 +39,10 @@ type Config struct {
 type Snapshot struct {
 	Version   string
 	Resources map[string][]types.Resource
+	// TypeVersions name each type's resources (the same resources, the
+	// same name), so an acknowledgement of an older snapshot whose type
+	// did not change counts for this one.
+	TypeVersions map[string]string
 	// Generations are the configs the snapshot holds, at their generation.
 	Generations map[nodesv1alpha1.EnvoyConfigRef]int64
 	// Owners names the config of each resource (by type, then name), so a
@@ -152,7 +156,11 @@ func Build(configs []Config, secrets []corev1.Secret) (Snapshot, map[nodesv1alph
 		}
 		slices.SortFunc(s.Resources[t], func(a, b types.Resource) int { return cmp.Compare(cache.GetResourceName(a), cache.GetResourceName(b)) })
 	}
-	s.Version = version(s.Resources)
+	s.TypeVersions = map[string]string{}
+	for _, t := range envoyxds.Types {
+		s.TypeVersions[t] = typeVersion(s.Resources[t])
+	}
+	s.Version = version(s.TypeVersions)
 	return s, errs
 }
 
@@ -171,21 +179,31 @@ func toResources(byType map[string]map[string]types.Resource) [types.UnknownType
 
 // version names the content: the same resources give the same version, so
 // a restart that rebuilds the same snapshot sends the proxy nothing new.
-func version(res map[string][]types.Resource) string {
+func version(typeVersions map[string]string) string {
 	h := sha256.New()
-	opts := proto.MarshalOptions{Deterministic: true}
 	for _, t := range envoyxds.Types {
-		for _, r := range res[t] {
-			b, err := opts.Marshal(r)
-			if err != nil {
-				b = []byte(err.Error())
-			}
-			fmt.Fprintf(h, "%s %d\n", t, len(b))
-			h.Write(b)
-		}
+		fmt.Fprintf(h, "%s %s\n", t, typeVersions[t])
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
+
+// typeVersion names one type's resources.
+func typeVersion(rs []types.Resource) string {
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	for _, r := range rs {
+		b, err := opts.Marshal(r)
+		if err != nil {
+			b = []byte(err.Error())
+		}
+		fmt.Fprintf(h, "%d\n", len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// emptyTypeVersion names a type with no resources.
+var emptyTypeVersion = typeVersion(nil)
 
 func shortType(typeURL string) string {
 	return typeURL[strings.LastIndex(typeURL, ".")+1:]

@@ -35,12 +35,19 @@ type Server struct {
 
 	mu      sync.Mutex
 	served  []Snapshot // oldest first
-	streams map[int64]*stream
+	streams map[streamKey]*stream
 	// nack is the proxy's last refusal, until it acknowledges a newer
 	// snapshot.
 	nack    *refusal
 	acked   string // the newest version every type acknowledged
 	changed chan struct{}
+}
+
+// streamKey names a stream: state-of-the-world and delta streams are
+// numbered apart.
+type streamKey struct {
+	delta bool
+	id    int64
 }
 
 type stream struct {
@@ -61,7 +68,7 @@ func NewServer(nodeID string, log logr.Logger) *Server {
 	return &Server{
 		NodeID: nodeID, Log: log,
 		cache:   cache.NewSnapshotCache(true, cache.IDHash{}, nil),
-		streams: map[int64]*stream{},
+		streams: map[streamKey]*stream{},
 		changed: make(chan struct{}, 1),
 	}
 }
@@ -106,7 +113,9 @@ func (s *Server) Set(ctx context.Context, snap Snapshot) error {
 	return nil
 }
 
-// Serve answers ADS on l until ctx ends.
+// Serve answers ADS on l until ctx ends, state of the world or delta, as
+// the proxy asks (the chart's Envoy bootstrap asks for delta, so an edit
+// sends only the resources it changed).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	g := grpc.NewServer()
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, server.NewServer(ctx, s.cache, s.callbacks()))
@@ -121,64 +130,91 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 }
 
 func (s *Server) callbacks() server.CallbackFuncs {
+	open := func(k streamKey) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.streams[k] = &stream{nonces: map[string]sentResponse{}, acked: map[string]string{}}
+	}
+	closed := func(k streamKey) {
+		s.mu.Lock()
+		delete(s.streams, k)
+		s.mu.Unlock()
+		s.notify()
+	}
+	checkNode := func(n *corev3.Node) error {
+		if n != nil && n.GetId() != "" && n.GetId() != s.NodeID {
+			return fmt.Errorf("this server serves node %q, not %q", s.NodeID, n.GetId())
+		}
+		return nil
+	}
 	return server.CallbackFuncs{
-		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.streams[id] = &stream{nonces: map[string]sentResponse{}, acked: map[string]string{}}
+		StreamOpenFunc:        func(_ context.Context, id int64, _ string) error { open(streamKey{id: id}); return nil },
+		DeltaStreamOpenFunc:   func(_ context.Context, id int64, _ string) error { open(streamKey{delta: true, id: id}); return nil },
+		StreamClosedFunc:      func(id int64, _ *corev3.Node) { closed(streamKey{id: id}) },
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { closed(streamKey{delta: true, id: id}) },
+		StreamRequestFunc: func(id int64, req *discoverygrpc.DiscoveryRequest) error {
+			if err := checkNode(req.GetNode()); err != nil {
+				return err
+			}
+			s.request(streamKey{id: id}, req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 			return nil
 		},
-		StreamClosedFunc: func(id int64, _ *corev3.Node) {
-			s.mu.Lock()
-			delete(s.streams, id)
-			s.mu.Unlock()
-			s.notify()
-		},
-		StreamRequestFunc: func(id int64, req *discoverygrpc.DiscoveryRequest) error {
-			if req.GetNode() != nil && req.GetNode().GetId() != "" && req.GetNode().GetId() != s.NodeID {
-				return fmt.Errorf("this server serves node %q, not %q", s.NodeID, req.GetNode().GetId())
+		StreamDeltaRequestFunc: func(id int64, req *discoverygrpc.DeltaDiscoveryRequest) error {
+			if err := checkNode(req.GetNode()); err != nil {
+				return err
 			}
-			s.request(id, req)
+			s.request(streamKey{delta: true, id: id}, req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 			return nil
 		},
 		StreamResponseFunc: func(_ context.Context, id int64, _ *discoverygrpc.DiscoveryRequest, resp *discoverygrpc.DiscoveryResponse) {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if st := s.streams[id]; st != nil {
-				st.nonces[resp.GetNonce()] = sentResponse{typeURL: resp.GetTypeUrl(), version: resp.GetVersionInfo()}
-				if _, ok := st.acked[resp.GetTypeUrl()]; !ok {
-					st.acked[resp.GetTypeUrl()] = ""
-				}
-			}
+			s.sent(streamKey{id: id}, resp.GetNonce(), resp.GetTypeUrl(), resp.GetVersionInfo())
 		},
+		StreamDeltaResponseFunc: func(id int64, _ *discoverygrpc.DeltaDiscoveryRequest, resp *discoverygrpc.DeltaDiscoveryResponse) {
+			// A delta response's system version is the snapshot's.
+			s.sent(streamKey{delta: true, id: id}, resp.GetNonce(), resp.GetTypeUrl(), resp.GetSystemVersionInfo())
+		},
+	}
+}
+
+// sent remembers what a response carried, to follow its ACK or NACK.
+func (s *Server) sent(k streamKey, nonce, typeURL, version string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.streams[k]; st != nil {
+		st.nonces[nonce] = sentResponse{typeURL: typeURL, version: version}
+		if _, ok := st.acked[typeURL]; !ok {
+			st.acked[typeURL] = ""
+		}
 	}
 }
 
 // request follows an ACK or NACK: a request that answers a response (its
 // nonce) accepts that response's version, or refuses it with error_detail.
-func (s *Server) request(id int64, req *discoverygrpc.DiscoveryRequest) {
+// (A new stream is sent every type again, even when the proxy names what
+// it holds, so a restarted plugin hears acknowledgements too.)
+func (s *Server) request(k streamKey, typeURL, nonce, errorDetail string, refused bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.streams[id]
+	st := s.streams[k]
 	if st == nil {
 		return
 	}
 	// A type the proxy asks for counts from its first request: until it
 	// acknowledges a version, no version is acknowledged by the proxy.
-	if _, ok := st.acked[req.GetTypeUrl()]; !ok {
-		st.acked[req.GetTypeUrl()] = ""
+	if _, ok := st.acked[typeURL]; !ok {
+		st.acked[typeURL] = ""
 	}
-	if req.GetResponseNonce() == "" {
+	if nonce == "" {
 		return
 	}
-	sent, ok := st.nonces[req.GetResponseNonce()]
+	sent, ok := st.nonces[nonce]
 	if !ok {
 		return
 	}
-	delete(st.nonces, req.GetResponseNonce())
-	if d := req.GetErrorDetail(); d != nil {
-		s.nack = &refusal{version: sent.version, typeURL: sent.typeURL, message: d.GetMessage()}
-		s.Log.Info("the proxy refused a configuration", "type", sent.typeURL, "version", sent.version, "error", d.GetMessage())
+	delete(st.nonces, nonce)
+	if refused {
+		s.nack = &refusal{version: sent.version, typeURL: sent.typeURL, message: errorDetail}
+		s.Log.Info("the proxy refused a configuration", "type", sent.typeURL, "version", sent.version, "error", errorDetail)
 	} else {
 		st.acked[sent.typeURL] = sent.version
 	}
@@ -186,26 +222,41 @@ func (s *Server) request(id int64, req *discoverygrpc.DiscoveryRequest) {
 	s.notify()
 }
 
-// updateAcked moves acked to the newest version every type of every open
-// stream has acknowledged. Called with mu held.
+// updateAcked moves acked to the newest snapshot whose every type every
+// open stream holds: a type's acknowledged version need not be the
+// snapshot's, only carry the same resources (delta xDS sends a type only
+// when it changed, and nothing for a type that stays empty). Called with
+// mu held.
 func (s *Server) updateAcked() {
 	for i := len(s.served) - 1; i >= 0; i-- {
-		v := s.served[i].Version
+		want := s.served[i]
 		all, any := true, false
 		for _, st := range s.streams {
-			for _, got := range st.acked {
+			for typ, got := range st.acked {
 				any = true
-				all = all && got == v
+				all = all && s.contentOf(got, typ) == want.TypeVersions[typ]
 			}
 		}
 		if all && any {
-			s.acked = v
+			s.acked = want.Version
 			if s.nack != nil && s.indexOf(s.nack.version) < i {
 				s.nack = nil // a newer snapshot was accepted
 			}
 			return
 		}
 	}
+}
+
+// contentOf names the resources of one type in a served snapshot (""
+// names none). Called with mu held.
+func (s *Server) contentOf(version, typeURL string) string {
+	if version == "" {
+		return emptyTypeVersion
+	}
+	if i := s.indexOf(version); i >= 0 {
+		return s.served[i].TypeVersions[typeURL]
+	}
+	return "" // too old to compare: matches nothing
 }
 
 func (s *Server) indexOf(version string) int {

@@ -104,5 +104,9 @@ func loadState(path string) (snap Snapshot, ok bool, err error) {
 			snap.Owners[typ][cache.GetResourceName(res)] = *r.Owner
 		}
 	}
+	snap.TypeVersions = map[string]string{}
+	for _, t := range envoyxds.Types {
+		snap.TypeVersions[t] = typeVersion(snap.Resources[t])
+	}
 	return snap, true, nil
 }

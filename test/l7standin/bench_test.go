@@ -14,6 +14,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
+	"github.com/plexus-net/plexus/nodeplugins/l7proxy"
 )
 
 // manyRoutes is one Gateway with n HTTPRoutes, route i sending /r<i> (and
@@ -85,6 +86,95 @@ func BenchmarkRouteEdit(b *testing.B) {
 			b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(bytes)/float64(len(took)), "xDS-bytes/edit")
 		})
+	}
+}
+
+// BenchmarkRouteEditManyGateways measures one route edit among 10, 100
+// and 1,000 Gateways of 10 HTTPRoutes each (up to 10,000 routes), over
+// delta and state-of-the-world xDS: the time until the stand-in answers
+// the new path and the xDS bytes the edit sends. As in a cluster, the edit
+// rewrites one Gateway's config (translated and built alone here; the
+// controller's pass over every Gateway is measured by bench-gateway-scale);
+// the node plugin builds its whole snapshot again. Delta xDS sends only the
+// edited Gateway's route configuration.
+func BenchmarkRouteEditManyGateways(b *testing.B) {
+	const routesPerGateway = 10
+	for _, mode := range []string{"delta", "sotw"} {
+		for _, gateways := range []int{10, 100, 1000} {
+			b.Run(fmt.Sprintf("xds=%s/gateways=%d", mode, gateways), func(b *testing.B) {
+				port := echo(b, "echo-1", false)
+				st := newStackWith(b, mode == "sotw")
+				taken := map[uint32]bool{}
+				for _, p := range st.ports {
+					taken[p] = true
+				}
+				for g := range gateways {
+					p := freePort(b)
+					for taken[p] { // a port just closed can come back
+						p = freePort(b)
+					}
+					taken[p] = true
+					st.ports[int32(20000+g)] = p //nolint:gosec // small
+				}
+				gatewayInput := func(g int, first string) translate.Input {
+					in := manyRoutes(routesPerGateway, port, first)
+					gw := &in.Gateways[0]
+					gw.Name = fmt.Sprintf("gw-%d", g)
+					gw.Spec.Listeners[0].Port = gwv1.PortNumber(20000 + g) //nolint:gosec // small
+					for i := range in.HTTPRoutes {
+						in.HTTPRoutes[i].Name = fmt.Sprintf("gw-%d-%s", g, in.HTTPRoutes[i].Name)
+						in.HTTPRoutes[i].Spec.ParentRefs[0].Name = gwv1.ObjectName(gw.Name)
+					}
+					return in
+				}
+				configs := make([]l7proxy.Config, gateways)
+				build := func(g int, first string) {
+					out := translate.Translate(gatewayInput(g, first))
+					if out.Gateways[0].Config == nil {
+						b.Fatalf("gateway %d not accepted: %+v", g, out.Gateways[0].Conditions)
+					}
+					configs[g], _ = st.envoyConfig(b, *out.Gateways[0].Config)
+				}
+				for g := range gateways {
+					build(g, "/edit-0")
+				}
+				st.waitAcked(b, st.serveBuilt(b, configs, nil))
+				hc := &http.Client{Timeout: time.Second}
+				url := fmt.Sprintf("http://127.0.0.1:%d", st.ports[20000])
+				served := func(path string) bool {
+					resp, err := hc.Get(url + path)
+					if err != nil {
+						return false
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					return resp.StatusCode == http.StatusOK
+				}
+				var took []time.Duration
+				var bytes int64
+				k := 0
+				for b.Loop() {
+					k++
+					path := fmt.Sprintf("/edit-%d", k)
+					before := st.bytes.n.Load()
+					start := time.Now()
+					build(0, path)
+					version := st.serveBuilt(b, configs, nil)
+					for deadline := start.Add(30 * time.Second); !served(path); time.Sleep(100 * time.Microsecond) {
+						if time.Now().After(deadline) {
+							b.Fatalf("%s not served after 30 s", path)
+						}
+					}
+					took = append(took, time.Since(start))
+					st.waitAcked(b, version) // every response of the edit counted
+					bytes += st.bytes.n.Load() - before
+				}
+				slices.Sort(took)
+				b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(bytes)/float64(len(took)), "xDS-bytes/edit")
+			})
+		}
 	}
 }
 

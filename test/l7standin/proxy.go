@@ -34,6 +34,9 @@ const defaultRouteTimeout = 15 * time.Second
 // Proxy is the stand-in data plane.
 type Proxy struct {
 	NodeID string
+	// StateOfTheWorld speaks state-of-the-world ADS; by default the
+	// stand-in speaks delta xDS, as the chart's Envoy bootstrap asks.
+	StateOfTheWorld bool
 
 	client    xdsclient.Client
 	cfg       atomic.Pointer[Config]
@@ -42,10 +45,11 @@ type Proxy struct {
 	// lds are the addresses of the last listeners accepted: a socket
 	// bound for them stays open until a newer LDS drops it, even while
 	// an older state is being applied.
-	lds      map[string]bool
-	h1, h2   *http.Transport
-	applied  atomic.Int64
-	versions atomic.Pointer[map[string]string] // per type, of the config in service
+	lds     map[string]bool
+	h1, h2  *http.Transport
+	applied atomic.Int64
+	// inService is the client state the config in service was built from.
+	inService atomic.Pointer[xdsclient.State]
 }
 
 type bound struct {
@@ -58,19 +62,27 @@ type bound struct {
 // Applied counts the configurations put in service.
 func (p *Proxy) Applied() int64 { return p.applied.Load() }
 
-// Serves says whether the configuration in service is version for every
-// resource type (state of the world: a snapshot has one version).
+// Serves says whether the configuration in service is snapshot version:
+// over state of the world every type carries it; over delta xDS, which
+// sends only the types that changed, the config in service was built from
+// everything accepted so far and the last response accepted carried it.
 func (p *Proxy) Serves(version string) bool {
-	v := p.versions.Load()
-	if v == nil || len(*v) < len(envoyxds.Types) {
-		return false // some type has not arrived yet
+	st := p.inService.Load()
+	if st == nil {
+		return false
 	}
-	for _, got := range *v {
-		if got != version {
-			return false
+	if p.StateOfTheWorld {
+		if len(st.Versions) < len(envoyxds.Types) {
+			return false // some type has not arrived yet
 		}
+		for _, got := range st.Versions {
+			if got != version {
+				return false
+			}
+		}
+		return true
 	}
-	return true
+	return st.Last == version && st.Accepted == p.client.Accepted()
 }
 
 // Run serves until ctx ends, holding an xDS stream on conn. When the
@@ -81,7 +93,7 @@ func (p *Proxy) Run(ctx context.Context, conn grpc.ClientConnInterface) error {
 	p.h1 = &http.Transport{MaxIdleConnsPerHost: 64}
 	p.h2 = &http.Transport{Protocols: new(http.Protocols)}
 	p.h2.Protocols.SetUnencryptedHTTP2(true)
-	p.client = xdsclient.Client{NodeID: p.NodeID, Check: p.check}
+	p.client = xdsclient.Client{NodeID: p.NodeID, Check: p.check, Delta: !p.StateOfTheWorld}
 	updates := p.client.Updates()
 	defer p.closeAll()
 	for ctx.Err() == nil {
@@ -160,7 +172,7 @@ func (p *Proxy) apply() {
 		return
 	}
 	p.cfg.Store(cfg)
-	p.versions.Store(&st.Versions)
+	p.inService.Store(&st)
 	p.mu.Lock()
 	for addr, b := range p.listeners {
 		l, wanted := cfg.Listeners[addr]

@@ -120,7 +120,11 @@ type stack struct {
 	bytes *payloadBytes
 }
 
-func newStack(t testing.TB) *stack {
+func newStack(t testing.TB) *stack { t.Helper(); return newStackWith(t, false) }
+
+// newStackWith is newStack with the stand-in speaking state-of-the-world
+// ADS instead of delta xDS when sotw is set.
+func newStackWith(t testing.TB, sotw bool) *stack {
 	t.Helper()
 	st := &stack{srv: l7proxy.NewServer("node-1", logr.Discard()), ports: map[int32]uint32{80: freePort(t), 443: freePort(t), 8443: freePort(t)}, bytes: &payloadBytes{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -135,7 +139,7 @@ func newStack(t testing.TB) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	st.proxy = &l7standin.Proxy{NodeID: "node-1"}
+	st.proxy = &l7standin.Proxy{NodeID: "node-1", StateOfTheWorld: sotw}
 	go func() { _ = st.proxy.Run(ctx, conn) }()
 	return st
 }
@@ -160,26 +164,43 @@ func (st *stack) serveConfigs(t testing.TB, gws ...ir.Gateway) string {
 	var configs []l7proxy.Config
 	var secrets []corev1.Secret
 	for _, g := range gws {
-		res, err := envoy.Build(g, envoy.Options{BindAddress: "127.0.0.1", ProxyPort: func(p int32) (uint32, bool) { return st.ports[p], true },
-			SecretName: func(s string) string {
-				ns, name, _ := strings.Cut(s, "/")
-				return envoyxds.SecretName("cilium-secrets", ns+"-"+name)
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := res.Raw()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns, name, _ := strings.Cut(g.Name, "/")
-		configs = append(configs, l7proxy.Config{Ref: nodesv1alpha1.EnvoyConfigRef{Kind: "CiliumEnvoyConfig", Namespace: ns, Name: name}, Generation: 1, Resources: raw})
-		for _, s := range g.Secrets {
-			ns, name, _ := strings.Cut(s.Name, "/")
-			secrets = append(secrets, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "cilium-secrets", Name: reconciler.SecretCopyName(ns, name)}, Type: corev1.SecretTypeTLS,
-				Data: map[string][]byte{corev1.TLSCertKey: s.Certificate, corev1.TLSPrivateKeyKey: s.Key}})
-		}
+		c, s := st.envoyConfig(t, g)
+		configs = append(configs, c)
+		secrets = append(secrets, s...)
 	}
+	return st.serveBuilt(t, configs, secrets)
+}
+
+// envoyConfig is what the controller writes for one Gateway: its
+// CiliumEnvoyConfig's resources and the copies of its certificates.
+func (st *stack) envoyConfig(t testing.TB, g ir.Gateway) (l7proxy.Config, []corev1.Secret) {
+	t.Helper()
+	res, err := envoy.Build(g, envoy.Options{BindAddress: "127.0.0.1", ProxyPort: func(p int32) (uint32, bool) { return st.ports[p], true },
+		SecretName: func(s string) string {
+			ns, name, _ := strings.Cut(s, "/")
+			return envoyxds.SecretName("cilium-secrets", ns+"-"+name)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := res.Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, name, _ := strings.Cut(g.Name, "/")
+	var secrets []corev1.Secret
+	for _, s := range g.Secrets {
+		ns, name, _ := strings.Cut(s.Name, "/")
+		secrets = append(secrets, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "cilium-secrets", Name: reconciler.SecretCopyName(ns, name)}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: s.Certificate, corev1.TLSPrivateKeyKey: s.Key}})
+	}
+	return l7proxy.Config{Ref: nodesv1alpha1.EnvoyConfigRef{Kind: "CiliumEnvoyConfig", Namespace: ns, Name: name}, Generation: 1, Resources: raw}, secrets
+}
+
+// serveBuilt serves configs as the node plugin does (its whole snapshot
+// built again) and returns the snapshot's version.
+func (st *stack) serveBuilt(t testing.TB, configs []l7proxy.Config, secrets []corev1.Secret) string {
+	t.Helper()
 	snap, errs := l7proxy.Build(configs, secrets)
 	if len(errs) > 0 {
 		t.Fatalf("configs refused: %v", errs)

@@ -165,7 +165,7 @@ bench-policy-change: controlplane ## policy: a CiliumNetworkPolicy change until 
 bench-gateway-scale: controlplane ## Gateway API at scale: 1,000 Gateways with 10,000 HTTPRoutes until all served and accepted, one edit after; controller CPU and peak RSS
 	KUBEBUILDER_ASSETS=$$(hack/build-controlplane.sh etcd kube-apiserver kubectl) go run ./test/bench/gateway $(BENCH_ARGS)
 
-bench-gateway: ## Gateway API: a route edit until the node's proxy serves it (1, 100, 1,000 routes) and xDS bytes per edit; requests through the stand-in proxy vs direct
+bench-gateway: ## Gateway API: a route edit until the node's proxy serves it (1, 100, 1,000 routes on one Gateway; one of 10 to 1,000 Gateways over delta and state-of-the-world xDS) and xDS bytes per edit; requests through the stand-in proxy vs direct
 	go test -run '^$$' -bench . -benchtime 30x -count 5 ./test/l7standin
 
 bench-l2: controlplane tools ## L2 announcements: failover time over 20 kills, API requests per node with 10/100/1,000 Services (needs root)

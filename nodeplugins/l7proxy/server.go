@@ -52,9 +52,11 @@ type streamKey struct {
 
 type stream struct {
 	nonces map[string]sentResponse // nonce → what was sent
-	// acked holds, per type this stream asked for, the version last
-	// acknowledged ("" until the first).
-	acked map[string]string
+	// holds names, per type this stream asked for, the resources the
+	// proxy acknowledged last (a TypeVersions value; none at first). A
+	// name, not a version: over delta xDS a type that never changes keeps
+	// the version of a snapshot long dropped from served.
+	holds map[string]string
 }
 
 type sentResponse struct{ typeURL, version string }
@@ -133,7 +135,7 @@ func (s *Server) callbacks() server.CallbackFuncs {
 	open := func(k streamKey) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.streams[k] = &stream{nonces: map[string]sentResponse{}, acked: map[string]string{}}
+		s.streams[k] = &stream{nonces: map[string]sentResponse{}, holds: map[string]string{}}
 	}
 	closed := func(k streamKey) {
 		s.mu.Lock()
@@ -182,8 +184,8 @@ func (s *Server) sent(k streamKey, nonce, typeURL, version string) {
 	defer s.mu.Unlock()
 	if st := s.streams[k]; st != nil {
 		st.nonces[nonce] = sentResponse{typeURL: typeURL, version: version}
-		if _, ok := st.acked[typeURL]; !ok {
-			st.acked[typeURL] = ""
+		if _, ok := st.holds[typeURL]; !ok {
+			st.holds[typeURL] = emptyTypeVersion
 		}
 	}
 }
@@ -201,8 +203,8 @@ func (s *Server) request(k streamKey, typeURL, nonce, errorDetail string, refuse
 	}
 	// A type the proxy asks for counts from its first request: until it
 	// acknowledges a version, no version is acknowledged by the proxy.
-	if _, ok := st.acked[typeURL]; !ok {
-		st.acked[typeURL] = ""
+	if _, ok := st.holds[typeURL]; !ok {
+		st.holds[typeURL] = emptyTypeVersion
 	}
 	if nonce == "" {
 		return
@@ -216,7 +218,7 @@ func (s *Server) request(k streamKey, typeURL, nonce, errorDetail string, refuse
 		s.nack = &refusal{version: sent.version, typeURL: sent.typeURL, message: errorDetail}
 		s.Log.Info("the proxy refused a configuration", "type", sent.typeURL, "version", sent.version, "error", errorDetail)
 	} else {
-		st.acked[sent.typeURL] = sent.version
+		st.holds[sent.typeURL] = s.contentOf(sent.version, sent.typeURL)
 	}
 	s.updateAcked()
 	s.notify()
@@ -232,9 +234,9 @@ func (s *Server) updateAcked() {
 		want := s.served[i]
 		all, any := true, false
 		for _, st := range s.streams {
-			for typ, got := range st.acked {
+			for typ, got := range st.holds {
 				any = true
-				all = all && s.contentOf(got, typ) == want.TypeVersions[typ]
+				all = all && got == want.TypeVersions[typ]
 			}
 		}
 		if all && any {
@@ -247,16 +249,13 @@ func (s *Server) updateAcked() {
 	}
 }
 
-// contentOf names the resources of one type in a served snapshot (""
-// names none). Called with mu held.
+// contentOf names the resources of one type in a served snapshot ("" for
+// a version no longer kept). Called with mu held.
 func (s *Server) contentOf(version, typeURL string) string {
-	if version == "" {
-		return emptyTypeVersion
-	}
 	if i := s.indexOf(version); i >= 0 {
 		return s.served[i].TypeVersions[typeURL]
 	}
-	return "" // too old to compare: matches nothing
+	return ""
 }
 
 func (s *Server) indexOf(version string) int {

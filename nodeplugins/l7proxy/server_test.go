@@ -18,7 +18,7 @@ import (
 
 // Over both state-of-the-world and delta xDS, the server counts what the
 // proxy acknowledged; an edit of one config sends (with delta) only that
-// config's resources; and after the plugin restarts with the snapshot the
+// config's resources, edit after edit; and after the plugin restarts with the snapshot the
 // proxy holds, the proxy's reconnect ends acknowledged again.
 func TestAcknowledgementsAcrossReconnects(t *testing.T) {
 	for _, delta := range []bool{false, true} {
@@ -78,19 +78,24 @@ func TestAcknowledgementsAcrossReconnects(t *testing.T) {
 			}()
 			waitAcked(srv, first.Version)
 
-			// An edit of a: with delta only a's listener is sent again.
-			before := c.State().Accepted
-			second := build(10011)
-			if err := srv.Set(t.Context(), second); err != nil {
-				t.Fatal(err)
-			}
-			waitAcked(srv, second.Version)
-			wantResponses := int64(len(first.Resources)) // SotW: every type again
-			if delta {
-				wantResponses = 1 // the listener type, with a's listener only
-			}
-			if got := c.State().Accepted - before; got != wantResponses {
-				t.Errorf("the edit took %d responses, want %d", got, wantResponses)
+			// Edits of a, more than the server keeps versions of: with delta
+			// only a's listener is sent again, and the types that never
+			// change still count as acknowledged.
+			var second Snapshot
+			for i := range keptVersions + 4 {
+				before := c.State().Accepted
+				second = build(uint32(10011 + i)) //nolint:gosec // small
+				if err := srv.Set(t.Context(), second); err != nil {
+					t.Fatal(err)
+				}
+				waitAcked(srv, second.Version)
+				wantResponses := int64(len(first.Resources)) // SotW: every type again
+				if delta {
+					wantResponses = 1 // the listener type, with a's listener only
+				}
+				if got := c.State().Accepted - before; got != wantResponses {
+					t.Errorf("edit %d took %d responses, want %d", i, got, wantResponses)
+				}
 			}
 			if _, ok := c.State().Resources[resource.ListenerType]["b-listener"]; !ok {
 				t.Errorf("b's listener went missing: %v", c.State().Resources[resource.ListenerType])

@@ -193,8 +193,8 @@ func listener(l *listenerv3.Listener, secrets map[string]tls.Certificate) (*List
 			return nil, Unsupported{"network filter " + fc.GetFilters()[0].GetTypedConfig().GetTypeUrl()}
 		}
 		for _, f := range hcm.GetHttpFilters() {
-			if f.GetTypedConfig().GetTypeUrl() != "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" {
-				return nil, Unsupported{"HTTP filter " + f.GetTypedConfig().GetTypeUrl()}
+			if t := f.GetTypedConfig().GetTypeUrl(); t != "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" && t != corsFilterType {
+				return nil, Unsupported{"HTTP filter " + t}
 			}
 		}
 		if hcm.GetRds() == nil {
@@ -271,6 +271,9 @@ func checkRoutes(rc *routev3.RouteConfiguration) error {
 				if _, err := regexp.Compile(re.GetRegex()); err != nil {
 					return fmt.Errorf("route %s: %w", r.GetName(), err)
 				}
+			}
+			if err := checkCORS(r); err != nil {
+				return err
 			}
 			if a := r.GetRoute(); a != nil && (len(a.GetHashPolicy()) > 0 || a.GetClusterHeader() != "") {
 				return Unsupported{fmt.Sprintf("route %s: hash policies and cluster headers", r.GetName())}

@@ -334,6 +334,11 @@ func (p *Proxy) handle(addr string, w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
+	cors := routeCORS(rt)
+	if corsPreflight(cors, w, r) {
+		return
+	}
+	w = withCORS(cors, w, r)
 	switch {
 	case rt.GetDirectResponse() != nil:
 		w.WriteHeader(int(rt.GetDirectResponse().GetStatus()))

@@ -728,3 +728,85 @@ func TestRetriesThroughTheStandIn(t *testing.T) {
 		}
 	}
 }
+
+// The CORS filter as Envoy's: a preflight from an allowed origin (exact,
+// wildcard, any) is answered by the proxy with the policy's headers ("*"
+// methods and headers echo the request's), one from another origin
+// without Access-Control-Allow-Origin (never passed on); other
+// requests from it reach the backend and come back with
+// Access-Control-Allow-Origin (and credentials and exposed headers); a
+// request from another origin gets no CORS headers.
+func TestCORSThroughTheStandIn(t *testing.T) {
+	port := echo(t, "echo-1", false)
+	rule := func(path string, f gwv1.HTTPCORSFilter) gwv1.HTTPRouteRule {
+		return gwv1.HTTPRouteRule{Matches: prefix(path), BackendRefs: []gwv1.HTTPBackendRef{backend("echo-1")},
+			Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterCORS, CORS: &f}}}
+	}
+	ports := serve(t, translate.Input{
+		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
+		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
+			GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
+		}}},
+		HTTPRoutes: []gwv1.HTTPRoute{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Rules: []gwv1.HTTPRouteRule{
+				rule("/cors-1", gwv1.HTTPCORSFilter{
+					AllowOrigins: []gwv1.CORSOrigin{"https://www.foo.com", "https://*.bar.com"}, AllowMethods: []gwv1.HTTPMethodWithWildcard{"GET", "OPTIONS"},
+					AllowHeaders: []gwv1.HTTPHeaderName{"x-header-1"}, ExposeHeaders: []gwv1.HTTPHeaderName{"x-header-3"},
+					AllowCredentials: new(true), MaxAge: 3600,
+				}),
+				rule("/any", gwv1.HTTPCORSFilter{AllowOrigins: []gwv1.CORSOrigin{"*"}, AllowMethods: []gwv1.HTTPMethodWithWildcard{"PUT"}}),
+				rule("/wild", gwv1.HTTPCORSFilter{AllowOrigins: []gwv1.CORSOrigin{"*"}, AllowMethods: []gwv1.HTTPMethodWithWildcard{"*"},
+					AllowHeaders: []gwv1.HTTPHeaderName{"*"}, AllowCredentials: new(true)}),
+			},
+		}}},
+		Services: []corev1.Service{service("echo-1", port, "")}, EndpointSlices: []discoveryv1.EndpointSlice{slice("echo-1", port)},
+	})
+	c := client{t: t, http: &http.Client{Timeout: 5 * time.Second}, base: fmt.Sprintf("http://127.0.0.1:%d", ports[80])}
+	preflight := func(origin, method string) map[string]string {
+		return map[string]string{"Origin": origin, "Access-Control-Request-Method": method}
+	}
+	for _, tc := range []struct {
+		name, method, path string
+		header             map[string]string
+		backend            bool              // the request reaches the backend
+		want               map[string]string // response headers ("" absent)
+	}{
+		{"preflight from an exact origin", "OPTIONS", "/cors-1", preflight("https://www.foo.com", "GET"), false, map[string]string{
+			"Access-Control-Allow-Origin": "https://www.foo.com", "Access-Control-Allow-Methods": "GET, OPTIONS",
+			"Access-Control-Allow-Headers": "x-header-1", "Access-Control-Max-Age": "3600", "Access-Control-Allow-Credentials": "true",
+			"Access-Control-Expose-Headers": "x-header-3",
+		}},
+		{"preflight from a wildcard origin", "OPTIONS", "/cors-1", preflight("https://a.b.bar.com", "GET"), false, map[string]string{
+			"Access-Control-Allow-Origin": "https://a.b.bar.com",
+		}},
+		{"preflight from another origin, answered without Access-Control-Allow-Origin", "OPTIONS", "/cors-1", preflight("https://foobar.com", "GET"), false, map[string]string{
+			"Access-Control-Allow-Origin": "", "Access-Control-Expose-Headers": "",
+		}},
+		{"simple request from an allowed origin", "GET", "/cors-1", map[string]string{"Origin": "https://www.foo.com"}, true, map[string]string{
+			"Access-Control-Allow-Origin": "https://www.foo.com", "Access-Control-Allow-Credentials": "true", "Access-Control-Expose-Headers": "x-header-3",
+		}},
+		{"simple request from another origin", "GET", "/cors-1", map[string]string{"Origin": "https://foobar.com"}, true, map[string]string{
+			"Access-Control-Allow-Origin": "",
+		}},
+		{"any origin echoed, no credentials", "OPTIONS", "/any", preflight("https://foobar.com:12345", "PUT"), false, map[string]string{
+			"Access-Control-Allow-Origin": "https://foobar.com:12345", "Access-Control-Allow-Methods": "PUT", "Access-Control-Allow-Credentials": "",
+		}},
+		{"wildcard methods and headers echo the request's", "OPTIONS", "/wild", map[string]string{
+			"Origin": "https://x.example", "Access-Control-Request-Method": "PATCH", "Access-Control-Request-Headers": "x-a, x-b",
+		}, false, map[string]string{
+			"Access-Control-Allow-Origin": "https://x.example", "Access-Control-Allow-Methods": "PATCH", "Access-Control-Allow-Headers": "x-a, x-b",
+			"Access-Control-Allow-Credentials": "true",
+		}},
+	} {
+		resp, e := c.do(tc.method, "any.example", tc.path, tc.header)
+		if reached := e.Backend == "echo-1"; reached != tc.backend || resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: status %d, reached the backend %v, want %v", tc.name, resp.StatusCode, reached, tc.backend)
+		}
+		for k, v := range tc.want {
+			if got := resp.Header.Get(k); got != v {
+				t.Errorf("%s: %s is %q, want %q", tc.name, k, got, v)
+			}
+		}
+	}
+}

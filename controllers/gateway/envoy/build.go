@@ -22,6 +22,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -198,7 +199,7 @@ func (b *builder) port(p ir.Port) {
 	}
 	switch p.Protocol {
 	case ir.HTTP:
-		l.FilterChains = []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{b.hcm(name, name)}}}
+		l.FilterChains = []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{b.hcm(name, name, hasCORS(p.HTTP))}}}
 		b.routeConfig(name, p.HTTP)
 	case ir.HTTPS, ir.TLSPassthrough:
 		l.ListenerFilters = []*listenerv3.ListenerFilter{{
@@ -228,7 +229,7 @@ func (b *builder) tlsChain(port int32, t ir.TLSListener) *listenerv3.FilterChain
 	b.routeConfig(rc, t.HTTP)
 	return &listenerv3.FilterChain{
 		Name: rc, FilterChainMatch: match, TransportSocket: b.downstreamTLS(rc, t.Certificates),
-		Filters: []*listenerv3.Filter{b.hcm(rc, rc)},
+		Filters: []*listenerv3.Filter{b.hcm(rc, rc, hasCORS(t.HTTP))},
 	}
 }
 
@@ -241,9 +242,25 @@ func serverHeader(h ir.ServerHeader) hcmv3.HttpConnectionManager_ServerHeaderTra
 	return hcmv3.HttpConnectionManager_OVERWRITE
 }
 
+// corsFilter is Envoy's CORS filter, which routes configure.
+const corsFilter = "envoy.filters.http.cors"
+
+// hasCORS says whether a route of vhosts has a CORS policy (its connection
+// manager then runs the CORS filter).
+func hasCORS(vhosts []ir.VirtualHost) bool {
+	for _, vh := range vhosts {
+		for _, r := range vh.Routes {
+			if r.CORS != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // hcm is the HTTP connection manager of a filter chain, taking its routes
-// from routeConfig over ADS.
-func (b *builder) hcm(statPrefix, routeConfig string) *listenerv3.Filter {
+// from routeConfig over ADS; cors adds the CORS filter before the router.
+func (b *builder) hcm(statPrefix, routeConfig string, cors bool) *listenerv3.Filter {
 	m := &hcmv3.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
@@ -264,6 +281,11 @@ func (b *builder) hcm(statPrefix, routeConfig string) *listenerv3.Filter {
 		NormalizePath:              wrapperspb.Bool(true),
 		ServerHeaderTransformation: serverHeader(b.gw.ServerHeader),
 		UpgradeConfigs:             []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
+	}
+	if cors {
+		m.HttpFilters = append([]*hcmv3.HttpFilter{{
+			Name: corsFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: b.typed(statPrefix+" cors", &corsv3.Cors{})},
+		}}, m.HttpFilters...)
 	}
 	return &listenerv3.Filter{
 		Name:       "envoy.filters.network.http_connection_manager",
@@ -370,6 +392,9 @@ func (b *builder) route(r ir.Route) *routev3.Route {
 		ResponseHeadersToAdd:    headersToAdd(r.ResponseHeaders),
 		ResponseHeadersToRemove: lower(r.ResponseHeaders.Remove),
 	}
+	if r.CORS != nil {
+		out.TypedPerFilterConfig = map[string]*anypb.Any{corsFilter: b.typed("route "+r.Name+" cors", corsPolicy(r.CORS))}
+	}
 	switch {
 	case r.Redirect != nil:
 		out.Action = &routev3.Route_Redirect{Redirect: redirect(r.Redirect, r.Match)}
@@ -379,6 +404,42 @@ func (b *builder) route(r ir.Route) *routev3.Route {
 		out.Action = &routev3.Route_Route{Route: b.routeAction(r)}
 	}
 	return out
+}
+
+// corsPolicy is a route's CORS policy. Origins match without regard to
+// case; a "*" in one stands for any characters but "/". A preflight from
+// an origin not allowed is answered by the proxy too (without
+// Access-Control-Allow-Origin), not passed to the backend. Envoy answers
+// "*" methods or headers with those the preflight asked for.
+func corsPolicy(c *ir.CORS) *corsv3.CorsPolicy {
+	p := &corsv3.CorsPolicy{
+		AllowMethods: strings.Join(c.AllowMethods, ", "), AllowHeaders: strings.Join(c.AllowHeaders, ", "),
+		ExposeHeaders: strings.Join(c.ExposeHeaders, ", "), ForwardNotMatchingPreflights: wrapperspb.Bool(false),
+	}
+	if c.MaxAge > 0 {
+		p.MaxAge = fmt.Sprint(c.MaxAge)
+	}
+	if c.AllowCredentials {
+		p.AllowCredentials = wrapperspb.Bool(true)
+	}
+	for _, o := range c.AllowOrigins {
+		switch {
+		case o == "*": // Envoy allows every origin when a matcher matches "*"
+			p.AllowOriginStringMatch = append(p.AllowOriginStringMatch, &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "*"}})
+		case strings.Contains(o, "*"):
+			parts := strings.Split(o, "*")
+			for i := range parts {
+				parts[i] = regexp.QuoteMeta(strings.ToLower(parts[i]))
+			}
+			p.AllowOriginStringMatch = append(p.AllowOriginStringMatch, &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: "(?i)" + strings.Join(parts, "[^/]*")}}})
+		default:
+			p.AllowOriginStringMatch = append(p.AllowOriginStringMatch, &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: o}, IgnoreCase: true})
+		}
+	}
+	return p
 }
 
 func (b *builder) routeAction(r ir.Route) *routev3.RouteAction {

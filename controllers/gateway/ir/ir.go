@@ -109,8 +109,27 @@ type Route struct {
 	// BackendTimeout bounds each try to a backend (nil: no own limit).
 	BackendTimeout *time.Duration
 	Retry          *Retry
+	// CORS, when set, answers browsers' cross-origin checks.
+	CORS *CORS
 	// GRPC marks routes of GRPCRoutes (their backends speak HTTP/2).
 	GRPC bool
+}
+
+// CORS is a route's cross-origin policy: preflight requests from an
+// allowed origin are answered by the proxy, and answers to other requests
+// from it carry the Access-Control-* headers.
+type CORS struct {
+	// AllowOrigins are origins ("https://www.example.com"), with "*"
+	// standing for any characters but "/" ("https://*.example.com"),
+	// or "*" alone for any origin.
+	AllowOrigins  []string
+	AllowMethods  []string
+	AllowHeaders  []string
+	ExposeHeaders []string
+	// MaxAge is how long a preflight answer may be cached, in seconds
+	// (0: not said).
+	MaxAge           int32
+	AllowCredentials bool
 }
 
 // PathKind is how a route matches the request path.

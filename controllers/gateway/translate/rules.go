@@ -191,6 +191,8 @@ func (w *world) convertRules(r *routeObject, rules []ruleInput, grpc bool) {
 				}
 				r.clusters[c.Name] = c
 				base.Mirrors = append(base.Mirrors, mirror(c.Name, m))
+			case gwv1.HTTPRouteFilterCORS:
+				base.CORS = cors(f.CORS)
 			case gwv1.HTTPRouteFilterExtensionRef:
 				invalidFilter = true
 				problems = append(problems, refProblem{gwv1.RouteReasonInvalidKind,
@@ -317,6 +319,26 @@ func timeouts(r *ir.Route, t *gwv1.HTTPRouteTimeouts) string {
 		r.BackendTimeout = &d
 	}
 	return ""
+}
+
+func cors(f *gwv1.HTTPCORSFilter) *ir.CORS {
+	if f == nil {
+		return nil
+	}
+	c := &ir.CORS{MaxAge: f.MaxAge, AllowCredentials: ptr.Deref(f.AllowCredentials, false)}
+	for _, o := range f.AllowOrigins {
+		c.AllowOrigins = append(c.AllowOrigins, string(o))
+	}
+	for _, m := range f.AllowMethods {
+		c.AllowMethods = append(c.AllowMethods, string(m))
+	}
+	for _, h := range f.AllowHeaders {
+		c.AllowHeaders = append(c.AllowHeaders, string(h))
+	}
+	for _, h := range f.ExposeHeaders {
+		c.ExposeHeaders = append(c.ExposeHeaders, string(h))
+	}
+	return c
 }
 
 func retry(f *gwv1.HTTPRouteRetry) *ir.Retry {

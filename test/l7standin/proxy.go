@@ -411,7 +411,8 @@ func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r
 	notFound := map[routev3.RouteAction_ClusterNotFoundResponseCode]int{
 		routev3.RouteAction_SERVICE_UNAVAILABLE: 503, routev3.RouteAction_NOT_FOUND: 404, routev3.RouteAction_INTERNAL_SERVER_ERROR: 500,
 	}[a.GetClusterNotFoundResponseCode()]
-	cl := cfg.Clusters[pickCluster(a)]
+	name, weight := pickCluster(a)
+	cl := cfg.Clusters[name]
 	if cl == nil {
 		w.WriteHeader(notFound)
 		return
@@ -441,6 +442,8 @@ func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r
 		host = h
 	}
 	header := r.Header.Clone()
+	// Envoy edits the weighted cluster's headers first, then the route's.
+	editHeaders(header, weight.GetRequestHeadersToAdd(), weight.GetRequestHeadersToRemove())
 	editHeaders(header, rt.GetRequestHeadersToAdd(), rt.GetRequestHeadersToRemove())
 	for _, m := range a.GetRequestMirrorPolicies() {
 		if mc := cfg.Clusters[m.GetCluster()]; mc != nil && sampled(m.GetRuntimeFraction().GetDefaultValue()) {
@@ -496,6 +499,7 @@ func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r
 			w.Header().Add(k, v)
 		}
 	}
+	editHeaders(w.Header(), weight.GetResponseHeadersToAdd(), weight.GetResponseHeadersToRemove())
 	editHeaders(w.Header(), rt.GetResponseHeadersToAdd(), rt.GetResponseHeadersToRemove())
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
@@ -517,25 +521,27 @@ func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r
 	}
 }
 
-func pickCluster(a *routev3.RouteAction) string {
+// pickCluster picks the route's cluster, by weight among weighted ones
+// (whose entry is returned too, for its header edits).
+func pickCluster(a *routev3.RouteAction) (string, *routev3.WeightedCluster_ClusterWeight) {
 	if c := a.GetCluster(); c != "" {
-		return c
+		return c, nil
 	}
 	var total uint32
 	for _, c := range a.GetWeightedClusters().GetClusters() {
 		total += c.GetWeight().GetValue()
 	}
 	if total == 0 {
-		return ""
+		return "", nil
 	}
 	n := mrand.Uint32N(total) //nolint:gosec // load balancing, not security
 	for _, c := range a.GetWeightedClusters().GetClusters() {
 		if n < c.GetWeight().GetValue() {
-			return c.GetName()
+			return c.GetName(), c
 		}
 		n -= c.GetWeight().GetValue()
 	}
-	return ""
+	return "", nil
 }
 
 func sampled(f *typev3.FractionalPercent) bool {

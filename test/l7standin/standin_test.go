@@ -810,3 +810,42 @@ func TestCORSThroughTheStandIn(t *testing.T) {
 		}
 	}
 }
+
+// A backendRef's own header modifiers apply to the requests (and answers)
+// of that backend only: each backend sees its own Backend header.
+func TestBackendHeaderModifiersThroughTheStandIn(t *testing.T) {
+	p1, p2 := echo(t, "echo-1", false), echo(t, "echo-2", false)
+	ref := func(name string) gwv1.HTTPBackendRef {
+		b := backend(name)
+		b.Weight = new(int32(1))
+		b.Filters = []gwv1.HTTPRouteFilter{
+			{Type: gwv1.HTTPRouteFilterRequestHeaderModifier, RequestHeaderModifier: &gwv1.HTTPHeaderFilter{Set: []gwv1.HTTPHeader{{Name: "Backend", Value: name}}}},
+			{Type: gwv1.HTTPRouteFilterResponseHeaderModifier, ResponseHeaderModifier: &gwv1.HTTPHeaderFilter{Add: []gwv1.HTTPHeader{{Name: "X-Via", Value: name}}}},
+		}
+		return b
+	}
+	ports := serve(t, translate.Input{
+		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
+		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
+			GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
+		}}},
+		HTTPRoutes: []gwv1.HTTPRoute{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{ref("echo-1"), ref("echo-2")}}},
+		}}},
+		Services:       []corev1.Service{service("echo-1", p1, ""), service("echo-2", p2, "")},
+		EndpointSlices: []discoveryv1.EndpointSlice{slice("echo-1", p1), slice("echo-2", p2)},
+	})
+	c := client{t: t, http: &http.Client{Timeout: 5 * time.Second}, base: fmt.Sprintf("http://127.0.0.1:%d", ports[80])}
+	seen := map[string]int{}
+	for range 40 {
+		resp, e := c.do("GET", "any.example", "/", nil)
+		if got := first(e.Headers, "Backend"); got != e.Backend || resp.Header.Get("X-Via") != e.Backend {
+			t.Fatalf("backend %s saw Backend %q and answered with X-Via %q", e.Backend, got, resp.Header.Get("X-Via"))
+		}
+		seen[e.Backend]++
+	}
+	if seen["echo-1"] == 0 || seen["echo-2"] == 0 {
+		t.Errorf("40 requests split %v", seen)
+	}
+}

@@ -450,12 +450,18 @@ func (b *builder) routeAction(r ir.Route) *routev3.RouteAction {
 		}
 		return b.name(c)
 	}
-	if len(r.Backends) == 1 {
+	// A backend's own header edits live on its cluster weight, so such a
+	// route names its backends as weighted clusters even when alone.
+	if len(r.Backends) == 1 && !r.Backends[0].HasEdits() {
 		a.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: clusterName(r.Backends[0].Cluster)}
 	} else {
 		wc := &routev3.WeightedCluster{}
 		for _, be := range r.Backends {
-			wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{Name: clusterName(be.Cluster), Weight: wrapperspb.UInt32(be.Weight)})
+			wc.Clusters = append(wc.Clusters, &routev3.WeightedCluster_ClusterWeight{
+				Name: clusterName(be.Cluster), Weight: wrapperspb.UInt32(be.Weight),
+				RequestHeadersToAdd: headersToAdd(be.RequestHeaders), RequestHeadersToRemove: lower(be.RequestHeaders.Remove),
+				ResponseHeadersToAdd: headersToAdd(be.ResponseHeaders), ResponseHeadersToRemove: lower(be.ResponseHeaders.Remove),
+			})
 		}
 		a.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: wc}
 	}

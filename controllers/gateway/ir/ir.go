@@ -215,6 +215,15 @@ type WeightedBackend struct {
 	// resolved, whose share of requests gets 500 (the Gateway API's rule).
 	Cluster string
 	Weight  uint32
+	// RequestHeaders and ResponseHeaders are this backend's own header
+	// edits (a backendRef's filters), applied before the route's.
+	RequestHeaders  HeaderEdits
+	ResponseHeaders HeaderEdits
+}
+
+// HasEdits says whether the backend edits headers itself.
+func (b WeightedBackend) HasEdits() bool {
+	return !b.RequestHeaders.Empty() || !b.ResponseHeaders.Empty()
 }
 
 // Cluster is one set of backend endpoints, named "<namespace>/<service>:<port>".

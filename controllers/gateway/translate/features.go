@@ -27,7 +27,7 @@ var Features = []features.FeatureName{
 	features.SupportHTTPRoute303RedirectStatusCode, features.SupportHTTPRoute307RedirectStatusCode, features.SupportHTTPRoute308RedirectStatusCode,
 	features.SupportHTTPRouteNamedRouteRule, features.SupportGRPCRouteNamedRouteRule,
 	features.SupportBackendTLSPolicy, features.SupportBackendTLSPolicySANValidation,
-	features.SupportHTTPRouteCORS,
+	features.SupportHTTPRouteCORS, features.SupportHTTPRouteBackendRequestHeaderModification,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them

@@ -52,16 +52,12 @@ func (w *world) grpcRoute(gr *gwv1.GRPCRoute) *routeObject {
 			in.matches = append(in.matches, grpcMatch(m))
 		}
 		for _, f := range rule.Filters {
-			in.filters = append(in.filters, gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterType(f.Type),
-				RequestHeaderModifier: f.RequestHeaderModifier, ResponseHeaderModifier: f.ResponseHeaderModifier,
-				RequestMirror: f.RequestMirror, ExtensionRef: f.ExtensionRef})
+			in.filters = append(in.filters, httpFilter(f))
 		}
 		for _, b := range rule.BackendRefs {
 			hb := gwv1.HTTPBackendRef{BackendRef: b.BackendRef}
-			if len(b.Filters) > 0 {
-				// Not served (reported by convertRules); only their
-				// presence is carried over.
-				hb.Filters = make([]gwv1.HTTPRouteFilter, len(b.Filters))
+			for _, f := range b.Filters {
+				hb.Filters = append(hb.Filters, httpFilter(f))
 			}
 			in.backends = append(in.backends, hb)
 		}
@@ -69,6 +65,14 @@ func (w *world) grpcRoute(gr *gwv1.GRPCRoute) *routeObject {
 	}
 	w.convertRules(r, rules, true)
 	return r
+}
+
+// httpFilter is a GRPCRoute filter in the HTTPRoute shape (the same kinds
+// of filter, under the same names).
+func httpFilter(f gwv1.GRPCRouteFilter) gwv1.HTTPRouteFilter {
+	return gwv1.HTTPRouteFilter{Type: gwv1.HTTPRouteFilterType(f.Type),
+		RequestHeaderModifier: f.RequestHeaderModifier, ResponseHeaderModifier: f.ResponseHeaderModifier,
+		RequestMirror: f.RequestMirror, ExtensionRef: f.ExtensionRef}
 }
 
 // tlsRoute reads a TLSRoute: host names matched against SNI and the
@@ -211,22 +215,32 @@ func (w *world) convertRules(r *routeObject, rules []ruleInput, grpc bool) {
 			var total int32
 			for bi, b := range rule.backends {
 				bf := fmt.Sprintf("%s.backendRefs[%d]", field, bi)
-				if len(b.Filters) > 0 {
-					unsupported = append(unsupported, bf+".filters")
+				var wb ir.WeightedBackend
+				for fi, f := range b.Filters {
+					switch f.Type {
+					case gwv1.HTTPRouteFilterRequestHeaderModifier:
+						wb.RequestHeaders = headerEdits(f.RequestHeaderModifier)
+					case gwv1.HTTPRouteFilterResponseHeaderModifier:
+						wb.ResponseHeaders = headerEdits(f.ResponseHeaderModifier)
+					default:
+						unsupported = append(unsupported, fmt.Sprintf("%s.filters[%d] (type %s)", bf, fi, f.Type))
+					}
 				}
 				weight := ptr.Deref(b.Weight, 1)
 				if weight == 0 {
 					continue
 				}
 				total += weight
+				wb.Weight = uint32(weight) //nolint:gosec // the schema bounds weights to 0..1,000,000
 				c, p := w.resolveBackend(r, b.BackendRef.BackendObjectReference, grpc, bf)
 				if p != nil {
 					problems = append(problems, *p)
-					base.Backends = append(base.Backends, ir.WeightedBackend{Weight: uint32(weight)}) //nolint:gosec // the schema bounds weights to 0..1,000,000
+					base.Backends = append(base.Backends, wb)
 					continue
 				}
 				r.clusters[c.Name] = c
-				base.Backends = append(base.Backends, ir.WeightedBackend{Cluster: c.Name, Weight: uint32(weight)}) //nolint:gosec // as above
+				wb.Cluster = c.Name
+				base.Backends = append(base.Backends, wb)
 			}
 			allInvalid := !slices.ContainsFunc(base.Backends, func(b ir.WeightedBackend) bool { return b.Cluster != "" })
 			if total == 0 || allInvalid || invalidFilter {

@@ -59,7 +59,9 @@ type stream struct {
 	holds map[string]string
 }
 
-type sentResponse struct{ typeURL, version string }
+// sentResponse is what a response carried: its type, snapshot version and
+// resources (named when sent, while the snapshot is surely kept).
+type sentResponse struct{ typeURL, version, content string }
 
 type refusal struct {
 	version, typeURL, message string
@@ -88,6 +90,10 @@ func (s *Server) notify() {
 // Set serves snap from now on (a snapshot equal to the current one changes
 // nothing).
 func (s *Server) Set(ctx context.Context, snap Snapshot) error {
+	cs, err := cache.NewSnapshot(snap.Version, snap.Resources)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	if n := len(s.served); n > 0 && s.served[n-1].Version == snap.Version {
 		// Same content; newer generations of unchanged configs still
@@ -97,20 +103,19 @@ func (s *Server) Set(ctx context.Context, snap Snapshot) error {
 		s.notify()
 		return nil
 	}
-	s.mu.Unlock()
-	cs, err := cache.NewSnapshot(snap.Version, snap.Resources)
-	if err != nil {
-		return err
-	}
-	if err := s.cache.SetSnapshot(ctx, s.NodeID, cs); err != nil {
-		return err
-	}
-	s.mu.Lock()
+	// Known before the cache can send it: a response names its
+	// resources by this snapshot (sent, below).
 	s.served = append(s.served, snap)
 	if len(s.served) > keptVersions {
 		s.served = s.served[len(s.served)-keptVersions:]
 	}
 	s.mu.Unlock()
+	if err := s.cache.SetSnapshot(ctx, s.NodeID, cs); err != nil {
+		s.mu.Lock()
+		s.served = slices.DeleteFunc(s.served, func(x Snapshot) bool { return x.Version == snap.Version })
+		s.mu.Unlock()
+		return err
+	}
 	s.notify()
 	return nil
 }
@@ -183,7 +188,7 @@ func (s *Server) sent(k streamKey, nonce, typeURL, version string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st := s.streams[k]; st != nil {
-		st.nonces[nonce] = sentResponse{typeURL: typeURL, version: version}
+		st.nonces[nonce] = sentResponse{typeURL: typeURL, version: version, content: s.contentOf(version, typeURL)}
 		if _, ok := st.holds[typeURL]; !ok {
 			st.holds[typeURL] = emptyTypeVersion
 		}
@@ -218,7 +223,7 @@ func (s *Server) request(k streamKey, typeURL, nonce, errorDetail string, refuse
 		s.nack = &refusal{version: sent.version, typeURL: sent.typeURL, message: errorDetail}
 		s.Log.Info("the proxy refused a configuration", "type", sent.typeURL, "version", sent.version, "error", errorDetail)
 	} else {
-		st.holds[sent.typeURL] = s.contentOf(sent.version, sent.typeURL)
+		st.holds[sent.typeURL] = sent.content
 	}
 	s.updateAcked()
 	s.notify()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 	"github.com/plexus-net/plexus/test/xdsclient"
@@ -111,5 +113,65 @@ func TestAcknowledgementsAcrossReconnects(t *testing.T) {
 			defer stop2()
 			waitAcked(srv2, second.Version)
 		})
+	}
+}
+
+// An acknowledgement that arrives after the server dropped the snapshot it
+// answers (more than keptVersions newer ones were set meanwhile) still
+// counts, for a type that never changes again: the response's resources
+// are named when it is sent.
+func TestLateAcknowledgementOfAnUnchangedType(t *testing.T) {
+	ref := nodesv1alpha1.EnvoyConfigRef{Kind: "CiliumEnvoyConfig", Namespace: "ns", Name: "a"}
+	build := func(port uint32) Snapshot {
+		snap, errs := Build([]Config{{Ref: ref, Generation: 1, Resources: app(t, "a", port)}}, nil)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		return snap
+	}
+	srv := NewServer("node-1", logr.Discard())
+	if err := srv.Set(t.Context(), build(10001)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx, l) }()
+	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The proxy holds its first cluster response back until the server
+	// has moved on by more snapshots than it keeps.
+	release := make(chan struct{})
+	var held atomic.Bool
+	c := &xdsclient.Client{NodeID: "node-1", Delta: true, Check: func(typeURL string, _ map[string]proto.Message) error {
+		if typeURL == resource.ClusterType && held.CompareAndSwap(false, true) {
+			<-release
+		}
+		return nil
+	}}
+	go func() { _ = c.Run(ctx, conn) }()
+	for deadline := time.Now().Add(10 * time.Second); !held.Load(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no cluster response arrived")
+		}
+	}
+	var last Snapshot
+	for i := range keptVersions + 4 { // only the listener changes
+		last = build(uint32(10002 + i)) //nolint:gosec // small
+		if err := srv.Set(t.Context(), last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	for deadline := time.Now().Add(10 * time.Second); srv.Report().Version != last.Version; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("version %s not acknowledged (report %+v)", last.Version, srv.Report())
+		}
 	}
 }

@@ -9,10 +9,12 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -541,7 +543,7 @@ func first(h map[string][]string, k string) string {
 // decides the Server header clients see, as Envoy's HTTP connection
 // manager does: OVERWRITE (the default) always "envoy", APPEND_IF_ABSENT
 // the backend's when it sent one, PASS_THROUGH only the backend's.
-func TestServerHeaderFromTheClassConfig(t *testing.T) {
+func TestGW13_ServerHeaderFromTheClassConfig(t *testing.T) {
 	port := echo(t, "echo", false)
 	for _, tc := range []struct {
 		transformation string
@@ -556,26 +558,15 @@ func TestServerHeaderFromTheClassConfig(t *testing.T) {
 		{"PASS_THROUGH", "", ""},
 	} {
 		t.Run(fmt.Sprintf("%s/backend=%q", cmp.Or(tc.transformation, "default"), tc.fromBackend), func(t *testing.T) {
-			class := gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}
-			var configs []ciliumv2alpha1.CiliumGatewayClassConfig
+			in := httpGateway(map[string]int32{"echo": port}, gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{backend("echo")}})
 			if tc.transformation != "" {
-				class.Spec.ParametersRef = &gwv1.ParametersReference{Group: "cilium.io", Kind: "CiliumGatewayClassConfig", Name: "params", Namespace: new(gwv1.Namespace("default"))}
-				configs = append(configs, ciliumv2alpha1.CiliumGatewayClassConfig{ObjectMeta: metav1.ObjectMeta{Name: "params", Namespace: "default"},
+				in.Classes[0].Spec.ParametersRef = &gwv1.ParametersReference{Group: "cilium.io", Kind: "CiliumGatewayClassConfig", Name: "params", Namespace: new(gwv1.Namespace("default"))}
+				in.ClassConfigs = append(in.ClassConfigs, ciliumv2alpha1.CiliumGatewayClassConfig{ObjectMeta: metav1.ObjectMeta{Name: "params", Namespace: "default"},
 					Spec: ciliumv2alpha1.GatewayClassConfigSpec{Envoy: &ciliumv2alpha1.GatewayEnvoyConfig{
 						ServerHeaderTransformation: new(ciliumv2alpha1.ServerHeaderTransformation(tc.transformation)),
 					}}})
 			}
-			ports := serve(t, translate.Input{
-				Classes: []gwv1.GatewayClass{class}, ClassConfigs: configs,
-				Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
-					GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
-				}}},
-				HTTPRoutes: []gwv1.HTTPRoute{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
-					CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
-					Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{backend("echo")}}},
-				}}},
-				Services: []corev1.Service{service("echo", port, "")}, EndpointSlices: []discoveryv1.EndpointSlice{slice("echo", port)},
-			})
+			ports := serve(t, in)
 			c := client{t: t, http: &http.Client{Timeout: 5 * time.Second}, base: fmt.Sprintf("http://127.0.0.1:%d", ports[80])}
 			header := map[string]string{}
 			if tc.fromBackend != "" {
@@ -695,17 +686,7 @@ func TestRetriesThroughTheStandIn(t *testing.T) {
 		return gwv1.HTTPRouteRule{Matches: prefix(path), BackendRefs: []gwv1.HTTPBackendRef{backend("flaky")},
 			Retry: &gwv1.HTTPRouteRetry{Codes: codes, Attempts: &attempts}}
 	}
-	ports := serve(t, translate.Input{
-		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
-		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
-			GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
-		}}},
-		HTTPRoutes: []gwv1.HTTPRoute{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
-			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
-			Rules:           []gwv1.HTTPRouteRule{rule("/500-3", 3, 500), rule("/all-2", 2, 500, 502, 503, 504)},
-		}}},
-		Services: []corev1.Service{service("flaky", port, "")}, EndpointSlices: []discoveryv1.EndpointSlice{slice("flaky", port)},
-	})
+	ports := serve(t, httpGateway(map[string]int32{"flaky": port}, rule("/500-3", 3, 500), rule("/all-2", 2, 500, 502, 503, 504)))
 	c := client{t: t, http: &http.Client{Timeout: 5 * time.Second}, base: fmt.Sprintf("http://127.0.0.1:%d", ports[80])}
 	for i, tc := range []struct {
 		path            string
@@ -742,26 +723,16 @@ func TestCORSThroughTheStandIn(t *testing.T) {
 		return gwv1.HTTPRouteRule{Matches: prefix(path), BackendRefs: []gwv1.HTTPBackendRef{backend("echo-1")},
 			Filters: []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterCORS, CORS: &f}}}
 	}
-	ports := serve(t, translate.Input{
-		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
-		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
-			GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
-		}}},
-		HTTPRoutes: []gwv1.HTTPRoute{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
-			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
-			Rules: []gwv1.HTTPRouteRule{
-				rule("/cors-1", gwv1.HTTPCORSFilter{
-					AllowOrigins: []gwv1.CORSOrigin{"https://www.foo.com", "https://*.bar.com"}, AllowMethods: []gwv1.HTTPMethodWithWildcard{"GET", "OPTIONS"},
-					AllowHeaders: []gwv1.HTTPHeaderName{"x-header-1"}, ExposeHeaders: []gwv1.HTTPHeaderName{"x-header-3"},
-					AllowCredentials: new(true), MaxAge: 3600,
-				}),
-				rule("/any", gwv1.HTTPCORSFilter{AllowOrigins: []gwv1.CORSOrigin{"*"}, AllowMethods: []gwv1.HTTPMethodWithWildcard{"PUT"}}),
-				rule("/wild", gwv1.HTTPCORSFilter{AllowOrigins: []gwv1.CORSOrigin{"*"}, AllowMethods: []gwv1.HTTPMethodWithWildcard{"*"},
-					AllowHeaders: []gwv1.HTTPHeaderName{"*"}, AllowCredentials: new(true)}),
-			},
-		}}},
-		Services: []corev1.Service{service("echo-1", port, "")}, EndpointSlices: []discoveryv1.EndpointSlice{slice("echo-1", port)},
-	})
+	ports := serve(t, httpGateway(map[string]int32{"echo-1": port},
+		rule("/cors-1", gwv1.HTTPCORSFilter{
+			AllowOrigins: []gwv1.CORSOrigin{"https://www.foo.com", "https://*.bar.com"}, AllowMethods: []gwv1.HTTPMethodWithWildcard{"GET", "OPTIONS"},
+			AllowHeaders: []gwv1.HTTPHeaderName{"x-header-1"}, ExposeHeaders: []gwv1.HTTPHeaderName{"x-header-3"},
+			AllowCredentials: new(true), MaxAge: 3600,
+		}),
+		rule("/any", gwv1.HTTPCORSFilter{AllowOrigins: []gwv1.CORSOrigin{"*"}, AllowMethods: []gwv1.HTTPMethodWithWildcard{"PUT"}}),
+		rule("/wild", gwv1.HTTPCORSFilter{AllowOrigins: []gwv1.CORSOrigin{"*"}, AllowMethods: []gwv1.HTTPMethodWithWildcard{"*"},
+			AllowHeaders: []gwv1.HTTPHeaderName{"*"}, AllowCredentials: new(true)}),
+	))
 	c := client{t: t, http: &http.Client{Timeout: 5 * time.Second}, base: fmt.Sprintf("http://127.0.0.1:%d", ports[80])}
 	preflight := func(origin, method string) map[string]string {
 		return map[string]string{"Origin": origin, "Access-Control-Request-Method": method}
@@ -824,18 +795,7 @@ func TestBackendHeaderModifiersThroughTheStandIn(t *testing.T) {
 		}
 		return b
 	}
-	ports := serve(t, translate.Input{
-		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
-		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
-			GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
-		}}},
-		HTTPRoutes: []gwv1.HTTPRoute{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
-			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
-			Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{ref("echo-1"), ref("echo-2")}}},
-		}}},
-		Services:       []corev1.Service{service("echo-1", p1, ""), service("echo-2", p2, "")},
-		EndpointSlices: []discoveryv1.EndpointSlice{slice("echo-1", p1), slice("echo-2", p2)},
-	})
+	ports := serve(t, httpGateway(map[string]int32{"echo-1": p1, "echo-2": p2}, gwv1.HTTPRouteRule{BackendRefs: []gwv1.HTTPBackendRef{ref("echo-1"), ref("echo-2")}}))
 	c := client{t: t, http: &http.Client{Timeout: 5 * time.Second}, base: fmt.Sprintf("http://127.0.0.1:%d", ports[80])}
 	seen := map[string]int{}
 	for range 40 {
@@ -848,4 +808,24 @@ func TestBackendHeaderModifiersThroughTheStandIn(t *testing.T) {
 	if seen["echo-1"] == 0 || seen["echo-2"] == 0 {
 		t.Errorf("40 requests split %v", seen)
 	}
+}
+
+// httpGateway is an Input with class cilium, Gateway gw (HTTP, port 80)
+// and its HTTPRoute r of rules, and a Service with one endpoint on
+// loopback for each backend port by name.
+func httpGateway(backends map[string]int32, rules ...gwv1.HTTPRouteRule) translate.Input {
+	in := translate.Input{
+		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
+		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
+			GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
+		}}},
+		HTTPRoutes: []gwv1.HTTPRoute{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}}, Rules: rules,
+		}}},
+	}
+	for _, name := range slices.Sorted(maps.Keys(backends)) {
+		in.Services = append(in.Services, service(name, backends[name], ""))
+		in.EndpointSlices = append(in.EndpointSlices, slice(name, backends[name]))
+	}
+	return in
 }

@@ -16,7 +16,6 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
-	nodesv1alpha1 "github.com/plexus-net/plexus/apis/nodes/v1alpha1"
 )
 
 // A CiliumGatewayClassConfig named by the class's parametersRef shapes
@@ -74,16 +73,7 @@ func TestGW12_GW13_GW14_ClassConfigShapesTheService(t *testing.T) {
 			}
 			return nil
 		})
-		h.eventually("the node's config listed", func() error {
-			var p nodesv1alpha1.L7Proxy
-			if err := h.get(client.ObjectKey{Name: "n1"}, &p); err != nil {
-				return err
-			}
-			if len(p.Spec.Configs) != 1 {
-				return fmt.Errorf("configs %v", p.Spec.Configs)
-			}
-			return nil
-		})
+		h.eventually("the node's config listed", func() error { return h.nodesServe(1, "n1") })
 		h.ack("n1", "")
 		h.eventually("Programmed at the node's address", func() error {
 			var gw gwv1.Gateway

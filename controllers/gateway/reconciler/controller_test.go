@@ -456,16 +456,8 @@ func TestRestartWritesNothing(t *testing.T) {
 	}}))
 	start := func() func() { return h.startWith(&testIngressOptions) }
 	stop := start()
-	h.eventually("config listed for the node", func() error {
-		var p nodesv1alpha1.L7Proxy
-		if err := h.get(client.ObjectKey{Name: "n1"}, &p); err != nil {
-			return err
-		}
-		if len(p.Spec.Configs) != 3 { // the Gateway's, the dedicated and the shared Ingress ones
-			return fmt.Errorf("configs %v", p.Spec.Configs)
-		}
-		return nil
-	})
+	// The Gateway's, the dedicated and the shared Ingress ones.
+	h.eventually("configs listed for the node", func() error { return h.nodesServe(3, "n1") })
 	h.ack("n1", "")
 	h.eventually("route status written", func() error {
 		var r gwv1.HTTPRoute

@@ -227,44 +227,50 @@ func mergeConditions(old, want []metav1.Condition) []metav1.Condition {
 // mergeParents replaces this controller's entries of a route's
 // status.parents with ours, leaving other controllers' entries alone.
 func mergeParents(old, ours []gwv1.RouteParentStatus) []gwv1.RouteParentStatus {
-	out := []gwv1.RouteParentStatus{}
-	for _, p := range old {
-		if p.ControllerName != translate.ControllerName {
-			out = append(out, p)
-		}
-	}
-	for _, p := range ours {
-		var prev []metav1.Condition
-		for _, o := range old {
-			if o.ControllerName == translate.ControllerName && reflect.DeepEqual(o.ParentRef, p.ParentRef) {
-				prev = o.Conditions
-			}
-		}
-		p.Conditions = mergeConditions(prev, p.Conditions)
-		out = append(out, p)
-	}
-	return out
+	return mergeOurs(old, ours, 0,
+		func(p *gwv1.RouteParentStatus) (gwv1.GatewayController, gwv1.ParentReference, *[]metav1.Condition) {
+			return p.ControllerName, p.ParentRef, &p.Conditions
+		})
 }
 
 // mergeAncestors replaces this controller's entries of a policy's
 // status.ancestors with ours, leaving other controllers' entries alone,
 // within the Gateway API's limit of 16.
 func mergeAncestors(old, ours []gwv1.PolicyAncestorStatus) []gwv1.PolicyAncestorStatus {
-	out := []gwv1.PolicyAncestorStatus{}
-	for _, a := range old {
-		if a.ControllerName != translate.ControllerName {
-			out = append(out, a)
+	return mergeOurs(old, ours, maxAncestors,
+		func(a *gwv1.PolicyAncestorStatus) (gwv1.GatewayController, gwv1.ParentReference, *[]metav1.Condition) {
+			return a.ControllerName, a.AncestorRef, &a.Conditions
+		})
+}
+
+// maxAncestors is the Gateway API's limit on a policy's status.ancestors.
+const maxAncestors = 16
+
+// mergeOurs merges per-parent status entries (a route's parents, a
+// policy's ancestors): other controllers' stay, ours are replaced, keeping
+// the transition times of conditions that did not change; limit (0: none)
+// bounds the whole list. fields reads an entry's controller, parent and
+// conditions.
+func mergeOurs[T any](old, ours []T, limit int, fields func(*T) (gwv1.GatewayController, gwv1.ParentReference, *[]metav1.Condition)) []T {
+	out := []T{}
+	for i := range old {
+		if c, _, _ := fields(&old[i]); c != translate.ControllerName {
+			out = append(out, old[i])
 		}
 	}
-	for _, a := range ours[:min(len(ours), max(0, 16-len(out)))] {
+	if limit > 0 {
+		ours = ours[:min(len(ours), max(0, limit-len(out)))]
+	}
+	for _, e := range ours {
+		_, ref, conds := fields(&e)
 		var prev []metav1.Condition
-		for _, o := range old {
-			if o.ControllerName == translate.ControllerName && reflect.DeepEqual(o.AncestorRef, a.AncestorRef) {
-				prev = o.Conditions
+		for i := range old {
+			if c, r, oc := fields(&old[i]); c == translate.ControllerName && reflect.DeepEqual(r, ref) {
+				prev = *oc
 			}
 		}
-		a.Conditions = mergeConditions(prev, a.Conditions)
-		out = append(out, a)
+		*conds = mergeConditions(prev, *conds)
+		out = append(out, e)
 	}
 	return out
 }

@@ -20,9 +20,6 @@ import (
 // caCertificateKey is where a CA ConfigMap holds its PEM certificates.
 const caCertificateKey = "ca.crt"
 
-// maxPolicyAncestors is the Gateway API's limit on status.ancestors.
-const maxPolicyAncestors = 16
-
 // tlsTarget is what a BackendTLSPolicy applies to: a Service's port of
 // that name, or with section "" every port of the Service.
 type tlsTarget struct {
@@ -222,7 +219,7 @@ func (w *world) backendTLSStatus(routes []*routeObject) map[types.NamespacedName
 				Conditions:     []metav1.Condition{p.accepted, p.resolved},
 			})
 		}
-		out[p.key] = st[:min(len(st), maxPolicyAncestors)]
+		out[p.key] = st // the reconciler keeps the API's limit
 	}
 	return out
 }

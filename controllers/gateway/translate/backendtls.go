@@ -57,7 +57,10 @@ func (w *world) validateBackendTLSPolicies() {
 	for _, p := range all {
 		for _, t := range p.policy.Spec.TargetRefs {
 			if t.Group != "" || t.Kind != "Service" {
-				continue // the schema allows only core Services
+				// Only Services are served. Such a target has no Gateway
+				// to report under (status is per ancestor), so it shows
+				// nowhere: docs/gateway.md says so.
+				continue
 			}
 			target := tlsTarget{service: types.NamespacedName{Namespace: p.key.Namespace, Name: string(t.Name)}, section: string(ptr.Deref(t.SectionName, ""))}
 			if winner, taken := w.tlsPolicies[target]; taken {

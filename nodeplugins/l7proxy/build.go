@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cache "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -54,6 +55,46 @@ type Snapshot struct {
 // Secrets of the secrets namespace. Each config is served whole or not at
 // all: the returned errors say why a config is left out.
 func Build(configs []Config, secrets []corev1.Secret) (Snapshot, map[nodesv1alpha1.EnvoyConfigRef]string) {
+	return (&Builder{}).Build(configs, secrets)
+}
+
+// Builder is Build that remembers the resources it decoded, by their raw
+// bytes, so a snapshot rebuilt after one config changed decodes only that
+// config again (decoding and validating is most of a build's cost). It
+// keeps what the last build used.
+type Builder struct {
+	mu      sync.Mutex
+	decoded map[[sha256.Size]byte]decodedResource
+}
+
+type decodedResource struct {
+	typ string
+	res types.Resource
+	err error
+}
+
+// decoder returns a decode for one build and, to call after it, the
+// function that keeps only what that build used.
+func (b *Builder) decoder() (decode func(raw []byte) (string, types.Resource, error), done func()) {
+	used := map[[sha256.Size]byte]decodedResource{}
+	decode = func(raw []byte) (string, types.Resource, error) {
+		k := sha256.Sum256(raw)
+		d, ok := b.decoded[k]
+		if !ok {
+			d.typ, d.res, d.err = envoyxds.Decode(raw)
+		}
+		used[k] = d
+		return d.typ, d.res, d.err
+	}
+	return decode, func() { b.decoded = used }
+}
+
+// Build is the package's Build, decoding only resources it has not seen.
+func (b *Builder) Build(configs []Config, secrets []corev1.Secret) (Snapshot, map[nodesv1alpha1.EnvoyConfigRef]string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	decode, done := b.decoder()
+	defer done()
 	s := Snapshot{
 		Resources:   map[string][]types.Resource{},
 		Generations: map[nodesv1alpha1.EnvoyConfigRef]int64{},
@@ -73,7 +114,7 @@ func Build(configs []Config, secrets []corev1.Secret) (Snapshot, map[nodesv1alph
 		var ds []decoded
 		var problem string
 		for i, raw := range c.Resources {
-			typ, r, err := envoyxds.Decode(raw.Raw)
+			typ, r, err := decode(raw.Raw)
 			if err != nil {
 				problem = fmt.Sprintf("resources[%d]: %v", i, err)
 				break

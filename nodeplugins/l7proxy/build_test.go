@@ -68,3 +68,39 @@ func TestTM2_TM3_TM20_BadConfigsAreLeftOutAlone(t *testing.T) {
 		t.Errorf("versions: %s %s %s %s", again.Version, withoutSecret.Version, other.Version, snap.Version)
 	}
 }
+
+// A Builder builds what Build builds, and decodes again only what
+// changed: the resources of an unchanged config are the very objects of
+// the previous snapshot, a changed config's are new, and a bad config is
+// refused again with the same reason.
+func TestBuilderDecodesOnlyWhatChanged(t *testing.T) {
+	a := Config{Ref: ref("a"), Generation: 1, Resources: app(t, "a", 10001)}
+	b := Config{Ref: ref("b"), Generation: 1, Resources: app(t, "b", 10002)}
+	bad := Config{Ref: ref("bad"), Generation: 1, Resources: append(app(t, "x", 10003),
+		rawJSON(t, map[string]any{"@type": "type.googleapis.com/envoy.config.bogus.v3.Thing", "name": "x"}))}
+	var builder Builder
+	first, errs1 := builder.Build([]Config{a, b, bad}, nil)
+	if want, _ := Build([]Config{a, b, bad}, nil); first.Version != want.Version || len(errs1) != 1 {
+		t.Fatalf("the builder's first snapshot %s (errors %v) differs from Build's %s", first.Version, errs1, want.Version)
+	}
+	b2 := Config{Ref: ref("b"), Generation: 2, Resources: app(t, "b", 10012)}
+	second, errs2 := builder.Build([]Config{a, b2, bad}, nil)
+	if want, _ := Build([]Config{a, b2, bad}, nil); second.Version != want.Version || errs2[ref("bad")] != errs1[ref("bad")] {
+		t.Fatalf("the builder's second snapshot %s (errors %v) differs from Build's %s", second.Version, errs2, want.Version)
+	}
+	listener := func(s Snapshot, name string) any {
+		for _, r := range s.Resources[resource.ListenerType] {
+			if cache.GetResourceName(r) == name {
+				return r
+			}
+		}
+		t.Fatalf("no listener %s", name)
+		return nil
+	}
+	if listener(first, "a-listener") != listener(second, "a-listener") {
+		t.Error("a's listener was decoded again though a did not change")
+	}
+	if listener(first, "b-listener") == listener(second, "b-listener") {
+		t.Error("b's listener is the old object though b changed")
+	}
+}

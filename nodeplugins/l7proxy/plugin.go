@@ -52,6 +52,7 @@ type Plugin struct {
 	// StatePath, if set, keeps the last accepted snapshot across restarts.
 	StatePath string
 
+	builder   Builder
 	mu        sync.Mutex
 	buildErrs map[nodesv1alpha1.EnvoyConfigRef]string
 	saved     string
@@ -117,7 +118,7 @@ func (p *Plugin) rebuild(ctx context.Context, _ reconcile.Request) (reconcile.Re
 	if err := p.Client.List(ctx, &secrets, client.InNamespace(p.SecretsNamespace)); err != nil {
 		return reconcile.Result{}, err
 	}
-	snap, errs := Build(configs, secrets.Items)
+	snap, errs := p.builder.Build(configs, secrets.Items)
 	p.mu.Lock()
 	p.buildErrs = errs
 	p.mu.Unlock()

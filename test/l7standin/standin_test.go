@@ -120,6 +120,9 @@ type stack struct {
 	proxy *l7standin.Proxy
 	ports map[int32]uint32
 	bytes *payloadBytes
+	// builder builds snapshots as the node plugin does (keeping what it
+	// decoded).
+	builder l7proxy.Builder
 }
 
 func newStack(t testing.TB) *stack { t.Helper(); return newStackWith(t, false) }
@@ -203,7 +206,7 @@ func (st *stack) envoyConfig(t testing.TB, g ir.Gateway) (l7proxy.Config, []core
 // built again) and returns the snapshot's version.
 func (st *stack) serveBuilt(t testing.TB, configs []l7proxy.Config, secrets []corev1.Secret) string {
 	t.Helper()
-	snap, errs := l7proxy.Build(configs, secrets)
+	snap, errs := st.builder.Build(configs, secrets)
 	if len(errs) > 0 {
 		t.Fatalf("configs refused: %v", errs)
 	}

@@ -94,6 +94,16 @@ func TestAcknowledgementsAcrossReconnects(t *testing.T) {
 				wantResponses := int64(len(first.Resources)) // SotW: every type again
 				if delta {
 					wantResponses = 1 // the listener type, with a's listener only
+				} else {
+					// The snapshot counts as served once the listener is
+					// acknowledged (the other types carry the same
+					// resources); the unchanged types' resends may still
+					// be on their way.
+					for deadline := time.Now().Add(10 * time.Second); !allAt(c.State(), second.Version); time.Sleep(time.Millisecond) {
+						if time.Now().After(deadline) {
+							t.Fatalf("edit %d: the client has versions %v", i, c.State().Versions)
+						}
+					}
 				}
 				if got := c.State().Accepted - before; got != wantResponses {
 					t.Errorf("edit %d took %d responses, want %d", i, got, wantResponses)
@@ -174,4 +184,17 @@ func TestLateAcknowledgementOfAnUnchangedType(t *testing.T) {
 			t.Fatalf("version %s not acknowledged (report %+v)", last.Version, srv.Report())
 		}
 	}
+}
+
+// allAt says whether the client holds every type at version.
+func allAt(s xdsclient.State, version string) bool {
+	if len(s.Versions) == 0 {
+		return false
+	}
+	for _, v := range s.Versions {
+		if v != version {
+			return false
+		}
+	}
+	return true
 }

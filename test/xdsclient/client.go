@@ -124,27 +124,43 @@ func (c *Client) Run(ctx context.Context, conn grpc.ClientConnInterface) error {
 			}
 			got[resourceName(m)] = m
 		}
-		req := &discoverygrpc.DiscoveryRequest{Node: node, TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}
-		var refusal error
-		if c.Check != nil {
-			refusal = c.Check(resp.GetTypeUrl(), got)
+		req := &discoverygrpc.DiscoveryRequest{Node: node, TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce(), VersionInfo: resp.GetVersionInfo()}
+		req.ErrorDetail = c.judge(resp.GetTypeUrl(), got, func() { c.accept(resp.GetTypeUrl(), resp.GetVersionInfo(), got) })
+		if req.ErrorDetail != nil {
+			c.mu.Lock()
+			req.VersionInfo = c.state.Versions[resp.GetTypeUrl()] // a NACK names the version kept
+			c.mu.Unlock()
 		}
-		c.mu.Lock()
-		if refusal != nil {
-			req.VersionInfo = c.state.Versions[resp.GetTypeUrl()]
-			req.ErrorDetail = &statuspb.Status{Code: 3, Message: refusal.Error()}
-		} else {
-			req.VersionInfo = resp.GetVersionInfo()
-			c.accept(resp.GetTypeUrl(), resp.GetVersionInfo(), got)
-		}
-		c.mu.Unlock()
-		if err := stream.Send(req); err != nil {
+		if err := c.answer(func() error { return stream.Send(req) }, req.ErrorDetail); err != nil {
 			return err
 		}
-		if refusal == nil {
-			c.notify()
+	}
+}
+
+// judge runs Check on a type's resources as they would be after a
+// response; when they pass, record (called with mu held) keeps them. It
+// returns the refusal to send back, or nil.
+func (c *Client) judge(typeURL string, resources map[string]proto.Message, record func()) *statuspb.Status {
+	if c.Check != nil {
+		if err := c.Check(typeURL, resources); err != nil {
+			return &statuspb.Status{Code: 3, Message: err.Error()}
 		}
 	}
+	c.mu.Lock()
+	record()
+	c.mu.Unlock()
+	return nil
+}
+
+// answer sends an ACK or NACK and, after an ACK, tells Updates.
+func (c *Client) answer(send func() error, refusal *statuspb.Status) error {
+	if err := send(); err != nil {
+		return err
+	}
+	if refusal == nil {
+		c.notify()
+	}
+	return nil
 }
 
 // accept records a type's resources at version. Called with mu held.
@@ -214,23 +230,12 @@ func (c *Client) runDelta(ctx context.Context, conn grpc.ClientConnInterface) er
 			delete(next, name)
 		}
 		req := &discoverygrpc.DeltaDiscoveryRequest{Node: node, TypeUrl: t, ResponseNonce: resp.GetNonce()}
-		var refusal error
-		if c.Check != nil {
-			refusal = c.Check(t, next)
-		}
-		c.mu.Lock()
-		if refusal != nil {
-			req.ErrorDetail = &statuspb.Status{Code: 3, Message: refusal.Error()}
-		} else {
+		req.ErrorDetail = c.judge(t, next, func() {
 			c.accept(t, resp.GetSystemVersionInfo(), next)
 			c.keepVersions(t, versions, resp.GetRemovedResources())
-		}
-		c.mu.Unlock()
-		if err := stream.Send(req); err != nil {
+		})
+		if err := c.answer(func() error { return stream.Send(req) }, req.ErrorDetail); err != nil {
 			return err
-		}
-		if refusal == nil {
-			c.notify()
 		}
 	}
 }

@@ -22,19 +22,10 @@ type Gateway struct {
 	ServerHeader ServerHeader
 }
 
-// ServerHeader is Envoy's handling of the Server response header (its
-// enum's names).
+// ServerHeader is Envoy's handling of the Server response header, by its
+// enum's name: OVERWRITE (the proxy's own name), APPEND_IF_ABSENT (only
+// where the backend sent none), PASS_THROUGH (the backend's, or none).
 type ServerHeader string
-
-// The Server header handlings.
-const (
-	// ServerHeaderOverwrite answers with the proxy's own name.
-	ServerHeaderOverwrite ServerHeader = "OVERWRITE"
-	// ServerHeaderAppendIfAbsent adds it only where the backend sent none.
-	ServerHeaderAppendIfAbsent ServerHeader = "APPEND_IF_ABSENT"
-	// ServerHeaderPassThrough keeps the backend's header, or none.
-	ServerHeaderPassThrough ServerHeader = "PASS_THROUGH"
-)
 
 // Protocol is what a port speaks on the wire.
 type Protocol string

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
@@ -93,4 +94,29 @@ func TestBackendTLSPolicyFollowsItsConfigMap(t *testing.T) {
 		h.eventually("Accepted=False NoValidCACertificate", policyIs("False", "NoValidCACertificate"))
 		h.eventually("no TLS in the config", configHasTLS(false))
 	})
+}
+
+// Only ConfigMaps that hold, or held, a CA bundle start a pass: other
+// ConfigMaps' changes are dropped, and one that loses its ca.crt is still
+// seen (its policy must hear of it).
+func TestOnlyCAConfigMapsStartPasses(t *testing.T) {
+	ca := &corev1.ConfigMap{Data: map[string]string{"ca.crt": "-----BEGIN CERTIFICATE-----"}}
+	other := &corev1.ConfigMap{Data: map[string]string{"app.conf": "x"}}
+	for _, tc := range []struct {
+		name     string
+		old, new *corev1.ConfigMap
+		want     bool
+	}{
+		{"an unrelated ConfigMap changes", other, other, false},
+		{"a CA bundle changes", ca, ca, true},
+		{"a ConfigMap gains a CA bundle", other, ca, true},
+		{"a CA bundle is removed", ca, other, true},
+	} {
+		if got := holdsCACertificates.Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
+			t.Errorf("%s: passes %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if holdsCACertificates.Create(event.CreateEvent{Object: other}) || !holdsCACertificates.Delete(event.DeleteEvent{Object: ca}) {
+		t.Error("creating an unrelated ConfigMap passes, or deleting a CA bundle does not")
+	}
 }

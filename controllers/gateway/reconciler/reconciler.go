@@ -29,6 +29,8 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	ciliumv2 "github.com/plexus-net/plexus/apis/cilium/v2"
@@ -114,12 +116,31 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		watches = append(watches, passes.For(&gwv1.TLSRoute{}))
 	}
 	if r.BackendTLSPolicies {
-		watches = append(watches, passes.For(&gwv1.BackendTLSPolicy{}), passes.For(&corev1.ConfigMap{}))
+		watches = append(watches, passes.For(&gwv1.BackendTLSPolicy{}), passes.For(&corev1.ConfigMap{}, holdsCACertificates))
 	}
 	if r.Ingress != nil {
 		watches = append(watches, passes.For(&networkingv1.Ingress{}), passes.For(&networkingv1.IngressClass{}))
 	}
 	return r.runner.SetupWithManager(mgr, watches...)
+}
+
+// holdsCACertificates passes only the events of ConfigMaps that hold (or
+// held) a CA bundle: BackendTLSPolicies read nothing else, and every other
+// ConfigMap change in the cluster would otherwise start a pass.
+var holdsCACertificates = predicate.Funcs{
+	CreateFunc:  func(e event.CreateEvent) bool { return hasCA(e.Object) },
+	DeleteFunc:  func(e event.DeleteEvent) bool { return hasCA(e.Object) },
+	UpdateFunc:  func(e event.UpdateEvent) bool { return hasCA(e.ObjectOld) || hasCA(e.ObjectNew) },
+	GenericFunc: func(e event.GenericEvent) bool { return hasCA(e.Object) },
+}
+
+func hasCA(o client.Object) bool {
+	cm, ok := o.(*corev1.ConfigMap)
+	if !ok {
+		return false
+	}
+	_, ok = cm.Data[translate.CACertificateKey]
+	return ok
 }
 
 // world is everything a pass lists.

@@ -17,8 +17,8 @@ import (
 	"github.com/plexus-net/plexus/controllers/gateway/ir"
 )
 
-// caCertificateKey is where a CA ConfigMap holds its PEM certificates.
-const caCertificateKey = "ca.crt"
+// CACertificateKey is where a CA ConfigMap holds its PEM certificates.
+const CACertificateKey = "ca.crt"
 
 // tlsTarget is what a BackendTLSPolicy applies to: a Service's port of
 // that name, or with section "" every port of the Service.
@@ -54,6 +54,7 @@ func (w *world) validateBackendTLSPolicies() {
 		return cmp.Or(a.policy.CreationTimestamp.Compare(b.policy.CreationTimestamp.Time), cmp.Compare(a.key.String(), b.key.String()))
 	})
 	w.allTLSPolicies = all
+	w.tlsTargets = map[tlsTarget][]*backendTLSPolicy{}
 	for _, p := range all {
 		for _, t := range p.policy.Spec.TargetRefs {
 			if t.Group != "" || t.Kind != "Service" {
@@ -63,6 +64,7 @@ func (w *world) validateBackendTLSPolicies() {
 				continue
 			}
 			target := tlsTarget{service: types.NamespacedName{Namespace: p.key.Namespace, Name: string(t.Name)}, section: string(ptr.Deref(t.SectionName, ""))}
+			w.tlsTargets[target] = append(w.tlsTargets[target], p)
 			if winner, taken := w.tlsPolicies[target]; taken {
 				what := "Service " + target.service.String()
 				if target.section != "" {
@@ -103,9 +105,9 @@ func (w *world) validateBackendTLS(p *gwv1.BackendTLSPolicy) *backendTLSPolicy {
 			bad(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef, "ConfigMap %s not found", key)
 			continue
 		}
-		data := cm.Data[caCertificateKey]
+		data := cm.Data[CACertificateKey]
 		if err := checkCertificates(data); err != nil {
-			bad(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef, "ConfigMap %s: %s: %v", key, caCertificateKey, err)
+			bad(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef, "ConfigMap %s: %s: %v", key, CACertificateKey, err)
 			continue
 		}
 		pems = append(pems, strings.TrimSpace(data))
@@ -133,19 +135,21 @@ func (w *world) validateBackendTLS(p *gwv1.BackendTLSPolicy) *backendTLSPolicy {
 			"No CA certificate is usable (see ResolvedRefs): requests to the targeted backends fail rather than reach them unverified")
 	case len(p.Spec.Options) > 0:
 		s.accepted = cond(gwv1.PolicyConditionAccepted, true, gwv1.PolicyReasonAccepted, gen,
-			"Accepted; options %s are not supported and ignored", strings.Join(slices.Sorted(maps.Keys(stringKeys(p.Spec.Options))), ", "))
+			"Accepted; options %s are not supported and ignored", optionNames(p.Spec.Options))
 	default:
 		s.accepted = cond(gwv1.PolicyConditionAccepted, true, gwv1.PolicyReasonAccepted, gen, "Accepted")
 	}
 	return s
 }
 
-func stringKeys[K ~string, V any](m map[K]V) map[string]bool {
-	out := map[string]bool{}
-	for k := range m {
-		out[string(k)] = true
+// optionNames lists a policy's option keys, sorted.
+func optionNames(options map[gwv1.AnnotationKey]gwv1.AnnotationValue) string {
+	var names []string
+	for k := range options {
+		names = append(names, string(k))
 	}
-	return out
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 // checkCertificates says why data is not a PEM bundle of certificates.
@@ -181,29 +185,15 @@ func (w *world) backendTLSFor(svc types.NamespacedName, port string) *backendTLS
 	return w.tlsPolicies[tlsTarget{service: svc}]
 }
 
-// policiesOn lists every policy targeting a Service port, applied or not,
-// so each reports the Gateways it concerns.
-func (w *world) policiesOn(t tlsTarget) []*backendTLSPolicy {
-	var out []*backendTLSPolicy
-	for _, p := range w.allTLSPolicies {
-		if slices.ContainsFunc(p.policy.Spec.TargetRefs, func(r gwv1.LocalPolicyTargetReferenceWithSectionName) bool {
-			section := string(ptr.Deref(r.SectionName, ""))
-			return r.Group == "" && r.Kind == "Service" && p.key.Namespace == t.service.Namespace && string(r.Name) == t.service.Name &&
-				(section == "" || section == t.section)
-		}) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // backendTLSStatus is each policy's status.ancestors entries of this
-// controller: one per Gateway whose routes use a port it targets.
+// controller: one per Gateway whose routes use a port it targets (applied
+// or not: a Conflicted policy reports on the same Gateways).
 func (w *world) backendTLSStatus(routes []*routeObject) map[types.NamespacedName][]gwv1.PolicyAncestorStatus {
 	for _, r := range routes {
-		for _, a := range r.attachments {
-			for _, t := range r.backendPorts {
-				for _, p := range w.policiesOn(t) {
+		for _, t := range r.backendPorts {
+			on := append(slices.Clone(w.tlsTargets[t]), w.tlsTargets[tlsTarget{service: t.service}]...)
+			for _, p := range on {
+				for _, a := range r.attachments {
 					p.ancestors[a.gateway.key] = true
 				}
 			}

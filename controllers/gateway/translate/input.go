@@ -152,7 +152,9 @@ type world struct {
 	// allTLSPolicies every policy, oldest first.
 	tlsPolicies    map[tlsTarget]*backendTLSPolicy
 	allTLSPolicies []*backendTLSPolicy
-	gateways       map[types.NamespacedName]*gatewayState // ours, validated
+	// tlsTargets holds every policy naming each target, winner first.
+	tlsTargets map[tlsTarget][]*backendTLSPolicy
+	gateways   map[types.NamespacedName]*gatewayState // ours, validated
 	// allGateways holds every Gateway's key, of any class.
 	allGateways map[types.NamespacedName]bool
 }

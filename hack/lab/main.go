@@ -33,6 +33,7 @@ import (
 
 	"github.com/plexus-net/plexus/test/l7standin"
 	"github.com/plexus-net/plexus/test/lab"
+	"github.com/plexus-net/plexus/test/lab/crilog"
 	"github.com/plexus-net/plexus/test/lab/podrunner"
 )
 
@@ -48,6 +49,7 @@ commands:
   start         start a killed or stopped process again: lab start <node|controlplane> <component>
   link          cut or restore a node's link to the segment: lab link <node> down|up
   logs          print a container's output: lab logs <namespace>/<pod> [container]
+                (kubectl logs works too: the pod runners serve the kubelet's log API)
   podrunner     the pod runner of one node (started by up)
   l7standin     the stand-in for Envoy of one node (started by up --gateway)
 
@@ -57,6 +59,14 @@ func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
+	}
+	if os.Args[1] == "container-log" {
+		// Started by the pod runner beside each container; not for users.
+		if err := crilog.RunCopier(); err != nil {
+			fmt.Fprintln(os.Stderr, "lab:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -118,7 +128,7 @@ func main() {
 		if path, err = lab.PodLogs(*root, *name, ns, pod, fs.Arg(1)); err == nil {
 			var b []byte
 			if b, err = os.ReadFile(path); err == nil {
-				_, _ = os.Stdout.Write(b)
+				_, err = crilog.Render(os.Stdout, b, crilog.Options{TailLines: -1})
 			}
 		}
 	case "podrunner":
@@ -218,10 +228,22 @@ func runPodRunner(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.StateDir, "state-dir", "", "pod records and container logs")
 	fs.StringVar(&cfg.NetnsPrefix, "netns-prefix", "", "pod namespaces are <prefix>-p-<first 8 of the pod UID>")
 	fs.StringVar(&cfg.ImageBinary, "image-binary", "", "the lab-image binary the lab's images map to")
+	fs.StringVar(&cfg.Serving.CertFile, "tls-cert-file", "", "serving certificate of the node's log API (kubectl logs); none: not served")
+	fs.StringVar(&cfg.Serving.KeyFile, "tls-private-key-file", "", "its key")
+	fs.StringVar(&cfg.Serving.ClientCAFile, "client-ca-file", "", "CA of the clients the log API accepts")
+	logClient := fs.String("log-client", "", "certificate common name of the one client allowed to read logs (the API server's kubelet client)")
 	_ = fs.Parse(args)
 	if binDirs != "" {
 		cfg.CNI.BinDirs = strings.Split(binDirs, ",")
 	}
+	if *logClient != "" {
+		cfg.Serving.Clients = []string{*logClient}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.LogCopier = []string{self, "container-log"}
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", cfg.Node)
 	cfg.CNI.CacheDir = filepath.Join(cfg.StateDir, "cni-cache")
 	if *teardown {

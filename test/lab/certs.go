@@ -9,6 +9,15 @@ import (
 	"github.com/plexus-net/plexus/test/lab/pki"
 )
 
+// kubeletClientName is the API server's certificate name towards the pod
+// runners' log servers, the only client they answer.
+const kubeletClientName = "kube-apiserver-kubelet-client"
+
+// kubeletServingFiles are a node's pod runner serving certificate and key.
+func kubeletServingFiles(l Layout, node string) (crt, key string) {
+	return filepath.Join(l.PKIDir(), node+"-kubelet.crt"), filepath.Join(l.PKIDir(), node+"-kubelet.key")
+}
+
 // componentKubeconfig is where the kubeconfig of one component lives.
 func componentKubeconfig(l Layout, component, node string) string {
 	if node != "" {
@@ -41,6 +50,12 @@ func writePKI(l Layout, s *State) error {
 		return err
 	}
 	files["apiserver.crt"], files["apiserver.key"] = serving.CertPEM, serving.KeyPEM
+	// The API server's identity towards the nodes' log servers (pods/log).
+	kubeletClient, err := ca.Issue(pki.Spec{CommonName: kubeletClientName, Client: true})
+	if err != nil {
+		return err
+	}
+	files["apiserver-kubelet-client.crt"], files["apiserver-kubelet-client.key"] = kubeletClient.CertPEM, kubeletClient.KeyPEM
 	sa, err := pki.NewServiceAccountKey()
 	if err != nil {
 		return err
@@ -70,7 +85,24 @@ func writePKI(l Layout, s *State) error {
 	return nil
 }
 
+// writeNodeKubeconfigs writes a node's component kubeconfigs and its pod
+// runner's serving certificate (for the kubelet's log API).
 func writeNodeKubeconfigs(l Layout, s *State, ca *pki.CA, n Node) error {
+	var ips []net.IP
+	for _, ip := range n.IPs() {
+		ips = append(ips, net.ParseIP(ip))
+	}
+	serving, err := ca.Issue(pki.Spec{CommonName: "system:node:" + n.Name, DNSNames: []string{n.Name}, IPs: ips, Server: true})
+	if err != nil {
+		return err
+	}
+	crt, key := kubeletServingFiles(l, n.Name)
+	if err := os.WriteFile(crt, serving.CertPEM, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(key, serving.KeyPEM, 0o600); err != nil {
+		return err
+	}
 	for _, c := range nodeComponents(s) {
 		if c.Identity.User == "" {
 			continue // no API access (the stand-in proxy)

@@ -86,6 +86,11 @@ func controlPlaneComponents() []Component {
 					"--bind-address=" + gw, "--advertise-address=" + gw, "--secure-port=" + strconv.Itoa(apiServerPort),
 					"--tls-cert-file=" + pki(e, "apiserver.crt"), "--tls-private-key-file=" + pki(e, "apiserver.key"),
 					"--client-ca-file=" + pki(e, "ca.crt"),
+					// pods/log reaches the nodes' pod runners, which serve the kubelet's log API.
+					"--kubelet-client-certificate=" + pki(e, "apiserver-kubelet-client.crt"),
+					"--kubelet-client-key=" + pki(e, "apiserver-kubelet-client.key"),
+					"--kubelet-certificate-authority=" + pki(e, "ca.crt"),
+					"--kubelet-preferred-address-types=InternalIP",
 					"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 					"--service-account-key-file=" + pki(e, "sa.pub"), "--service-account-signing-key-file=" + pki(e, "sa.key"),
 					"--service-cluster-ip-range=" + serviceCIDRs(e.State),
@@ -386,13 +391,16 @@ func baseNodeComponents() []Component {
 			Name: "podrunner", Binary: "lab",
 			Identity: Identity{User: "system:node:" + "%NODE%", Groups: []string{"system:nodes"}},
 			Args: func(e ComponentEnv) []string {
+				crt, key := kubeletServingFiles(e.Layout, e.Node.Name)
 				return []string{"podrunner", "--node=" + e.Node.Name, "--node-ip=" + strings.Join(e.Node.IPs(), ","),
 					"--kubeconfig=" + e.Kubeconfig,
 					"--cni-conf-dir=" + filepath.Join(e.NodeDir, "cni", "net.d"),
 					"--cni-bin-dir=" + strings.Join(cniBinDirs(e.State), ","),
 					"--state-dir=" + filepath.Join(e.NodeDir, "podrunner"),
 					"--netns-prefix=" + e.Layout.Name,
-					"--image-binary=" + filepath.Join(e.State.BinDir, "lab-image")}
+					"--image-binary=" + filepath.Join(e.State.BinDir, "lab-image"),
+					"--tls-cert-file=" + crt, "--tls-private-key-file=" + key,
+					"--client-ca-file=" + filepath.Join(e.Layout.PKIDir(), "ca.crt"), "--log-client=" + kubeletClientName}
 			},
 		},
 	}

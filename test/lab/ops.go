@@ -235,10 +235,11 @@ func startAgain(s *State, i int, verb string, out io.Writer) error {
 	return nil
 }
 
-// PodLogs returns the log file of a container of pod namespace/name (the
-// pod runner writes each container's output there; the lab has no kubelet
-// API, so `kubectl logs` does not work). container may be empty for the
-// first one found.
+// PodLogs returns the log file of a container of pod namespace/name, where
+// the pod runner writes the container's output in the CRI log format (see
+// crilog), without the API server (`kubectl logs` reads the same file
+// through the pod runner's log API). container may be empty for the first
+// one found.
 func PodLogs(stateRoot, name, namespace, pod, container string) (string, error) {
 	s, l, err := Open(stateRoot, name)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -123,23 +122,16 @@ func (r *Runner) start(st *podState, c *corev1.Container, cs *ctrState, now time
 	env = RewritePaths(env, mounts, true)
 	argv := Argv(r.cfg.ImageBinary, program, c, env)
 	argv = append(argv[:2:2], RewritePaths(argv[2:], mounts, false)...)
-	spec := proc.Spec{Path: argv[0], Args: argv[1:], Netns: st.rec.Netns, Log: filepath.Join(r.podDir(st.rec.UID), c.Name+".log")}
+	spec := proc.Spec{Path: argv[0], Args: argv[1:], Netns: st.rec.Netns}
 	cmd := spec.Command()
 	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=" + st.pod.Name}, env...)
-	log, err := os.OpenFile(spec.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		cs.waiting, cs.message = "RunContainerError", err.Error()
-		return
-	}
-	defer log.Close()
-	cmd.Stdout, cmd.Stderr = log, log
 	// Its own session: it outlives a runner restart and is stopped as a group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	cr := cs.rec
+	if err := r.startWithLog(cmd, st.rec.UID, c.Name, cr.Last != nil); err != nil {
 		cs.waiting, cs.message, cs.nextStart = "RunContainerError", err.Error(), now.Add(imageRetry)
 		return
 	}
-	cr := cs.rec
 	if cr.Last != nil {
 		cr.RestartCount++
 	}

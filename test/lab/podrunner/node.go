@@ -154,6 +154,10 @@ func (r *Runner) updateNodeStatus(ctx context.Context) error {
 		node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: ip})
 	}
 	node.Status.Addresses = append(node.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: r.cfg.Node})
+	node.Status.DaemonEndpoints = corev1.NodeDaemonEndpoints{}
+	if r.cfg.Serving.enabled() {
+		node.Status.DaemonEndpoints.KubeletEndpoint.Port = KubeletPort
+	}
 	node.Status.Capacity = NodeCapacity.DeepCopy()
 	node.Status.Allocatable = NodeCapacity.DeepCopy()
 	node.Status.NodeInfo = corev1.NodeSystemInfo{

@@ -50,6 +50,10 @@ type Config struct {
 	StateDir    string // pod records and container logs
 	NetnsPrefix string // pod namespaces are <prefix>-p-<first 8 of the pod UID>
 	ImageBinary string // the lab-image multi-call binary
+	// LogCopier is the command (argv) that frames a container's output into
+	// its log: see crilog.RunCopier.
+	LogCopier []string
+	Serving   Serving // the kubelet's log API; off without a certificate
 
 	LeaseInterval  time.Duration // Lease renewal (kubelet: 10s)
 	StatusInterval time.Duration // Ready condition refresh
@@ -82,6 +86,12 @@ func (c *Config) validate() error {
 	}
 	if len(c.CNI.BinDirs) == 0 {
 		missing = append(missing, "--cni-bin-dir")
+	}
+	if len(c.LogCopier) == 0 {
+		missing = append(missing, "LogCopier")
+	}
+	if c.Serving.enabled() && (c.Serving.KeyFile == "" || c.Serving.ClientCAFile == "" || len(c.Serving.Clients) == 0) {
+		missing = append(missing, "--tls-private-key-file, --client-ca-file and --log-client (with --tls-cert-file)")
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("pod runner: missing %s", strings.Join(missing, ", "))
@@ -167,6 +177,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	go r.heartbeat(ctx)
+	if r.cfg.Serving.enabled() {
+		go func() {
+			if err := r.serveLogs(ctx); err != nil {
+				r.log.Error("container logs are not served", "err", err)
+			}
+		}()
+	}
 
 	factory := informers.NewSharedInformerFactoryWithOptions(r.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", r.cfg.Node).String()

@@ -12,6 +12,7 @@ package l7standin
 import (
 	"cmp"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -74,6 +75,10 @@ type Chain struct {
 	ServerName   string
 	// TCP are a passthrough chain's clusters by weight.
 	TCP []WeightedCluster
+	// ClientAuth and ClientCAs are how a terminating chain asks clients
+	// for certificates and checks them.
+	ClientAuth tls.ClientAuthType
+	ClientCAs  *x509.CertPool
 }
 
 // WeightedCluster is a cluster and its share.
@@ -210,6 +215,11 @@ func listener(l *listenerv3.Listener, secrets map[string]tls.Certificate) (*List
 				return nil, Unsupported{"transport socket " + ts.GetTypedConfig().GetTypeUrl()}
 			}
 			out.TLS = true
+			auth, cas, err := clientValidation(&ctx)
+			if err != nil {
+				return nil, fmt.Errorf("listener %s: %w", l.GetName(), err)
+			}
+			ch.ClientAuth, ch.ClientCAs = auth, cas
 			for _, sds := range ctx.GetCommonTlsContext().GetTlsCertificateSdsSecretConfigs() {
 				if secrets == nil {
 					continue // checking only

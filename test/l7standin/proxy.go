@@ -241,7 +241,8 @@ func (p *Proxy) serve(l *Listener, b *bound) {
 				if ch == nil || len(ch.Certificates) == 0 {
 					return nil, fmt.Errorf("no filter chain for server name %q", hello.ServerName)
 				}
-				return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: ch.Certificates, NextProtos: []string{"h2", "http/1.1"}}, nil
+				return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: ch.Certificates, NextProtos: []string{"h2", "http/1.1"},
+					ClientAuth: ch.ClientAuth, ClientCAs: ch.ClientCAs}, nil
 			},
 		})
 	}

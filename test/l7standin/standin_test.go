@@ -40,6 +40,7 @@ import (
 	"github.com/plexus-net/plexus/internal/envoyxds"
 	"github.com/plexus-net/plexus/nodeplugins/l7proxy"
 	"github.com/plexus-net/plexus/test/l7standin"
+	"github.com/plexus-net/plexus/test/lab/pki"
 )
 
 // echo is a backend that answers with what it received.
@@ -831,4 +832,108 @@ func httpGateway(backends map[string]int32, rules ...gwv1.HTTPRouteRule) transla
 		in.EndpointSlices = append(in.EndpointSlices, slice(name, backends[name]))
 	}
 	return in
+}
+
+// Client certificates (spec.tls.frontend): on port 443 (the default
+// validation) only clients with a certificate from the configured CA get
+// through the handshake; on port 8443 (AllowInsecureFallback) everyone does.
+func TestClientCertificatesThroughTheStandIn(t *testing.T) {
+	cert, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCert := func(caName string) (*pki.CA, tls.Certificate) {
+		ca, err := pki.NewCA(caName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kp, err := ca.Issue(pki.Spec{CommonName: "client of " + caName, Client: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ca, c
+	}
+	trustedCA, trusted := clientCert("clients")
+	_, stranger := clientCert("strangers")
+	port := echo(t, "app", false)
+	validation := func(mode gwv1.FrontendValidationModeType) *gwv1.FrontendTLSValidation {
+		return &gwv1.FrontendTLSValidation{Mode: mode, CACertificateRefs: []gwv1.ObjectReference{{Kind: "ConfigMap", Name: "client-ca"}}}
+	}
+	https := func(name string, p gwv1.PortNumber) gwv1.Listener {
+		return gwv1.Listener{Name: gwv1.SectionName(name), Protocol: gwv1.HTTPSProtocolType, Port: p, Hostname: new(gwv1.Hostname("bookinfo.cilium.rocks")),
+			TLS: &gwv1.ListenerTLSConfig{CertificateRefs: []gwv1.SecretObjectReference{{Name: "demo-cert"}}}}
+	}
+	in := translate.Input{
+		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
+		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
+			GatewayClassName: "cilium",
+			Listeners:        []gwv1.Listener{https("https", 443), https("fallback", 8443)},
+			TLS: &gwv1.GatewayTLSConfig{Frontend: &gwv1.FrontendTLSConfig{
+				Default: gwv1.TLSConfig{Validation: validation(gwv1.AllowValidOnly)},
+				PerPort: []gwv1.TLSPortConfig{{Port: 8443, TLS: gwv1.TLSConfig{Validation: validation(gwv1.AllowInsecureFallback)}}},
+			}},
+		}}},
+		Secrets: []corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: "demo-cert", Namespace: "default"}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}}},
+		ConfigMaps:     []corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Name: "client-ca", Namespace: "default"}, Data: map[string]string{"ca.crt": string(trustedCA.CertPEM)}}},
+		Services:       []corev1.Service{service("app", port, "")},
+		EndpointSlices: []discoveryv1.EndpointSlice{slice("app", port)},
+		HTTPRoutes: []gwv1.HTTPRoute{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{backend("app")}}},
+		}}},
+	}
+	st := newStack(t)
+	st.waitAcked(t, st.set(t, in))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(cert)
+	get := func(gwPort int32, certs []tls.Certificate) error {
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: roots, ServerName: "bookinfo.cilium.rocks", MinVersion: tls.VersionTLS12, Certificates: certs,
+		}}}
+		req, err := http.NewRequest("GET", fmt.Sprintf("https://127.0.0.1:%d/", st.ports[gwPort]), nil)
+		if err != nil {
+			return err
+		}
+		req.Host = "bookinfo.cilium.rocks"
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var e echoed
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Backend != "app" {
+			return fmt.Errorf("answer %s from %q (%v), want the app", resp.Status, e.Backend, err)
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		name  string
+		port  int32
+		certs []tls.Certificate
+		ok    bool
+	}{
+		{"valid certificate", 443, []tls.Certificate{trusted}, true},
+		{"certificate of another CA", 443, []tls.Certificate{stranger}, false},
+		{"no certificate", 443, nil, false},
+		{"fallback: valid certificate", 8443, []tls.Certificate{trusted}, true},
+		{"fallback: certificate of another CA", 8443, []tls.Certificate{stranger}, true},
+		{"fallback: no certificate", 8443, nil, true},
+	} {
+		err := get(tc.port, tc.certs)
+		if tc.ok && err != nil {
+			t.Errorf("%s: %v, want an answer", tc.name, err)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "certificate")) {
+			t.Errorf("%s: %v, want the handshake refused for the certificate", tc.name, err)
+		}
+	}
 }

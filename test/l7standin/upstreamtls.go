@@ -109,3 +109,42 @@ func verifyBackend(roots *x509.CertPool, sans []*tlsv3.SubjectAltNameMatcher) fu
 		return fmt.Errorf("the backend's certificate (DNS %v, URI %v) carries none of the names wanted", leaf.DNSNames, leaf.URIs)
 	}
 }
+
+// clientValidation is how a DownstreamTlsContext asks clients for
+// certificates, in Go's terms, following Envoy: with a validation context a
+// certificate is asked for and, when given, must verify (unless
+// trust_chain_verification is ACCEPT_UNTRUSTED); require_client_certificate
+// turns a missing one away. Envoy refuses to require a certificate it has no
+// way to check, and so does this.
+func clientValidation(ctx *tlsv3.DownstreamTlsContext) (tls.ClientAuthType, *x509.CertPool, error) {
+	common := ctx.GetCommonTlsContext()
+	if common.GetValidationContextSdsSecretConfig() != nil || common.GetCombinedValidationContext() != nil {
+		return 0, nil, Unsupported{"client validation beyond an inline validation context"}
+	}
+	vc := common.GetValidationContext()
+	require := ctx.GetRequireClientCertificate().GetValue()
+	if vc == nil {
+		if require {
+			return 0, nil, errors.New("require_client_certificate without a validation context")
+		}
+		return tls.NoClientCert, nil, nil
+	}
+	if len(vc.GetMatchTypedSubjectAltNames()) > 0 || len(vc.GetVerifyCertificateHash()) > 0 || len(vc.GetVerifyCertificateSpki()) > 0 || vc.GetCrl() != nil {
+		return 0, nil, Unsupported{"client validation beyond trusted_ca and trust_chain_verification"}
+	}
+	roots, err := trustedCA(vc.GetTrustedCa())
+	if err != nil {
+		return 0, nil, err
+	}
+	untrusted := vc.GetTrustChainVerification() == tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+	switch {
+	case require && untrusted:
+		return tls.RequireAnyClientCert, roots, nil
+	case require:
+		return tls.RequireAndVerifyClientCert, roots, nil
+	case untrusted:
+		return tls.RequestClientCert, roots, nil
+	default:
+		return tls.VerifyClientCertIfGiven, roots, nil
+	}
+}

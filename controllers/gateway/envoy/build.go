@@ -228,7 +228,7 @@ func (b *builder) tlsChain(port int32, t ir.TLSListener) *listenerv3.FilterChain
 	rc := b.name(fmt.Sprint(port), t.Name)
 	b.routeConfig(rc, t.HTTP)
 	return &listenerv3.FilterChain{
-		Name: rc, FilterChainMatch: match, TransportSocket: b.downstreamTLS(rc, t.Certificates),
+		Name: rc, FilterChainMatch: match, TransportSocket: b.downstreamTLS(rc, t.Certificates, t.ClientValidation),
 		Filters: []*listenerv3.Filter{b.hcm(rc, rc, hasCORS(t.HTTP))},
 	}
 }
@@ -320,7 +320,7 @@ func (b *builder) tcpProxy(statPrefix string, backends []ir.WeightedBackend) *li
 	}
 }
 
-func (b *builder) downstreamTLS(what string, certs []string) *corev3.TransportSocket {
+func (b *builder) downstreamTLS(what string, certs []string, clients *ir.ClientValidation) *corev3.TransportSocket {
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
 		// h2 lets gRPC clients in; http/1.1 keeps everyone else.
 		AlpnProtocols: []string{"h2", "http/1.1"},
@@ -328,6 +328,16 @@ func (b *builder) downstreamTLS(what string, certs []string) *corev3.TransportSo
 	for _, c := range certs {
 		ctx.CommonTlsContext.TlsCertificateSdsSecretConfigs = append(ctx.CommonTlsContext.TlsCertificateSdsSecretConfigs,
 			&tlsv3.SdsSecretConfig{Name: b.secretName(c), SdsConfig: ads()})
+	}
+	if clients != nil {
+		vc := &tlsv3.CertificateValidationContext{TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: clients.CACertificates}}}
+		if clients.Optional {
+			// A certificate that does not verify is let in too, as is no
+			// certificate (require_client_certificate false).
+			vc.TrustChainVerification = tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED
+		}
+		ctx.RequireClientCertificate = wrapperspb.Bool(!clients.Optional)
+		ctx.CommonTlsContext.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: vc}
 	}
 	return &corev3.TransportSocket{
 		Name:       "envoy.transport_sockets.tls",

@@ -68,6 +68,21 @@ type TLSListener struct {
 	HTTP []VirtualHost
 	// Passthrough are the backends a passthrough branch forwards to.
 	Passthrough []WeightedBackend
+	// ClientValidation, when set, asks clients of a terminating branch
+	// for a certificate.
+	ClientValidation *ClientValidation
+}
+
+// ClientValidation is how a TLS-terminating branch checks client
+// certificates (mutual TLS).
+type ClientValidation struct {
+	// CACertificates are the PEM certificates a client certificate must
+	// chain to.
+	CACertificates string
+	// Optional lets clients in without a certificate, or with one that
+	// does not verify (the Gateway API's AllowInsecureFallback); otherwise
+	// only clients with a valid certificate get through the handshake.
+	Optional bool
 }
 
 // VirtualHost is the routes served for a set of host names.

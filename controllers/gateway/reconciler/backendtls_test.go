@@ -120,3 +120,71 @@ func TestOnlyCAConfigMapsStartPasses(t *testing.T) {
 		t.Error("creating an unrelated ConfigMap passes, or deleting a CA bundle does not")
 	}
 }
+
+// A Gateway's client certificate validation follows its CA ConfigMap: while
+// it is missing the HTTPS listener is not accepted (NoValidCACertificate)
+// and not served; once created the listener is served and the proxy asks
+// clients for a certificate; with AllowInsecureFallback the Gateway says so.
+func TestClientCertificateValidationFollowsItsConfigMap(t *testing.T) {
+	h := newHarness(t)
+	clean := func() {
+		h.must(client.IgnoreNotFound(h.c.DeleteAllOf(context.Background(), &corev1.ConfigMap{}, client.InNamespace(testNS), client.HasLabels{"test"})))
+	}
+	clean()
+	t.Cleanup(clean)
+	h.node("n1", "198.18.0.11")
+	h.class()
+	h.tlsSecret(testNS, "web-cert")
+	gw := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "mtls", Namespace: testNS}, Spec: gwv1.GatewaySpec{
+		GatewayClassName: "cilium",
+		Listeners: []gwv1.Listener{{Name: "https", Protocol: gwv1.HTTPSProtocolType, Port: 443,
+			TLS: &gwv1.ListenerTLSConfig{CertificateRefs: []gwv1.SecretObjectReference{{Name: "web-cert"}}}}},
+		TLS: &gwv1.GatewayTLSConfig{Frontend: &gwv1.FrontendTLSConfig{Default: gwv1.TLSConfig{Validation: &gwv1.FrontendTLSValidation{
+			CACertificateRefs: []gwv1.ObjectReference{{Kind: "ConfigMap", Name: "clients-ca"}},
+		}}}},
+	}}
+	h.must(h.c.Create(h.ctx, gw))
+	h.start()
+
+	listenerIs := func(status, reason string) func() error {
+		return func() error {
+			var g gwv1.Gateway
+			h.must(h.get(client.ObjectKeyFromObject(gw), &g))
+			if len(g.Status.Listeners) != 1 {
+				return fmt.Errorf("listeners %+v", g.Status.Listeners)
+			}
+			return wantCondition(g.Status.Listeners[0].Conditions, "Accepted", status, reason)
+		}
+	}
+	asksForCertificates := func() error {
+		var cec ciliumv2.CiliumEnvoyConfig
+		if err := h.get(gatewayKey("cilium-gateway-mtls"), &cec); err != nil {
+			return err
+		}
+		for _, r := range cec.Spec.Resources {
+			if strings.Contains(string(r.Raw), `"requireClientCertificate":true`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no listener of the Gateway's config requires client certificates")
+	}
+	t.Run("without its ConfigMap the listener is not accepted", func(t *testing.T) {
+		h.eventually("Accepted=False NoValidCACertificate", listenerIs("False", "NoValidCACertificate"))
+	})
+	ca, err := os.ReadFile("testdata/tls.crt")
+	h.must(err)
+	t.Run("with it the listener asks clients for certificates", func(t *testing.T) {
+		h.must(h.c.Create(h.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "clients-ca", Namespace: testNS, Labels: map[string]string{"test": "client-ca"}},
+			Data: map[string]string{"ca.crt": string(ca)}}))
+		h.eventually("Accepted=True", listenerIs("True", "Accepted"))
+		h.eventually("client certificates required", asksForCertificates)
+	})
+	t.Run("insecure fallback is shown on the Gateway", func(t *testing.T) {
+		h.update(gw, func() { gw.Spec.TLS.Frontend.Default.Validation.Mode = gwv1.AllowInsecureFallback })
+		h.eventually("InsecureFrontendValidationMode=True", func() error {
+			var g gwv1.Gateway
+			h.must(h.get(client.ObjectKeyFromObject(gw), &g))
+			return wantCondition(g.Status.Conditions, "InsecureFrontendValidationMode", "True", "ConfigurationChanged")
+		})
+	})
+}

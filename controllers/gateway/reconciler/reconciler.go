@@ -107,7 +107,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.GatewayAPI {
 		watches = append(watches, passes.For(&gwv1.GatewayClass{}), passes.For(&gwv1.Gateway{}), passes.For(&gwv1.HTTPRoute{}),
-			passes.For(&gwv1.ReferenceGrant{}), passes.For(&ciliumv2alpha1.CiliumGatewayClassConfig{}))
+			passes.For(&gwv1.ReferenceGrant{}), passes.For(&ciliumv2alpha1.CiliumGatewayClassConfig{}),
+			passes.For(&corev1.ConfigMap{}, holdsCACertificates))
 	}
 	if r.GRPCRoutes {
 		watches = append(watches, passes.For(&gwv1.GRPCRoute{}))
@@ -116,7 +117,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		watches = append(watches, passes.For(&gwv1.TLSRoute{}))
 	}
 	if r.BackendTLSPolicies {
-		watches = append(watches, passes.For(&gwv1.BackendTLSPolicy{}), passes.For(&corev1.ConfigMap{}, holdsCACertificates))
+		watches = append(watches, passes.For(&gwv1.BackendTLSPolicy{}))
 	}
 	if r.Ingress != nil {
 		watches = append(watches, passes.For(&networkingv1.Ingress{}), passes.For(&networkingv1.IngressClass{}))
@@ -125,8 +126,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 // holdsCACertificates passes only the events of ConfigMaps that hold (or
-// held) a CA bundle: BackendTLSPolicies read nothing else, and every other
-// ConfigMap change in the cluster would otherwise start a pass.
+// held) a CA bundle: BackendTLSPolicies and Gateways' client certificate
+// validation read nothing else, and every other ConfigMap change in the
+// cluster would otherwise start a pass.
 var holdsCACertificates = predicate.Funcs{
 	CreateFunc:  func(e event.CreateEvent) bool { return hasCA(e.Object) },
 	DeleteFunc:  func(e event.DeleteEvent) bool { return hasCA(e.Object) },
@@ -171,7 +173,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	var w world
 	lists := []client.ObjectList{&w.nss, &w.services, &w.slices, &w.secrets, &w.nodes, &w.cecs, &w.ccecs, &w.l7proxies}
 	if r.GatewayAPI {
-		lists = append(lists, &w.classes, &w.configs, &w.gateways, &w.http, &w.grants)
+		lists = append(lists, &w.classes, &w.configs, &w.gateways, &w.http, &w.grants, &w.cms)
 	}
 	if r.GRPCRoutes {
 		lists = append(lists, &w.grpc)
@@ -180,7 +182,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		lists = append(lists, &w.tls)
 	}
 	if r.BackendTLSPolicies {
-		lists = append(lists, &w.policies, &w.cms)
+		lists = append(lists, &w.policies)
 	}
 	if r.Ingress != nil {
 		lists = append(lists, &w.ingresses, &w.ingressClasses)

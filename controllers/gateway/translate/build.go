@@ -63,7 +63,7 @@ func (w *world) build(g *gatewayState, routes []*routeObject) GatewayResult {
 			p.TLS = passthroughChains(ls, all)
 		case gwv1.HTTPSProtocolType:
 			for _, l := range ls {
-				t := ir.TLSListener{Name: string(l.spec.Name), HTTP: virtualHosts([]*listenerState{l}, onPort(l))}
+				t := ir.TLSListener{Name: string(l.spec.Name), HTTP: virtualHosts([]*listenerState{l}, onPort(l)), ClientValidation: l.clientValidation}
 				if h := l.hostname(); h != "" {
 					t.ServerNames = []string{h}
 				}

@@ -28,6 +28,7 @@ var Features = []features.FeatureName{
 	features.SupportHTTPRouteNamedRouteRule, features.SupportGRPCRouteNamedRouteRule,
 	features.SupportBackendTLSPolicy, features.SupportBackendTLSPolicySANValidation,
 	features.SupportHTTPRouteCORS, features.SupportHTTPRouteBackendRequestHeaderModification,
+	features.SupportGatewayFrontendClientCertificateValidation, features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them

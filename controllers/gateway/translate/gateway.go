@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/plexus-net/plexus/controllers/gateway/ir"
 )
 
 // ClassConfigGroup and ClassConfigKind name the seed's GatewayClass
@@ -52,6 +54,9 @@ type listenerState struct {
 	serve    bool
 	certs    []types.NamespacedName
 	attached int32
+	// clientValidation, when set, is how an HTTPS listener checks client
+	// certificates (spec.tls.frontend).
+	clientValidation *ir.ClientValidation
 }
 
 func (l *listenerState) hostname() string {
@@ -126,6 +131,10 @@ func (w *world) validateGateway(gw *gwv1.Gateway, classOK bool) *gatewayState {
 	if !g.accepted {
 		g.conds = append(g.conds, notProgrammed(gen))
 	}
+	if insecureFrontend(gw) {
+		g.conds = append(g.conds, cond(gwv1.GatewayConditionInsecureFrontendValidationMode, true, gwv1.GatewayReasonConfigurationChanged, gen,
+			"spec.tls.frontend: a validation has mode AllowInsecureFallback, so clients without a valid certificate are let in on its HTTPS listeners"))
+	}
 	unresolved := slices.ContainsFunc(g.listeners, func(l *listenerState) bool {
 		return meta.IsStatusConditionFalse(l.conds, string(gwv1.ListenerConditionResolvedRefs))
 	})
@@ -153,6 +162,7 @@ func (w *world) validateListener(gw *gwv1.Gateway, l *gwv1.Listener) *listenerSt
 			break
 		}
 		resolved = w.resolveCertificates(gw, ls)
+		accepted, resolved = w.resolveClientValidation(gw, ls, accepted, resolved)
 	case gwv1.TLSProtocolType:
 		if l.TLS == nil || l.TLS.Mode == nil || *l.TLS.Mode != gwv1.TLSModePassthrough {
 			accepted = cond(gwv1.ListenerConditionAccepted, false, gwv1.ListenerReasonUnsupportedValue, gen,

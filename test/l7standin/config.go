@@ -114,7 +114,7 @@ func Check(typeURL string, resources map[string]proto.Message) error {
 		case *routev3.RouteConfiguration:
 			err = checkRoutes(r)
 		case *clusterv3.Cluster:
-			_, err = cluster(r, nil)
+			_, err = cluster(r, nil, nil)
 		case *endpointv3.ClusterLoadAssignment, *tlsv3.Secret:
 		default:
 			err = Unsupported{fmt.Sprintf("resource type %s", typeURL)}
@@ -153,7 +153,7 @@ func Resolve(res map[string]map[string]proto.Message) (*Config, error) {
 		cfg.Routes[name] = m.(*routev3.RouteConfiguration)
 	}
 	for _, m := range res[resource.ClusterType] {
-		c, err := cluster(m.(*clusterv3.Cluster), res[resource.EndpointType])
+		c, err := cluster(m.(*clusterv3.Cluster), res[resource.EndpointType], secrets)
 		if err != nil {
 			return nil, err
 		}
@@ -236,7 +236,8 @@ func listener(l *listenerv3.Listener, secrets map[string]tls.Certificate) (*List
 	return out, nil
 }
 
-func cluster(c *clusterv3.Cluster, endpoints map[string]proto.Message) (*Cluster, error) {
+// cluster reads a cluster; secrets nil only checks it.
+func cluster(c *clusterv3.Cluster, endpoints map[string]proto.Message, secrets map[string]tls.Certificate) (*Cluster, error) {
 	if c.GetType() != clusterv3.Cluster_EDS {
 		return nil, Unsupported{"cluster discovery type " + c.GetType().String()}
 	}
@@ -252,7 +253,7 @@ func cluster(c *clusterv3.Cluster, endpoints map[string]proto.Message) (*Cluster
 		out.HTTP2 = opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil
 	}
 	if ts := c.GetTransportSocket(); ts != nil {
-		t, err := upstreamTransport(ts, out.HTTP2)
+		t, err := upstreamTransport(ts, out.HTTP2, secrets)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", c.GetName(), err)
 		}

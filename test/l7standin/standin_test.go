@@ -937,3 +937,140 @@ func TestClientCertificatesThroughTheStandIn(t *testing.T) {
 		}
 	}
 }
+
+// The Gateway's spec.tls.backend client certificate is presented to a
+// backend that opens TLS only to clients of its CA: with it the request
+// goes through; without it (another Gateway) the backend refuses the
+// proxy and the client gets 503.
+func TestBackendClientCertificateThroughTheStandIn(t *testing.T) {
+	clientCA, err := pki.NewCA("proxies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyCert, err := clientCA.Issue(pki.Spec{CommonName: "gateway proxy", Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := x509.NewCertPool()
+	clients.AppendCertsFromPEM(clientCA.CertPEM)
+	var presented atomic.Value
+	tlsBackend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		presented.Store(r.TLS.PeerCertificates[0].Subject.CommonName)
+		_ = json.NewEncoder(w).Encode(echoed{Backend: "mutual-backend", Path: r.URL.Path})
+	}))
+	tlsBackend.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clients, MinVersion: tls.VersionTLS12}
+	tlsBackend.StartTLS()
+	t.Cleanup(tlsBackend.Close)
+	port := int32(tlsBackend.Listener.Addr().(*net.TCPAddr).Port) //nolint:gosec // a port
+	backendCA := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsBackend.Certificate().Raw}))
+
+	gateway := func(name string, withCert bool) gwv1.Gateway {
+		gw := gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: gwv1.GatewaySpec{
+			GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
+		}}
+		if withCert {
+			gw.Spec.TLS = &gwv1.GatewayTLSConfig{Backend: &gwv1.GatewayBackendTLS{ClientCertificateRef: &gwv1.SecretObjectReference{Name: "proxy-client"}}}
+		}
+		return gw
+	}
+	route := gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
+		CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+		Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{backend("mutual")}}},
+	}}
+	in := translate.Input{
+		Classes:  []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
+		Gateways: []gwv1.Gateway{gateway("gw", true)},
+		Secrets: []corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: "proxy-client", Namespace: "default"}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: proxyCert.CertPEM, corev1.TLSPrivateKeyKey: proxyCert.KeyPEM}}},
+		ConfigMaps: []corev1.ConfigMap{{ObjectMeta: metav1.ObjectMeta{Name: "backend-ca", Namespace: "default"}, Data: map[string]string{"ca.crt": backendCA}}},
+		BackendTLSPolicies: []gwv1.BackendTLSPolicy{{ObjectMeta: metav1.ObjectMeta{Name: "mutual", Namespace: "default"}, Spec: gwv1.BackendTLSPolicySpec{
+			TargetRefs: []gwv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwv1.LocalPolicyTargetReference{Kind: "Service", Name: "mutual"}}},
+			Validation: gwv1.BackendTLSPolicyValidation{CACertificateRefs: []gwv1.LocalObjectReference{{Kind: "ConfigMap", Name: "backend-ca"}}, Hostname: "example.com"},
+		}}},
+		Services:       []corev1.Service{service("mutual", port, "")},
+		EndpointSlices: []discoveryv1.EndpointSlice{slice("mutual", port)},
+		HTTPRoutes:     []gwv1.HTTPRoute{route},
+	}
+	st := newStack(t)
+	c := client{t: t, http: &http.Client{Timeout: 5 * time.Second}, base: fmt.Sprintf("http://127.0.0.1:%d", st.ports[80])}
+	st.waitAcked(t, st.set(t, in))
+	if resp, e := c.do("GET", "any.example", "/", nil); resp.StatusCode != 200 || e.Backend != "mutual-backend" || presented.Load() != "gateway proxy" {
+		t.Errorf("with the client certificate: %d from %q, presented %v; want 200 from the backend, which saw the proxy's certificate", resp.StatusCode, e.Backend, presented.Load())
+	}
+	in.Gateways = []gwv1.Gateway{gateway("gw", false)}
+	st.waitAcked(t, st.set(t, in))
+	if resp, _ := c.do("GET", "any.example", "/", nil); resp.StatusCode != 503 {
+		t.Errorf("without a client certificate: %d, want 503 (the backend refuses the proxy)", resp.StatusCode)
+	}
+}
+
+// HTTPS listeners that share a port answer 421 Misdirected Request when a
+// connection opened for one listener's name (SNI) carries a request for a
+// name that is not that listener's (HTTP/2 clients reuse connections so);
+// a listener's own names without a route get 404.
+func TestMisdirectedRequestsThroughTheStandIn(t *testing.T) {
+	cert, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	https := func(name, hostname string) gwv1.Listener {
+		l := gwv1.Listener{Name: gwv1.SectionName(name), Protocol: gwv1.HTTPSProtocolType, Port: 443,
+			TLS: &gwv1.ListenerTLSConfig{CertificateRefs: []gwv1.SecretObjectReference{{Name: "demo-cert"}}}}
+		if hostname != "" {
+			l.Hostname = new(gwv1.Hostname(hostname))
+		}
+		return l
+	}
+	route := func(listener, svc string, hostnames ...gwv1.Hostname) gwv1.HTTPRoute {
+		return gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: listener, Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw", SectionName: new(gwv1.SectionName(listener))}}},
+			Hostnames:       hostnames,
+			Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{backend(svc)}}},
+		}}
+	}
+	in := translate.Input{
+		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
+		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{GatewayClassName: "cilium",
+			Listeners: []gwv1.Listener{https("any", ""), https("second", "second.example"), https("wildcard", "*.wildcard.example"), https("fourth", "fourth.wildcard.example")}}}},
+		Secrets: []corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: "demo-cert", Namespace: "default"}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}}},
+		HTTPRoutes: []gwv1.HTTPRoute{route("any", "v1", "example.org"), route("second", "v2"), route("wildcard", "v3"), route("fourth", "v1")},
+	}
+	for _, svc := range []string{"v1", "v2", "v3"} {
+		port := echo(t, svc, false)
+		in.Services = append(in.Services, service(svc, port, ""))
+		in.EndpointSlices = append(in.EndpointSlices, slice(svc, port))
+	}
+	ports := serve(t, in)
+	for _, tc := range []struct {
+		sni, host string
+		status    int
+		backend   string
+	}{
+		{"example.org", "example.org", 200, "v1"},
+		{"example.org", "second.example", 421, ""},
+		{"example.org", "third.wildcard.example", 421, ""},
+		{"example.org", "unknown.example", 404, ""},
+		{"second.example", "second.example", 200, "v2"},
+		{"second.example", "example.org", 421, ""},
+		{"third.wildcard.example", "fifth.wildcard.example", 200, "v3"},
+		{"third.wildcard.example", "fourth.wildcard.example", 421, ""},
+		{"third.wildcard.example", "unknown.example", 421, ""},
+		{"fourth.wildcard.example", "fourth.wildcard.example", 200, "v1"},
+		{"fourth.wildcard.example", "fifth.wildcard.example", 421, ""},
+		{"unknown.example", "example.org", 200, "v1"},
+	} {
+		// The certificate is for other names: only the routing is tested.
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{
+			ServerName: tc.sni, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}} //nolint:gosec // routing, not trust, is under test
+		c := client{t: t, http: hc, base: fmt.Sprintf("https://127.0.0.1:%d", ports[443])}
+		resp, e := c.do("GET", tc.host, "/", nil)
+		if resp.StatusCode != tc.status || e.Backend != tc.backend || resp.ProtoMajor != 2 {
+			t.Errorf("SNI %s, Host %s: %d from %q over HTTP/%d, want %d from %q over HTTP/2", tc.sni, tc.host, resp.StatusCode, e.Backend, resp.ProtoMajor, tc.status, tc.backend)
+		}
+	}
+}

@@ -19,16 +19,18 @@ import (
 // socket originates TLS, verifying the backends as Envoy's
 // UpstreamTlsContext says: the chain against trusted_ca, then (only when
 // some are given) that the certificate carries one of the
-// match_typed_subject_alt_names. Anything else in the context is refused.
-func upstreamTransport(ts *corev3.TransportSocket, http2 bool) (*http.Transport, error) {
+// match_typed_subject_alt_names; a client certificate from SDS is presented
+// when the backend asks for one. Anything else in the context is refused.
+// secrets nil only checks the context.
+func upstreamTransport(ts *corev3.TransportSocket, http2 bool, secrets map[string]tls.Certificate) (*http.Transport, error) {
 	var ctx tlsv3.UpstreamTlsContext
 	if ts.GetName() != "envoy.transport_sockets.tls" || ts.GetTypedConfig().UnmarshalTo(&ctx) != nil {
 		return nil, Unsupported{"upstream transport socket " + ts.GetName()}
 	}
 	common := ctx.GetCommonTlsContext()
-	if len(common.GetTlsCertificates()) > 0 || len(common.GetTlsCertificateSdsSecretConfigs()) > 0 || common.GetValidationContextSdsSecretConfig() != nil ||
+	if len(common.GetTlsCertificates()) > 0 || len(common.GetTlsCertificateSdsSecretConfigs()) > 1 || common.GetValidationContextSdsSecretConfig() != nil ||
 		common.GetCombinedValidationContext() != nil || common.GetTlsParams() != nil {
-		return nil, Unsupported{"upstream TLS beyond SNI, ALPN and an inline validation context"}
+		return nil, Unsupported{"upstream TLS beyond SNI, ALPN, an inline validation context and one client certificate from SDS"}
 	}
 	vc := common.GetValidationContext()
 	cfg := &tls.Config{ServerName: ctx.GetSni(), NextProtos: common.GetAlpnProtocols(), MinVersion: tls.VersionTLS12,
@@ -46,6 +48,16 @@ func upstreamTransport(ts *corev3.TransportSocket, http2 bool) (*http.Transport,
 			}
 		}
 		cfg.VerifyConnection = verifyBackend(roots, vc.GetMatchTypedSubjectAltNames())
+	}
+	for _, sds := range common.GetTlsCertificateSdsSecretConfigs() {
+		if secrets == nil {
+			continue // checking only
+		}
+		cert, ok := secrets[sds.GetName()]
+		if !ok {
+			return nil, fmt.Errorf("client certificate: secret %s not received", sds.GetName())
+		}
+		cfg.Certificates = []tls.Certificate{cert}
 	}
 	t := &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
 	if http2 {

@@ -374,6 +374,9 @@ func (b *builder) upstreamTLS(what string, t *ir.BackendTLS, http2 bool) *corev3
 	if http2 {
 		ctx.CommonTlsContext.AlpnProtocols = []string{"h2"}
 	}
+	if c := b.gw.BackendClientCertificate; c != "" {
+		ctx.CommonTlsContext.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{{Name: b.secretName(c), SdsConfig: ads()}}
+	}
 	return &corev3.TransportSocket{
 		Name:       "envoy.transport_sockets.tls",
 		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: b.typed(what+" tls", ctx)},

@@ -20,6 +20,10 @@ type Gateway struct {
 	// ServerHeader is what the proxy does with the Server response
 	// header; empty is Overwrite.
 	ServerHeader ServerHeader
+	// BackendClientCertificate names the Secret ("<namespace>/<name>",
+	// one of Secrets) whose certificate the proxy presents to the backends
+	// it opens TLS to; empty: none.
+	BackendClientCertificate string
 }
 
 // ServerHeader is Envoy's handling of the Server response header, by its

@@ -3,6 +3,7 @@ package translate
 import (
 	"cmp"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -37,6 +38,10 @@ func (w *world) build(g *gatewayState, routes []*routeObject) GatewayResult {
 	cfg := &ir.Gateway{Name: g.key.String(), ServerHeader: g.class.serverHeader}
 	clusters := map[string]ir.Cluster{}
 	secrets := map[types.NamespacedName]bool{}
+	if g.backendCert != nil {
+		cfg.BackendClientCertificate = g.backendCert.String()
+		secrets[*g.backendCert] = true
+	}
 	for _, port := range usablePorts(g) {
 		ls := listenersOn(g, port)
 		onPort := func(l *listenerState) []attachment {
@@ -63,7 +68,7 @@ func (w *world) build(g *gatewayState, routes []*routeObject) GatewayResult {
 			p.TLS = passthroughChains(ls, all)
 		case gwv1.HTTPSProtocolType:
 			for _, l := range ls {
-				t := ir.TLSListener{Name: string(l.spec.Name), HTTP: virtualHosts([]*listenerState{l}, onPort(l)), ClientValidation: l.clientValidation}
+				t := ir.TLSListener{Name: string(l.spec.Name), HTTP: misdirected(l, ls, virtualHosts([]*listenerState{l}, onPort(l))), ClientValidation: l.clientValidation}
 				if h := l.hostname(); h != "" {
 					t.ServerNames = []string{h}
 				}
@@ -145,6 +150,45 @@ func virtualHosts(listeners []*listenerState, atts []attachment) []ir.VirtualHos
 		out = append(out, *vh)
 	}
 	return out
+}
+
+// misdirected adds to the virtual hosts of an HTTPS listener's TLS branch
+// the host names that are not its own: a request for one of them on this
+// branch's connection (the client's SNI picked this listener, and HTTP/2
+// clients reuse a connection for other names) is answered 421 Misdirected
+// Request, never with another listener's routes. For a listener with a
+// hostname that is every name outside it (and the narrower names of other
+// listeners within it); for one without, the other listeners' names. A
+// name of its own without a route still gets 404.
+func misdirected(l *listenerState, onPort []*listenerState, vhosts []ir.VirtualHost) []ir.VirtualHost {
+	have := map[string]bool{}
+	for _, vh := range vhosts {
+		for _, d := range vh.Domains {
+			have[d] = true
+		}
+	}
+	own := l.hostname()
+	if own != "" && !have[own] {
+		vhosts = append(vhosts, ir.VirtualHost{Domains: []string{own}})
+		have[own] = true
+	}
+	var domains []string
+	for _, o := range onPort {
+		if h := o.hostname(); o != l && h != "" && !have[h] && covers(own, h) {
+			domains = append(domains, h)
+			have[h] = true
+		}
+	}
+	if own != "" && !have["*"] {
+		domains = append(domains, "*")
+	}
+	if len(domains) == 0 {
+		return vhosts
+	}
+	slices.Sort(domains)
+	return append(vhosts, ir.VirtualHost{Domains: domains, Routes: []ir.Route{{
+		Name: "misdirected", Match: ir.Match{PathKind: ir.PathPrefix, Path: "/"}, DirectStatus: http.StatusMisdirectedRequest,
+	}}})
 }
 
 // passthroughChains gives each server name (SNI) the backends of the

@@ -29,6 +29,7 @@ var Features = []features.FeatureName{
 	features.SupportBackendTLSPolicy, features.SupportBackendTLSPolicySANValidation,
 	features.SupportHTTPRouteCORS, features.SupportHTTPRouteBackendRequestHeaderModification,
 	features.SupportGatewayFrontendClientCertificateValidation, features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
+	features.SupportGatewayBackendClientCertificate, features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them

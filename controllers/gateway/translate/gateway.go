@@ -40,6 +40,9 @@ type gatewayState struct {
 	accepted  bool
 	conds     []metav1.Condition
 	listeners []*listenerState
+	// backendCert is the Secret of the client certificate the proxy
+	// presents to TLS backends (spec.tls.backend), when it resolves.
+	backendCert *types.NamespacedName
 }
 
 // listenerState is one listener as validated; routes attach to usable ones.
@@ -138,10 +141,18 @@ func (w *world) validateGateway(gw *gwv1.Gateway, classOK bool) *gatewayState {
 	unresolved := slices.ContainsFunc(g.listeners, func(l *listenerState) bool {
 		return meta.IsStatusConditionFalse(l.conds, string(gwv1.ListenerConditionResolvedRefs))
 	})
-	if unresolved {
+	var badBackendCert *metav1.Condition
+	g.backendCert, badBackendCert = w.resolveBackendClientCertificate(gw)
+	switch {
+	case badBackendCert != nil:
+		if unresolved {
+			badBackendCert.Message += "; a listener has unresolved references too: see status.listeners"
+		}
+		g.conds = append(g.conds, *badBackendCert)
+	case unresolved:
 		g.conds = append(g.conds, cond(gwv1.GatewayConditionResolvedRefs, false, gwv1.GatewayReasonListenersNotResolved, gen,
 			"A listener has unresolved references; see status.listeners"))
-	} else {
+	default:
 		g.conds = append(g.conds, cond(gwv1.GatewayConditionResolvedRefs, true, gwv1.GatewayReasonResolvedRefs, gen, "All references resolved"))
 	}
 	return g

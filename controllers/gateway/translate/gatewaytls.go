@@ -1,9 +1,11 @@
 package translate
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -97,4 +99,39 @@ func (w *world) resolveClientValidation(gw *gwv1.Gateway, ls *listenerState, acc
 	}
 	ls.clientValidation = &ir.ClientValidation{CACertificates: strings.Join(pems, "\n"), Optional: v.Mode == gwv1.AllowInsecureFallback}
 	return accepted, resolved
+}
+
+// resolveBackendClientCertificate resolves spec.tls.backend's client
+// certificate, the one the proxy presents to backends it opens TLS to. A
+// bad reference gives the Gateway's ResolvedRefs condition (the backends
+// are then spoken to without a client certificate, and refuse the proxy
+// if they require one).
+func (w *world) resolveBackendClientCertificate(gw *gwv1.Gateway) (*types.NamespacedName, *metav1.Condition) {
+	if gw.Spec.TLS == nil || gw.Spec.TLS.Backend == nil || gw.Spec.TLS.Backend.ClientCertificateRef == nil {
+		return nil, nil
+	}
+	ref := gw.Spec.TLS.Backend.ClientCertificateRef
+	const field = "spec.tls.backend.clientCertificateRef"
+	bad := func(reason gwv1.GatewayConditionReason, format string, args ...any) (*types.NamespacedName, *metav1.Condition) {
+		c := cond(gwv1.GatewayConditionResolvedRefs, false, reason, gw.Generation, "%s: %s", field, fmt.Sprintf(format, args...))
+		return nil, &c
+	}
+	if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != "Secret") {
+		return bad(gwv1.GatewayReasonInvalidClientCertificateRef, "only core Secrets hold client certificates")
+	}
+	key := types.NamespacedName{Namespace: gw.Namespace, Name: string(ref.Name)}
+	if ref.Namespace != nil {
+		key.Namespace = string(*ref.Namespace)
+	}
+	if key.Namespace != gw.Namespace && !w.granted(gwv1.GroupName, "Gateway", gw.Namespace, "", "Secret", key) {
+		return bad(gwv1.GatewayReasonRefNotPermitted, "Secret %s is in another namespace and no ReferenceGrant there allows it", key)
+	}
+	s, ok := w.secrets[key]
+	if !ok {
+		return bad(gwv1.GatewayReasonInvalidClientCertificateRef, "Secret %s not found", key)
+	}
+	if _, err := tls.X509KeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]); err != nil {
+		return bad(gwv1.GatewayReasonInvalidClientCertificateRef, "Secret %s holds no usable tls.crt and tls.key: %v", key, err)
+	}
+	return &key, nil
 }

@@ -911,7 +911,7 @@ func TestClientCertificatesThroughTheStandIn(t *testing.T) {
 		defer resp.Body.Close()
 		var e echoed
 		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Backend != "app" {
-			return fmt.Errorf("answer %s from %q (%v), want the app", resp.Status, e.Backend, err)
+			return fmt.Errorf("answer %s from %q (%w), want the app", resp.Status, e.Backend, err)
 		}
 		return nil
 	}

@@ -39,7 +39,7 @@ func (w *world) resolveBackend(r *routeObject, ref gwv1.BackendObjectReference, 
 	if ref.Namespace != nil {
 		key.Namespace = string(*ref.Namespace)
 	}
-	if key.Namespace != r.key.Namespace && !w.granted(gwv1.GroupName, r.key.Kind, r.key.Namespace, "", "Service", key) {
+	if key.Namespace != r.key.Namespace && !w.granted(r.key.Kind, r.key.Namespace, "Service", key) {
 		return problem(gwv1.RouteReasonRefNotPermitted, "Service %s is in another namespace and no ReferenceGrant there allows it", key)
 	}
 	svc, ok := w.services[key]
@@ -92,18 +92,19 @@ func (w *world) endpoints(svc types.NamespacedName, sp corev1.ServicePort) []ir.
 	return slices.Compact(out)
 }
 
-// granted says whether a ReferenceGrant in to's namespace lets objects of
-// fromGroup/fromKind in fromNS refer to to (of toGroup/toKind).
-func (w *world) granted(fromGroup, fromKind, fromNS, toGroup, toKind string, to types.NamespacedName) bool {
+// granted says whether a ReferenceGrant in to's namespace lets Gateway API
+// objects of fromKind in fromNS refer to to, a core object of toKind (every
+// cross-namespace reference the controller follows is of this shape).
+func (w *world) granted(fromKind, fromNS, toKind string, to types.NamespacedName) bool {
 	for _, g := range w.in.ReferenceGrants {
 		if g.Namespace != to.Namespace {
 			continue
 		}
 		fromOK := slices.ContainsFunc(g.Spec.From, func(f gwv1.ReferenceGrantFrom) bool {
-			return string(f.Group) == fromGroup && string(f.Kind) == fromKind && string(f.Namespace) == fromNS
+			return string(f.Group) == gwv1.GroupName && string(f.Kind) == fromKind && string(f.Namespace) == fromNS
 		})
 		toOK := slices.ContainsFunc(g.Spec.To, func(t gwv1.ReferenceGrantTo) bool {
-			return string(t.Group) == toGroup && string(t.Kind) == toKind && (t.Name == nil || string(*t.Name) == to.Name)
+			return t.Group == "" && string(t.Kind) == toKind && (t.Name == nil || string(*t.Name) == to.Name)
 		})
 		if fromOK && toOK {
 			return true

@@ -235,7 +235,7 @@ func (w *world) resolveCertificates(gw *gwv1.Gateway, ls *listenerState) metav1.
 		if ref.Namespace != nil {
 			key.Namespace = string(*ref.Namespace)
 		}
-		if key.Namespace != gw.Namespace && !w.granted(gwv1.GroupName, "Gateway", gw.Namespace, "", "Secret", key) {
+		if key.Namespace != gw.Namespace && !w.granted("Gateway", gw.Namespace, "Secret", key) {
 			return cond(gwv1.ListenerConditionResolvedRefs, false, gwv1.ListenerReasonRefNotPermitted, gen,
 				"%s: Secret %s is in another namespace and no ReferenceGrant there allows it", field, key)
 		}

@@ -76,7 +76,7 @@ func (w *world) resolveClientValidation(gw *gwv1.Gateway, ls *listenerState, acc
 		if ref.Namespace != nil {
 			key.Namespace = string(*ref.Namespace)
 		}
-		if key.Namespace != gw.Namespace && !w.granted(gwv1.GroupName, "Gateway", gw.Namespace, "", "ConfigMap", key) {
+		if key.Namespace != gw.Namespace && !w.granted("Gateway", gw.Namespace, "ConfigMap", key) {
 			bad(gwv1.ListenerReasonRefNotPermitted, "ConfigMap %s is in another namespace and no ReferenceGrant there allows it", key)
 			continue
 		}
@@ -123,7 +123,7 @@ func (w *world) resolveBackendClientCertificate(gw *gwv1.Gateway) (*types.Namesp
 	if ref.Namespace != nil {
 		key.Namespace = string(*ref.Namespace)
 	}
-	if key.Namespace != gw.Namespace && !w.granted(gwv1.GroupName, "Gateway", gw.Namespace, "", "Secret", key) {
+	if key.Namespace != gw.Namespace && !w.granted("Gateway", gw.Namespace, "Secret", key) {
 		return bad(gwv1.GatewayReasonRefNotPermitted, "Secret %s is in another namespace and no ReferenceGrant there allows it", key)
 	}
 	s, ok := w.secrets[key]

@@ -40,7 +40,16 @@ const (
 	ReasonNotConnected = "ProxyNotConnected"
 	ReasonProgressing  = "Progressing"
 	ReasonNotServed    = "ConfigsNotServed"
+	// ReasonFrontendsNotTaken: the node cannot redirect its frontends'
+	// connections to its proxy (they still arrive through the Service).
+	ReasonFrontendsNotTaken = "FrontendsNotTaken"
 )
+
+// FrontendTable takes the connections to the frontends into the node's
+// proxy (frontends.Table on a node).
+type FrontendTable interface {
+	Apply([]nodesv1alpha1.L7Frontend) error
+}
 
 // Plugin connects a Server to the API server.
 type Plugin struct {
@@ -51,13 +60,18 @@ type Plugin struct {
 	Server           *Server
 	// StatePath, if set, keeps the last accepted snapshot across restarts.
 	StatePath string
+	// Frontends, if set, is given the node's frontends on every change.
+	Frontends FrontendTable
 
 	builder   Builder
 	mu        sync.Mutex
 	buildErrs map[nodesv1alpha1.EnvoyConfigRef]string
-	saved     string
-	trigger   chan struct{}
-	writer    statuswrite.Writer
+	// frontendErr is why the frontends could not be applied ("" when
+	// they were).
+	frontendErr string
+	saved       string
+	trigger     chan struct{}
+	writer      statuswrite.Writer
 }
 
 // SetupWithManager serves the saved snapshot (if any) and registers the
@@ -119,11 +133,26 @@ func (p *Plugin) rebuild(ctx context.Context, _ reconcile.Request) (reconcile.Re
 		return reconcile.Result{}, err
 	}
 	snap, errs := p.builder.Build(configs, secrets.Items)
+	var frontErr error
+	if p.Frontends != nil {
+		frontErr = p.Frontends.Apply(lp.Spec.Frontends)
+	}
 	p.mu.Lock()
 	p.buildErrs = errs
+	p.frontendErr = ""
+	if frontErr != nil {
+		p.frontendErr = frontErr.Error()
+	}
 	p.mu.Unlock()
 	if err := p.Server.Set(ctx, snap); err != nil {
 		return reconcile.Result{}, err
+	}
+	if frontErr != nil {
+		select {
+		case p.trigger <- struct{}{}:
+		default:
+		}
+		return reconcile.Result{}, fmt.Errorf("taking in the frontends: %w", frontErr) // retried with backoff
 	}
 	select {
 	case p.trigger <- struct{}{}:
@@ -163,15 +192,17 @@ func (p *Plugin) writeStatus(ctx context.Context) error {
 		return client.IgnoreNotFound(err)
 	}
 	p.mu.Lock()
-	errs := p.buildErrs
+	errs, frontErr := p.buildErrs, p.frontendErr
 	p.mu.Unlock()
 	rep := p.Server.Report()
-	_, err := p.writer.Patch(ctx, &lp, func(o client.Object) { ApplyReport(o.(*nodesv1alpha1.L7Proxy), rep, errs) })
+	_, err := p.writer.Patch(ctx, &lp, func(o client.Object) { ApplyReport(o.(*nodesv1alpha1.L7Proxy), rep, errs, frontErr) })
 	return err
 }
 
-// ApplyReport puts what the proxy has into an L7Proxy's status.
-func ApplyReport(lp *nodesv1alpha1.L7Proxy, rep Report, buildErrs map[nodesv1alpha1.EnvoyConfigRef]string) {
+// ApplyReport puts what the proxy has into an L7Proxy's status;
+// frontendErr is why the node could not take in its frontends ("": it
+// did).
+func ApplyReport(lp *nodesv1alpha1.L7Proxy, rep Report, buildErrs map[nodesv1alpha1.EnvoyConfigRef]string, frontendErr string) {
 	st := &lp.Status
 	st.ObservedGeneration = lp.Generation
 	st.ConfigCount = int32(len(lp.Spec.Configs)) //nolint:gosec // a list length
@@ -198,6 +229,9 @@ func ApplyReport(lp *nodesv1alpha1.L7Proxy, rep Report, buildErrs map[nodesv1alp
 	switch {
 	case len(problems) > 0:
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonNotServed, strings.Join(problems, "; ")
+	case frontendErr != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonFrontendsNotTaken,
+			"Connections to the load-balancer addresses reach the proxy only through the Service (clients' addresses may be lost): "+frontendErr
 	case !rep.Connected:
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonNotConnected, "No proxy is connected to this node's xDS server"
 	case served < len(lp.Spec.Configs):

@@ -910,9 +910,13 @@ func TestGW4_ChartGateway(t *testing.T) {
 	}
 	plugin, envoyC := node.Containers[0], node.Containers[1]
 	equal(t, "l7proxy node hostNetwork", node.HostNetwork, true)
-	for _, c := range node.Containers {
-		if sc := c.SecurityContext; sc == nil || len(sc.Capabilities.Add) != 0 || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation {
-			t.Errorf("%s security context %+v, want no capabilities, read-only root", c.Name, sc)
+	// The plugin programs the nftables table that hands the Gateways'
+	// addresses to the node's Envoy (NET_ADMIN); Envoy needs nothing.
+	for c, caps := range map[string][]corev1.Capability{"l7proxy-node": {"NET_ADMIN"}, "envoy": nil} {
+		i := slices.IndexFunc(node.Containers, func(x corev1.Container) bool { return x.Name == c })
+		sc := node.Containers[i].SecurityContext
+		if sc == nil || !slices.Equal(sc.Capabilities.Add, caps) || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s security context %+v, want all capabilities dropped but %v, read-only root", c, sc, caps)
 		}
 	}
 	socket := ""

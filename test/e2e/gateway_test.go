@@ -130,23 +130,140 @@ func TestGateway(t *testing.T) {
 		})
 	})
 
+	// configuredGateway creates a Gateway <name> of its own class, whose
+	// CiliumGatewayClassConfig sets svc on the generated Service, with one
+	// HTTP listener routing to gw-productpage.
+	configuredGateway := func(name string, svc ciliumv2alpha1.GatewayServiceConfig) {
+		must(l.Cilium.Create(ctx, &ciliumv2alpha1.CiliumGatewayClassConfig{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: labtest.Namespace},
+			Spec: ciliumv2alpha1.GatewayClassConfigSpec{Service: &svc}}))
+		must(l.Cilium.Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: gwv1.GatewayClassSpec{
+			ControllerName: "io.cilium/gateway-controller",
+			ParametersRef: &gwv1.ParametersReference{Group: "cilium.io", Kind: "CiliumGatewayClassConfig", Name: name,
+				Namespace: new(gwv1.Namespace(labtest.Namespace))},
+		}}))
+		must(l.Cilium.Create(ctx, &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: labtest.Namespace}, Spec: gwv1.GatewaySpec{
+			GatewayClassName: gwv1.ObjectName(name), Listeners: []gwv1.Listener{{Name: "web", Protocol: gwv1.HTTPProtocolType, Port: 80}},
+		}}))
+		must(l.Cilium.Create(ctx, &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: labtest.Namespace}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: gwv1.ObjectName(name)}}},
+			Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{backend("gw-productpage")}}},
+		}}))
+	}
+
+	// With externalTrafficPolicy Cluster (the default) the node the
+	// address reaches hands the connection to its own proxy (the l7proxy
+	// plugin's redirect), so the backend sees the external client in
+	// X-Forwarded-For, not a node.
+	t.Run("GW45_SourceIPWithExternalTrafficPolicyCluster", func(t *testing.T) {
+		want := l.Layout.ExtClientIP().String()
+		l.EventuallyIn(t, 60*time.Second, "the external client in X-Forwarded-For", func() error {
+			a, err := get("/")
+			if err != nil {
+				return err
+			}
+			if a.ForwardedFor != want {
+				return fmt.Errorf("X-Forwarded-For %q at %s, want the external client %s", a.ForwardedFor, a.Pod, want)
+			}
+			return nil
+		})
+	})
+
+	// Weights edited in place (no new Gateway): 99/1 sends at most 3 % of
+	// 1,000 requests to the 1 side.
+	t.Run("GW38_WeightsEditedInPlace", func(t *testing.T) {
+		weighted := func(name string, w int32) gwv1.HTTPBackendRef {
+			b := backend(name)
+			b.Weight = &w
+			return b
+		}
+		split := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "split", Namespace: labtest.Namespace}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "my-gateway"}}},
+			Rules:           []gwv1.HTTPRouteRule{{Matches: prefix("/split"), BackendRefs: []gwv1.HTTPBackendRef{weighted("gw-details", 50), weighted("gw-productpage", 50)}}},
+		}}
+		must(l.Cilium.Create(ctx, split))
+		count := func(n int) (details, productpage int, err error) {
+			for range n {
+				a, err := get("/split")
+				if err != nil {
+					return 0, 0, err
+				}
+				switch {
+				case strings.HasPrefix(a.Pod, "gw-details-"):
+					details++
+				case strings.HasPrefix(a.Pod, "gw-productpage-"):
+					productpage++
+				}
+			}
+			return details, productpage, nil
+		}
+		l.EventuallyIn(t, 60*time.Second, "a 50/50 split", func() error {
+			d, p, err := count(100)
+			if err != nil {
+				return err
+			}
+			if d < 20 || p < 20 {
+				return fmt.Errorf("%d to gw-details, %d to gw-productpage of 100", d, p)
+			}
+			return nil
+		})
+		must(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := l.Cilium.Get(ctx, client.ObjectKeyFromObject(split), split); err != nil {
+				return err
+			}
+			split.Spec.Rules[0].BackendRefs = []gwv1.HTTPBackendRef{weighted("gw-details", 99), weighted("gw-productpage", 1)}
+			return l.Cilium.Update(ctx, split)
+		}))
+		l.EventuallyIn(t, 90*time.Second, "at most 3 % of 1,000 requests to the weight-1 backend", func() error {
+			d, p, err := count(1000)
+			if err != nil {
+				return err
+			}
+			if p > 30 || d+p != 1000 {
+				return fmt.Errorf("%d to gw-details, %d to gw-productpage of 1,000", d, p)
+			}
+			return nil
+		})
+	})
+
+	// A class whose config asks for externalTrafficPolicy Local: every
+	// node runs the proxy, so kube-proxy's health check answers 200 on
+	// every node's healthCheckNodePort, and the client's address is kept.
+	t.Run("GW46_HealthCheckNodePortOnEveryNode", func(t *testing.T) {
+		configuredGateway("local-gateway", ciliumv2alpha1.GatewayServiceConfig{ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal})
+		l.EventuallyIn(t, 90*time.Second, "healthCheckNodePort 200 on every node, and the client kept", func() error {
+			svc, err := l.Client.CoreV1().Services(labtest.Namespace).Get(ctx, "cilium-gateway-local-gateway", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal || svc.Spec.HealthCheckNodePort == 0 || len(svc.Status.LoadBalancer.Ingress) == 0 {
+				return fmt.Errorf("service: policy %s, healthCheckNodePort %d, ingress %+v", svc.Spec.ExternalTrafficPolicy, svc.Spec.HealthCheckNodePort, svc.Status.LoadBalancer.Ingress)
+			}
+			for i := 1; i <= 2; i++ {
+				url := fmt.Sprintf("http://%s:%d/healthz", l.Layout.NodeIP(i), svc.Spec.HealthCheckNodePort)
+				resp, err := c.Get(url)
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("%s: %s", url, resp.Status)
+				}
+			}
+			a, err := labtest.FetchWith(c, "http://"+svc.Status.LoadBalancer.Ingress[0].IP+"/")
+			if err != nil {
+				return err
+			}
+			if want := l.Layout.ExtClientIP().String(); a.ForwardedFor != want {
+				return fmt.Errorf("X-Forwarded-For %q, want the external client %s", a.ForwardedFor, want)
+			}
+			return nil
+		})
+	})
+
 	// A class whose CiliumGatewayClassConfig asks for NodePort Services:
 	// the Gateway is reached on its node port at every node's address.
 	t.Run("GW12_NodePortGatewayFromTheExternalClient", func(t *testing.T) {
-		must(l.Cilium.Create(ctx, &ciliumv2alpha1.CiliumGatewayClassConfig{ObjectMeta: metav1.ObjectMeta{Name: "nodeport", Namespace: labtest.Namespace},
-			Spec: ciliumv2alpha1.GatewayClassConfigSpec{Service: &ciliumv2alpha1.GatewayServiceConfig{Type: corev1.ServiceTypeNodePort}}}))
-		must(l.Cilium.Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "cilium-nodeport"}, Spec: gwv1.GatewayClassSpec{
-			ControllerName: "io.cilium/gateway-controller",
-			ParametersRef: &gwv1.ParametersReference{Group: "cilium.io", Kind: "CiliumGatewayClassConfig", Name: "nodeport",
-				Namespace: new(gwv1.Namespace(labtest.Namespace))},
-		}}))
-		must(l.Cilium.Create(ctx, &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "np-gateway", Namespace: labtest.Namespace}, Spec: gwv1.GatewaySpec{
-			GatewayClassName: "cilium-nodeport", Listeners: []gwv1.Listener{{Name: "web", Protocol: gwv1.HTTPProtocolType, Port: 80}},
-		}}))
-		must(l.Cilium.Create(ctx, &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "np-route", Namespace: labtest.Namespace}, Spec: gwv1.HTTPRouteSpec{
-			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "np-gateway"}}},
-			Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{backend("gw-productpage")}}},
-		}}))
+		configuredGateway("np-gateway", ciliumv2alpha1.GatewayServiceConfig{Type: corev1.ServiceTypeNodePort})
 		l.EventuallyIn(t, 90*time.Second, "every node's address answers on the Gateway's node port", func() error {
 			var gw gwv1.Gateway
 			if err := l.Cilium.Get(ctx, client.ObjectKey{Namespace: labtest.Namespace, Name: "np-gateway"}, &gw); err != nil {

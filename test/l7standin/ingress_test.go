@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
@@ -35,14 +34,7 @@ func ingress(name string, annotations map[string]string, spec networkingv1.Ingre
 // by the l7proxy plugin to the stand-in proxy, answer real requests as the
 // seed documents. They share one load balancer, as shared Ingresses do.
 func TestIngressesThroughTheStandIn(t *testing.T) {
-	cert, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.crt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.key")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, key := demoCertificate(t)
 	tlsSecret := func(ns, name string) corev1.Secret {
 		return corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Type: corev1.SecretTypeTLS,
 			Data: map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}}

@@ -78,6 +78,21 @@ func echo(t testing.TB, name string, h2c bool) int32 {
 	return int32(l.Addr().(*net.TCPAddr).Port) //nolint:gosec // a port
 }
 
+// demoCertificate is the tests' serving certificate (for
+// bookinfo.cilium.rocks and hipstershop.cilium.rocks) and its key.
+func demoCertificate(t testing.TB) (cert, key []byte) {
+	t.Helper()
+	cert, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err = os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
 func freePort(t testing.TB) uint32 {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -287,14 +302,7 @@ func (c client) do(method, host, path string, header map[string]string) (*http.R
 // the stand-in proxy, routes real requests as the Gateway API and the seed
 // describe.
 func TestGatewayRoutesThroughTheStandIn(t *testing.T) {
-	cert, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.crt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.key")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, key := demoCertificate(t)
 	in := translate.Input{
 		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
 		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{GatewayClassName: "cilium", Listeners: []gwv1.Listener{
@@ -838,14 +846,7 @@ func httpGateway(backends map[string]int32, rules ...gwv1.HTTPRouteRule) transla
 // validation) only clients with a certificate from the configured CA get
 // through the handshake; on port 8443 (AllowInsecureFallback) everyone does.
 func TestClientCertificatesThroughTheStandIn(t *testing.T) {
-	cert, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.crt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.key")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, key := demoCertificate(t)
 	clientCert := func(caName string) (*pki.CA, tls.Certificate) {
 		ca, err := pki.NewCA(caName)
 		if err != nil {
@@ -1009,14 +1010,7 @@ func TestBackendClientCertificateThroughTheStandIn(t *testing.T) {
 // name that is not that listener's (HTTP/2 clients reuse connections so);
 // a listener's own names without a route get 404.
 func TestMisdirectedRequestsThroughTheStandIn(t *testing.T) {
-	cert, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.crt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := os.ReadFile("../../controllers/gateway/reconciler/testdata/tls.key")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, key := demoCertificate(t)
 	https := func(name, hostname string) gwv1.Listener {
 		l := gwv1.Listener{Name: gwv1.SectionName(name), Protocol: gwv1.HTTPSProtocolType, Port: 443,
 			TLS: &gwv1.ListenerTLSConfig{CertificateRefs: []gwv1.SecretObjectReference{{Name: "demo-cert"}}}}

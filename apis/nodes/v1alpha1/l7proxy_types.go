@@ -27,12 +27,37 @@ type L7Proxy struct {
 	Status L7ProxyStatus `json:"status,omitempty"`
 }
 
-// L7ProxySpec lists the configs the node serves.
+// L7ProxySpec lists the configs the node serves, and the load-balancer
+// addresses whose connections it hands to its proxy itself.
 type L7ProxySpec struct {
 	// Configs are the Envoy configs this node's proxy serves, sorted.
 	// +optional
 	// +listType=atomic
 	Configs []EnvoyConfigRef `json:"configs,omitempty"`
+	// Frontends are the load-balancer addresses and ports of the Gateways
+	// and Ingresses, sorted. A connection to one that arrives at this node
+	// is redirected to the node's own proxy at ProxyPort before Service
+	// load-balancing, which with externalTrafficPolicy Cluster could send
+	// it to another node and hide the client's address from the proxy.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=4096
+	Frontends []L7Frontend `json:"frontends,omitempty"`
+}
+
+// L7Frontend is one load-balancer address and port of a Gateway or
+// Ingress, and the port its proxy listens on.
+type L7Frontend struct {
+	// Address is an IPv4 or IPv6 address.
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="address must be an IP address"
+	// +kubebuilder:validation:MaxLength=45
+	Address string `json:"address"`
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	ProxyPort int32 `json:"proxyPort"`
 }
 
 // EnvoyConfigRef names a CiliumEnvoyConfig (with its namespace) or a

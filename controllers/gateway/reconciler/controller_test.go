@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,7 +164,7 @@ func gatewayKey(name string) client.ObjectKey { return client.ObjectKey{Namespac
 // A Gateway of the class gets its Service, EndpointSlice, Envoy config and
 // one L7Proxy per node; Programmed waits for every node's acknowledgement
 // and an address, and a refusal shows on the Gateway and its config.
-func TestGW3_GW6_GW7_GW8_GW18_GW23_GW48_ProgrammedFollowsTheNodes(t *testing.T) {
+func TestGW3_GW6_GW7_GW8_GW18_GW23_GW45_GW48_ProgrammedFollowsTheNodes(t *testing.T) {
 	h := newHarness(t)
 	h.node("n1", "198.18.0.11")
 	h.node("n2", "198.18.0.12")
@@ -269,6 +270,19 @@ func TestGW3_GW6_GW7_GW8_GW18_GW23_GW48_ProgrammedFollowsTheNodes(t *testing.T) 
 		h.must(h.get(gatewayKey("web"), &gw))
 		if len(gw.Status.Addresses) != 1 || gw.Status.Addresses[0].Value != "198.18.100.7" {
 			return fmt.Errorf("addresses %+v", gw.Status.Addresses)
+		}
+		return nil
+	})
+	h.eventually("every node takes the address's connections into its proxy", func() error {
+		for _, n := range []string{"n1", "n2"} {
+			var p nodesv1alpha1.L7Proxy
+			if err := h.get(client.ObjectKey{Name: n}, &p); err != nil {
+				return err
+			}
+			want := []nodesv1alpha1.L7Frontend{{Address: "198.18.100.7", Port: 80, ProxyPort: svc.Spec.Ports[0].TargetPort.IntVal}}
+			if !slices.Equal(p.Spec.Frontends, want) {
+				return fmt.Errorf("%s frontends %+v, want %+v", n, p.Spec.Frontends, want)
+			}
 		}
 		return nil
 	})

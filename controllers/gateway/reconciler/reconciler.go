@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -238,8 +239,12 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	wantSecrets := map[string]*corev1.Secret{}
 	generatedCECs := map[types.NamespacedName]bool{}
 	states := map[types.NamespacedName]frontendState{}
+	var proxied []*corev1.Service
 	for _, fe := range frontends {
 		generatedCECs[fe.envoyConfig] = true
+		if s := services[fe.key]; s != nil && fe.ours(s) {
+			proxied = append(proxied, s)
+		}
 		cur := current{service: services[fe.key], slice: slicesByName[fe.key], envoyConfig: cecs[fe.envoyConfig]}
 		states[fe.key] = frontendState{
 			built:         r.writeFrontend(p, fe, ports, portErrs[fe.key], cur, w.nodes.Items, wantSecrets),
@@ -267,7 +272,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		staleIngressObjects(p, r.Client, w.cecs.Items, want)
 	}
 	r.secretCopies(p, w.secrets.Items, wantSecrets)
-	p.Write(l7Proxies.Writes(r.Client, nodeobjects.Ptrs(w.l7proxies.Items), desiredL7Proxies(w.nodes.Items, w.cecs.Items, w.ccecs.Items, generatedCECs))...)
+	p.Write(l7Proxies.Writes(r.Client, nodeobjects.Ptrs(w.l7proxies.Items), desiredL7Proxies(w.nodes.Items, w.cecs.Items, w.ccecs.Items, generatedCECs, proxyFrontends(proxied)))...)
 
 	for i := range w.classes.Items {
 		c := &w.classes.Items[i]
@@ -335,10 +340,40 @@ func (r *Reconciler) secretCopies(p *passes.Pass, secrets []corev1.Secret, want 
 	}
 }
 
+// proxyFrontends lists the IPv4 load-balancer addresses of the generated
+// Services, each port with the proxy port behind it (the Service's
+// targetPort), sorted: every node takes these connections into its own
+// proxy when they reach it. IPv6 addresses are left to the Service: the
+// proxies listen on 0.0.0.0.
+func proxyFrontends(services []*corev1.Service) []nodesv1alpha1.L7Frontend {
+	var out []nodesv1alpha1.L7Frontend
+	for _, s := range services {
+		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+			continue
+		}
+		for _, ing := range s.Status.LoadBalancer.Ingress {
+			if a, err := netip.ParseAddr(ing.IP); err != nil || !a.Is4() {
+				continue
+			}
+			for _, sp := range s.Spec.Ports {
+				if (sp.Protocol != corev1.ProtocolTCP && sp.Protocol != "") || sp.TargetPort.IntVal <= 0 {
+					continue
+				}
+				out = append(out, nodesv1alpha1.L7Frontend{Address: ing.IP, Port: sp.Port, ProxyPort: sp.TargetPort.IntVal})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b nodesv1alpha1.L7Frontend) int {
+		return cmp.Or(cmp.Compare(a.Address, b.Address), cmp.Compare(a.Port, b.Port))
+	})
+	return slices.Compact(out)
+}
+
 // desiredL7Proxies gives every node the configs whose node selector
-// matches it; the generated ones (maybe not created yet) go to all.
+// matches it (the generated ones, maybe not created yet, go to all) and
+// every frontend.
 func desiredL7Proxies(nodes []corev1.Node, cecs []ciliumv2.CiliumEnvoyConfig, ccecs []ciliumv2.CiliumClusterwideEnvoyConfig,
-	generated map[types.NamespacedName]bool) map[string]nodesv1alpha1.L7ProxySpec {
+	generated map[types.NamespacedName]bool, frontends []nodesv1alpha1.L7Frontend) map[string]nodesv1alpha1.L7ProxySpec {
 	out := map[string]nodesv1alpha1.L7ProxySpec{}
 	for i := range nodes {
 		n := &nodes[i]
@@ -369,7 +404,7 @@ func desiredL7Proxies(nodes []corev1.Node, cecs []ciliumv2.CiliumEnvoyConfig, cc
 		slices.SortFunc(refs, func(a, b nodesv1alpha1.EnvoyConfigRef) int {
 			return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 		})
-		out[n.Name] = nodesv1alpha1.L7ProxySpec{Configs: refs}
+		out[n.Name] = nodesv1alpha1.L7ProxySpec{Configs: refs, Frontends: frontends}
 	}
 	return out
 }

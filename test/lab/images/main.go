@@ -2,7 +2,7 @@
 // the lab's pod runner maps plexus.dev/lab/<name> to `lab-image <name>` and
 // appends the container's command and args.
 //
-//	echo    HTTP server answering GET / with JSON {pod, namespace, node, podIP, clientAddr};
+//	echo    HTTP server answering GET / with JSON {pod, namespace, node, podIP, clientAddr, forwardedFor};
 //	        also "ok" to every TCP connection on -tcp and every UDP datagram
 //	        echoed back on -udp (for policy tests of ports and protocols)
 //	client  fetches a URL every second and logs each answer (-once: one fetch, exit status says if it worked)
@@ -39,6 +39,9 @@ type Answer struct {
 	Node       string `json:"node"`
 	PodIP      string `json:"podIP"`
 	ClientAddr string `json:"clientAddr"`
+	// ForwardedFor is the request's X-Forwarded-For (a proxy's account of
+	// the client).
+	ForwardedFor string `json:"forwardedFor,omitempty"`
 }
 
 func main() {
@@ -85,6 +88,7 @@ func echo(ctx context.Context, args []string) error {
 		_ = json.NewEncoder(w).Encode(Answer{
 			Pod: os.Getenv("POD_NAME"), Namespace: os.Getenv("POD_NAMESPACE"),
 			Node: os.Getenv("NODE_NAME"), PodIP: os.Getenv("POD_IP"), ClientAddr: r.RemoteAddr,
+			ForwardedFor: r.Header.Get("X-Forwarded-For"),
 		})
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })

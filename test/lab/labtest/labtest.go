@@ -266,6 +266,7 @@ func (l *Lab) NodeNetns(node string) string { return node }
 // Answer is what the lab's echo server says about a request.
 type Answer struct {
 	Pod, Namespace, Node, PodIP, ClientAddr string
+	ForwardedFor                            string // X-Forwarded-For, when a proxy set it
 }
 
 // HTTPClient returns a client whose connections start in the network

@@ -23,6 +23,7 @@ import (
 	"github.com/plexus-net/plexus/internal/nodeplugin"
 	"github.com/plexus-net/plexus/internal/operator"
 	"github.com/plexus-net/plexus/nodeplugins/l7proxy"
+	"github.com/plexus-net/plexus/nodeplugins/l7proxy/frontends"
 )
 
 func main() {
@@ -32,11 +33,13 @@ func main() {
 		secretsNamespace string
 		xdsAddress       string
 		stateFile        string
+		takeFrontends    bool
 	)
 	flags.Bind(flag.CommandLine)
 	flag.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (its L7Proxy's name and the proxy's node id)")
 	flag.StringVar(&secretsNamespace, "secrets-namespace", "cilium-secrets", "the one namespace whose TLS Secrets are served to the proxy")
 	flag.StringVar(&xdsAddress, "xds-address", "unix:///var/run/plexus/l7proxy/xds.sock", "where the proxy connects: unix://<path> or <loopback address>:<port>")
+	flag.BoolVar(&takeFrontends, "take-frontends", true, "redirect connections to the Gateways' and Ingresses' load-balancer addresses that reach this node to its own proxy (nftables table ip "+frontends.TableName+"), so the proxy sees the clients' addresses; needs CAP_NET_ADMIN")
 	flag.StringVar(&stateFile, "state-file", "/var/run/plexus/l7proxy/accepted.json", "the last snapshot the proxy accepted, served at once after a restart (\"\": none)")
 	flag.Parse()
 	log := flags.Logger("l7proxy")
@@ -61,6 +64,22 @@ func main() {
 	}
 	srv := l7proxy.NewServer(nodeName, log.WithName("xds"))
 	p := &l7proxy.Plugin{Client: mgr.GetClient(), NodeName: nodeName, SecretsNamespace: secretsNamespace, Server: srv, StatePath: stateFile}
+	if takeFrontends {
+		tbl, err := frontends.New()
+		if err != nil {
+			operator.Fatal(err, "--take-frontends")
+		}
+		p.Frontends = tbl
+		// A stopped plugin takes its redirects with it (uninstalling must
+		// not leave the addresses pointing at a proxy that is gone); while
+		// it restarts, connections arrive through the Service.
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			<-ctx.Done()
+			return tbl.Remove()
+		})); err != nil {
+			operator.Fatal(err, "adding the frontend cleanup")
+		}
+	}
 	if err := p.SetupWithManager(mgr); err != nil {
 		operator.Fatal(err, "setting up the plugin")
 	}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -75,6 +76,9 @@ type Chain struct {
 	ServerName   string
 	// TCP are a passthrough chain's clusters by weight.
 	TCP []WeightedCluster
+	// Upgrades are the HTTP/1.1 upgrades the connection manager lets
+	// through (upgrade_configs: "websocket").
+	Upgrades []string
 	// ClientAuth and ClientCAs are how a terminating chain asks clients
 	// for certificates and checks them.
 	ClientAuth tls.ClientAuthType
@@ -205,9 +209,18 @@ func listener(l *listenerv3.Listener, secrets map[string]tls.Certificate) (*List
 		if hcm.GetRds() == nil {
 			return nil, Unsupported{"an HTTP connection manager without RDS"}
 		}
+		var upgrades []string
+		for _, u := range hcm.GetUpgradeConfigs() {
+			if !strings.EqualFold(u.GetUpgradeType(), "websocket") || len(u.GetFilters()) > 0 {
+				return nil, Unsupported{"upgrade " + u.GetUpgradeType()}
+			}
+			if u.GetEnabled() == nil || u.GetEnabled().GetValue() {
+				upgrades = append(upgrades, "websocket")
+			}
+		}
 		ch := &Chain{
 			ServerNames: fc.GetFilterChainMatch().GetServerNames(), RouteConfig: hcm.GetRds().GetRouteConfigName(), XFFTrustedHops: hcm.GetXffNumTrustedHops(),
-			ServerHeader: hcm.GetServerHeaderTransformation(), ServerName: cmp.Or(hcm.GetServerName(), "envoy"),
+			ServerHeader: hcm.GetServerHeaderTransformation(), ServerName: cmp.Or(hcm.GetServerName(), "envoy"), Upgrades: upgrades,
 		}
 		if ts := fc.GetTransportSocket(); ts != nil {
 			var ctx tlsv3.DownstreamTlsContext

@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -335,6 +336,14 @@ func (p *Proxy) handle(addr string, w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
+	upgrade := upgradeOf(r)
+	if upgrade != "" && !slices.Contains(ch.Upgrades, upgrade) {
+		// Envoy's local reply to an upgrade its connection manager does
+		// not allow.
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, "upgrade failed")
+		return
+	}
 	cors := routeCORS(rt)
 	if corsPreflight(cors, w, r) {
 		return
@@ -423,7 +432,9 @@ func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r
 		timeout = a.GetTimeout().AsDuration()
 	}
 	ctx := r.Context()
-	if timeout > 0 {
+	// An upgraded connection (WebSocket) lives past its response: the
+	// route timeout is Envoy's bound on a response, not on a tunnel.
+	if timeout > 0 && upgradeOf(r) == "" {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -489,6 +500,10 @@ func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		splice(w, resp)
+		return
+	}
 	for k, vs := range resp.Header {
 		if k == "Server" {
 			if serverHeader == hcmv3.HttpConnectionManager_OVERWRITE {
@@ -520,6 +535,52 @@ func (p *Proxy) forward(cfg *Config, rt *routev3.Route, w http.ResponseWriter, r
 			w.Header().Add(http.TrailerPrefix+k, v)
 		}
 	}
+}
+
+// upgradeOf is the protocol an HTTP/1.1 request asks to switch to
+// (Connection: upgrade, Upgrade: <protocol>), lower case, or "".
+func upgradeOf(r *http.Request) string {
+	if r.ProtoMajor != 1 || r.Header.Get("Upgrade") == "" {
+		return ""
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return strings.ToLower(r.Header.Get("Upgrade"))
+			}
+		}
+	}
+	return ""
+}
+
+// splice answers the client with the backend's 101 Switching Protocols
+// and then copies bytes both ways until either side closes: what Envoy
+// does once an upgrade (WebSocket) is accepted.
+func splice(w http.ResponseWriter, resp *http.Response) {
+	backend, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	defer backend.Close()
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\n"); err != nil {
+		return
+	}
+	if err := resp.Header.Write(brw); err != nil {
+		return
+	}
+	if _, err := brw.WriteString("\r\n"); err != nil || brw.Flush() != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(backend, brw); done <- struct{}{} }() // brw first hands over what the server had read ahead
+	go func() { _, _ = io.Copy(conn, backend); done <- struct{}{} }()
+	<-done
 }
 
 // pickCluster picks the route's cluster, by weight among weighted ones

@@ -1,6 +1,7 @@
 package l7standin_test
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -1066,5 +1067,79 @@ func TestMisdirectedRequestsThroughTheStandIn(t *testing.T) {
 		if resp.StatusCode != tc.status || e.Backend != tc.backend || resp.ProtoMajor != 2 {
 			t.Errorf("SNI %s, Host %s: %d from %q over HTTP/%d, want %d from %q over HTTP/2", tc.sni, tc.host, resp.StatusCode, e.Backend, resp.ProtoMajor, tc.status, tc.backend)
 		}
+	}
+}
+
+// WebSocket: the proxy passes the HTTP/1.1 upgrade on (the controller
+// turns upgrade_configs websocket on), answers with the backend's 101 and
+// then carries bytes both ways; an upgrade it was not told of is refused
+// with 403, as Envoy does.
+func TestWebSocketThroughTheStandIn(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Backend: ws\r\n\r\n")
+		_ = brw.Flush()
+		_, _ = io.Copy(conn, brw) // echo every byte
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	port := int32(l.Addr().(*net.TCPAddr).Port) //nolint:gosec // a port
+	in := translate.Input{
+		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
+		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{
+			GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80}},
+		}}},
+		Services:       []corev1.Service{service("ws", port, "kubernetes.io/ws")},
+		EndpointSlices: []discoveryv1.EndpointSlice{slice("ws", port)},
+		HTTPRoutes: []gwv1.HTTPRoute{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default"}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+			Rules:           []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{backend("ws")}}},
+		}}},
+	}
+	ports := serve(t, in)
+	dial := func(upgrade string) (net.Conn, *bufio.Reader, *http.Response) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports[80]), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: ws.example\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", upgrade); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, br, resp
+	}
+	c, br, resp := dial("websocket")
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("X-Backend") != "ws" {
+		t.Fatalf("upgrade answered %s %v, want the backend's 101", resp.Status, resp.Header)
+	}
+	for _, msg := range []string{"hello", "over the same connection"} {
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(br, got); err != nil || string(got) != msg {
+			t.Fatalf("echo of %q: %q (%v)", msg, got, err)
+		}
+	}
+	if _, _, resp := dial("h2c"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("an upgrade to h2c answered %s, want 403", resp.Status)
 	}
 }

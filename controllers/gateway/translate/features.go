@@ -11,9 +11,7 @@ import (
 // Features are the Gateway API features this controller serves: the cores
 // of the HTTP, gRPC and TLS profiles and the extended features built. They
 // are published in each owned GatewayClass's status.supportedFeatures (how
-// the conformance suite, and users, learn them). WebSocket backends are not
-// claimed: Envoy is asked for the upgrade, but the lab's stand-in proxy
-// cannot show it.
+// the conformance suite, and users, learn them).
 var Features = []features.FeatureName{
 	features.SupportGateway, features.SupportHTTPRoute, features.SupportReferenceGrant,
 	features.SupportGRPCRoute, features.SupportTLSRoute,
@@ -30,6 +28,7 @@ var Features = []features.FeatureName{
 	features.SupportHTTPRouteCORS, features.SupportHTTPRouteBackendRequestHeaderModification,
 	features.SupportGatewayFrontendClientCertificateValidation, features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
 	features.SupportGatewayBackendClientCertificate, features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,
+	features.SupportHTTPRouteBackendProtocolWebSocket,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them

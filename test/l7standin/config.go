@@ -20,6 +20,7 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -190,8 +191,14 @@ func listener(l *listenerv3.Listener, secrets map[string]tls.Certificate) (*List
 			for _, w := range tp.GetWeightedClusters().GetClusters() {
 				ch.TCP = append(ch.TCP, WeightedCluster{Name: w.GetName(), Weight: w.GetWeight()})
 			}
-			if fc.GetTransportSocket() != nil || len(ch.TCP) == 0 {
-				return nil, Unsupported{"a tcp_proxy chain that terminates TLS or has no cluster"}
+			if len(ch.TCP) == 0 {
+				return nil, Unsupported{"a tcp_proxy chain without a cluster"}
+			}
+			if ts := fc.GetTransportSocket(); ts != nil {
+				// Terminated, then forwarded as a plain stream.
+				if err := ch.terminate(ts, secrets); err != nil {
+					return nil, fmt.Errorf("listener %s: %w", l.GetName(), err)
+				}
 			}
 			out.Passthrough = true
 			out.Chains = append(out.Chains, ch)
@@ -223,30 +230,39 @@ func listener(l *listenerv3.Listener, secrets map[string]tls.Certificate) (*List
 			ServerHeader: hcm.GetServerHeaderTransformation(), ServerName: cmp.Or(hcm.GetServerName(), "envoy"), Upgrades: upgrades,
 		}
 		if ts := fc.GetTransportSocket(); ts != nil {
-			var ctx tlsv3.DownstreamTlsContext
-			if err := ts.GetTypedConfig().UnmarshalTo(&ctx); err != nil {
-				return nil, Unsupported{"transport socket " + ts.GetTypedConfig().GetTypeUrl()}
-			}
 			out.TLS = true
-			auth, cas, err := clientValidation(&ctx)
-			if err != nil {
+			if err := ch.terminate(ts, secrets); err != nil {
 				return nil, fmt.Errorf("listener %s: %w", l.GetName(), err)
-			}
-			ch.ClientAuth, ch.ClientCAs = auth, cas
-			for _, sds := range ctx.GetCommonTlsContext().GetTlsCertificateSdsSecretConfigs() {
-				if secrets == nil {
-					continue // checking only
-				}
-				cert, ok := secrets[sds.GetName()]
-				if !ok {
-					return nil, fmt.Errorf("listener %s: secret %s not received", l.GetName(), sds.GetName())
-				}
-				ch.Certificates = append(ch.Certificates, cert)
 			}
 		}
 		out.Chains = append(out.Chains, ch)
 	}
 	return out, nil
+}
+
+// terminate reads a chain's DownstreamTlsContext: its certificates (from
+// secrets; nil only checks) and how it checks clients.
+func (ch *Chain) terminate(ts *corev3.TransportSocket, secrets map[string]tls.Certificate) error {
+	var ctx tlsv3.DownstreamTlsContext
+	if err := ts.GetTypedConfig().UnmarshalTo(&ctx); err != nil {
+		return Unsupported{"transport socket " + ts.GetTypedConfig().GetTypeUrl()}
+	}
+	auth, cas, err := clientValidation(&ctx)
+	if err != nil {
+		return err
+	}
+	ch.ClientAuth, ch.ClientCAs = auth, cas
+	for _, sds := range ctx.GetCommonTlsContext().GetTlsCertificateSdsSecretConfigs() {
+		if secrets == nil {
+			continue // checking only
+		}
+		cert, ok := secrets[sds.GetName()]
+		if !ok {
+			return fmt.Errorf("secret %s not received", sds.GetName())
+		}
+		ch.Certificates = append(ch.Certificates, cert)
+	}
+	return nil
 }
 
 // cluster reads a cluster; secrets nil only checks it.

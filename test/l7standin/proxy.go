@@ -721,7 +721,22 @@ func (p *Proxy) passthrough(addr string, c net.Conn) {
 	if ch == nil {
 		return // no chain: Envoy closes the connection
 	}
-	p.forwardTCP(cfg, ch, c, hello)
+	p.forwardStream(cfg, ch, c, hello)
+}
+
+// forwardStream forwards a tcp_proxy chain's connection: unopened, or
+// when the chain has certificates, decrypted (TLSRoute mode Terminate).
+func (p *Proxy) forwardStream(cfg *Config, ch *Chain, c net.Conn, hello []byte) {
+	if len(ch.Certificates) == 0 {
+		p.forwardTCP(cfg, ch, c, hello)
+		return
+	}
+	tc := tls.Server(&replayConn{Conn: c, pending: hello}, &tls.Config{MinVersion: tls.VersionTLS12,
+		Certificates: ch.Certificates, ClientAuth: ch.ClientAuth, ClientCAs: ch.ClientCAs})
+	if err := tc.Handshake(); err != nil {
+		return
+	}
+	p.forwardTCP(cfg, ch, tc, nil)
 }
 
 // serveSplit peeks at each connection's SNI: a passthrough chain's
@@ -742,7 +757,7 @@ func (p *Proxy) serveSplit(addr string, ln net.Listener, to *handoffListener) {
 			}
 			if ch != nil && ch.TCP != nil {
 				defer c.Close()
-				p.forwardTCP(cfg, ch, c, hello)
+				p.forwardStream(cfg, ch, c, hello)
 				return
 			}
 			select {

@@ -1143,3 +1143,78 @@ func TestWebSocketThroughTheStandIn(t *testing.T) {
 		t.Errorf("an upgrade to h2c answered %s, want 403", resp.Status)
 	}
 }
+
+// TLSRoute on a TLS listener in mode Terminate: the proxy opens TLS with
+// the listener's certificate and forwards the plain stream; a Passthrough
+// listener on the same port still forwards its names' streams unopened.
+func TestTLSRouteTerminateThroughTheStandIn(t *testing.T) {
+	cert, key := demoCertificate(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // a plain TCP backend: says hello, then echoes a line
+				defer c.Close()
+				_, _ = io.WriteString(c, "plain backend\n")
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				_, _ = io.WriteString(c, line)
+			}()
+		}
+	}()
+	plainPort := int32(l.Addr().(*net.TCPAddr).Port) //nolint:gosec // a port
+	tlsBackend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(echoed{Backend: "tls-backend", Path: r.URL.Path, Host: r.Host})
+	}))
+	tlsBackend.StartTLS()
+	t.Cleanup(tlsBackend.Close)
+	tlsPort := int32(tlsBackend.Listener.Addr().(*net.TCPAddr).Port) //nolint:gosec // a port
+	tlsRoute := func(name, listener, host, svc string) gwv1.TLSRoute {
+		return gwv1.TLSRoute{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: gwv1.TLSRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw", SectionName: new(gwv1.SectionName(listener))}}},
+			Hostnames:       []gwv1.Hostname{gwv1.Hostname(host)},
+			Rules:           []gwv1.TLSRouteRule{{BackendRefs: []gwv1.BackendRef{{BackendObjectReference: gwv1.BackendObjectReference{Name: gwv1.ObjectName(svc), Port: new(gwv1.PortNumber(80))}}}}},
+		}}
+	}
+	in := translate.Input{
+		Classes: []gwv1.GatewayClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}},
+		Gateways: []gwv1.Gateway{{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "default"}, Spec: gwv1.GatewaySpec{GatewayClassName: "cilium", Listeners: []gwv1.Listener{
+			{Name: "terminate", Protocol: gwv1.TLSProtocolType, Port: 8443, Hostname: new(gwv1.Hostname("bookinfo.cilium.rocks")),
+				TLS: &gwv1.ListenerTLSConfig{Mode: new(gwv1.TLSModeTerminate), CertificateRefs: []gwv1.SecretObjectReference{{Name: "demo-cert"}}}},
+			{Name: "passthrough", Protocol: gwv1.TLSProtocolType, Port: 8443, Hostname: new(gwv1.Hostname("secure.example")),
+				TLS: &gwv1.ListenerTLSConfig{Mode: new(gwv1.TLSModePassthrough)}},
+		}}}},
+		Secrets: []corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Name: "demo-cert", Namespace: "default"}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: cert, corev1.TLSPrivateKeyKey: key}}},
+		Services:       []corev1.Service{service("plain", plainPort, ""), service("tls-backend", tlsPort, "")},
+		EndpointSlices: []discoveryv1.EndpointSlice{slice("plain", plainPort), slice("tls-backend", tlsPort)},
+		TLSRoutes:      []gwv1.TLSRoute{tlsRoute("terminated", "terminate", "bookinfo.cilium.rocks", "plain"), tlsRoute("passed", "passthrough", "secure.example", "tls-backend")},
+	}
+	ports := serve(t, in)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(cert)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", ports[8443]),
+		&tls.Config{RootCAs: roots, ServerName: "bookinfo.cilium.rocks", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("TLS to the terminating listener: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	if hello, err := br.ReadString('\n'); err != nil || hello != "plain backend\n" {
+		t.Fatalf("through the terminating listener: %q (%v), want the plain backend", hello, err)
+	}
+	if _, err := io.WriteString(c, "both ways\n"); err != nil {
+		t.Fatal(err)
+	}
+	if echo, err := br.ReadString('\n'); err != nil || echo != "both ways\n" {
+		t.Errorf("echo %q (%v)", echo, err)
+	}
+	checkPassthrough(t, ports[8443], tlsBackend)
+}

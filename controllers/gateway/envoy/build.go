@@ -221,14 +221,20 @@ func (b *builder) port(p ir.Port) {
 // terminates TLS and serves HTTP; one without passes the stream through.
 func (b *builder) tlsChain(port int32, t ir.TLSListener) *listenerv3.FilterChain {
 	match := &listenerv3.FilterChainMatch{ServerNames: t.ServerNames}
-	if len(t.Certificates) == 0 {
+	if len(t.Certificates) == 0 || len(t.Passthrough) > 0 {
 		chain := b.name(fmt.Sprint(port), t.Name, strings.Join(t.ServerNames, ","))
-		return &listenerv3.FilterChain{Name: chain, FilterChainMatch: match, Filters: []*listenerv3.Filter{b.tcpProxy(chain, t.Passthrough)}}
+		fc := &listenerv3.FilterChain{Name: chain, FilterChainMatch: match, Filters: []*listenerv3.Filter{b.tcpProxy(chain, t.Passthrough)}}
+		if len(t.Certificates) > 0 {
+			// Terminated: no ALPN, the stream is not HTTP.
+			fc.TransportSocket = b.downstreamTLS(chain, t.Certificates, t.ClientValidation, nil)
+		}
+		return fc
 	}
 	rc := b.name(fmt.Sprint(port), t.Name)
 	b.routeConfig(rc, t.HTTP)
 	return &listenerv3.FilterChain{
-		Name: rc, FilterChainMatch: match, TransportSocket: b.downstreamTLS(rc, t.Certificates, t.ClientValidation),
+		// h2 lets gRPC clients in; http/1.1 keeps everyone else.
+		Name: rc, FilterChainMatch: match, TransportSocket: b.downstreamTLS(rc, t.Certificates, t.ClientValidation, []string{"h2", "http/1.1"}),
 		Filters: []*listenerv3.Filter{b.hcm(rc, rc, hasCORS(t.HTTP))},
 	}
 }
@@ -320,11 +326,8 @@ func (b *builder) tcpProxy(statPrefix string, backends []ir.WeightedBackend) *li
 	}
 }
 
-func (b *builder) downstreamTLS(what string, certs []string, clients *ir.ClientValidation) *corev3.TransportSocket {
-	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
-		// h2 lets gRPC clients in; http/1.1 keeps everyone else.
-		AlpnProtocols: []string{"h2", "http/1.1"},
-	}}
+func (b *builder) downstreamTLS(what string, certs []string, clients *ir.ClientValidation, alpn []string) *corev3.TransportSocket {
+	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{AlpnProtocols: alpn}}
 	for _, c := range certs {
 		ctx.CommonTlsContext.TlsCertificateSdsSecretConfigs = append(ctx.CommonTlsContext.TlsCertificateSdsSecretConfigs,
 			&tlsv3.SdsSecretConfig{Name: b.secretName(c), SdsConfig: ads()})

@@ -40,7 +40,8 @@ const (
 	// HTTPS terminates TLS and serves HTTP inside it.
 	HTTPS Protocol = "HTTPS"
 	// TLSPassthrough picks a backend by the ClientHello's SNI and forwards
-	// the TLS stream unopened.
+	// the TLS stream unopened, or, for a branch with Certificates (a
+	// TLSRoute on a Terminate listener), decrypted.
 	TLSPassthrough Protocol = "TLSPassthrough"
 )
 
@@ -57,9 +58,10 @@ type Port struct {
 }
 
 // TLSListener is one SNI-selected branch of a TLS port. A branch with
-// Certificates terminates TLS and serves HTTP; one without passes the
-// stream through to its Passthrough backends (an Ingress load balancer can
-// mix both on one port).
+// Certificates terminates TLS and serves HTTP, or with Passthrough
+// backends forwards the decrypted stream to them; one without passes the
+// stream through unopened to its Passthrough backends (an Ingress load
+// balancer can mix these on one port).
 type TLSListener struct {
 	// Name is the Gateway listener's name (its sectionName).
 	Name string

@@ -66,6 +66,15 @@ func (w *world) build(g *gatewayState, routes []*routeObject) GatewayResult {
 		case gwv1.TLSProtocolType:
 			p.Protocol = ir.TLSPassthrough
 			p.TLS = passthroughChains(ls, all)
+			// A chain of a Terminate listener opens TLS with its
+			// certificate and forwards the plain stream.
+			for i := range p.TLS {
+				l := ls[slices.IndexFunc(ls, func(l *listenerState) bool { return string(l.spec.Name) == p.TLS[i].Name })]
+				for _, c := range l.certs {
+					p.TLS[i].Certificates = append(p.TLS[i].Certificates, c.String())
+					secrets[c] = true
+				}
+			}
 		case gwv1.HTTPSProtocolType:
 			for _, l := range ls {
 				t := ir.TLSListener{Name: string(l.spec.Name), HTTP: misdirected(l, ls, virtualHosts([]*listenerState{l}, onPort(l))), ClientValidation: l.clientValidation}

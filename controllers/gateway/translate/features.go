@@ -28,7 +28,7 @@ var Features = []features.FeatureName{
 	features.SupportHTTPRouteCORS, features.SupportHTTPRouteBackendRequestHeaderModification,
 	features.SupportGatewayFrontendClientCertificateValidation, features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
 	features.SupportGatewayBackendClientCertificate, features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,
-	features.SupportHTTPRouteBackendProtocolWebSocket,
+	features.SupportHTTPRouteBackendProtocolWebSocket, features.SupportTLSRouteModeTerminate, features.SupportTLSRouteModeMixed,
 }
 
 // SupportedFeatures is Features as a GatewayClass status lists them

@@ -62,6 +62,18 @@ type listenerState struct {
 	clientValidation *ir.ClientValidation
 }
 
+// terminates says whether the listener opens TLS itself: HTTPS, and TLS
+// in mode Terminate (the API's default), as opposed to passing it through.
+func (l *listenerState) terminates() bool {
+	switch l.spec.Protocol {
+	case gwv1.HTTPSProtocolType:
+		return true
+	case gwv1.TLSProtocolType:
+		return l.spec.TLS != nil && (l.spec.TLS.Mode == nil || *l.spec.TLS.Mode == gwv1.TLSModeTerminate)
+	}
+	return false
+}
+
 func (l *listenerState) hostname() string {
 	if l.spec.Hostname == nil {
 		return ""
@@ -93,7 +105,7 @@ func (w *world) validateGateway(gw *gwv1.Gateway, classOK bool) *gatewayState {
 	}
 	markConflicts(g.listeners, gen)
 	for _, l := range g.listeners {
-		certsOK := l.spec.Protocol != gwv1.HTTPSProtocolType || len(l.certs) == len(l.spec.TLS.CertificateRefs)
+		certsOK := !l.terminates() || len(l.certs) == len(l.spec.TLS.CertificateRefs)
 		l.serve = l.usable && certsOK
 		if !l.serve {
 			// Programmed=True waits for the proxies; False is known now.
@@ -175,9 +187,13 @@ func (w *world) validateListener(gw *gwv1.Gateway, l *gwv1.Listener) *listenerSt
 		resolved = w.resolveCertificates(gw, ls)
 		accepted, resolved = w.resolveClientValidation(gw, ls, accepted, resolved)
 	case gwv1.TLSProtocolType:
-		if l.TLS == nil || l.TLS.Mode == nil || *l.TLS.Mode != gwv1.TLSModePassthrough {
+		switch {
+		case l.TLS == nil:
 			accepted = cond(gwv1.ListenerConditionAccepted, false, gwv1.ListenerReasonUnsupportedValue, gen,
-				"tls.mode: a TLS listener passes TLS through (mode Passthrough); terminating it is not supported yet")
+				"tls: a TLS listener needs tls.mode (Passthrough, or Terminate with certificateRefs)")
+		case ls.terminates():
+			// TLSRoutes' streams, decrypted with the listener's certificate.
+			resolved = w.resolveCertificates(gw, ls)
 		}
 	default:
 		accepted = cond(gwv1.ListenerConditionAccepted, false, gwv1.ListenerReasonUnsupportedProtocol, gen,
@@ -216,14 +232,14 @@ func (w *world) validateListener(gw *gwv1.Gateway, l *gwv1.Listener) *listenerSt
 	return ls
 }
 
-// resolveCertificates checks an HTTPS listener's certificateRefs and
+// resolveCertificates checks a terminating listener's certificateRefs and
 // returns its ResolvedRefs condition.
 func (w *world) resolveCertificates(gw *gwv1.Gateway, ls *listenerState) metav1.Condition {
 	gen := gw.Generation
 	refs := ls.spec.TLS.CertificateRefs
 	if len(refs) == 0 {
 		return cond(gwv1.ListenerConditionResolvedRefs, false, gwv1.ListenerReasonInvalidCertificateRef, gen,
-			"tls.certificateRefs: an HTTPS listener needs a certificate")
+			"tls.certificateRefs: a listener that terminates TLS needs a certificate")
 	}
 	for i, ref := range refs {
 		field := fmt.Sprintf("tls.certificateRefs[%d]", i)

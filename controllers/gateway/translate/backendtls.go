@@ -100,17 +100,12 @@ func (w *world) validateBackendTLS(p *gwv1.BackendTLSPolicy) *backendTLSPolicy {
 			continue
 		}
 		key := types.NamespacedName{Namespace: p.Namespace, Name: string(ref.Name)}
-		cm, ok := w.configMaps[key]
-		if !ok {
-			bad(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef, "ConfigMap %s not found", key)
+		pem, err := w.caCertificates(key)
+		if err != nil {
+			bad(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef, "%v", err)
 			continue
 		}
-		data := cm.Data[CACertificateKey]
-		if err := checkCertificates(data); err != nil {
-			bad(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef, "ConfigMap %s: %s: %v", key, CACertificateKey, err)
-			continue
-		}
-		pems = append(pems, strings.TrimSpace(data))
+		pems = append(pems, pem)
 	}
 	tlsCfg.CACertificates = strings.Join(pems, "\n")
 	if len(pems) > 0 || tlsCfg.System {
@@ -153,6 +148,20 @@ func optionNames(options map[gwv1.AnnotationKey]gwv1.AnnotationValue) string {
 }
 
 // checkCertificates says why data is not a PEM bundle of certificates.
+// caCertificates returns the PEM CA certificates of ConfigMap key (under
+// ca.crt), or why there are none to use.
+func (w *world) caCertificates(key types.NamespacedName) (string, error) {
+	cm, ok := w.configMaps[key]
+	if !ok {
+		return "", fmt.Errorf("ConfigMap %s not found", key)
+	}
+	data := cm.Data[CACertificateKey]
+	if err := checkCertificates(data); err != nil {
+		return "", fmt.Errorf("ConfigMap %s: %s: %w", key, CACertificateKey, err)
+	}
+	return strings.TrimSpace(data), nil
+}
+
 func checkCertificates(data string) error {
 	rest := []byte(data)
 	n := 0

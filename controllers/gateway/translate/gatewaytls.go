@@ -80,17 +80,12 @@ func (w *world) resolveClientValidation(gw *gwv1.Gateway, ls *listenerState, acc
 			bad(gwv1.ListenerReasonRefNotPermitted, "ConfigMap %s is in another namespace and no ReferenceGrant there allows it", key)
 			continue
 		}
-		cm, ok := w.configMaps[key]
-		if !ok {
-			bad(gwv1.ListenerReasonInvalidCACertificateRef, "ConfigMap %s not found", key)
+		pem, err := w.caCertificates(key)
+		if err != nil {
+			bad(gwv1.ListenerReasonInvalidCACertificateRef, "%v", err)
 			continue
 		}
-		data := cm.Data[CACertificateKey]
-		if err := checkCertificates(data); err != nil {
-			bad(gwv1.ListenerReasonInvalidCACertificateRef, "ConfigMap %s: %s: %v", key, CACertificateKey, err)
-			continue
-		}
-		pems = append(pems, strings.TrimSpace(data))
+		pems = append(pems, pem)
 	}
 	if len(pems) == 0 {
 		accepted = cond(gwv1.ListenerConditionAccepted, false, gwv1.ListenerReasonNoValidCACertificate, gen,

@@ -169,6 +169,8 @@ func up(ctx context.Context, args []string) error {
 	fs.StringVar(&o.CNIBin, "cni-bin", "", "folder with the reference CNI plugins (default: what hack/build-cniplugins.sh prints)")
 	fs.StringVar(&o.Helm, "helm", "", "helm binary for rendering the chart's RBAC (default <repo>/bin/tools/helm-*)")
 	fs.BoolVar(&o.Gateway, "gateway", false, "run the Gateway API: the gateway controller, and on each node the l7proxy plugin with the stand-in proxy (test/l7standin)")
+	fs.BoolVar(&o.GatewayHostNetwork, "gateway-host-network", false, "with --gateway: Gateways in host network mode (no LoadBalancer Service; the nodes' proxies listen on the listener ports)")
+	fs.StringVar(&o.GatewayHostNodes, "gateway-host-nodes", "", "with --gateway-host-network: the listening nodes, as a label selector (empty: all)")
 	_ = fs.Parse(args)
 	o.Name, o.StateRoot = *name, *root
 	var err error

@@ -880,6 +880,20 @@ func TestGW4_ChartGateway(t *testing.T) {
 			t.Errorf("controller args %v lack %s", args, want)
 		}
 	}
+	if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--host-network") }) {
+		t.Errorf("host network mode on by default: %v", args)
+	}
+	hn, err := render(t, "--set", "gatewayAPI.enabled=true", "--set", "gatewayAPI.hostNetwork.enabled=true",
+		"--set", "gatewayAPI.hostNetwork.nodes.matchLabels.zone=a", "--set", "gatewayAPI.hostNetwork.nodes.matchLabels.role=edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hnArgs := container(t, get[appsv1.Deployment](t, hn, "Deployment", "plexus-gateway")).Args
+	for _, want := range []string{"--host-network", "--host-network-node-labels=role=edge,zone=a"} {
+		if !slices.Contains(hnArgs, want) {
+			t.Errorf("host network mode: controller args %v lack %s", hnArgs, want)
+		}
+	}
 	equal(t, "gateway rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-gateway").Rules, rbacFileRules(t, "gateway"))
 	equal(t, "l7proxy node rules", get[rbacv1.ClusterRole](t, o, "ClusterRole", "plexus-l7proxy-node").Rules, rbacFileRules(t, "l7proxy-node"))
 	// Secrets: the cluster roles never write them, the plugin's never

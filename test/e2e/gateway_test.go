@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -26,6 +27,7 @@ import (
 	ciliumv2alpha1 "github.com/plexus-net/plexus/apis/cilium/v2alpha1"
 	"github.com/plexus-net/plexus/test/lab"
 	"github.com/plexus-net/plexus/test/lab/labtest"
+	"github.com/plexus-net/plexus/test/netnstest"
 )
 
 // The Gateway API on a 2-node lab: the gateway controller, and on each node
@@ -522,5 +524,118 @@ func ingressSubtests(t *testing.T, l *labtest.Lab) {
 			}
 			return nil
 		})
+	})
+}
+
+// Host network mode (the controller's --host-network with a node
+// selector): no LoadBalancer Service; only the selected node's proxy
+// listens, on the listener port itself, and the Gateway's address is that
+// node's. A second Gateway on the same port is not served; a port already
+// taken on the node is refused by the proxy, and the Gateway says so.
+func TestGatewayHostNetwork(t *testing.T) {
+	l := labtest.Start(t, lab.Options{Nodes: 2, RoutingMode: "native", IPAMMode: "cluster-pool", CNI: "plexus", Datapath: "plexus",
+		Gateway: true, GatewayHostNetwork: true, GatewayHostNodes: "plexus.dev/edge=true"})
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	edge, inner := l.Layout.NodeName(1), l.Layout.NodeName(2)
+	must(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := l.Client.CoreV1().Nodes().Get(ctx, edge, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Labels["plexus.dev/edge"] = "true"
+		_, err = l.Client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		return err
+	}))
+	labtest.Deploy(t, l, labtest.Echo("hn-echo", 2, nil))
+	labtest.Service(t, l, "hn-echo")
+	must(l.Cilium.Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: gwv1.GatewayClassSpec{ControllerName: "io.cilium/gateway-controller"}}))
+	gateway := func(name string, port int32) {
+		must(l.Cilium.Create(ctx, &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: labtest.Namespace}, Spec: gwv1.GatewaySpec{
+			GatewayClassName: "cilium", Listeners: []gwv1.Listener{{Name: "web", Protocol: gwv1.HTTPProtocolType, Port: gwv1.PortNumber(port)}},
+		}}))
+		must(l.Cilium.Create(ctx, &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: labtest.Namespace}, Spec: gwv1.HTTPRouteSpec{
+			CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: gwv1.ObjectName(name)}}},
+			Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{
+				Name: "hn-echo", Port: new(gwv1.PortNumber(80))}}}}}},
+		}}))
+	}
+	programmed := func(name string) (metav1.Condition, []gwv1.GatewayStatusAddress, error) {
+		var gw gwv1.Gateway
+		if err := l.Cilium.Get(ctx, client.ObjectKey{Namespace: labtest.Namespace, Name: name}, &gw); err != nil {
+			return metav1.Condition{}, nil, err
+		}
+		c := meta.FindStatusCondition(gw.Status.Conditions, "Programmed")
+		if c == nil {
+			return metav1.Condition{}, nil, fmt.Errorf("%s has no Programmed condition", name)
+		}
+		return *c, gw.Status.Addresses, nil
+	}
+	c := l.ExternalClientHTTP()
+
+	t.Run("GW19_GW20_OnlyTheSelectedNodeListens", func(t *testing.T) {
+		gateway("host", 7080)
+		l.EventuallyIn(t, 90*time.Second, "programmed at the edge node's address, answering on the listener port", func() error {
+			cond, addrs, err := programmed("host")
+			if err != nil {
+				return err
+			}
+			if cond.Status != metav1.ConditionTrue || len(addrs) != 1 || addrs[0].Value != l.Layout.NodeIP(1).String() {
+				return fmt.Errorf("Programmed %s (%s), addresses %+v; want True at %s", cond.Status, cond.Message, addrs, l.Layout.NodeIP(1))
+			}
+			a, err := labtest.FetchWith(c, fmt.Sprintf("http://%s:7080/", l.Layout.NodeIP(1)))
+			if err != nil {
+				return err
+			}
+			if !strings.HasPrefix(a.Pod, "hn-echo-") || a.ForwardedFor != l.Layout.ExtClientIP().String() {
+				return fmt.Errorf("answered by %q with X-Forwarded-For %q", a.Pod, a.ForwardedFor)
+			}
+			return nil
+		})
+		if _, err := l.Client.CoreV1().Services(labtest.Namespace).Get(ctx, "cilium-gateway-host", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("a Service exists in host network mode (%v)", err)
+		}
+		if _, err := labtest.FetchWith(c, fmt.Sprintf("http://%s:7080/", l.Layout.NodeIP(2))); err == nil {
+			t.Errorf("%s, not selected, answers on 7080", inner)
+		}
+	})
+	t.Run("GW21_SamePortTwiceIsNotServed", func(t *testing.T) {
+		gateway("host-again", 7080)
+		l.EventuallyIn(t, 60*time.Second, "the second Gateway on 7080 not programmed, naming the first", func() error {
+			cond, _, err := programmed("host-again")
+			if err != nil {
+				return err
+			}
+			if cond.Status != metav1.ConditionFalse || !strings.Contains(cond.Message, "port 7080 is already used on the host network by Gateway "+labtest.Namespace+"/host") {
+				return fmt.Errorf("Programmed %s: %s", cond.Status, cond.Message)
+			}
+			return nil
+		})
+	})
+	t.Run("GW22_APortTheProxyCannotBindIsReported", func(t *testing.T) {
+		// Something else holds 9090 on the edge node, as a privileged port
+		// would be held from an Envoy without NET_BIND_SERVICE.
+		var ln net.Listener
+		must(netnstest.Do(l.NodeNetns(edge), func() (err error) { ln, err = net.Listen("tcp4", ":9090"); return err }))
+		defer ln.Close()
+		gateway("taken", 9090)
+		l.EventuallyIn(t, 60*time.Second, "the proxy's refusal on the Gateway", func() error {
+			cond, _, err := programmed("taken")
+			if err != nil {
+				return err
+			}
+			if cond.Status != metav1.ConditionFalse || !strings.Contains(cond.Message, edge) || !strings.Contains(cond.Message, "address already in use") {
+				return fmt.Errorf("Programmed %s: %s", cond.Status, cond.Message)
+			}
+			return nil
+		})
+		if cond, _, err := programmed("host"); err != nil || cond.Status != metav1.ConditionTrue {
+			t.Errorf("the first Gateway after the refusal: %+v (%v)", cond, err)
+		}
 	})
 }

@@ -205,8 +205,12 @@ func plexusControllers() []Component {
 			Identity: ServiceAccountIdentity(PlexusNamespace, "plexus-gateway"),
 			Enabled:  func(s *State) bool { return s.Gateway },
 			Args: func(e ComponentEnv) []string {
-				return append(common(e), "--secrets-namespace="+GatewaySecretsNamespace,
+				a := append(common(e), "--secrets-namespace="+GatewaySecretsNamespace,
 					"--ingress", "--ingress-shared-service="+PlexusNamespace+"/"+SharedIngressService)
+				if e.State.GatewayHostNetwork {
+					a = append(a, "--host-network", "--host-network-node-labels="+e.State.GatewayHostNodes)
+				}
+				return a
 			},
 		},
 		{

@@ -53,6 +53,10 @@ type Options struct {
 	// (test/l7standin: no Envoy can be had here) that takes its xDS, with
 	// the Gateway API CRDs and the L7 CRDs the chart does not install yet.
 	Gateway bool
+	// GatewayHostNetwork runs the gateway controller in host network mode
+	// (--host-network), with GatewayHostNodes as its node selector.
+	GatewayHostNetwork bool
+	GatewayHostNodes   string
 	// Segment is the third octet of the lab's underlay 198.18.<Segment>.0/24;
 	// two labs on one machine need different segments.
 	Segment int

@@ -38,6 +38,9 @@ type State struct {
 	// Gateway: the gateway controller, the plexus-l7proxy-node plugin and
 	// the stand-in proxy run (Options.Gateway).
 	Gateway bool `json:"gateway,omitempty"`
+	// GatewayHostNetwork and GatewayHostNodes: Options'.
+	GatewayHostNetwork bool   `json:"gatewayHostNetwork,omitempty"`
+	GatewayHostNodes   string `json:"gatewayHostNodes,omitempty"`
 	// Client is the external client's namespace on the segment.
 	Client string `json:"client,omitempty"`
 	// Router is the BGP router's namespace (FRR, see router.go), empty

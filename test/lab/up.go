@@ -91,7 +91,7 @@ func Up(ctx context.Context, o Options) error {
 		}
 	}
 	s := &State{Name: o.Name, Segment: o.Segment, RoutingMode: o.RoutingMode, IPAMMode: o.IPAMMode, IPFamily: o.IPFamily, CNI: cni, Datapath: datapath,
-		L2Announcer: l2, EgressGateway: egress, BGP: bgpNode, Policy: o.Policy, Gateway: o.Gateway, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
+		L2Announcer: l2, EgressGateway: egress, BGP: bgpNode, Policy: o.Policy, Gateway: o.Gateway, GatewayHostNetwork: o.GatewayHostNetwork, GatewayHostNodes: o.GatewayHostNodes, BinDir: abs(o.BinDir), ControlPlaneBin: abs(o.ControlPlaneBin), CNIBin: abs(o.CNIBin), path: l.StateFile()}
 	for i := 1; i <= o.Nodes; i++ {
 		n := Node{Index: i, Name: l.NodeName(i)}
 		if s.IPv4() {

@@ -60,10 +60,16 @@ func (h *harness) start() func() { return h.startWith(nil) }
 
 // startWith runs the controller with Ingress support on when ingress is set.
 func (h *harness) startWith(ingress *translate.IngressOptions) func() {
+	return h.run(func(r *Reconciler) { r.Ingress = ingress })
+}
+
+// run runs the controller as configure leaves it.
+func (h *harness) run(configure func(*Reconciler)) func() {
 	return env.RunManager(h.t, func(mgr ctrl.Manager) error {
-		return (&Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("plexus-gateway"), Passes: passes.Settings{Workers: 4},
-			SecretsNamespace: secretsNS, ProxyPortFirst: 10000, ProxyPortLast: 10009, GatewayAPI: true, GRPCRoutes: true, TLSRoutes: true, BackendTLSPolicies: true,
-			Ingress: ingress}).SetupWithManager(mgr)
+		r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("plexus-gateway"), Passes: passes.Settings{Workers: 4},
+			SecretsNamespace: secretsNS, ProxyPortFirst: 10000, ProxyPortLast: 10009, GatewayAPI: true, GRPCRoutes: true, TLSRoutes: true, BackendTLSPolicies: true}
+		configure(r)
+		return r.SetupWithManager(mgr)
 	})
 }
 

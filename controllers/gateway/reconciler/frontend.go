@@ -45,6 +45,9 @@ type frontend struct {
 	warning string
 	// settings are the Service fields its owner chose.
 	settings translate.ServiceSettings
+	// hostNetwork serves it on the selected nodes' own addresses at its
+	// listener ports: no Service, no EndpointSlice.
+	hostNetwork bool
 }
 
 // ports lists the frontend's Service ports.
@@ -241,6 +244,17 @@ func (r *Reconciler) writeFrontend(p *passes.Pass, fe *frontend, ports map[servi
 		c := desiredSecretCopy(r.SecretsNamespace, ns, name, s.Certificate, s.Key)
 		wantSecrets[c.Name] = c
 	}
+	if fe.hostNetwork {
+		// Objects of a load-balanced past go; nothing replaces them.
+		if cur.service != nil && fe.ours(cur.service) {
+			p.Write(remove(r.Client, cur.service))
+		}
+		if cur.slice != nil && fe.ours(cur.slice) {
+			p.Write(remove(r.Client, cur.slice))
+		}
+		r.writeEnvoyConfig(p, fe, res, cur, b)
+		return b
+	}
 	svc := fe.service(proxyPort)
 	switch {
 	case cur.service == nil:
@@ -265,10 +279,17 @@ func (r *Reconciler) writeFrontend(p *passes.Pass, fe *frontend, ports map[servi
 		next.Labels, next.OwnerReferences, next.AddressType, next.Ports, next.Endpoints = es.Labels, es.OwnerReferences, es.AddressType, es.Ports, es.Endpoints
 		p.Write(update(r.Client, next))
 	}
+	r.writeEnvoyConfig(p, fe, res, cur, b)
+	return b
+}
+
+// writeEnvoyConfig adds the write of a frontend's CiliumEnvoyConfig when it
+// is missing or differs, noting trouble in b.
+func (r *Reconciler) writeEnvoyConfig(p *passes.Pass, fe *frontend, res envoy.Resources, cur current, b *builtGateway) {
 	cec, err := fe.envoyConfigObject(res)
 	if err != nil {
 		b.err = err
-		return b
+		return
 	}
 	switch {
 	case cur.envoyConfig == nil:
@@ -283,7 +304,6 @@ func (r *Reconciler) writeFrontend(p *passes.Pass, fe *frontend, ports map[servi
 		p.Write(update(r.Client, next))
 		b.pending = true
 	}
-	return b
 }
 
 // staleIngressObjects deletes what this controller generated for Ingresses

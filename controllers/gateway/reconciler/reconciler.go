@@ -87,6 +87,8 @@ type Reconciler struct {
 	GatewayAPI, GRPCRoutes, TLSRoutes, BackendTLSPolicies bool
 	// Ingress, when set, turns Ingress support on with these settings.
 	Ingress *translate.IngressOptions
+	// HostNetwork, when set, serves Gateways in host network mode.
+	HostNetwork *HostNetwork
 
 	runner   passes.Runner
 	ports    proxyPorts
@@ -207,6 +209,7 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	for _, g := range out.Gateways {
 		if g.Config != nil {
 			fe := gatewayFrontend(gateways[g.Key], g.Config, g.Service)
+			fe.hostNetwork = r.HostNetwork != nil
 			frontends = append(frontends, &fe)
 			gatewayFrontends[g.Key] = &fe
 		}
@@ -220,10 +223,26 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 		}
 	}
 	wantedPorts := map[types.NamespacedName][]int32{}
+	var onHosts []*frontend
 	for _, fe := range frontends {
-		wantedPorts[fe.key] = fe.ports()
+		if fe.hostNetwork {
+			onHosts = append(onHosts, fe)
+		} else {
+			wantedPorts[fe.key] = fe.ports()
+		}
 	}
 	ports, portErrs := r.ports.plan(w.services.Items, wantedPorts)
+	var hostAddresses []string
+	if r.HostNetwork != nil {
+		owners := map[types.NamespacedName]*gwv1.Gateway{}
+		for k, fe := range gatewayFrontends {
+			owners[fe.key] = gateways[k]
+		}
+		hp, herrs := hostPorts(onHosts, owners, r.ProxyPortFirst, r.ProxyPortLast)
+		maps.Copy(ports, hp)
+		maps.Copy(portErrs, herrs)
+		hostAddresses = r.HostNetwork.hostAddresses(w.nodes.Items)
+	}
 	acks := ackIndex(w.l7proxies.Items)
 	cecs := index(w.cecs.Items)
 	services := index(w.services.Items)
@@ -237,12 +256,15 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 	}
 	slices.Sort(nodeAddresses)
 	wantSecrets := map[string]*corev1.Secret{}
-	generatedCECs := map[types.NamespacedName]bool{}
+	// The generated configs, each with the nodes that serve it (nil: all).
+	generatedCECs := map[types.NamespacedName]*HostNetwork{}
 	states := map[types.NamespacedName]frontendState{}
 	var proxied []*corev1.Service
 	for _, fe := range frontends {
-		generatedCECs[fe.envoyConfig] = true
-		if s := services[fe.key]; s != nil && fe.ours(s) {
+		generatedCECs[fe.envoyConfig] = nil
+		if fe.hostNetwork {
+			generatedCECs[fe.envoyConfig] = r.HostNetwork
+		} else if s := services[fe.key]; s != nil && fe.ours(s) {
 			proxied = append(proxied, s)
 		}
 		cur := current{service: services[fe.key], slice: slicesByName[fe.key], envoyConfig: cecs[fe.envoyConfig]}
@@ -251,6 +273,8 @@ func (r *Reconciler) decide(ctx context.Context, p *passes.Pass) error {
 			service:       cur.service,
 			acks:          acks.of(configRef(cur.envoyConfig), cur.envoyConfig),
 			nodeAddresses: nodeAddresses,
+			hostNetwork:   fe.hostNetwork,
+			hostAddresses: hostAddresses,
 		}
 	}
 	for _, g := range out.Gateways {
@@ -370,10 +394,10 @@ func proxyFrontends(services []*corev1.Service) []nodesv1alpha1.L7Frontend {
 }
 
 // desiredL7Proxies gives every node the configs whose node selector
-// matches it (the generated ones, maybe not created yet, go to all) and
-// every frontend.
+// matches it (the generated ones, maybe not created yet, go to all, or in
+// host network mode to the selected nodes) and every frontend.
 func desiredL7Proxies(nodes []corev1.Node, cecs []ciliumv2.CiliumEnvoyConfig, ccecs []ciliumv2.CiliumClusterwideEnvoyConfig,
-	generated map[types.NamespacedName]bool, frontends []nodesv1alpha1.L7Frontend) map[string]nodesv1alpha1.L7ProxySpec {
+	generated map[types.NamespacedName]*HostNetwork, frontends []nodesv1alpha1.L7Frontend) map[string]nodesv1alpha1.L7ProxySpec {
 	out := map[string]nodesv1alpha1.L7ProxySpec{}
 	for i := range nodes {
 		n := &nodes[i]
@@ -388,11 +412,13 @@ func desiredL7Proxies(nodes []corev1.Node, cecs []ciliumv2.CiliumEnvoyConfig, cc
 				refs = append(refs, ref)
 			}
 		}
-		for k := range generated {
-			add(nodesv1alpha1.EnvoyConfigRef{Kind: "CiliumEnvoyConfig", Namespace: k.Namespace, Name: k.Name})
+		for k, hosts := range generated {
+			if hosts == nil || hosts.selects(n) {
+				add(nodesv1alpha1.EnvoyConfigRef{Kind: "CiliumEnvoyConfig", Namespace: k.Namespace, Name: k.Name})
+			}
 		}
 		for j := range cecs {
-			if selects(cecs[j].Spec.NodeSelector, n) {
+			if _, ours := generated[keyOf(&cecs[j])]; !ours && selects(cecs[j].Spec.NodeSelector, n) {
 				add(configRef(&cecs[j]))
 			}
 		}

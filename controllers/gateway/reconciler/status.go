@@ -90,6 +90,10 @@ type frontendState struct {
 	built   *builtGateway
 	service *corev1.Service
 	acks    ackSummary
+	// hostNetwork says the frontend is served on the selected nodes'
+	// own addresses (hostAddresses), with no Service.
+	hostNetwork   bool
+	hostAddresses []string
 	// nodeAddresses are the nodes' InternalIPs, where a NodePort
 	// Service's ports are open.
 	nodeAddresses []string
@@ -108,6 +112,13 @@ const maxGatewayAddresses = 16
 // addresses, or for a NodePort Service the nodes' (as Envoy Gateway
 // reports them), since that is where its node ports are open.
 func (st frontendState) addresses() []gwv1.GatewayStatusAddress {
+	if st.hostNetwork {
+		var out []gwv1.GatewayStatusAddress
+		for _, a := range st.hostAddresses[:min(len(st.hostAddresses), maxGatewayAddresses)] {
+			out = append(out, gwv1.GatewayStatusAddress{Type: new(gwv1.IPAddressType), Value: a})
+		}
+		return out
+	}
 	svc := st.service
 	if svc == nil {
 		return nil
@@ -151,6 +162,8 @@ func programmed(st gatewayStatus, gen int64) metav1.Condition {
 		return no(gwv1.GatewayReasonInvalid, "%v", b.err)
 	case b.pending:
 		return no(gwv1.GatewayReasonPending, "Writing the Envoy configuration")
+	case st.hostNetwork && len(st.hostAddresses) == 0:
+		return no(gwv1.GatewayReasonAddressNotAssigned, "Host network mode: no node matches the node selector (--host-network-node-labels), so no proxy listens")
 	case len(a.refused) > 0:
 		return no(gwv1.GatewayReasonInvalid, "Node proxies refused the configuration: %s", strings.Join(a.refused, "; "))
 	case a.nodes == 0:

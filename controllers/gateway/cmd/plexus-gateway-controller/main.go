@@ -8,6 +8,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"k8s.io/apimachinery/pkg/labels"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,8 @@ func main() {
 	gatewayAPI := flag.Bool("gateway-api", true, "serve the Gateway API (waits for its CRDs)")
 	flag.StringVar(&secretsNamespace, "secrets-namespace", "cilium-secrets", "namespace the Gateways' certificates are copied to; node plugins read Secrets only there")
 	flag.StringVar(&proxyPorts, "proxy-ports", "10000-10999", "ports the node proxies listen on, one per Gateway listener port (first-last)")
+	hostNetwork := flag.Bool("host-network", false, "serve Gateways in host network mode: no LoadBalancer Service; the selected nodes' proxies listen on the listener ports themselves")
+	hostNodes := flag.String("host-network-node-labels", "", "with --host-network, the nodes whose proxies listen, as a label selector (\"role=edge\"); empty: every node")
 	ingress.bind(flag.CommandLine)
 	flag.Parse()
 	first, last, err := portRange(proxyPorts)
@@ -46,6 +49,14 @@ func main() {
 	ingressOptions, err := ingress.options()
 	if err != nil {
 		operator.Fatal(err, "Ingress flags")
+	}
+	var hosts *reconciler.HostNetwork
+	if *hostNetwork {
+		sel, err := labels.Parse(*hostNodes)
+		if err != nil {
+			operator.Fatal(err, "--host-network-node-labels")
+		}
+		hosts = &reconciler.HostNetwork{Nodes: sel}
 	}
 
 	scheme, err := operator.NewScheme(ciliumv2.AddToScheme, ciliumv2alpha1.AddToScheme, nodesv1alpha1.AddToScheme, gwv1.Install)
@@ -89,6 +100,7 @@ func main() {
 		TLSRoutes:          optional["TLSRoute"],
 		BackendTLSPolicies: optional["BackendTLSPolicy"],
 		Ingress:            ingressOptions,
+		HostNetwork:        hosts,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		operator.Fatal(err, "setting up the gateway controller")

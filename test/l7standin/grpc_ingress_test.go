@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/plexus-net/plexus/controllers/gateway/ir"
 	"github.com/plexus-net/plexus/controllers/gateway/translate"
 )
 
@@ -54,17 +53,8 @@ func TestIN28_GRPCIngressThroughTheStandIn(t *testing.T) {
 		}}},
 	}}})}
 	in.IngressClasses = []networkingv1.IngressClass{{ObjectMeta: metav1.ObjectMeta{Name: "cilium"}, Spec: networkingv1.IngressClassSpec{Controller: translate.IngressController}}}
-	out := translate.TranslateIngresses(in, translate.IngressOptions{DefaultMode: translate.Shared,
+	st := serveIngresses(t, in, translate.IngressOptions{DefaultMode: translate.Shared,
 		SharedService: types.NamespacedName{Namespace: "kube-system", Name: "cilium-ingress"}})
-	if len(out.Problems) > 0 {
-		t.Fatalf("problems: %v", out.Problems)
-	}
-	var configs []ir.Gateway
-	for _, fe := range out.Frontends {
-		configs = append(configs, fe.Config)
-	}
-	st := newStack(t)
-	st.waitAcked(t, st.serveConfigs(t, configs...))
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", st.ports[80]), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

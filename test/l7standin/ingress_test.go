@@ -25,6 +25,23 @@ func ingressPath(path string, kind networkingv1.PathType, svc string) networking
 		Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}
 }
 
+// serveIngresses translates the Ingresses of in as the controller does and
+// serves every load balancer's config on a new stack.
+func serveIngresses(t *testing.T, in translate.Input, opts translate.IngressOptions) *stack {
+	t.Helper()
+	out := translate.TranslateIngresses(in, opts)
+	if len(out.Problems) > 0 {
+		t.Fatalf("problems: %v", out.Problems)
+	}
+	var configs []ir.Gateway
+	for _, fe := range out.Frontends {
+		configs = append(configs, fe.Config)
+	}
+	st := newStack(t)
+	st.waitAcked(t, st.serveConfigs(t, configs...))
+	return st
+}
+
 func ingress(name string, annotations map[string]string, spec networkingv1.IngressSpec) networkingv1.Ingress {
 	spec.IngressClassName = new("cilium")
 	return networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Annotations: annotations}, Spec: spec}
@@ -91,16 +108,7 @@ func TestIngressesThroughTheStandIn(t *testing.T) {
 		DefaultCertificate: types.NamespacedName{Namespace: "kube-system", Name: "default-cert"},
 		SharedService:      types.NamespacedName{Namespace: "kube-system", Name: "cilium-ingress"},
 	}
-	out := translate.TranslateIngresses(in, opts)
-	if len(out.Problems) > 0 {
-		t.Fatalf("problems: %v", out.Problems)
-	}
-	var configs []ir.Gateway
-	for _, fe := range out.Frontends {
-		configs = append(configs, fe.Config)
-	}
-	st := newStack(t)
-	st.waitAcked(t, st.serveConfigs(t, configs...))
+	st := serveIngresses(t, in, opts)
 	c := client{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", st.ports[80]),
 		http: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 

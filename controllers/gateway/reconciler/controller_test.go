@@ -149,20 +149,29 @@ func wantCondition(conds []metav1.Condition, t, status, reason string) error {
 // ack writes, as a node's l7proxy plugin would, that the node's proxy
 // serves every config of its L7Proxy at the configs' current generations;
 // refuse, when set, is the error reported for every config instead.
+//
+// The controller writes the L7Proxy's spec meanwhile (its frontends follow
+// the Services' addresses), so a conflict means read and report again.
 func (h *harness) ack(node, refuse string) {
-	var p nodesv1alpha1.L7Proxy
-	h.must(h.get(client.ObjectKey{Name: node}, &p))
-	p.Status.Configs = nil
-	for _, ref := range p.Spec.Configs {
-		var cec ciliumv2.CiliumEnvoyConfig
-		h.must(h.get(client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, &cec))
-		s := nodesv1alpha1.EnvoyConfigServed{EnvoyConfigRef: ref, Generation: cec.Generation}
-		if refuse != "" {
-			s.Generation, s.Error = 0, refuse
+	h.must(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var p nodesv1alpha1.L7Proxy
+		if err := h.get(client.ObjectKey{Name: node}, &p); err != nil {
+			return err
 		}
-		p.Status.Configs = append(p.Status.Configs, s)
-	}
-	h.must(h.c.Status().Update(h.ctx, &p))
+		p.Status.Configs = nil
+		for _, ref := range p.Spec.Configs {
+			var cec ciliumv2.CiliumEnvoyConfig
+			if err := h.get(client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, &cec); err != nil {
+				return err
+			}
+			s := nodesv1alpha1.EnvoyConfigServed{EnvoyConfigRef: ref, Generation: cec.Generation}
+			if refuse != "" {
+				s.Generation, s.Error = 0, refuse
+			}
+			p.Status.Configs = append(p.Status.Configs, s)
+		}
+		return h.c.Status().Update(h.ctx, &p)
+	}))
 }
 
 func gatewayKey(name string) client.ObjectKey { return client.ObjectKey{Namespace: testNS, Name: name} }

@@ -147,16 +147,12 @@ func (p *Plugin) rebuild(ctx context.Context, _ reconcile.Request) (reconcile.Re
 	if err := p.Server.Set(ctx, snap); err != nil {
 		return reconcile.Result{}, err
 	}
-	if frontErr != nil {
-		select {
-		case p.trigger <- struct{}{}:
-		default:
-		}
-		return reconcile.Result{}, fmt.Errorf("taking in the frontends: %w", frontErr) // retried with backoff
-	}
 	select {
 	case p.trigger <- struct{}{}:
 	default:
+	}
+	if frontErr != nil {
+		return reconcile.Result{}, fmt.Errorf("taking in the frontends: %w", frontErr) // retried with backoff
 	}
 	return reconcile.Result{}, nil
 }

@@ -577,9 +577,20 @@ func splice(w http.ResponseWriter, resp *http.Response) {
 	if _, err := brw.WriteString("\r\n"); err != nil || brw.Flush() != nil {
 		return
 	}
+	// Reads go through brw, which first hands over what the server had
+	// read ahead.
+	join(backend, struct {
+		io.Reader
+		io.Writer
+	}{brw, conn})
+}
+
+// join copies bytes both ways between a and b until either direction
+// ends (the caller then closes both).
+func join(a, b io.ReadWriter) {
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(backend, brw); done <- struct{}{} }() // brw first hands over what the server had read ahead
-	go func() { _, _ = io.Copy(conn, backend); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(a, b); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(b, a); done <- struct{}{} }()
 	<-done
 }
 
@@ -835,10 +846,7 @@ func (p *Proxy) forwardTCP(cfg *Config, ch *Chain, c net.Conn, hello []byte) {
 	if _, err := up.Write(hello); err != nil {
 		return
 	}
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-	<-done
+	join(up, c)
 }
 
 // peekServerName reads a connection's ClientHello and returns its server

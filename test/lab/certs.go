@@ -78,16 +78,16 @@ func writePKI(l Layout, s *State) error {
 		}
 	}
 	for _, n := range s.Nodes {
-		if err := writeNodeKubeconfigs(l, s, ca, n); err != nil {
+		if err := writeNodeCredentials(l, s, ca, n); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// writeNodeKubeconfigs writes a node's component kubeconfigs and its pod
+// writeNodeCredentials writes a node's component kubeconfigs and its pod
 // runner's serving certificate (for the kubelet's log API).
-func writeNodeKubeconfigs(l Layout, s *State, ca *pki.CA, n Node) error {
+func writeNodeCredentials(l Layout, s *State, ca *pki.CA, n Node) error {
 	var ips []net.IP
 	for _, ip := range n.IPs() {
 		ips = append(ips, net.ParseIP(ip))

@@ -255,6 +255,9 @@ func PodLogs(stateRoot, name, namespace, pod, container string) (string, error) 
 			}
 			logs, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "*.log"))
 			for _, lf := range logs {
+				if strings.HasSuffix(lf, ".previous.log") {
+					continue // a restarted container's run before
+				}
 				if container == "" || filepath.Base(lf) == container+".log" {
 					return lf, nil
 				}

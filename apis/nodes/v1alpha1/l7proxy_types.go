@@ -9,8 +9,9 @@ import (
 // node, named after it and written by the gateway controller. The node's
 // l7proxy plugin serves their resources over xDS and reports, per config,
 // the generation its proxy acknowledged, or the resource it refused. The
-// spec names configs only, so an edit of a route rewrites one config, not
-// one object per node.
+// spec names configs, not their content, so an edit of a route rewrites
+// one config, not one object per node; it also lists the load-balancer
+// addresses the node hands to its proxy (frontends).
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
